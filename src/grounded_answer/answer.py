@@ -1,0 +1,245 @@
+"""The Answer users get: three sections, a validation report, provenance, renderings.
+
+An :class:`Answer` carries the links it was allowed to use, and its own validator checks
+every string in it against them, so an Answer that holds a foreign link cannot be built,
+whoever builds it. The renderings escape Markdown link syntax in every text that came
+from a model or a source record, so only links rendered from source records are links.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .corpus import Role
+from .links import find_links, link_key
+from .retrieve import Hit
+
+__all__ = [
+    "Answer",
+    "Provenance",
+    "Reference",
+    "Task",
+    "ValidationReport",
+    "Workflow",
+    "WorkflowStep",
+]
+
+
+class Task(BaseModel):
+    """Section 1: what the user is trying to do, and the sources that say so."""
+
+    model_config = ConfigDict(frozen=True)
+
+    statement: str
+    source_ids: list[str] = Field(default_factory=list)
+
+
+class WorkflowStep(BaseModel):
+    """A model node: what goes in, what the model does, what comes out."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(description="Node id in the graph: step1, step2, ...")
+    source_id: str = Field(description="The recommended model (source id) this step runs.")
+    model: str = Field(description="The model's name, from its source record.")
+    input: str
+    action: str
+    output: str
+
+
+class Workflow(BaseModel):
+    """Section 2: input -> model step(s) -> output, as a node pipeline."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input: str
+    steps: list[WorkflowStep]
+    output: str
+
+    def to_graph(self) -> dict[str, Any]:
+        """Nodes and edges that a workflow tool can import (input, one node per step, output)."""
+        nodes: list[dict[str, Any]] = [{"id": "input", "type": "input", "label": self.input}]
+        nodes += [
+            {"id": s.id, "type": "model", "label": s.model, "source_id": s.source_id,
+             "action": s.action}
+            for s in self.steps
+        ]
+        nodes.append({"id": "output", "type": "output", "label": self.output})
+        edges = [
+            {"from": nodes[i]["id"], "to": nodes[i + 1]["id"],
+             "label": self.steps[i].input if i < len(self.steps) else self.steps[-1].output}
+            for i in range(len(nodes) - 1)
+        ]
+        return {"nodes": nodes, "edges": edges}
+
+    def to_mermaid(self) -> str:
+        """A Mermaid flowchart of :meth:`to_graph`."""
+        graph = self.to_graph()
+        lines = ["flowchart LR"]
+        shapes = {"input": ("[/", "/]"), "model": ("[", "]"), "output": ("[\\", "\\]")}
+        for node in graph["nodes"]:
+            left, right = shapes[node["type"]]
+            lines.append(f'    {node["id"]}{left}"{_mermaid_text(node["label"])}"{right}')
+        for edge in graph["edges"]:
+            lines.append(f'    {edge["from"]} -->|"{_mermaid_text(edge["label"])}"| {edge["to"]}')
+        return "\n".join(lines)
+
+
+class Reference(BaseModel):
+    """Section 3: a source that supports the answer, with links from its record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: str = Field(description="The marker the answer's text uses for it: S1, S2, ...")
+    source_id: str
+    title: str
+    role: Role
+    url: str = Field(description="The primary link: the paper if any, else the code.")
+    paper_url: str | None = None
+    github_url: str | None = None
+    why: str
+    score: float | None = Field(default=None, description="Best retrieval score, if retrieved.")
+
+
+class ValidationReport(BaseModel):
+    """What the grounding checks found, repaired and dropped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    checks: list[str] = Field(description="The checks applied to the model output.")
+    attempts: int = Field(description="Model calls made (1 = no repair needed).")
+    repaired: list[str] = Field(
+        default_factory=list, description="Errors the model fixed when re-asked."
+    )
+    dropped: list[str] = Field(
+        default_factory=list, description="Content removed under policy 'drop'."
+    )
+    policy: str
+    valid_first_try: bool
+
+
+class Provenance(BaseModel):
+    """Where the answer came from: backend, corpus, retrieval, timings."""
+
+    model_config = ConfigDict(frozen=True)
+
+    backend: str
+    model: str
+    offline: bool = Field(description="True when no LLM server was involved.")
+    corpus: str
+    corpus_fingerprint: str
+    embedding_model: str
+    index_status: str
+    retrieved: list[Hit]
+    timings: dict[str, float] = Field(description="Seconds per stage.")
+
+
+class Answer(BaseModel):
+    """A grounded answer: task, workflow, references, and how it was made and checked."""
+
+    model_config = ConfigDict(frozen=True)
+
+    question: str
+    answerable: bool
+    task: Task
+    workflow: Workflow | None
+    references: list[Reference]
+    note: str = Field(default="", description="Why the sources fall short, when they do.")
+    allowed_links: list[str] = Field(
+        description="The only links this answer may contain: the source records' link fields."
+    )
+    validation: ValidationReport
+    provenance: Provenance
+
+    @model_validator(mode="after")
+    def _no_foreign_links(self) -> Answer:
+        allowed = {link_key(link) for link in self.allowed_links}
+        for where, text in self._texts():
+            for found in find_links(text):
+                if found.key not in allowed:
+                    raise ValueError(f"foreign link {found.text!r} in {where}")
+        return self
+
+    def _texts(self) -> Iterator[tuple[str, str]]:
+        # Everything a rendering shows, the question excepted: it is the user's own text
+        # and is rendered with its links neutralised.
+        yield "task.statement", self.task.statement
+        yield "note", self.note
+        if self.workflow:
+            yield "workflow.input", self.workflow.input
+            yield "workflow.output", self.workflow.output
+            for step in self.workflow.steps:
+                for name in ("model", "input", "action", "output"):
+                    yield f"{step.id}.{name}", getattr(step, name)
+        for ref in self.references:
+            for name in ("title", "url", "paper_url", "github_url", "why"):
+                yield f"reference {ref.source_id}.{name}", getattr(ref, name) or ""
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The whole answer as JSON, with the workflow's node graph included."""
+        data = self.model_dump(mode="json")
+        if self.workflow:
+            data["workflow"]["graph"] = self.workflow.to_graph()
+        return json.dumps(data, indent=indent, ensure_ascii=False)
+
+    def to_markdown(self) -> str:
+        """The three numbered sections, as the platform's prompt asks for them."""
+        out = [f"**Question:** {_neutralise(self.question)}", ""]
+        if self.provenance.offline:
+            out += ["> Written offline by the deterministic stub backend from the retrieved "
+                    "sources, without a language model.", ""]
+        out += ["## 1. Task", "", _md(self.task.statement), ""]
+        out += ["## 2. Workflow", ""]
+        if self.workflow and self.answerable:
+            flow = self.workflow
+            chain = " → ".join(
+                [f"**Input:** {_md(flow.input)}"]
+                + [f"**{_md(s.model)}**" for s in flow.steps]
+                + [f"**Output:** {_md(flow.output)}"]
+            )
+            out += [chain, ""]
+            for n, step in enumerate(flow.steps, start=1):
+                out.append(f"{n}. **{_md(step.model)}**: takes {_md(step.input)}; "
+                           f"{_md(step.action)}; gives {_md(step.output)}.")
+            out += ["", "```mermaid", flow.to_mermaid(), "```", ""]
+        else:
+            out += [_md(self.note) or "The provided sources do not describe a workflow for "
+                    "this question.", ""]
+        out += ["## 3. References", ""]
+        if not self.references:
+            out.append("No provided source supports an answer to this question.")
+        for ref in self.references:
+            links = [f"[Paper]({ref.paper_url})" if ref.paper_url else "",
+                     f"[GitHub]({ref.github_url})" if ref.github_url else ""]
+            kind = "recommended model" if ref.role is Role.MODEL else "paper"
+            out.append(f"- {ref.label} **{_md(ref.title)}** ({kind}): {_md(ref.why)} "
+                       + " · ".join(link for link in links if link))
+        if not self.answerable and self.note and self.workflow:
+            out += ["", _md(self.note)]
+        return "\n".join(out).rstrip() + "\n"
+
+
+_MD_SPECIAL = re.compile(r"([\[\]<>`])")
+
+
+def _md(text: str) -> str:
+    """Escape what could open a Markdown link, image, HTML tag or code span."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def _neutralise(text: str) -> str:
+    """The user's question, with any link in it made inert (it is not a source)."""
+    escaped = _md(text)
+    for found in sorted(find_links(escaped), key=lambda m: -m.start):
+        inert = found.text.replace("://", "[:]//").replace(".", "[.]")
+        escaped = escaped[: found.start] + f"`{inert}`" + escaped[found.end :]
+    return escaped
+
+
+def _mermaid_text(text: str) -> str:
+    return re.sub(r"[\"\[\]{}()<>|`]", " ", " ".join(text.split()))[:80].strip() or "-"

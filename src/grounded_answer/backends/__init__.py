@@ -1,0 +1,5 @@
+"""LLM backends behind one small interface (see :mod:`.base`)."""
+
+from .base import BACKENDS, Backend, Completion, CompletionRequest, make_backend
+
+__all__ = ["BACKENDS", "Backend", "Completion", "CompletionRequest", "make_backend"]

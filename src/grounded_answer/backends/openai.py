@@ -1,0 +1,191 @@
+"""OpenAI and every OpenAI-compatible server (vLLM, llama.cpp, Ollama) via the ``openai`` SDK.
+
+Retries are ours, not the SDK's (it is built with ``max_retries=0``): connection errors,
+timeouts, 429 and 5xx are retried up to ``llm.max_retries`` times with exponential backoff
+that honours ``Retry-After``, each delay capped by ``llm.max_backoff``, and then a typed
+:class:`~grounded_answer.errors.BackendError` says what happened. Structured output asks
+for the answer's JSON schema (aliases as an enum) and falls back to JSON mode once if the
+server refuses schemas.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import time
+from typing import Any
+
+from ..config import LLMSettings
+from ..errors import (
+    BackendConnectionError,
+    BackendError,
+    BackendRateLimitError,
+    BackendResponseError,
+    BackendTimeoutError,
+    ConfigError,
+)
+from .base import Completion, CompletionRequest
+
+__all__ = ["OpenAIBackend"]
+
+_log = logging.getLogger(__name__)
+
+
+class OpenAIBackend:
+    """Chat completions through the official client, with bounded, visible retries."""
+
+    name = "openai"
+    offline = False
+
+    def __init__(self, settings: LLMSettings, *, client: Any | None = None) -> None:
+        try:
+            import openai
+        except ImportError as exc:  # pragma: no cover - openai is a dependency
+            raise ConfigError("the openai backend needs the openai package") from exc
+        self._openai = openai
+        self.settings = settings
+        self.model = settings.model
+        self._schema_refused = settings.structured_output == "json_object"
+        self.retries_used = 0
+        if client is None:
+            key = settings.api_key.get_secret_value() if settings.api_key else None
+            client = openai.OpenAI(
+                base_url=settings.base_url,
+                api_key=key or os.environ.get("OPENAI_API_KEY") or "unused",
+                timeout=settings.timeout,
+                max_retries=0,
+            )
+        self._client = client
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        """One completion, retried on transient failures only."""
+        failures = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                response = self._client.chat.completions.create(**self._arguments(request))
+                return self._completion(response, time.perf_counter() - started)
+            except self._openai.BadRequestError as exc:
+                if not self._schema_refused and _mentions_schema(exc):
+                    _log.warning("server refused json_schema; falling back to JSON mode")
+                    self._schema_refused = True
+                    continue
+                raise BackendResponseError(
+                    f"request rejected (HTTP 400): {_short(exc)}", backend=self.name
+                ) from exc
+            except self._openai.APIError as exc:
+                error, delay = self._classify(exc, failures)
+                if delay is None or failures >= self.settings.max_retries:
+                    error.attempts = failures + 1
+                    raise error from exc
+                failures += 1
+                self.retries_used += 1
+                _log.warning("%s; retry %d/%d in %.2fs", error, failures,
+                             self.settings.max_retries, delay)
+                time.sleep(delay)
+
+    def _arguments(self, request: CompletionRequest) -> dict[str, Any]:
+        if self._schema_refused:
+            response_format: dict[str, Any] = {"type": "json_object"}
+        else:
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": "grounded_answer", "strict": True,
+                                "schema": request.json_schema},
+            }
+        return {
+            "model": self.model,
+            "messages": [m.model_dump() for m in request.messages],
+            "temperature": self.settings.temperature,
+            "max_tokens": self.settings.max_tokens,
+            "response_format": response_format,
+            "timeout": self.settings.timeout,
+        }
+
+    def _classify(self, exc: Exception, failures: int) -> tuple[BackendError, float | None]:
+        """The typed error for ``exc`` and the delay before a retry (None: do not retry)."""
+        openai = self._openai
+        backoff = min(self.settings.backoff * (2**failures), self.settings.max_backoff)
+        where = self.settings.base_url or "api.openai.com"
+        if isinstance(exc, openai.APITimeoutError):
+            return BackendTimeoutError(
+                f"no answer from {where} within {self.settings.timeout:g}s", backend=self.name
+            ), backoff
+        if isinstance(exc, openai.APIConnectionError):
+            return BackendConnectionError(
+                f"cannot connect to {where}: {_short(exc)}", backend=self.name
+            ), backoff
+        if isinstance(exc, openai.RateLimitError):
+            wait = _retry_after(exc)
+            delay = backoff if wait is None else min(wait, self.settings.max_backoff)
+            return BackendRateLimitError(
+                f"rate limited (HTTP 429) by {where}", backend=self.name
+            ), delay
+        if isinstance(exc, openai.APIStatusError):
+            status = exc.status_code
+            retry = status >= 500 or status == 408
+            wait = _retry_after(exc)
+            delay = (backoff if wait is None else min(wait, self.settings.max_backoff))
+            return BackendResponseError(
+                f"HTTP {status} from {where}: {_short(exc)}", backend=self.name
+            ), delay if retry else None
+        return BackendResponseError(
+            f"unusable response from {where}: {_short(exc)}", backend=self.name
+        ), None
+
+    def _completion(self, response: Any, seconds: float) -> Completion:
+        where = self.settings.base_url or "api.openai.com"
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list):
+            raise BackendResponseError(
+                f"malformed response body from {where} (no 'choices' list)", backend=self.name
+            )
+        if not choices:
+            raise BackendResponseError(f"empty 'choices' from {where}", backend=self.name)
+        message = choices[0].message
+        content = getattr(message, "content", None)
+        if not content:
+            refusal = getattr(message, "refusal", None)
+            raise BackendResponseError(
+                f"the model refused: {refusal}" if refusal else f"empty message from {where}",
+                backend=self.name,
+            )
+        usage = getattr(response, "usage", None)
+        return Completion(
+            text=content,
+            finish_reason=choices[0].finish_reason,
+            model=getattr(response, "model", None) or self.model,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            seconds=round(seconds, 4),
+        )
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return None if parsed is None else max(0.0, parsed.timestamp() - time.time())
+
+
+def _mentions_schema(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "response_format" in text or "json_schema" in text or "schema" in text
+
+
+def _short(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300] + ("..." if len(text) > 300 else "")

@@ -1,0 +1,161 @@
+"""The ``grounded-answer`` command: a thin layer over the library's functions.
+
+Errors print one line on stderr and exit 2 for bad input, 1 for runtime failures, with no
+traceback unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import GroundedAnswerError, UserInputError
+
+__all__ = ["main"]
+
+_PROGRESS_ABOVE = 500  # passages; smaller corpora build in a blink
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        handler: Callable[[argparse.Namespace], int] = args.run
+        return handler(args)
+    except GroundedAnswerError as exc:
+        if args.debug:
+            raise
+        kind = "error" if isinstance(exc, UserInputError) else "failed"
+        print(f"grounded-answer: {kind}: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, UserInputError) else 1
+    except KeyboardInterrupt:
+        print("grounded-answer: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grounded-answer",
+        description="Explain recommended AI models from the provided sources only.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(title="commands")
+
+    def sources(sub: argparse.ArgumentParser) -> None:
+        group = sub.add_mutually_exclusive_group()
+        group.add_argument("--bundle", metavar="FILE", help="a bundle file in the platform's format")
+        group.add_argument("--corpus", metavar="PATH", help="a corpus file (YAML or JSONL)")
+        sub.add_argument("--cache-dir", metavar="DIR", help="index cache directory")
+        sub.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+    explain = commands.add_parser("explain", help="answer a question in three sections")
+    explain.add_argument("question", nargs="?", help="default: the bundle's or corpus's question")
+    sources(explain)
+    explain.add_argument("--backend", help="LLM backend: stub (offline) or openai")
+    explain.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    explain.set_defaults(run=_explain)
+
+    search = commands.add_parser("search", help="show the passages retrieved for a question")
+    search.add_argument("question", nargs="?", help="default: the bundle's or corpus's question")
+    sources(search)
+    search.add_argument("-k", type=int, default=None, help="passages to show")
+    search.add_argument("--format", choices=["text", "json"], default="text")
+    search.set_defaults(run=_search)
+
+    index = commands.add_parser("index", help="build (or verify) the index of a corpus")
+    sources(index)
+    index.set_defaults(run=_index)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from .config import load_settings
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "cache_dir", None):
+        overrides["index"] = {"cache_dir": args.cache_dir}
+    if getattr(args, "backend", None):
+        overrides["llm"] = {"backend": args.backend}
+    if getattr(args, "k", None) is not None:
+        overrides["retrieval"] = {"k": args.k}
+    if not overrides:
+        return load_settings()
+    # Explicit flags win over environment and file, section by section.
+    base = load_settings()
+    merged = base.model_dump()
+    for section, values in overrides.items():
+        merged[section].update(values)
+    if base.llm.api_key is not None:
+        merged["llm"]["api_key"] = base.llm.api_key.get_secret_value()
+    return load_settings(**merged)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .pipeline import explain
+
+    answer = explain(args.question, bundle=args.bundle, corpus=args.corpus,
+                     settings=_settings(args))
+    print(answer.to_json() if args.format == "json" else answer.to_markdown(), end="\n"
+          if args.format == "json" else "")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from .embedding import SentenceTransformerEmbedder
+    from .pipeline import _check_question, resolve_sources, retriever_for
+
+    settings = _settings(args)
+    corpus, default_question = resolve_sources(args.bundle, args.corpus, settings)
+    question = _check_question(args.question or default_question, settings)
+    embedder = SentenceTransformerEmbedder(settings.embedding.model,
+                                           threads=settings.embedding.threads or None)
+    retriever = retriever_for(corpus, embedder, settings)
+    hits = retriever.search(question, settings.retrieval.k)
+    rows = []
+    for hit in hits:
+        source = corpus.get(hit.source_id)
+        rows.append({**hit.model_dump(), "title": source.title, "role": source.role.value,
+                     "links": list(source.links)})
+    if args.format == "json":
+        print(json.dumps({"question": question, "corpus": corpus.name,
+                          "index": retriever.index.status, "hits": rows},
+                         indent=2, ensure_ascii=False))
+    else:
+        print(f"Question: {question}\n")
+        for row in rows:
+            print(f"{row['rank']:>2}. {row['score']:.3f}  {row['title']}  [{row['passage_id']}]")
+            print(f"    {row['text'][:160]}")
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from .embedding import SentenceTransformerEmbedder
+    from .index import open_index
+    from .pipeline import resolve_sources
+
+    settings = _settings(args)
+    corpus, _ = resolve_sources(args.bundle, args.corpus, settings)
+    embedder = SentenceTransformerEmbedder(settings.embedding.model,
+                                           threads=settings.embedding.threads or None)
+    started = time.perf_counter()
+    passages = sum(len(s.passages()) for s in corpus.sources)
+    index = open_index(corpus, embedder, settings.index.cache_dir,
+                       batch_size=settings.embedding.batch_size,
+                       show_progress=passages > _PROGRESS_ABOVE and sys.stderr.isatty())
+    seconds = time.perf_counter() - started
+    print(f"{corpus.name}: {len(corpus.sources)} sources, {index.manifest.passages} passages, "
+          f"{index.status} in {seconds:.2f}s (model {index.manifest.model_id}, "
+          f"fingerprint {index.manifest.fingerprint[:12]})")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

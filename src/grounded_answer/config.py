@@ -1,0 +1,182 @@
+"""Settings: one typed object, from explicit arguments, environment, a TOML file, defaults.
+
+Precedence, highest first: arguments to :class:`Settings`, environment variables
+(``GROUNDED_ANSWER_<SECTION>__<FIELD>``, e.g. ``GROUNDED_ANSWER_LLM__BACKEND=openai``),
+the TOML file named by ``GROUNDED_ANSWER_CONFIG`` (or ``grounded-answer.toml`` in the
+working directory), then the defaults, which run fully offline. Unknown keys are errors,
+so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import ConfigError
+
+__all__ = [
+    "AnswerSettings",
+    "EmbeddingSettings",
+    "IndexSettings",
+    "LLMSettings",
+    "RetrievalSettings",
+    "Settings",
+    "load_settings",
+]
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "grounded-answer"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EmbeddingSettings(_Section):
+    """Which sentence embedding model encodes passages and questions."""
+
+    model: str | None = Field(
+        default=None,
+        description="Local path of a sentence-transformers model; None = packaged all-MiniLM-L6-v2.",
+    )
+    threads: int = Field(
+        default=1, ge=0, le=256,
+        description="torch threads (0 = torch's default). One is fastest for single queries "
+        "on small machines shared with other work.",
+    )
+    batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encode batch.")
+
+
+class IndexSettings(_Section):
+    """Where vector indexes are cached."""
+
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Directory for persisted indexes; created on demand.",
+    )
+
+
+class RetrievalSettings(_Section):
+    """How passages are found for a question."""
+
+    k: int = Field(default=8, ge=1, le=1000, description="Passages retrieved per question.")
+    max_sources: int = Field(
+        default=8, ge=1, le=100, description="Sources shown to the model (best-ranked first)."
+    )
+    min_score: float = Field(
+        default=0.2, ge=-1.0, le=1.0,
+        description="Below this best cosine similarity the sources are taken not to cover "
+        "the question (the answer says so instead of forcing a workflow).",
+    )
+
+
+class LLMSettings(_Section):
+    """Which backend writes the answer, and how to reach it."""
+
+    backend: str = Field(default="stub", description="'stub' (offline) or 'openai'.")
+    model: str = Field(default="gpt-4o-mini", description="Model name sent to the server.")
+    base_url: str | None = Field(
+        default=None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1."
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="API key; falls back to OPENAI_API_KEY, then 'unused'."
+    )
+    timeout: float = Field(default=60.0, gt=0, le=3600, description="Seconds per request.")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature.")
+    max_tokens: int = Field(default=1200, ge=16, le=100_000, description="Completion limit.")
+    max_retries: int = Field(
+        default=2, ge=0, le=10,
+        description="Retries of transient failures (connection, timeout, 429, 5xx).",
+    )
+    backoff: float = Field(
+        default=0.5, ge=0.0, le=60.0, description="First retry delay in seconds; doubles."
+    )
+    max_backoff: float = Field(
+        default=20.0, ge=0.0, le=600.0, description="Cap on one delay, Retry-After included."
+    )
+    structured_output: Literal["auto", "json_schema", "json_object"] = Field(
+        default="auto",
+        description="'auto' sends a JSON schema and falls back to JSON mode if refused.",
+    )
+
+
+class AnswerSettings(_Section):
+    """How answers are validated and repaired."""
+
+    max_repairs: int = Field(
+        default=2, ge=0, le=10, description="Re-asks with the errors after a bad answer."
+    )
+    policy: Literal["strict", "drop"] = Field(
+        default="drop",
+        description="After the repairs: 'strict' raises UngroundedAnswerError, 'drop' removes "
+        "the offending content and reports it.",
+    )
+    max_question_chars: int = Field(
+        default=4000, ge=1, le=1_000_000, description="Longer questions are refused."
+    )
+    prompts_dir: Path | None = Field(
+        default=None, description="Directory with your own system.j2 / user.j2 / repair.j2."
+    )
+
+
+class Settings(BaseSettings):
+    """Every knob of grounded-answer; the defaults answer offline with the stub backend."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GROUNDED_ANSWER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    corpus: Path | None = Field(
+        default=None, description="Corpus file (YAML/JSONL); None = the packaged default corpus."
+    )
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then environment, then the TOML file."""
+        toml_file = os.environ.get("GROUNDED_ANSWER_CONFIG") or "grounded-answer.toml"
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_file)),
+        )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings`, turning every validation problem into a :class:`ConfigError`."""
+    config = os.environ.get("GROUNDED_ANSWER_CONFIG")
+    if config and not Path(config).is_file():
+        raise ConfigError(f"GROUNDED_ANSWER_CONFIG={config!r}: file does not exist")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ConfigError(f"invalid setting {where or '(root)'}: {error['msg']}") from None
+    except (ValueError, OSError) as exc:  # a malformed TOML file
+        raise ConfigError(f"cannot read settings: {exc}") from None

@@ -1,0 +1,301 @@
+"""What the model is asked to write, and the checks that make it grounded.
+
+The model never writes a title or a URL on purpose: it cites sources by alias (``S1``,
+``S2``, ...) and the library renders titles and links from the source records. The
+checks are pydantic validators that receive the allowed aliases and links through
+validation context (``model_validate_json(..., context=GroundingContext(...))``), so one
+schema serves every corpus and nothing global is mutated. Any URL, bare domain, arXiv id
+or github.com path written in prose is checked as well.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+from .links import find_links, scrub_links
+
+__all__ = [
+    "ALIAS_RE",
+    "AnswerDraft",
+    "DraftReference",
+    "DraftStep",
+    "DraftTask",
+    "DraftWorkflow",
+    "GroundingContext",
+    "draft_json_schema",
+    "salvage_draft",
+    "validate_draft",
+]
+
+ALIAS_RE = re.compile(r"\bS(\d{1,3})\b")
+MAX_STEPS = 6
+MAX_REFERENCES = 12
+
+
+@dataclass(frozen=True)
+class GroundingContext:
+    """The aliases and link keys an answer may use; passed as pydantic validation context."""
+
+    aliases: frozenset[str]
+    link_keys: frozenset[str]
+    removed: list[str] = field(default_factory=list, compare=False)
+
+
+def _context(info: ValidationInfo) -> GroundingContext:
+    context = info.context
+    if not isinstance(context, GroundingContext):
+        raise ValueError("validation needs a GroundingContext (the allowed sources)")
+    return context
+
+
+def _check_alias(value: str, info: ValidationInfo) -> str:
+    context = _context(info)
+    value = value.strip().strip("[]")
+    if value not in context.aliases:
+        allowed = ", ".join(sorted(context.aliases, key=lambda a: int(a[1:])))
+        raise ValueError(f"unknown source id {value!r}; cite only {allowed}")
+    return value
+
+
+def _check_prose(value: str, info: ValidationInfo) -> str:
+    context = _context(info)
+    foreign = [m.text for m in find_links(value) if m.key not in context.link_keys]
+    if foreign:
+        raise ValueError(
+            "links are not allowed in text (cite source ids instead): "
+            + ", ".join(repr(f) for f in foreign[:5])
+        )
+    unknown = sorted({f"S{n}" for n in ALIAS_RE.findall(value)} - context.aliases)
+    if unknown:
+        raise ValueError(f"unknown source id(s) {', '.join(unknown)} mentioned in text")
+    return value
+
+
+SourceRef = Annotated[str, AfterValidator(_check_alias)]
+Prose = Annotated[str, AfterValidator(_check_prose)]
+
+
+class DraftTask(BaseModel):
+    """Section 1: what the user is trying to do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    statement: Prose = Field(min_length=1, max_length=800)
+    source_ids: list[SourceRef] = Field(default_factory=list, max_length=MAX_REFERENCES)
+
+
+class DraftStep(BaseModel):
+    """One node of the workflow: a model applied to an input."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_id: SourceRef
+    input: Prose = Field(min_length=1, max_length=300)
+    action: Prose = Field(min_length=1, max_length=500)
+    output: Prose = Field(min_length=1, max_length=300)
+
+
+class DraftWorkflow(BaseModel):
+    """Section 2: input -> model step(s) -> output."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: Prose = Field(min_length=1, max_length=300)
+    steps: list[DraftStep] = Field(min_length=1, max_length=MAX_STEPS)
+    output: Prose = Field(min_length=1, max_length=300)
+
+
+class DraftReference(BaseModel):
+    """Section 3: a cited source and why it supports the answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_id: SourceRef
+    why: Prose = Field(min_length=1, max_length=500)
+
+
+class AnswerDraft(BaseModel):
+    """The model's answer in terms of source aliases; links are added by the library."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answerable: bool
+    task: DraftTask
+    workflow: DraftWorkflow | None = None
+    references: list[DraftReference] = Field(default_factory=list, max_length=MAX_REFERENCES)
+    note: Prose = Field(default="", max_length=800)
+
+    @model_validator(mode="after")
+    def _sections_present(self) -> AnswerDraft:
+        if self.answerable:
+            missing = [
+                name
+                for name, present in (("workflow", self.workflow), ("references", self.references))
+                if not present
+            ]
+            if missing:
+                raise ValueError(
+                    f"missing section(s) {', '.join(missing)}: an answerable question needs "
+                    "a workflow and at least one reference"
+                )
+        elif not self.note.strip():
+            raise ValueError("answerable is false: 'note' must say why the sources fall short")
+        return self
+
+
+def validate_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | None, list[str]]:
+    """Parse and check model output; return the draft, or None and every error found."""
+    cleaned = _strip_fences(text)
+    try:
+        return AnswerDraft.model_validate_json(cleaned, context=context), []
+    except ValidationError as exc:
+        return None, [_describe(error) for error in exc.errors(include_url=False)]
+
+
+def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | None, list[str]]:
+    """Keep what is grounded in a bad draft and report what had to go (policy ``drop``).
+
+    Foreign links in prose are replaced, references and steps citing unknown sources are
+    removed, unknown ids in prose are cut. Returns None when the output is not a JSON
+    object with at least a task statement: there is nothing safe to keep.
+    """
+    dropped: list[str] = []
+    try:
+        data = json.loads(_strip_fences(text))
+    except json.JSONDecodeError:
+        return None, ["output is not valid JSON"]
+    if not isinstance(data, dict):
+        return None, ["output is not a JSON object"]
+
+    def prose(value: Any, where: str) -> str:
+        if not isinstance(value, str):
+            return ""
+        cleaned, removed = scrub_links(value, context.link_keys)
+        dropped.extend(f"{where}: link {link!r}" for link in removed)
+
+        def unknown(match: re.Match[str]) -> str:
+            if match.group(0) in context.aliases:
+                return match.group(0)
+            dropped.append(f"{where}: unknown source id {match.group(0)!r}")
+            return "[unknown source]"
+
+        return ALIAS_RE.sub(unknown, cleaned)
+
+    def alias(value: Any, where: str) -> str | None:
+        if isinstance(value, str) and value.strip().strip("[]") in context.aliases:
+            return value.strip().strip("[]")
+        dropped.append(f"{where}: unknown source id {value!r}")
+        return None
+
+    task = data.get("task") if isinstance(data.get("task"), dict) else {}
+    statement = prose(task.get("statement"), "task.statement")
+    if not statement.strip():
+        return None, [*dropped, "no task statement"]
+    ids = [alias(v, "task.source_ids") for v in _as_list(task.get("source_ids"))]
+    salvaged: dict[str, Any] = {
+        "answerable": bool(data.get("answerable", False)),
+        "task": {"statement": statement[:800], "source_ids": [i for i in ids if i]},
+        "note": prose(data.get("note"), "note")[:800],
+        "references": [],
+        "workflow": None,
+    }
+    for n, ref in enumerate(_as_list(data.get("references"))[:MAX_REFERENCES]):
+        ref = ref if isinstance(ref, dict) else {}
+        source = alias(ref.get("source_id"), f"references[{n}]")
+        if source:
+            why = prose(ref.get("why"), f"references[{n}].why")[:500] or "Cited by the model."
+            salvaged["references"].append({"source_id": source, "why": why})
+    flow = data.get("workflow") if isinstance(data.get("workflow"), dict) else None
+    if flow:
+        steps = []
+        for n, step in enumerate(_as_list(flow.get("steps"))[:MAX_STEPS]):
+            step = step if isinstance(step, dict) else {}
+            source = alias(step.get("source_id"), f"workflow.steps[{n}]")
+            if source:
+                steps.append({
+                    "source_id": source,
+                    **{k: prose(step.get(k), f"workflow.steps[{n}].{k}")[:300] or "-"
+                       for k in ("input", "output")},
+                    "action": prose(step.get("action"), f"workflow.steps[{n}].action")[:500]
+                    or "-",
+                })
+        if steps:
+            salvaged["workflow"] = {
+                "input": prose(flow.get("input"), "workflow.input")[:300] or "-",
+                "steps": steps,
+                "output": prose(flow.get("output"), "workflow.output")[:300] or "-",
+            }
+    if salvaged["workflow"] and not salvaged["references"]:
+        # The sources a workflow step uses support the answer by construction.
+        for step in salvaged["workflow"]["steps"]:
+            if step["source_id"] not in {r["source_id"] for r in salvaged["references"]}:
+                salvaged["references"].append(
+                    {"source_id": step["source_id"], "why": "Used in the workflow."}
+                )
+    if salvaged["answerable"] and not (salvaged["workflow"] and salvaged["references"]):
+        dropped.append("answerable dropped to false: workflow or references missing")
+        salvaged["answerable"] = False
+    if not salvaged["answerable"] and not salvaged["note"].strip():
+        salvaged["note"] = "The model's answer could not be fully grounded in the sources."
+    try:
+        return AnswerDraft.model_validate(salvaged, context=context), dropped
+    except ValidationError as exc:  # pragma: no cover - salvage builds valid drafts
+        return None, [*dropped, *(_describe(e) for e in exc.errors(include_url=False))]
+
+
+def draft_json_schema(aliases: list[str]) -> dict[str, Any]:
+    """The draft's JSON schema with the allowed aliases as an enum.
+
+    Grammar-constrained servers then cannot even emit an unknown id, and bounded
+    lengths keep small models from rambling past ``max_tokens``.
+    """
+    schema = copy.deepcopy(AnswerDraft.model_json_schema())
+    for definition in schema.get("$defs", {}).values():
+        props = definition.get("properties", {})
+        for name, prop in props.items():
+            if name == "source_id":
+                prop["enum"] = list(aliases)
+            elif name == "source_ids":
+                prop["items"] = {"type": "string", "enum": list(aliases)}
+    # Strict structured output wants every property required and no extras.
+    for node in [schema, *schema.get("$defs", {}).values()]:
+        if "properties" in node:
+            node["required"] = list(node["properties"])
+            node["additionalProperties"] = False
+            for prop in node["properties"].values():
+                prop.pop("default", None)
+    return schema
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _strip_fences(text: str) -> str:
+    stripped = text.strip()
+    fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", stripped, re.S)
+    return fenced.group(1) if fenced else stripped
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"]) or "answer"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "json_invalid":
+        return f"output is not valid JSON ({error.get('ctx', {}).get('error', message)})"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown field (allowed fields are in the schema)"
+    return f"{where}: {message}"

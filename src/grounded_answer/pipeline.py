@@ -1,0 +1,328 @@
+"""``explain()``: question -> retrieve -> prompt -> backend -> validate (repair) -> Answer.
+
+Data flows one way. The only links that can reach the Answer are the link fields of the
+source records in play; the model's output is checked against them by the draft
+validators, repaired by re-asking with the exact errors, and finally either refused
+(policy ``strict``) or stripped of what is not grounded (policy ``drop``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from ._resources import default_corpus_path
+from .answer import Answer, Provenance, Reference, Task, ValidationReport, Workflow, WorkflowStep
+from .backends.base import Backend, Completion, CompletionRequest, make_backend
+from .bundle import Bundle, load_bundle
+from .config import Settings, load_settings
+from .corpus import Corpus, Role, Source, load_corpus
+from .draft import (
+    ALIAS_RE,
+    AnswerDraft,
+    GroundingContext,
+    draft_json_schema,
+    salvage_draft,
+    validate_draft,
+)
+from .embedding import Embedder, SentenceTransformerEmbedder
+from .errors import Attempt, QuestionError, UngroundedAnswerError
+from .links import link_key, scrub_links
+from .prompts import ChatMessage, PromptContext, PromptPassage, PromptSource, load_prompts
+from .retrieve import Hit, Retriever, get_retriever
+
+__all__ = ["aexplain", "explain", "resolve_sources", "retriever_for"]
+
+CHECKS = [
+    "output is a JSON object matching the answer schema",
+    "every cited source id is one of the provided sources",
+    "no URL, domain, arXiv id or GitHub path outside the sources' link fields, in any text",
+    "an answerable answer has task, workflow and references; an unanswerable one says why",
+]
+
+
+def explain(
+    question: str | None = None,
+    *,
+    bundle: Bundle | str | Path | None = None,
+    corpus: Corpus | str | Path | None = None,
+    settings: Settings | None = None,
+    backend: Backend | None = None,
+    embedder: Embedder | None = None,
+) -> Answer:
+    """Answer ``question`` from the provided sources only.
+
+    Args:
+        question: The user's question; defaults to the bundle's (or corpus's example) question.
+        bundle: A bundle file or parsed :class:`Bundle`; then only its sources are allowed.
+        corpus: A corpus file or :class:`Corpus` (default: ``settings.corpus``, else the
+            packaged default corpus). Ignored when ``bundle`` is given.
+        settings: Configuration; default :func:`load_settings` (environment, TOML file).
+        backend: A backend object to use instead of the configured one (tests, custom code).
+        embedder: An embedder to use instead of the configured sentence-transformers model.
+
+    Raises:
+        UserInputError: bad question, bundle, corpus or settings (fix and call again).
+        AnswerRunError: the backend failed, or (policy ``strict``) kept breaking the rules.
+    """
+    started = time.perf_counter()
+    settings = settings or load_settings()
+    sources, default_question = resolve_sources(bundle, corpus, settings)
+    question = _check_question(question if question is not None else default_question, settings)
+    embedder = embedder or SentenceTransformerEmbedder(
+        settings.embedding.model, threads=settings.embedding.threads or None
+    )
+    backend = backend or make_backend(settings.llm)
+    timings: dict[str, float] = {}
+
+    mark = time.perf_counter()
+    retriever = retriever_for(sources, embedder, settings)
+    timings["index"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    hits, ranked = _retrieve(retriever, question, settings)
+    timings["retrieve"] = time.perf_counter() - mark
+    timings["embed_query"] = retriever.last_embed_seconds
+
+    context, alias_to_source = _prompt_context(question, hits, ranked, sources, settings)
+    grounding = GroundingContext(
+        aliases=frozenset(alias_to_source),
+        link_keys=frozenset(k for s in alias_to_source.values() for k in s.link_keys),
+    )
+    mark = time.perf_counter()
+    draft, report = _generate(backend, context, grounding, settings)
+    timings["generate"] = time.perf_counter() - mark
+    timings["total"] = time.perf_counter() - started
+    provenance = Provenance(
+        backend=backend.name,
+        model=backend.model,
+        offline=backend.offline,
+        corpus=sources.name,
+        corpus_fingerprint=sources.fingerprint,
+        embedding_model=embedder.model_id,
+        index_status=retriever.index.status,
+        retrieved=hits,
+        timings={name: round(value, 6) for name, value in timings.items()},
+    )
+    return _build_answer(question, draft, alias_to_source, ranked, report, provenance)
+
+
+async def aexplain(
+    question: str | None = None,
+    *,
+    bundle: Bundle | str | Path | None = None,
+    corpus: Corpus | str | Path | None = None,
+    settings: Settings | None = None,
+    backend: Backend | None = None,
+    embedder: Embedder | None = None,
+) -> Answer:
+    """:func:`explain` for async applications: runs in a worker thread, never blocks the loop."""
+    return await asyncio.to_thread(
+        explain, question, bundle=bundle, corpus=corpus, settings=settings, backend=backend,
+        embedder=embedder,
+    )
+
+
+def resolve_sources(
+    bundle: Bundle | str | Path | None,
+    corpus: Corpus | str | Path | None,
+    settings: Settings,
+) -> tuple[Corpus, str | None]:
+    """The corpus in play and its default question: the bundle's, else the corpus's."""
+    if bundle is not None:
+        parsed = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        return parsed.corpus, parsed.question
+    if isinstance(corpus, Corpus):
+        return corpus, corpus.question
+    loaded = load_corpus(corpus or settings.corpus or default_corpus_path())
+    return loaded, loaded.question
+
+
+def retriever_for(corpus: Corpus, embedder: Embedder, settings: Settings) -> Retriever:
+    """The shared retriever for ``corpus`` under ``settings``."""
+    return get_retriever(
+        corpus, embedder, settings.index.cache_dir, batch_size=settings.embedding.batch_size
+    )
+
+
+def _check_question(question: str | None, settings: Settings) -> str:
+    if question is None:
+        raise QuestionError("no question given, and the bundle or corpus has no example question")
+    if not isinstance(question, str):
+        raise QuestionError(f"the question must be text, not {type(question).__name__}")
+    cleaned = " ".join(question.split())
+    if not cleaned:
+        raise QuestionError("the question is empty")
+    limit = settings.answer.max_question_chars
+    if len(cleaned) > limit:
+        raise QuestionError(
+            f"the question has {len(cleaned)} characters; the limit is {limit} "
+            "(answer.max_question_chars)"
+        )
+    return cleaned
+
+
+def _retrieve(
+    retriever: Retriever, question: str, settings: Settings
+) -> tuple[list[Hit], list[tuple[Source, float]]]:
+    corpus = retriever.corpus
+    k = settings.retrieval.k
+    small = len(corpus.sources) <= settings.retrieval.max_sources
+    # A small corpus (a bundle) is scored whole, so every source gets a score and none of
+    # the recommended models is lost to a k cut-off.
+    everything = retriever.search(question, max(k, len(retriever.index.passages)) if small else k)
+    ranked = retriever.rank_sources(everything)[: settings.retrieval.max_sources]
+    return everything[:k], ranked
+
+
+def _prompt_context(
+    question: str,
+    hits: list[Hit],
+    ranked: list[tuple[Source, float]],
+    corpus: Corpus,
+    settings: Settings,
+) -> tuple[PromptContext, dict[str, Source]]:
+    score = {source.id: value for source, value in ranked}
+    chosen = [source for source, _ in ranked]
+    # Recommended models first (in corpus order), then papers by retrieval score.
+    order = {s.id: n for n, s in enumerate(corpus.sources)}
+    chosen.sort(key=lambda s: (s.role is not Role.MODEL,
+                               order[s.id] if s.role is Role.MODEL else -score[s.id]))
+    alias_to_source = {f"S{n}": source for n, source in enumerate(chosen, start=1)}
+    alias_of = {source.id: alias for alias, source in alias_to_source.items()}
+    best = max((value for _, value in ranked), default=0.0)
+    context = PromptContext(
+        question=question,
+        sources=[
+            PromptSource(alias=alias, source_id=s.id, role=s.role.value, title=s.title,
+                         summary=s.summary, score=round(score[s.id], 4))
+            for alias, s in alias_to_source.items()
+        ],
+        passages=[
+            PromptPassage(alias=alias_of[h.source_id], score=h.score, text=h.text)
+            for h in hits if h.source_id in alias_of
+        ],
+        weak_match=best < settings.retrieval.min_score,
+    )
+    return context, alias_to_source
+
+
+def _generate(
+    backend: Backend, context: PromptContext, grounding: GroundingContext, settings: Settings
+) -> tuple[AnswerDraft, ValidationReport]:
+    prompts = load_prompts(settings.answer.prompts_dir)
+    messages: list[ChatMessage] = prompts.messages(context)
+    schema = draft_json_schema(context.aliases)
+    attempts: list[Attempt] = []
+    repaired: list[str] = []
+    completion: Completion | None = None
+    for number in range(1, settings.answer.max_repairs + 2):
+        request = CompletionRequest(
+            messages=messages, json_schema=schema, context=context, attempt=number,
+            errors=list(attempts[-1].errors) if attempts else [],
+        )
+        completion = backend.complete(request)
+        draft, errors = validate_draft(completion.text, grounding)
+        if completion.finish_reason == "length":
+            errors = [f"output was cut off at max_tokens ({settings.llm.max_tokens}); "
+                      "write a shorter answer", *errors]
+            draft = None if errors[1:] else draft
+        if draft is not None:
+            repaired.extend(e for attempt in attempts for e in attempt.errors)
+            return draft, ValidationReport(
+                checks=CHECKS, attempts=number, repaired=_unique(repaired),
+                policy=settings.answer.policy, valid_first_try=number == 1,
+            )
+        attempts.append(Attempt(output=completion.text, errors=tuple(errors)))
+        messages = [*messages, ChatMessage(role="assistant", content=completion.text[:20_000]),
+                    prompts.repair(context, errors)]
+    if settings.answer.policy == "strict" or completion is None:
+        raise UngroundedAnswerError(
+            f"the {backend.name} backend's answer broke the grounding rules", attempts=attempts
+        )
+    salvaged, dropped = salvage_draft(completion.text, grounding)
+    if salvaged is None:
+        raise UngroundedAnswerError(
+            f"nothing grounded could be kept from the {backend.name} backend's answer",
+            attempts=attempts,
+        )
+    return salvaged, ValidationReport(
+        checks=CHECKS, attempts=len(attempts), dropped=dropped,
+        repaired=[], policy=settings.answer.policy, valid_first_try=False,
+    )
+
+
+def _build_answer(
+    question: str,
+    draft: AnswerDraft,
+    alias_to_source: dict[str, Source],
+    ranked: list[tuple[Source, float]],
+    report: ValidationReport,
+    provenance: Provenance,
+) -> Answer:
+    allowed = sorted({link for s in alias_to_source.values() for link in s.links})
+    allowed_keys = {link_key(link) for link in allowed}
+    score = {source.id: value for source, value in ranked}
+
+    def safe(text: str) -> str:
+        # Titles come from records, which may be hostile; prose was validated already.
+        return scrub_links(text, allowed_keys)[0]
+
+    steps = []
+    if draft.workflow:
+        steps = [
+            WorkflowStep(
+                id=f"step{n}", source_id=alias_to_source[step.source_id].id,
+                model=safe(alias_to_source[step.source_id].title),
+                input=step.input, action=step.action, output=step.output,
+            )
+            for n, step in enumerate(draft.workflow.steps, start=1)
+        ]
+    workflow = (
+        Workflow(input=draft.workflow.input, steps=steps, output=draft.workflow.output)
+        if draft.workflow else None
+    )
+    why = {ref.source_id: ref.why for ref in reversed(draft.references)}
+    cited = list(dict.fromkeys(ref.source_id for ref in draft.references))
+    # Every alias the answer mentions anywhere gets a reference, so no marker dangles.
+    texts = [draft.task.statement, draft.note]
+    if draft.workflow:
+        texts += [draft.workflow.input, draft.workflow.output]
+        texts += [f"{s.input} {s.action} {s.output} {s.source_id}" for s in draft.workflow.steps]
+    mentioned = [*draft.task.source_ids, *(m.group(0) for t in texts for m in ALIAS_RE.finditer(t))]
+    for alias in mentioned:
+        if alias in alias_to_source and alias not in cited:
+            cited.append(alias)
+            why.setdefault(alias, "Cited in the answer.")
+    references = [
+        Reference(
+            label=alias,
+            source_id=alias_to_source[alias].id,
+            title=safe(alias_to_source[alias].title),
+            role=alias_to_source[alias].role,
+            url=alias_to_source[alias].links[0],
+            paper_url=alias_to_source[alias].paper_url,
+            github_url=alias_to_source[alias].github_url,
+            why=why[alias],
+            score=score.get(alias_to_source[alias].id),
+        )
+        for alias in cited
+    ]
+    return Answer(
+        question=question,
+        answerable=draft.answerable,
+        task=Task(
+            statement=draft.task.statement,
+            source_ids=[alias_to_source[a].id for a in dict.fromkeys(draft.task.source_ids)],
+        ),
+        workflow=workflow,
+        references=references,
+        note=draft.note,
+        allowed_links=allowed,
+        validation=report,
+        provenance=provenance,
+    )
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))

@@ -1,0 +1,129 @@
+"""Rendering the templates in ``prompts/`` into chat messages.
+
+Templates are files so they can be read and changed without touching code, and users can
+point ``answer.prompts_dir`` at their own. They are rendered in Jinja2's sandbox: a
+template may come from a user's config, and source text is data, never code.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict
+
+from ._resources import default_prompts_dir
+from .errors import ConfigError
+
+__all__ = [
+    "ChatMessage",
+    "PromptContext",
+    "PromptPassage",
+    "PromptSource",
+    "Prompts",
+    "load_prompts",
+]
+
+TEMPLATES = ("system.j2", "user.j2", "repair.j2")
+
+
+class ChatMessage(BaseModel):
+    """One chat message, in the OpenAI role/content shape."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: str
+    content: str
+
+
+class PromptSource(BaseModel):
+    """A source as the model sees it: an alias instead of an id, and no links."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alias: str
+    source_id: str
+    role: str
+    title: str
+    summary: str
+    score: float | None = None
+
+
+class PromptPassage(BaseModel):
+    """A retrieved passage labelled with its source's alias."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alias: str
+    score: float
+    text: str
+
+
+class PromptContext(BaseModel):
+    """Everything a prompt (or the offline stub) needs to write an answer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    question: str
+    sources: list[PromptSource]
+    passages: list[PromptPassage]
+    weak_match: bool
+
+    @property
+    def aliases(self) -> list[str]:
+        """The ids the model may cite, in order."""
+        return [s.alias for s in self.sources]
+
+
+class Prompts:
+    """The three templates of one prompts directory."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or default_prompts_dir()
+        missing = [name for name in TEMPLATES if not (self.directory / name).is_file()]
+        if missing:
+            raise ConfigError(
+                f"prompts directory {self.directory} lacks {', '.join(missing)}"
+            )
+        env = SandboxedEnvironment(
+            loader=FileSystemLoader(str(self.directory)),
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=False,
+        )
+        try:
+            self._templates = {name: env.get_template(name) for name in TEMPLATES}
+        except TemplateError as exc:
+            raise ConfigError(f"prompt template error in {self.directory}: {exc}") from None
+
+    def messages(self, context: PromptContext) -> list[ChatMessage]:
+        """System and user messages for a first attempt."""
+        return [
+            ChatMessage(role="system", content=self._render("system.j2", context)),
+            ChatMessage(role="user", content=self._render("user.j2", context)),
+        ]
+
+    def repair(self, context: PromptContext, errors: list[str]) -> ChatMessage:
+        """The follow-up message that hands the model its exact errors."""
+        return ChatMessage(role="user", content=self._render("repair.j2", context, errors=errors))
+
+    def _render(self, name: str, context: PromptContext, **extra: object) -> str:
+        try:
+            return self._templates[name].render(
+                question=context.question,
+                sources=[s.model_dump() for s in context.sources],
+                passages=[p.model_dump() for p in context.passages],
+                weak_match=context.weak_match,
+                aliases=context.aliases,
+                **extra,
+            ).strip()
+        except TemplateError as exc:
+            raise ConfigError(f"prompt template {self.directory / name}: {exc}") from None
+
+
+@lru_cache(maxsize=8)
+def load_prompts(directory: Path | None) -> Prompts:
+    """Prompts for a directory, parsed once per process."""
+    return Prompts(directory)
