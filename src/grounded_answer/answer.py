@@ -144,7 +144,7 @@ class Answer(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    question: str
+    question: str = Field(description="The question, with any link in it made inert.")
     answerable: bool
     task: Task
     workflow: Workflow | None
@@ -158,27 +158,15 @@ class Answer(BaseModel):
 
     @model_validator(mode="after")
     def _no_foreign_links(self) -> Answer:
+        # Every string anywhere in the answer (question, prose, titles, reports, retrieved
+        # passages) is checked, so no field can smuggle a link past a renderer.
         allowed = {link_key(link) for link in self.allowed_links}
-        for where, text in self._texts():
+        data = self.model_dump(mode="json", exclude={"allowed_links"})
+        for where, text in _strings(data, ""):
             for found in find_links(text):
                 if found.key not in allowed:
                     raise ValueError(f"foreign link {found.text!r} in {where}")
         return self
-
-    def _texts(self) -> Iterator[tuple[str, str]]:
-        # Everything a rendering shows, the question excepted: it is the user's own text
-        # and is rendered with its links neutralised.
-        yield "task.statement", self.task.statement
-        yield "note", self.note
-        if self.workflow:
-            yield "workflow.input", self.workflow.input
-            yield "workflow.output", self.workflow.output
-            for step in self.workflow.steps:
-                for name in ("model", "input", "action", "output"):
-                    yield f"{step.id}.{name}", getattr(step, name)
-        for ref in self.references:
-            for name in ("title", "url", "paper_url", "github_url", "why"):
-                yield f"reference {ref.source_id}.{name}", getattr(ref, name) or ""
 
     def to_json(self, *, indent: int | None = 2) -> str:
         """The whole answer as JSON, with the workflow's node graph included."""
@@ -189,7 +177,7 @@ class Answer(BaseModel):
 
     def to_markdown(self) -> str:
         """The three numbered sections, as the platform's prompt asks for them."""
-        out = [f"**Question:** {_neutralise(self.question)}", ""]
+        out = [f"**Question:** {_md(self.question)}", ""]
         if self.provenance.offline:
             out += ["> Written offline by the deterministic stub backend from the retrieved "
                     "sources, without a language model.", ""]
@@ -227,18 +215,20 @@ class Answer(BaseModel):
 _MD_SPECIAL = re.compile(r"([\[\]<>`])")
 
 
+def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            yield from _strings(item, f"{where}[{n}]")
+
+
 def _md(text: str) -> str:
     """Escape what could open a Markdown link, image, HTML tag or code span."""
     return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
-
-
-def _neutralise(text: str) -> str:
-    """The user's question, with any link in it made inert (it is not a source)."""
-    escaped = _md(text)
-    for found in sorted(find_links(escaped), key=lambda m: -m.start):
-        inert = found.text.replace("://", "[:]//").replace(".", "[.]")
-        escaped = escaped[: found.start] + f"`{inert}`" + escaped[found.end :]
-    return escaped
 
 
 def _mermaid_text(text: str) -> str:

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .links import defang
+
 __all__ = [
     "AnswerRunError",
     "Attempt",
@@ -159,7 +161,8 @@ class UngroundedAnswerError(AnswerRunError):
     def __init__(self, message: str, *, attempts: Sequence[Attempt]) -> None:
         self.attempts = tuple(attempts)
         last = self.attempts[-1].errors if self.attempts else ()
-        detail = "; ".join(last[:3]) + (" ..." if len(last) > 3 else "")
+        # The errors quote the offending links; the message shows them defanged.
+        detail = defang("; ".join(last[:3])) + (" ..." if len(last) > 3 else "")
         super().__init__(
             f"{message} after {len(self.attempts)} attempt(s)" + (f": {detail}" if detail else "")
         )

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "LinkMatch",
+    "defang",
     "find_links",
     "is_http_url",
     "link_key",
@@ -130,3 +131,19 @@ def scrub_links(
         return text, removed
     pieces.append(text[last:])
     return "".join(pieces), removed
+
+
+def defang(text: str) -> str:
+    """Make every link in ``text`` inert and unmatchable, for reports and echoed input.
+
+    ``https://evil.io/x`` becomes ``https[:]//evil[.]io/x``: still readable in a report of
+    what was removed, no longer a link for a renderer or for :func:`find_links`.
+    """
+    pieces: list[str] = []
+    last = 0
+    for found in find_links(text):
+        pieces.append(text[last : found.start])
+        pieces.append(found.text.replace("://", "[:]//").replace(".", "[.]"))
+        last = found.end
+    pieces.append(text[last:])
+    return "".join(pieces)

@@ -28,7 +28,7 @@ from .draft import (
 )
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import Attempt, QuestionError, UngroundedAnswerError
-from .links import link_key, scrub_links
+from .links import defang, link_key, scrub_links
 from .prompts import ChatMessage, PromptContext, PromptPassage, PromptSource, load_prompts
 from .retrieve import Hit, Retriever, get_retriever
 
@@ -101,7 +101,8 @@ def explain(
         corpus_fingerprint=sources.fingerprint,
         embedding_model=embedder.model_id,
         index_status=retriever.index.status,
-        retrieved=hits,
+        # Passages quote source summaries, which may carry links that are not sources.
+        retrieved=[hit.model_copy(update={"text": defang(hit.text)}) for hit in hits],
         timings={name: round(value, 6) for name, value in timings.items()},
     )
     return _build_answer(question, draft, alias_to_source, ranked, report, provenance)
@@ -308,8 +309,12 @@ def _build_answer(
         )
         for alias in cited
     ]
+    report = report.model_copy(update={
+        "repaired": [defang(e) for e in report.repaired],
+        "dropped": [defang(e) for e in report.dropped],
+    })
     return Answer(
-        question=question,
+        question=defang(question),
         answerable=draft.answerable,
         task=Task(
             statement=draft.task.statement,

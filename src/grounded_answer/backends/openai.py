@@ -10,6 +10,7 @@ server refuses schemas.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import logging
 import os
@@ -65,14 +66,16 @@ class OpenAIBackend:
             started = time.perf_counter()
             try:
                 response = self._client.chat.completions.create(**self._arguments(request))
-                return self._completion(response, time.perf_counter() - started)
             except self._openai.BadRequestError as exc:
-                if not self._schema_refused and _mentions_schema(exc):
+                # Only 'auto' may fall back: 'json_schema' means the caller wants schemas.
+                if (self.settings.structured_output == "auto" and not self._schema_refused
+                        and _mentions_schema(exc)):
                     _log.warning("server refused json_schema; falling back to JSON mode")
                     self._schema_refused = True
                     continue
                 raise BackendResponseError(
-                    f"request rejected (HTTP 400): {_short(exc)}", backend=self.name
+                    f"request rejected (HTTP 400): {_short(exc)}", backend=self.name,
+                    attempts=failures + 1,
                 ) from exc
             except self._openai.APIError as exc:
                 error, delay = self._classify(exc, failures)
@@ -84,6 +87,22 @@ class OpenAIBackend:
                 _log.warning("%s; retry %d/%d in %.2fs", error, failures,
                              self.settings.max_retries, delay)
                 time.sleep(delay)
+                continue
+            except ValueError as exc:
+                # The SDK decodes a body labelled JSON without wrapping a decode error.
+                raise BackendResponseError(
+                    f"malformed response body from {self._where} (not JSON: {_short(exc)})",
+                    backend=self.name, attempts=failures + 1,
+                ) from exc
+            try:
+                return self._completion(response, time.perf_counter() - started)
+            except BackendError as error:
+                error.attempts = failures + 1
+                raise
+
+    @property
+    def _where(self) -> str:
+        return self.settings.base_url or "api.openai.com"
 
     def _arguments(self, request: CompletionRequest) -> dict[str, Any]:
         if self._schema_refused:
@@ -107,7 +126,7 @@ class OpenAIBackend:
         """The typed error for ``exc`` and the delay before a retry (None: do not retry)."""
         openai = self._openai
         backoff = min(self.settings.backoff * (2**failures), self.settings.max_backoff)
-        where = self.settings.base_url or "api.openai.com"
+        where = self._where
         if isinstance(exc, openai.APITimeoutError):
             return BackendTimeoutError(
                 f"no answer from {where} within {self.settings.timeout:g}s", backend=self.name
@@ -135,7 +154,7 @@ class OpenAIBackend:
         ), None
 
     def _completion(self, response: Any, seconds: float) -> Completion:
-        where = self.settings.base_url or "api.openai.com"
+        where = self._where
         choices = getattr(response, "choices", None)
         if not isinstance(choices, list):
             raise BackendResponseError(
@@ -143,23 +162,30 @@ class OpenAIBackend:
             )
         if not choices:
             raise BackendResponseError(f"empty 'choices' from {where}", backend=self.name)
-        message = choices[0].message
+        # Bodies are not validated by the SDK, so a choice may lack any field.
+        message = getattr(choices[0], "message", None)
         content = getattr(message, "content", None)
-        if not content:
+        if not content or not isinstance(content, str):
             refusal = getattr(message, "refusal", None)
             raise BackendResponseError(
                 f"the model refused: {refusal}" if refusal else f"empty message from {where}",
                 backend=self.name,
             )
+        finish_reason = getattr(choices[0], "finish_reason", None)
+        model = getattr(response, "model", None)
         usage = getattr(response, "usage", None)
         return Completion(
             text=content,
-            finish_reason=choices[0].finish_reason,
-            model=getattr(response, "model", None) or self.model,
-            prompt_tokens=getattr(usage, "prompt_tokens", None),
-            completion_tokens=getattr(usage, "completion_tokens", None),
+            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+            model=model if isinstance(model, str) and model else self.model,
+            prompt_tokens=_count(getattr(usage, "prompt_tokens", None)),
+            completion_tokens=_count(getattr(usage, "completion_tokens", None)),
             seconds=round(seconds, 4),
         )
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -177,8 +203,14 @@ def _retry_after(exc: Exception) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return None if parsed is None else max(0.0, parsed.timestamp() - time.time())
+        pass
+    try:  # an HTTP date; anything else is ignored (the backoff applies)
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:  # "-0000" parses naive; HTTP dates are UTC
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 def _mentions_schema(exc: Exception) -> bool:

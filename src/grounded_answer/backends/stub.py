@@ -77,7 +77,7 @@ def stub_draft(context: PromptContext) -> dict[str, object]:
     if context.weak_match or not context.sources:
         best = context.sources[0] if context.sources else None
         closest = (
-            f" The closest source, {clean(best.title)} ({best.alias}), matches it only weakly"
+            f" The closest source, {clean(best.title)}, matches it only weakly"
             f" (similarity {best.score:.2f})." if best and best.score is not None else ""
         )
         return {

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from grounded_answer import Corpus, CorpusError, Role, Source, load_bundle, load_corpus
+from grounded_answer._resources import default_corpus_path
+
+from .conftest import SEED
+
+
+def source(**fields: object) -> Source:
+    base: dict[str, object] = {"id": "s1", "role": "paper", "title": "T",
+                               "paper_url": "https://a.org/p"}
+    return Source.model_validate({**base, **fields})
+
+
+def test_source_needs_an_http_link() -> None:
+    with pytest.raises(ValidationError, match="at least one link"):
+        source(paper_url=None)
+    with pytest.raises(ValidationError, match="not an http"):
+        source(paper_url="file:///etc/passwd")
+    assert source(paper_url=None, github_url="https://github.com/a/b").links == (
+        "https://github.com/a/b",)
+
+
+def test_fingerprint_changes_with_any_content() -> None:
+    one = Corpus(sources=(source(),))
+    assert one.fingerprint == Corpus(sources=(source(),)).fingerprint
+    assert one.fingerprint != Corpus(sources=(source(summary="x"),)).fingerprint
+    assert one.fingerprint != Corpus(sources=(source(metadata={"k": 1}),)).fingerprint
+
+
+def test_model_without_summary_gets_a_meaningful_passage() -> None:
+    model = source(role="model", title="Deblur-MSSNet-RealBlurR",
+                   github_url="https://github.com/kky7/MSSNet")
+    (head,) = model.passages()
+    assert "deblurring" in head.text and "Real Blur" in head.text
+    assert head.source_id == "s1" and head.id == "s1#0"
+
+
+def test_long_summary_is_chunked_with_title_on_every_chunk() -> None:
+    summary = " ".join(f"Sentence number {n} says something." for n in range(60))
+    passages = source(title="Long", summary=summary).passages(max_words=50)
+    assert len(passages) > 3
+    assert all(p.text.startswith("Long") for p in passages)
+    assert all(len(p.text.split()) <= 60 for p in passages[1:])
+
+
+def test_default_corpus_is_the_seed_bundle() -> None:
+    corpus = load_corpus(default_corpus_path())
+    seed = load_bundle(SEED)
+    assert corpus.question == seed.question
+    assert [s.title for s in corpus.sources] == [s.title for s in seed.corpus.sources]
+    assert [s.links for s in corpus.sources] == [s.links for s in seed.corpus.sources]
+    assert [s.summary for s in corpus.sources] == [s.summary for s in seed.corpus.sources]
+    assert corpus.sources[0].role is Role.MODEL
+
+
+def test_jsonl_corpus(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    rows = [{"id": "a", "role": "model", "title": "A", "github_url": "https://github.com/a/a"},
+            {"id": "b", "role": "paper", "title": "B", "paper_url": "https://b.org/b"}]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    corpus = load_corpus(path)
+    assert [s.id for s in corpus.sources] == ["a", "b"]
+    assert corpus.name == "c"
+
+
+YAML_HEAD = "sources:\n"
+GOOD = "  - id: a\n    role: model\n    title: A\n    github_url: https://github.com/a/a\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "record", "field", "words"),
+    [
+        (GOOD + GOOD, 6, "a", "id", "duplicate source id"),
+        (GOOD + "  - id: b\n    role: paper\n    paper_url: https://b.org\n", 6, "b", "title",
+         "required field is missing"),
+        (GOOD + "  - id: b\n    role: paper\n    title: B\n    paper_url: b.org\n", 6, "b",
+         "paper_url", "not an http(s) URL"),
+        (GOOD + "  - id: b\n    role: paper\n    title: 3\n    paper_url: https://b.org\n", 6, "b",
+         "title", "valid string"),
+        (GOOD + "  - id: b\n    role: paper\n    title: B\n    paper_url: https://b.org\n"
+         "    year: 2020\n", 6, "b", "year", "unknown field"),
+        (GOOD + "  - id: b\n    role: author\n    title: B\n    paper_url: https://b.org\n", 6,
+         "b", "role", "'model' or 'paper'"),
+        (GOOD + "  - just a string\n", 6, 2, None, "must be a mapping"),
+    ],
+)
+def test_bad_records_are_named(
+    tmp_path: Path, body: str, line: int, record: object, field: str | None, words: str
+) -> None:
+    path = tmp_path / "corpus.yaml"
+    path.write_text(YAML_HEAD + body)
+    with pytest.raises(CorpusError) as caught:
+        load_corpus(path)
+    error = caught.value
+    assert (error.path, error.line, error.record, error.field) == (str(path), line, record, field)
+    assert words in str(error)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("missing.yaml", None, "does not exist"),
+        ("empty.yaml", "", "empty"),
+        ("list.yaml", "- a\n- b\n", "expected a mapping"),
+        ("broken.yaml", "sources: [\n", "invalid YAML"),
+        ("extra.yaml", "sourcez: []\nsources: []\n", "unknown top-level key(s): sourcez"),
+        ("nosources.yaml", "sources: []\n", "no sources"),
+        ("bad.jsonl", '{"id": "a"\n', "invalid JSON"),
+    ],
+)
+def test_bad_files(tmp_path: Path, name: str, content: str | None, words: str) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(CorpusError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        load_corpus(path)
+
+
+def test_non_utf8_corpus(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"sources:\n  - id: a\n    title: caf\xe9\n")
+    with pytest.raises(CorpusError, match="not UTF-8"):
+        load_corpus(path)
