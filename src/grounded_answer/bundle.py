@@ -23,7 +23,9 @@ from .links import is_http_url, link_key
 
 __all__ = ["Bundle", "load_bundle", "parse_bundle"]
 
-_QUESTION_MARKER = re.compile(r"^(?:a user has asked the following question|question)\s*:\s*(?P<rest>.*)$", re.I)
+_QUESTION_MARKER = re.compile(
+    r"^(?:a user has asked the following question|question)\s*:\s*(?P<rest>.*)$", re.I
+)
 _SECTION = re.compile(r"^#{1,6}\s*(?P<name>.+?)\s*:?\s*$")
 _FIELD = re.compile(r"^(?P<key>[A-Za-z][A-Za-z ]{0,20}?)\s*:\s*(?P<value>.*)$")
 _TITLE_KEYS = {"model", "title", "name", "paper title"}

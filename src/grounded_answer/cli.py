@@ -51,10 +51,12 @@ def _parser() -> argparse.ArgumentParser:
 
     def sources(sub: argparse.ArgumentParser) -> None:
         group = sub.add_mutually_exclusive_group()
-        group.add_argument("--bundle", metavar="FILE", help="a bundle file in the platform's format")
+        group.add_argument("--bundle", metavar="FILE",
+                           help="a bundle file in the platform's format")
         group.add_argument("--corpus", metavar="PATH", help="a corpus file (YAML or JSONL)")
         sub.add_argument("--cache-dir", metavar="DIR", help="index cache directory")
-        sub.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks on errors")
 
     explain = commands.add_parser("explain", help="answer a question in three sections")
     explain.add_argument("question", nargs="?", help="default: the bundle's or corpus's question")

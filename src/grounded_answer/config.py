@@ -48,7 +48,8 @@ class EmbeddingSettings(_Section):
 
     model: str | None = Field(
         default=None,
-        description="Local path of a sentence-transformers model; None = packaged all-MiniLM-L6-v2.",
+        description="Local path of a sentence-transformers model; "
+        "None = the packaged all-MiniLM-L6-v2.",
     )
     threads: int = Field(
         default=1, ge=0, le=256,

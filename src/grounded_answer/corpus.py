@@ -191,7 +191,7 @@ class Corpus(BaseModel):
 
 
 def make_source_id(title: str, taken: set[str]) -> str:
-    """A readable, stable id from a title: "Deblur-MSSNet-RealBlurR" -> "deblur-mssnet-realblurr"."""
+    """A readable id from a title, stable across runs: "Deblur-MSSNet" -> "deblur-mssnet"."""
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60].strip("-") or "source"
     candidate, n = slug, 2
     while candidate in taken:
@@ -282,7 +282,7 @@ def _read_yaml(text: str, file: Path) -> tuple[list[Any], list[int | None], dict
     if not isinstance(records, list):
         raise CorpusError("must be a list of source records", path=file, field="sources")
     lines: list[int | None] = [None] * len(records)
-    for key_node, value_node in node.value:
+    for key_node, value_node in getattr(node, "value", ()):
         if key_node.value == "sources" and isinstance(value_node, yaml.SequenceNode):
             lines = [item.start_mark.line + 1 for item in value_node.value]
     return records, lines, dict(data)

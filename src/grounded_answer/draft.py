@@ -201,7 +201,7 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
         dropped.append(f"{where}: unknown source id {value!r}")
         return None
 
-    task = data.get("task") if isinstance(data.get("task"), dict) else {}
+    task: dict[str, Any] = data["task"] if isinstance(data.get("task"), dict) else {}
     statement = prose(task.get("statement"), "task.statement")
     if not statement.strip():
         return None, [*dropped, "no task statement"]
@@ -219,7 +219,9 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
         if source:
             why = prose(ref.get("why"), f"references[{n}].why")[:500] or "Cited by the model."
             salvaged["references"].append({"source_id": source, "why": why})
-    flow = data.get("workflow") if isinstance(data.get("workflow"), dict) else None
+    flow: dict[str, Any] | None = (
+        data["workflow"] if isinstance(data.get("workflow"), dict) else None
+    )
     if flow:
         steps = []
         for n, step in enumerate(_as_list(flow.get("steps"))[:MAX_STEPS]):

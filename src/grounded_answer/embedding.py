@@ -125,7 +125,7 @@ def _load(path: str | None, threads: int | None) -> Any:
     try:  # a weight-loading progress bar on every start is noise in a CLI
         from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
         pass
     if path is None:

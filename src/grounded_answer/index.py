@@ -147,8 +147,8 @@ def open_index(
 def _ensure_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe-", delete=True)
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
     except OSError as exc:
         raise ConfigError(
             f"index cache directory {path} is not writable ({exc.strerror or exc}); "

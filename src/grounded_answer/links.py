@@ -32,9 +32,15 @@ _TLDS = (
     "com|org|net|io|ai|dev|app|co|edu|gov|info|me|xyz|ly|gl|to|site|online|link|"
     "cc|biz|uk|de|fr|cn|ru|jp|kr|eu|us|ca|au|in|nl|ch|tv|page|cloud|tech|top"
 )
-_BARE = rf"(?<![\w@./-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{_TLDS})(?![\w-])(?:/[^\s<>\"'`\]\[(){{}}|\\^]*)?"
+_BARE = (
+    rf"(?<![\w@./-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{_TLDS})(?![\w-])"
+    r"(?:/[^\s<>\"'`\]\[(){}|\\^]*)?"
+)
 # New-style arXiv identifiers (YYMM.NNNNN, optional version), bare or as "arXiv:ID".
-_ARXIV_ID = r"(?<![\w./-])(?:arxiv:\s*)?(?:0[7-9]|[1-3]\d)(?:0[1-9]|1[0-2])\.\d{4,5}(?:v\d+)?(?![\w.]\d|\w)"
+_ARXIV_ID = (
+    r"(?<![\w./-])(?:arxiv:\s*)?(?:0[7-9]|[1-3]\d)(?:0[1-9]|1[0-2])\.\d{4,5}(?:v\d+)?"
+    r"(?![\w.]\d|\w)"
+)
 _LINK_RE = re.compile(rf"{_URL}|{_BARE}|{_ARXIV_ID}", re.IGNORECASE)
 _TRAILING = ".,;:!?*_~'\""
 _ARXIV_PATH = re.compile(

@@ -65,6 +65,7 @@ def explain(
     Raises:
         UserInputError: bad question, bundle, corpus or settings (fix and call again).
         AnswerRunError: the backend failed, or (policy ``strict``) kept breaking the rules.
+
     """
     started = time.perf_counter()
     settings = settings or load_settings()

@@ -97,7 +97,9 @@ _ABBREVIATIONS = {
 
 
 def expand_name(name: str) -> str:
-    """Spell a terse model name out as words: "Deblur-MSSNet-RealBlurR" -> "deblurring MSSNet Real Blur R".
+    """Spell a terse model name out as words.
+
+    "Deblur-MSSNet-RealBlurR" becomes "deblurring MSSNet MSS Net RealBlurR Real Blur R".
 
     CamelCase, digits and separators are split; known task abbreviations are spelled out.
     """

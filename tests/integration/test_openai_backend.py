@@ -7,6 +7,7 @@ the requests it saw, so "our retries, not the SDK's" is checked by arithmetic.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import time
 from collections.abc import Iterator
@@ -118,6 +119,11 @@ def request() -> CompletionRequest:
     )
 
 
+def refanged(text: str) -> str:
+    """``text`` with defanged links (``https[:]//evil[.]com``) written plainly again."""
+    return text.replace("[", "").replace("]", "")
+
+
 def run_explain(settings: Settings, bundle: Bundle) -> Any:
     return explain(bundle=bundle, settings=settings, embedder=HashEmbedder())
 
@@ -212,6 +218,14 @@ def test_slow_server_times_out_without_hanging(server: ChatServer) -> None:
     assert "within 0.3s" in str(caught.value)
 
 
+def test_server_stops_promptly_while_a_reply_is_sleeping() -> None:
+    with ChatServer([slow(30)]) as running:
+        with pytest.raises(BackendTimeoutError):
+            backend_for(running.url, timeout=0.2, max_retries=0).complete(request())
+        started = time.monotonic()
+    assert time.monotonic() - started < 2.0
+
+
 def test_slow_then_fast_recovers(server: ChatServer) -> None:
     server.push(slow(30), GOOD)
     completion = backend_for(server.url, timeout=0.3, max_retries=1).complete(request())
@@ -246,7 +260,16 @@ def test_retry_after_is_capped_by_max_backoff(server: ChatServer) -> None:
     assert time.monotonic() - started < 3.0
 
 
-@pytest.mark.parametrize("value", ["soon", "Wed, 21 Oct 2015 07:28:00 GMT"])
+@pytest.mark.parametrize("usegmt", [True, False])
+def test_retry_after_as_an_http_date(server: ChatServer, usegmt: bool) -> None:
+    # usegmt=False writes "-0000", which parses to a naive datetime.
+    when = email.utils.formatdate(time.time() + 5, usegmt=usegmt)
+    server.push(rate_limit(retry_after=when), GOOD)
+    backend_for(server.url, backoff=0.01, max_backoff=0.3).complete(request())
+    assert 0.3 <= server.times[1] - server.times[0] < 2.0
+
+
+@pytest.mark.parametrize("value", ["soon", "Wed, 21 Oct 2015 07:28:00 GMT", "-5"])
 def test_unusable_or_past_retry_after_falls_back_to_backoff(
     server: ChatServer, value: str
 ) -> None:
@@ -284,6 +307,8 @@ def test_5xx_forever_gives_up_after_max_retries(server: ChatServer, retries: int
     assert caught.value.attempts == retries + 1
     assert "HTTP 500" in str(caught.value)
     assert "scripted HTTP 500" in str(caught.value)
+    # Every request is a first try as far as the SDK knows: its own retries are off.
+    assert {h.get("x-stainless-retry-count") for h in server.headers} <= {"0", None}
 
 
 def test_sdk_retries_are_off_even_when_the_server_asks_for_them(server: ChatServer) -> None:
@@ -320,6 +345,41 @@ def test_empty_choices_is_a_typed_error(server: ChatServer) -> None:
     with pytest.raises(BackendResponseError, match="empty 'choices'"):
         backend_for(server.url).complete(request())
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"choices": "none"},
+        {"choices": [None]},
+        {"choices": [{"index": 0, "message": None, "finish_reason": "stop"}]},
+        {"choices": [{"index": 0, "message": {"role": "assistant", "content": 42}}]},
+        {"id": "x"},
+        [],
+    ],
+    ids=["choices-not-list", "null-choice", "null-message", "content-not-text", "no-choices",
+         "array"],
+)
+def test_odd_json_bodies_are_typed_errors(server: ChatServer, body: Any) -> None:
+    server.default = status(200, body)
+    with pytest.raises(BackendResponseError):
+        backend_for(server.url).complete(request())
+    assert len(server.requests) == 1
+
+
+def test_refusal_is_reported(server: ChatServer) -> None:
+    refused = {"choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": None, "refusal": "I cannot help with that."}}]}
+    server.default = status(200, refused)
+    with pytest.raises(BackendResponseError, match="refused: I cannot help"):
+        backend_for(server.url).complete(request())
+
+
+def test_attempts_count_the_retries_before_a_final_error(server: ChatServer) -> None:
+    server.push(status(503), status(502), malformed())
+    with pytest.raises(BackendResponseError, match="malformed") as caught:
+        backend_for(server.url, max_retries=3).complete(request())
+    assert caught.value.attempts == 3
 
 
 def test_empty_message_is_a_typed_error(server: ChatServer) -> None:
@@ -406,8 +466,8 @@ def test_foreign_link_is_repaired_on_the_second_request(
     server.push(draft(f"Deblur the photo, see {EVIL} (S1)."), GOOD)
     answer = run_explain(settings_for(tmp_path, server.url), seed_bundle)
     assert answer.validation.attempts == 2
-    assert any("evil.example.com" in error for error in answer.validation.repaired)
-    assert "evil.example.com" in server.user_messages(1)[-1]
+    assert any("evil.example.com" in refanged(e) for e in answer.validation.repaired)
+    assert "evil.example.com" in refanged(server.user_messages(1)[-1])
     assert "evil.example.com" not in answer.to_markdown()
     assert "evil.example.com" not in answer.task.statement
     # In the JSON it survives only in the report of what was repaired.
@@ -442,7 +502,7 @@ def test_drop_policy_removes_foreign_links_everywhere(
     assert "evil.example.com" not in answer.task.statement
     assert "evil.example.com" not in answer.to_markdown()
     dropped = answer.validation.dropped
-    assert any("evil.example.com" in item for item in dropped)
+    assert any("evil.example.com" in refanged(item) for item in dropped)
     assert any("S99" in item for item in dropped)
     # The only place the link may still appear in the JSON is the report of what was dropped.
     data = json.loads(answer.to_json())

@@ -4,8 +4,10 @@ Retries are ours, not the SDK's (it is built with ``max_retries=0``): connection
 timeouts, 429 and 5xx are retried up to ``llm.max_retries`` times with exponential backoff
 that honours ``Retry-After``, each delay capped by ``llm.max_backoff``, and then a typed
 :class:`~grounded_answer.errors.BackendError` says what happened. Structured output asks
-for the answer's JSON schema (aliases as an enum) and falls back to JSON mode once if the
-server refuses schemas.
+for the answer's JSON schema (aliases as an enum) and, under ``structured_output="auto"``,
+falls back to JSON mode once if the server refuses schemas. A body that is not a usable
+completion (not JSON, no choices, no text) is a ``BackendResponseError``, never a traceback
+from inside the SDK.
 """
 
 from __future__ import annotations
@@ -63,9 +65,10 @@ class OpenAIBackend:
         """One completion, retried on transient failures only."""
         failures = 0
         while True:
+            arguments = self._arguments(request)
             started = time.perf_counter()
             try:
-                response = self._client.chat.completions.create(**self._arguments(request))
+                response = self._client.chat.completions.create(**arguments)
             except self._openai.BadRequestError as exc:
                 # Only 'auto' may fall back: 'json_schema' means the caller wants schemas.
                 if (self.settings.structured_output == "auto" and not self._schema_refused
@@ -123,7 +126,7 @@ class OpenAIBackend:
         }
 
     def _classify(self, exc: Exception, failures: int) -> tuple[BackendError, float | None]:
-        """The typed error for ``exc`` and the delay before a retry (None: do not retry)."""
+        """Return the typed error for ``exc`` and the delay before a retry (None: no retry)."""
         openai = self._openai
         backoff = min(self.settings.backoff * (2**failures), self.settings.max_backoff)
         where = self._where
@@ -209,7 +212,7 @@ def _retry_after(exc: Exception) -> float | None:
     except (TypeError, ValueError, IndexError):
         return None
     if parsed.tzinfo is None:  # "-0000" parses naive; HTTP dates are UTC
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        parsed = parsed.replace(tzinfo=datetime.UTC)
     return max(0.0, parsed.timestamp() - time.time())
 
 

@@ -1,0 +1,105 @@
+"""The command line, run as a user runs it: a subprocess of the installed entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import BUNDLES, SEED
+
+
+def cli(
+    *args: str, cache: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "GROUNDED_ANSWER_INDEX__CACHE_DIR": str(cache), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "grounded_answer.cli", *args],
+                          capture_output=True, text=True, env=full_env, timeout=300)
+
+
+@pytest.mark.slow
+def test_search_bundle_json(tmp_path: Path) -> None:
+    result = cli("search", "--bundle", str(SEED), "--format", "json", cache=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["question"].startswith("I tried enlarging")
+    ranks = [hit["rank"] for hit in data["hits"]]
+    scores = [hit["score"] for hit in data["hits"]]
+    assert ranks == sorted(ranks) and scores == sorted(scores, reverse=True)
+    assert {"title", "links", "source_id", "text"} <= set(data["hits"][0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bundle", ["04_asr_meeting_transcripts.txt",
+                                    "12_document_invoice_extraction.txt",
+                                    "09_video_frame_interpolation.txt"])
+def test_explain_json_on_other_domains(tmp_path: Path, bundle: str) -> None:
+    result = cli("explain", "--bundle", str(BUNDLES / bundle), "--format", "json", cache=tmp_path)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert {"question", "answerable", "task", "workflow", "references"} <= set(data)
+    assert data["answerable"] is True
+    assert data["workflow"]["steps"] and data["references"]
+    assert all(ref["title"] and ref["url"].startswith("http") for ref in data["references"])
+    bundle_text = (BUNDLES / bundle).read_text()
+    assert all(ref["url"] in bundle_text for ref in data["references"])
+
+
+@pytest.mark.slow
+def test_explain_markdown_default_corpus(tmp_path: Path) -> None:
+    result = cli("explain", cache=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "## 1. Task" in result.stdout and "https://github.com/kky7/MSSNet" in result.stdout
+
+
+def test_malformed_bundle_one_line_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text("no question here\n")
+    for command in ("search", "explain", "index"):
+        result = cli(command, "--bundle", str(bad), cache=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+        assert f"{bad}:1:" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "env", "words"), [
+    (["explain", "--bundle", "/nonexistent/b.txt"], {}, "does not exist"),
+    (["explain", "--corpus", "/nonexistent/c.yaml"], {}, "does not exist"),
+    (["explain", "   ", "--bundle", str(SEED)], {}, "question is empty"),
+    (["explain", "--bundle", str(SEED), "--backend", "gpt5"], {}, "unknown backend 'gpt5'"),
+    (["explain", "--bundle", str(SEED)], {"GROUNDED_ANSWER_RETRIEVAL__K": "many"},
+     "retrieval.k"),
+    (["explain", "--bundle", str(SEED)], {"GROUNDED_ANSWER_LLM__TEMPERATURE": "9"},
+     "llm.temperature"),
+    (["explain", "--bundle", str(SEED)], {"GROUNDED_ANSWER_CONFIG": "/nonexistent.toml"},
+     "does not exist"),
+])
+def test_bad_input_exit_2(tmp_path: Path, args: list[str], env: dict[str, str],
+                          words: str) -> None:
+    result = cli(*args, cache=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_runtime_failure_exit_1(tmp_path: Path) -> None:
+    env = {"GROUNDED_ANSWER_LLM__BACKEND": "openai",
+           "GROUNDED_ANSWER_LLM__BASE_URL": "http://127.0.0.1:9/v1",
+           "GROUNDED_ANSWER_LLM__MAX_RETRIES": "0", "GROUNDED_ANSWER_LLM__TIMEOUT": "2"}
+    result = cli("explain", "--bundle", str(SEED), cache=tmp_path, env=env)
+    assert result.returncode == 1, result.stderr
+    assert "cannot connect" in result.stderr and "Traceback" not in result.stderr
+    debug = cli("--debug", "explain", "--bundle", str(SEED), cache=tmp_path, env=env)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_index_command(tmp_path: Path) -> None:
+    result = cli("index", "--bundle", str(SEED), cache=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "4 sources" in result.stdout and "built" in result.stdout
+    again = cli("index", "--bundle", str(SEED), cache=tmp_path)
+    assert "loaded" in again.stdout
