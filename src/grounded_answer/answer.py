@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .corpus import Role
-from .links import find_links, link_key
+from .links import cut_outside_links, find_links, link_key, scrub_links
 from .retrieve import Hit
 
 __all__ = [
@@ -173,7 +173,7 @@ class Answer(BaseModel):
         data = self.model_dump(mode="json")
         if self.workflow:
             data["workflow"]["graph"] = self.workflow.to_graph()
-        return json.dumps(data, indent=indent, ensure_ascii=False)
+        return self._last_guard(json.dumps(data, indent=indent, ensure_ascii=False))
 
     def to_markdown(self) -> str:
         """The three numbered sections, as the platform's prompt asks for them."""
@@ -209,7 +209,12 @@ class Answer(BaseModel):
                        + " · ".join(link for link in links if link))
         if not self.answerable and self.note and self.workflow:
             out += ["", _md(self.note)]
-        return "\n".join(out).rstrip() + "\n"
+        return self._last_guard("\n".join(out).rstrip() + "\n")
+
+    def _last_guard(self, rendered: str) -> str:
+        # The fields were validated; this catches a rendering bug (a cut or joined link)
+        # before it reaches a user, whatever the cause.
+        return scrub_links(rendered, {link_key(link) for link in self.allowed_links})[0]
 
 
 _MD_SPECIAL = re.compile(r"([\[\]<>`])")
@@ -232,4 +237,5 @@ def _md(text: str) -> str:
 
 
 def _mermaid_text(text: str) -> str:
-    return re.sub(r"[\"\[\]{}()<>|`]", " ", " ".join(text.split()))[:80].strip() or "-"
+    label = re.sub(r"[\"\[\]{}()<>|`]", " ", " ".join(text.split()))
+    return cut_outside_links(label, 80).strip() or "-"

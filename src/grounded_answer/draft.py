@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from .links import find_links, scrub_links
+from .links import cut_outside_links, find_links, scrub_links
 
 __all__ = [
     "ALIAS_RE",
@@ -181,7 +181,7 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
     if not isinstance(data, dict):
         return None, ["output is not a JSON object"]
 
-    def prose(value: Any, where: str) -> str:
+    def prose(value: Any, where: str, limit: int) -> str:
         if not isinstance(value, str):
             return ""
         cleaned, removed = scrub_links(value, context.link_keys)
@@ -193,7 +193,7 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
             dropped.append(f"{where}: unknown source id {match.group(0)!r}")
             return "[unknown source]"
 
-        return ALIAS_RE.sub(unknown, cleaned)
+        return cut_outside_links(ALIAS_RE.sub(unknown, cleaned), limit)
 
     def alias(value: Any, where: str) -> str | None:
         if isinstance(value, str) and value.strip().strip("[]") in context.aliases:
@@ -202,14 +202,14 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
         return None
 
     task: dict[str, Any] = data["task"] if isinstance(data.get("task"), dict) else {}
-    statement = prose(task.get("statement"), "task.statement")
+    statement = prose(task.get("statement"), "task.statement", 800)
     if not statement.strip():
         return None, [*dropped, "no task statement"]
     ids = [alias(v, "task.source_ids") for v in _as_list(task.get("source_ids"))]
     salvaged: dict[str, Any] = {
         "answerable": bool(data.get("answerable", False)),
-        "task": {"statement": statement[:800], "source_ids": [i for i in ids if i]},
-        "note": prose(data.get("note"), "note")[:800],
+        "task": {"statement": statement, "source_ids": [i for i in ids if i]},
+        "note": prose(data.get("note"), "note", 800),
         "references": [],
         "workflow": None,
     }
@@ -217,7 +217,7 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
         ref = ref if isinstance(ref, dict) else {}
         source = alias(ref.get("source_id"), f"references[{n}]")
         if source:
-            why = prose(ref.get("why"), f"references[{n}].why")[:500] or "Cited by the model."
+            why = prose(ref.get("why"), f"references[{n}].why", 500) or "Cited by the model."
             salvaged["references"].append({"source_id": source, "why": why})
     flow: dict[str, Any] | None = (
         data["workflow"] if isinstance(data.get("workflow"), dict) else None
@@ -230,16 +230,16 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
             if source:
                 steps.append({
                     "source_id": source,
-                    **{k: prose(step.get(k), f"workflow.steps[{n}].{k}")[:300] or "-"
+                    **{k: prose(step.get(k), f"workflow.steps[{n}].{k}", 300) or "-"
                        for k in ("input", "output")},
-                    "action": prose(step.get("action"), f"workflow.steps[{n}].action")[:500]
+                    "action": prose(step.get("action"), f"workflow.steps[{n}].action", 500)
                     or "-",
                 })
         if steps:
             salvaged["workflow"] = {
-                "input": prose(flow.get("input"), "workflow.input")[:300] or "-",
+                "input": prose(flow.get("input"), "workflow.input", 300) or "-",
                 "steps": steps,
-                "output": prose(flow.get("output"), "workflow.output")[:300] or "-",
+                "output": prose(flow.get("output"), "workflow.output", 300) or "-",
             }
     if salvaged["workflow"] and not salvaged["references"]:
         # The sources a workflow step uses support the answer by construction.

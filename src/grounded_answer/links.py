@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "LinkMatch",
+    "cut_outside_links",
     "defang",
     "find_links",
     "is_http_url",
@@ -153,3 +154,19 @@ def defang(text: str) -> str:
         last = found.end
     pieces.append(text[last:])
     return "".join(pieces)
+
+
+def cut_outside_links(text: str, limit: int) -> str:
+    """Shorten ``text`` to ``limit`` characters without cutting through a link.
+
+    A cut link is a different link: ``https://github.com/kky7/MSSNet`` cut short is
+    ``https://github.com/kky7/MSSNe``, which no source has. A link that would be cut is
+    dropped whole instead.
+    """
+    if len(text) <= limit:
+        return text
+    cut = limit
+    for found in find_links(text):
+        if found.start < cut < found.end:
+            cut = found.start
+    return text[:cut].rstrip()
