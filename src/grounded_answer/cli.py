@@ -75,6 +75,28 @@ def _parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="build (or verify) the index of a corpus")
     sources(index)
     index.set_defaults(run=_index)
+
+    evaluate = commands.add_parser("eval", help="measure retrieval or answer quality")
+    kinds = evaluate.add_subparsers(title="what to evaluate")
+    retrieval = kinds.add_parser("retrieval", help="nDCG@10 / recall@100 on a BEIR directory")
+    retrieval.add_argument("--beir", metavar="DIR", required=True, help="BEIR-layout directory")
+    retrieval.add_argument("--split", default="test", help="qrels split (default: test)")
+    retrieval.add_argument("--method", choices=["dense", "bm25", "hybrid"], default=None,
+                           help="default: the configured retrieval.method")
+    retrieval.add_argument("--cache-dir", metavar="DIR", help="embedding cache directory")
+    retrieval.add_argument("--threads", type=int, default=None,
+                           help="torch threads for encoding the corpus")
+    retrieval.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    retrieval.set_defaults(run=_eval_retrieval)
+    answers = kinds.add_parser("answers", help="answer quality over labelled bundles")
+    answers.add_argument("--bundles", metavar="DIR", required=True,
+                         help="folder of bundle files with a labels.json")
+    answers.add_argument("--labels", metavar="FILE", help="default: DIR/labels.json")
+    answers.add_argument("--backend", help="LLM backend: stub (offline) or openai")
+    answers.add_argument("--cache-dir", metavar="DIR", help="index cache directory")
+    answers.add_argument("--json", metavar="FILE", dest="json_out", help="also write JSON here")
+    answers.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    answers.set_defaults(run=_eval_answers)
     return parser
 
 
@@ -120,7 +142,9 @@ def _search(args: argparse.Namespace) -> int:
     embedder = SentenceTransformerEmbedder(settings.embedding.model,
                                            threads=settings.embedding.threads or None)
     retriever = retriever_for(corpus, embedder, settings)
-    hits = retriever.search(question, settings.retrieval.k)
+    options = settings.retrieval
+    hits = retriever.search(question, options.k, method=options.method, fusion=options.fusion,
+                            alpha=options.alpha, max_per_source=options.max_per_source)
     rows = []
     for hit in hits:
         source = corpus.get(hit.source_id)
@@ -156,6 +180,46 @@ def _index(args: argparse.Namespace) -> int:
     print(f"{corpus.name}: {len(corpus.sources)} sources, {index.manifest.passages} passages, "
           f"{index.status} in {seconds:.2f}s (model {index.manifest.model_id}, "
           f"fingerprint {index.manifest.fingerprint[:12]})")
+    return 0
+
+
+def _eval_retrieval(args: argparse.Namespace) -> int:
+    from .embedding import SentenceTransformerEmbedder
+    from .evaluation import evaluate_retrieval, load_beir
+
+    settings = _settings(args)
+    method = args.method or settings.retrieval.method
+    data = load_beir(args.beir, args.split)
+    threads = args.threads if args.threads is not None else settings.embedding.threads
+    embedder = None if method == "bm25" else SentenceTransformerEmbedder(
+        settings.embedding.model, threads=threads or None)
+    print(f"{args.beir} [{args.split}]: {len(data.doc_ids)} documents, "
+          f"{len(data.queries)} queries, method {method}", file=sys.stderr)
+    result = evaluate_retrieval(
+        data, embedder, settings.index.cache_dir, method=method,
+        fusion=settings.retrieval.fusion, alpha=settings.retrieval.alpha,
+        batch_size=settings.embedding.batch_size, show_progress=sys.stderr.isatty(),
+    )
+    print(f"nDCG@10     {result['ndcg@10']:.4f}")
+    print(f"recall@100  {result['recall@100']:.4f}")
+    print(f"queries     {result['queries']}")
+    print(json.dumps({key: result[key] for key in ("ndcg@10", "recall@100", "queries")}))
+    return 0
+
+
+def _eval_answers(args: argparse.Namespace) -> int:
+    from .answer_eval import evaluate_answers, format_table
+
+    scores, overall = evaluate_answers(args.bundles, settings=_settings(args),
+                                       labels_file=args.labels)
+    print(format_table(scores))
+    print()
+    print(json.dumps(overall))
+    if args.json_out:
+        from pathlib import Path
+
+        Path(args.json_out).write_text(json.dumps(
+            {"overall": overall, "bundles": [s.model_dump() for s in scores]}, indent=2))
     return 0
 
 

@@ -72,6 +72,19 @@ class RetrievalSettings(_Section):
     """How passages are found for a question."""
 
     k: int = Field(default=8, ge=1, le=1000, description="Passages retrieved per question.")
+    method: Literal["dense", "bm25", "hybrid"] = Field(
+        default="hybrid", description="Dense embeddings, BM25, or both fused."
+    )
+    fusion: Literal["rrf", "weighted"] = Field(
+        default="rrf", description="How hybrid combines the two rankings."
+    )
+    alpha: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Weight of the dense ranking in hybrid fusion."
+    )
+    max_per_source: int | None = Field(
+        default=2, ge=1, le=100,
+        description="At most this many of the top passages from one source (None = no cap).",
+    )
     max_sources: int = Field(
         default=8, ge=1, le=100, description="Sources shown to the model (best-ranked first)."
     )

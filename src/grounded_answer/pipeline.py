@@ -172,7 +172,13 @@ def _retrieve(
     small = len(corpus.sources) <= settings.retrieval.max_sources
     # A small corpus (a bundle) is scored whole, so every source gets a score and none of
     # the recommended models is lost to a k cut-off.
-    everything = retriever.search(question, max(k, len(retriever.index.passages)) if small else k)
+    options = settings.retrieval
+    everything = retriever.search(
+        question,
+        max(k, len(retriever.index.passages)) if small else k,
+        method=options.method, fusion=options.fusion, alpha=options.alpha,
+        max_per_source=options.max_per_source,
+    )
     ranked = retriever.rank_sources(everything)[: settings.retrieval.max_sources]
     return everything[:k], ranked
 
@@ -185,14 +191,18 @@ def _prompt_context(
     settings: Settings,
 ) -> tuple[PromptContext, dict[str, Source]]:
     score = {source.id: value for source, value in ranked}
+    position = {source.id: n for n, (source, _) in enumerate(ranked)}
     chosen = [source for source, _ in ranked]
     # Recommended models first (in corpus order), then papers by retrieval score.
     order = {s.id: n for n, s in enumerate(corpus.sources)}
     chosen.sort(key=lambda s: (s.role is not Role.MODEL,
-                               order[s.id] if s.role is Role.MODEL else -score[s.id]))
+                               order[s.id] if s.role is Role.MODEL else position[s.id]))
     alias_to_source = {f"S{n}": source for n, source in enumerate(chosen, start=1)}
     alias_of = {source.id: alias for alias, source in alias_to_source.items()}
-    best = max((value for _, value in ranked), default=0.0)
+    # Answerability is judged on cosine similarity, whose scale means the same for every
+    # corpus; BM25-only retrieval has no such scale, so there only "no hit" is weak.
+    cosines = [h.cosine for h in hits if h.cosine is not None]
+    weak = max(cosines) < settings.retrieval.min_score if cosines else not hits
     context = PromptContext(
         question=question,
         sources=[
@@ -204,7 +214,7 @@ def _prompt_context(
             PromptPassage(alias=alias_of[h.source_id], score=h.score, text=h.text)
             for h in hits if h.source_id in alias_of
         ],
-        weak_match=best < settings.retrieval.min_score,
+        weak_match=weak,
     )
     return context, alias_to_source
 

@@ -1,74 +1,174 @@
 """Question -> ranked passages of one corpus, with their sources and scores.
 
-A :class:`Retriever` owns one corpus's index. Retrievers are cached per process (keyed by
-cache directory, corpus fingerprint and model), so a warm ``explain`` pays one query
-embedding and one index search, and many threads share one index.
+Three methods share one interface: ``dense`` (cosine over sentence embeddings),
+``bm25`` (exact terms), and ``hybrid`` (both, fused by reciprocal rank or by a weighted
+sum of min-max normalised scores). A per-source cap keeps one long source from filling
+every slot. Retrievers are cached per process (keyed by cache directory, corpus
+fingerprint and model), so a warm ``explain`` pays one query embedding and one search,
+and many threads share one index.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .corpus import Corpus, Source
 from .embedding import Embedder
 from .index import VectorIndex, open_index
+from .sparse import BM25Index
 
-__all__ = ["Hit", "Retriever", "get_retriever"]
+__all__ = ["Hit", "Method", "Retriever", "fuse", "get_retriever"]
 
-_RETRIEVERS: dict[tuple[str, str, str], Retriever] = {}
+Method = Literal["dense", "bm25", "hybrid"]
+Fusion = Literal["rrf", "weighted"]
+
+_RETRIEVERS: OrderedDict[tuple[str, str, str], Retriever] = OrderedDict()
 _RETRIEVERS_LOCK = threading.Lock()
+_MAX_CACHED = 64  # corpora kept warm per process; bundles come and go
 
 
 class Hit(BaseModel):
-    """One retrieved passage with its source and cosine score."""
+    """One retrieved passage with its source and scores."""
 
     model_config = ConfigDict(frozen=True)
 
     rank: int = Field(description="1 = best.")
-    score: float = Field(description="Cosine similarity between question and passage.")
+    score: float = Field(description="The ranking score of the method used (fused for hybrid).")
+    cosine: float | None = Field(
+        default=None, description="Cosine similarity to the question (dense and hybrid)."
+    )
     passage_id: str
     source_id: str
     text: str
 
 
+def fuse(
+    dense: Sequence[tuple[int, float]],
+    sparse: Sequence[tuple[int, float]],
+    *,
+    method: Fusion = "rrf",
+    alpha: float = 0.5,
+    rrf_k: int = 60,
+) -> list[tuple[int, float]]:
+    """Combine two ranked lists of (position, score) into one, best first.
+
+    ``rrf`` sums ``1 / (rrf_k + rank)``; it ignores score scales, so it is robust when one
+    list's scores are unusual. ``weighted`` min-max normalises each list over its own
+    candidates and takes ``alpha * dense + (1 - alpha) * sparse`` (absent = 0).
+    """
+    fused: dict[int, float] = {}
+    if method == "rrf":
+        for weight, ranked in ((alpha, dense), (1.0 - alpha, sparse)):
+            for rank, (position, _) in enumerate(ranked, start=1):
+                fused[position] = fused.get(position, 0.0) + 2 * weight / (rrf_k + rank)
+    else:
+        for weight, ranked in ((alpha, dense), (1.0 - alpha, sparse)):
+            if not ranked:
+                continue
+            scores = [score for _, score in ranked]
+            low, span = min(scores), (max(scores) - min(scores)) or 1.0
+            for position, score in ranked:
+                fused[position] = fused.get(position, 0.0) + weight * (score - low) / span
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
 class Retriever:
-    """Dense retrieval over one corpus's passages."""
+    """Ranked passages of one corpus for a question."""
 
     def __init__(self, corpus: Corpus, embedder: Embedder, index: VectorIndex) -> None:
         self.corpus = corpus
         self.embedder = embedder
         self.index = index
         self.last_embed_seconds = 0.0
+        self._bm25: BM25Index | None = None
+        self._bm25_lock = threading.Lock()
 
-    def search(self, question: str, k: int) -> list[Hit]:
-        """The ``k`` passages closest to ``question``, best first."""
-        started = time.perf_counter()
-        vector = self.embedder.encode([question])
-        self.last_embed_seconds = time.perf_counter() - started
-        ranked = self.index.search(vector, k)[0]
+    @property
+    def bm25(self) -> BM25Index:
+        """The BM25 index of the same passages, built on first use."""
+        if self._bm25 is None:
+            with self._bm25_lock:
+                if self._bm25 is None:
+                    self._bm25 = BM25Index([p.text for p in self.index.passages])
+        return self._bm25
+
+    def search(
+        self,
+        question: str,
+        k: int,
+        *,
+        method: Method = "hybrid",
+        fusion: Fusion = "rrf",
+        alpha: float = 0.5,
+        max_per_source: int | None = None,
+    ) -> list[Hit]:
+        """The ``k`` best passages for ``question``, best first.
+
+        With ``max_per_source``, a source gets at most that many of the first slots;
+        its further passages only fill slots nothing else wants.
+        """
         passages = self.index.passages
+        pool = min(len(passages), max(k * 4, 50))
+        cosine: dict[int, float] = {}
+        dense: list[tuple[int, float]] = []
+        if method in ("dense", "hybrid"):
+            started = time.perf_counter()
+            vector = self.embedder.encode([question])
+            self.last_embed_seconds = time.perf_counter() - started
+            dense = self.index.search(vector, pool)[0]
+            cosine = dict(dense)
+        sparse = self.bm25.search(question, pool) if method in ("bm25", "hybrid") else []
+        if method == "dense":
+            ranked = dense
+        elif method == "bm25":
+            ranked = sparse
+        else:
+            ranked = fuse(dense, sparse, method=fusion, alpha=alpha)
+        ranked = _cap_per_source(ranked, [p.source_id for p in passages], max_per_source)
         return [
             Hit(
                 rank=rank,
                 score=round(score, 6),
-                passage_id=passages[i].id,
-                source_id=passages[i].source_id,
-                text=passages[i].text,
+                cosine=None if position not in cosine else round(cosine[position], 6),
+                passage_id=passages[position].id,
+                source_id=passages[position].source_id,
+                text=passages[position].text,
             )
-            for rank, (i, score) in enumerate(ranked, start=1)
+            for rank, (position, score) in enumerate(ranked[:k], start=1)
         ]
 
     def rank_sources(self, hits: list[Hit]) -> list[tuple[Source, float]]:
-        """Each source once, by its best passage score, best first."""
+        """Each source once, in order of its best hit, with its best cosine (or score)."""
         best: dict[str, float] = {}
-        for hit in hits:
-            best[hit.source_id] = max(best.get(hit.source_id, -1.0), hit.score)
-        ordered = sorted(best.items(), key=lambda item: -item[1])
-        return [(self.corpus.get(source_id), score) for source_id, score in ordered]
+        for hit in hits:  # hits are best first, so the first hit fixes the order
+            value = hit.cosine if hit.cosine is not None else hit.score
+            best[hit.source_id] = max(best.get(hit.source_id, value), value)
+        return [(self.corpus.get(source_id), value) for source_id, value in best.items()]
+
+
+def _cap_per_source(
+    ranked: list[tuple[int, float]], owners: list[str], cap: int | None
+) -> list[tuple[int, float]]:
+    if not cap:
+        return ranked
+    kept: list[tuple[int, float]] = []
+    overflow: list[tuple[int, float]] = []
+    used: dict[str, int] = {}
+    for position, score in ranked:
+        owner = owners[position]
+        if used.get(owner, 0) < cap:
+            used[owner] = used.get(owner, 0) + 1
+            kept.append((position, score))
+        else:
+            overflow.append((position, score))
+    return kept + overflow
 
 
 def get_retriever(
@@ -81,15 +181,16 @@ def get_retriever(
 ) -> Retriever:
     """A process-wide shared retriever for this corpus, opening or building its index once."""
     key = (str(cache_dir), corpus.fingerprint, embedder.model_id)
-    retriever = _RETRIEVERS.get(key)
-    if retriever is not None:
-        return retriever
     with _RETRIEVERS_LOCK:
         retriever = _RETRIEVERS.get(key)
-        if retriever is None:
-            index = open_index(
-                corpus, embedder, cache_dir, batch_size=batch_size, show_progress=show_progress
-            )
-            retriever = Retriever(corpus, embedder, index)
-            _RETRIEVERS[key] = retriever
-    return retriever
+        if retriever is not None:
+            _RETRIEVERS.move_to_end(key)
+            return retriever
+        index = open_index(
+            corpus, embedder, cache_dir, batch_size=batch_size, show_progress=show_progress
+        )
+        retriever = Retriever(corpus, embedder, index)
+        _RETRIEVERS[key] = retriever
+        while len(_RETRIEVERS) > _MAX_CACHED:
+            _RETRIEVERS.popitem(last=False)
+        return retriever

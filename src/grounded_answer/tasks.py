@@ -73,7 +73,7 @@ _LEXICON: tuple[tuple[str, TaskHint], ...] = (
                         "predicts the distance of every pixel")),
     (r"caption", TaskHint("image captioning", "an image", "a caption",
                           "describes the image in words")),
-    (r"classif|recogni", TaskHint("image classification", "an image", "class labels",
+    (r"classif|image recognition", TaskHint("image classification", "an image", "class labels",
                                   "assigns the image to categories")),
     (r"quality assessment|\biqa\b", TaskHint(
         "image quality assessment", "an image", "a quality score",

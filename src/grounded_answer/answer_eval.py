@@ -1,0 +1,183 @@
+"""Answer evaluation over a folder of labelled bundles.
+
+``labels.json`` beside the bundles maps each bundle file name to::
+
+    {"answerable": true,
+     "task_keywords": ["deblur", "sharp"],      # the task statement names one of these
+     "relevant": ["https://...", ...],          # a link of each source a good answer cites
+     "optional": ["https://...", ...]}          # may be cited or not, without penalty
+
+Sources are matched to labels by link (normalised), so labels survive id changes.
+Citation precision counts every cited source that is neither relevant nor optional as
+wrong; recall counts relevant sources the answer left out. Foreign links are counted in
+the Answer's JSON and Markdown: any other number than zero is a bug.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .backends.base import Backend
+from .bundle import load_bundle
+from .config import Settings
+from .corpus import Role
+from .embedding import Embedder
+from .errors import ConfigError, GroundedAnswerError
+from .links import find_links, link_key
+from .pipeline import explain
+
+__all__ = ["BundleLabel", "BundleScore", "evaluate_answers", "format_table"]
+
+
+class BundleLabel(BaseModel):
+    """What a good answer to one bundle looks like."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    answerable: bool
+    task_keywords: list[str] = Field(default_factory=list)
+    relevant: list[str] = Field(default_factory=list)
+    optional: list[str] = Field(default_factory=list)
+
+
+class BundleScore(BaseModel):
+    """The measurements of one answer."""
+
+    bundle: str
+    parsed: bool
+    error: str = ""
+    sections_complete: bool = False
+    foreign_links: int = 0
+    recall: float | None = None
+    precision: float | None = None
+    answerable_correct: bool = False
+    task_named: bool | None = None
+    models_cited: bool | None = None
+    repairs: int = 0
+    seconds: float = 0.0
+
+
+def evaluate_answers(
+    directory: str | Path,
+    *,
+    settings: Settings,
+    backend: Backend | None = None,
+    embedder: Embedder | None = None,
+    labels_file: str | Path | None = None,
+) -> tuple[list[BundleScore], dict[str, Any]]:
+    """Answer every labelled bundle in ``directory``; return per-bundle and overall scores."""
+    folder = Path(directory)
+    labels_path = Path(labels_file) if labels_file else folder / "labels.json"
+    try:
+        raw = json.loads(labels_path.read_text(encoding="utf-8"))
+        labels = {name: BundleLabel.model_validate(value) for name, value in raw.items()}
+    except FileNotFoundError:
+        raise ConfigError(f"labels file {labels_path} does not exist") from None
+    except (json.JSONDecodeError, ValidationError, AttributeError) as exc:
+        raise ConfigError(f"labels file {labels_path} is invalid: {exc}") from None
+    scores = [
+        _score(folder / name, label, settings, backend, embedder)
+        for name, label in sorted(labels.items())
+    ]
+    return scores, _overall(scores)
+
+
+def _score(
+    path: Path,
+    label: BundleLabel,
+    settings: Settings,
+    backend: Backend | None,
+    embedder: Embedder | None,
+) -> BundleScore:
+    started = time.perf_counter()
+    try:
+        bundle = load_bundle(path)
+        answer = explain(bundle=bundle, settings=settings, backend=backend, embedder=embedder)
+    except GroundedAnswerError as exc:
+        return BundleScore(bundle=path.name, parsed=False, error=str(exc),
+                           seconds=round(time.perf_counter() - started, 3))
+    seconds = time.perf_counter() - started
+    allowed = {link_key(link) for link in answer.allowed_links}
+    rendered = answer.to_json() + "\n" + answer.to_markdown()
+    foreign = sum(1 for m in find_links(rendered) if m.key not in allowed)
+
+    def ids_for(links: list[str]) -> set[str]:
+        keys = {link_key(link) for link in links}
+        return {s.id for s in bundle.corpus.sources if s.link_keys & keys}
+
+    relevant, optional = ids_for(label.relevant), ids_for(label.optional)
+    cited = {ref.source_id for ref in answer.references}
+    judged = cited - optional
+    complete = bool(answer.task.statement.strip()) and (
+        bool(answer.workflow and answer.workflow.steps and answer.references)
+        if answer.answerable else bool(answer.note.strip())
+    )
+    models = {s.id for s in bundle.corpus.sources if s.role is Role.MODEL}
+    statement = answer.task.statement.lower()
+    return BundleScore(
+        bundle=path.name,
+        parsed=True,
+        sections_complete=complete,
+        foreign_links=foreign,
+        recall=round(len(cited & relevant) / len(relevant), 4) if relevant else None,
+        precision=round(len(judged & relevant) / len(judged), 4) if judged else None,
+        answerable_correct=answer.answerable == label.answerable,
+        task_named=(any(k.lower() in statement for k in label.task_keywords)
+                    if label.answerable and label.task_keywords else None),
+        models_cited=models <= cited if label.answerable else None,
+        repairs=answer.validation.attempts - 1,
+        seconds=round(seconds, 3),
+    )
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def _overall(scores: list[BundleScore]) -> dict[str, Any]:
+    parsed = [s for s in scores if s.parsed]
+    latencies = sorted(s.seconds for s in parsed)
+    return {
+        "bundles": len(scores),
+        "parsed": len(parsed),
+        "sections_complete": sum(s.sections_complete for s in parsed),
+        "foreign_links": sum(s.foreign_links for s in scores),
+        "citation_recall": _mean([s.recall for s in parsed if s.recall is not None]),
+        "citation_precision": _mean([s.precision for s in parsed if s.precision is not None]),
+        "answerable_accuracy": _mean([float(s.answerable_correct) for s in parsed]),
+        "task_named": _mean([float(s.task_named) for s in parsed if s.task_named is not None]),
+        "models_cited": _mean([float(s.models_cited) for s in parsed
+                               if s.models_cited is not None]),
+        "repairs": sum(s.repairs for s in parsed),
+        "latency_p50_s": latencies[len(latencies) // 2] if latencies else None,
+        "latency_max_s": latencies[-1] if latencies else None,
+    }
+
+
+def format_table(scores: list[BundleScore]) -> str:
+    """A fixed-width table, one row per bundle."""
+
+    def cell(value: object) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, bool):
+            return "yes" if value else "NO"
+        if isinstance(value, float):
+            return f"{value:.2f}"
+        return str(value)
+
+    header = ["bundle", "parsed", "complete", "foreign", "recall", "precision", "answerable",
+              "task", "models", "repairs", "seconds"]
+    rows = [[s.bundle[:36], s.parsed, s.sections_complete, s.foreign_links, s.recall,
+             s.precision, s.answerable_correct, s.task_named, s.models_cited, s.repairs,
+             s.seconds] for s in scores]
+    table = [header, *[[cell(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in table]
+    errors = [f"  {s.bundle}: {s.error}" for s in scores if s.error]
+    return "\n".join(lines + (["errors:", *errors] if errors else []))
