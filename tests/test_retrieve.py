@@ -74,7 +74,15 @@ def test_real_model_puts_the_obvious_source_first(
 ) -> None:
     parsed = load_bundle(bundle)
     retriever = get_retriever(parsed.corpus, real_embedder, tmp_path)
-    for method in ("dense", "hybrid"):
-        top = retriever.search(question, 3, method=method)[0]
-        assert top.source_id.startswith(expected), (method, top)
-        assert top.cosine is not None and top.cosine > 0.2
+    # Bundles are ranked dense (retrieval.small_corpus_method): see the README's figures.
+    top = retriever.search(question, 3, method="dense")[0]
+    assert top.source_id.startswith(expected), top
+    assert top.cosine is not None and top.cosine > 0.2
+
+
+@pytest.mark.slow
+def test_hybrid_finds_exact_names_dense_misses(tmp_path: Path, real_embedder: Any) -> None:
+    parsed = load_bundle(BUNDLES / "04_asr_meeting_transcripts.txt")
+    retriever = get_retriever(parsed.corpus, real_embedder, tmp_path)
+    top = retriever.search("HuBERT", 1, method="hybrid")[0]
+    assert top.source_id.startswith("asr-hubert")

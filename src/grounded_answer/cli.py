@@ -134,7 +134,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _search(args: argparse.Namespace) -> int:
     from .embedding import SentenceTransformerEmbedder
-    from .pipeline import _check_question, resolve_sources, retriever_for
+    from .pipeline import _check_question, resolve_sources, retrieve_passages, retriever_for
 
     settings = _settings(args)
     corpus, default_question = resolve_sources(args.bundle, args.corpus, settings)
@@ -142,9 +142,7 @@ def _search(args: argparse.Namespace) -> int:
     embedder = SentenceTransformerEmbedder(settings.embedding.model,
                                            threads=settings.embedding.threads or None)
     retriever = retriever_for(corpus, embedder, settings)
-    options = settings.retrieval
-    hits = retriever.search(question, options.k, method=options.method, fusion=options.fusion,
-                            alpha=options.alpha, max_per_source=options.max_per_source)
+    hits, _ = retrieve_passages(retriever, question, settings)
     rows = []
     for hit in hits:
         source = corpus.get(hit.source_id)
@@ -198,7 +196,8 @@ def _eval_retrieval(args: argparse.Namespace) -> int:
     result = evaluate_retrieval(
         data, embedder, settings.index.cache_dir, method=method,
         fusion=settings.retrieval.fusion, alpha=settings.retrieval.alpha,
-        batch_size=settings.embedding.batch_size, show_progress=sys.stderr.isatty(),
+        stemmer=settings.retrieval.stemmer, batch_size=settings.embedding.batch_size,
+        show_progress=sys.stderr.isatty(),
     )
     print(f"nDCG@10     {result['ndcg@10']:.4f}")
     print(f"recall@100  {result['recall@100']:.4f}")

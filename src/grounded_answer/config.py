@@ -13,7 +13,14 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -75,12 +82,34 @@ class RetrievalSettings(_Section):
     method: Literal["dense", "bm25", "hybrid"] = Field(
         default="hybrid", description="Dense embeddings, BM25, or both fused."
     )
+    small_corpus_method: Literal["dense", "bm25", "hybrid"] = Field(
+        default="dense",
+        description="Method for a corpus of at most max_sources sources (a bundle), which is "
+        "scored whole: BM25 statistics over a dozen passages are noise.",
+    )
     fusion: Literal["rrf", "weighted"] = Field(
-        default="rrf", description="How hybrid combines the two rankings."
+        default="weighted", description="How hybrid combines the two rankings."
     )
     alpha: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Weight of the dense ranking in hybrid fusion."
     )
+    stemmer: str | None = Field(
+        default="english",
+        description="Snowball stemmer language for BM25; None = exact words (the BEIR "
+        "baseline's setting).",
+    )
+    @field_validator("stemmer", mode="before")
+    @classmethod
+    def _known_stemmer(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and value.lower() in ("", "none", "null")):
+            return None
+        import Stemmer
+
+        if value not in Stemmer.algorithms():
+            known = ", ".join(Stemmer.algorithms())
+            raise ValueError(f"unknown stemmer {value!r}; use one of {known}, or none")
+        return value
+
     max_per_source: int | None = Field(
         default=2, ge=1, le=100,
         description="At most this many of the top passages from one source (None = no cap).",

@@ -121,8 +121,9 @@ def evaluate_retrieval(
     cache_dir: Path,
     *,
     method: Method = "hybrid",
-    fusion: Fusion = "rrf",
+    fusion: Fusion = "weighted",
     alpha: float = 0.5,
+    stemmer: str | None = "english",
     batch_size: int = 64,
     show_progress: bool = False,
 ) -> dict[str, Any]:
@@ -147,7 +148,7 @@ def evaluate_retrieval(
         dense_runs = [[(int(i), float(s)) for i, s in zip(row_i, row_s, strict=True) if i >= 0]
                       for row_i, row_s in zip(ids, scores, strict=True)]
     if method in ("bm25", "hybrid"):
-        sparse_runs = BM25Index(data.doc_texts).search_many(query_texts, pool)
+        sparse_runs = BM25Index(data.doc_texts, stemmer=stemmer).search_many(query_texts, pool)
     ndcgs, recalls = [], []
     for n, query_id in enumerate(query_ids):
         if method == "dense":

@@ -32,7 +32,7 @@ from .links import defang, link_key, scrub_links
 from .prompts import ChatMessage, PromptContext, PromptPassage, PromptSource, load_prompts
 from .retrieve import Hit, Retriever, get_retriever
 
-__all__ = ["aexplain", "explain", "resolve_sources", "retriever_for"]
+__all__ = ["aexplain", "explain", "resolve_sources", "retrieve_passages", "retriever_for"]
 
 CHECKS = [
     "output is a JSON object matching the answer schema",
@@ -81,7 +81,7 @@ def explain(
     retriever = retriever_for(sources, embedder, settings)
     timings["index"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    hits, ranked = _retrieve(retriever, question, settings)
+    hits, ranked = retrieve_passages(retriever, question, settings)
     timings["retrieve"] = time.perf_counter() - mark
     timings["embed_query"] = retriever.last_embed_seconds
 
@@ -164,9 +164,10 @@ def _check_question(question: str | None, settings: Settings) -> str:
     return cleaned
 
 
-def _retrieve(
+def retrieve_passages(
     retriever: Retriever, question: str, settings: Settings
 ) -> tuple[list[Hit], list[tuple[Source, float]]]:
+    """The top-k hits for ``question`` and every scored source, best first."""
     corpus = retriever.corpus
     k = settings.retrieval.k
     small = len(corpus.sources) <= settings.retrieval.max_sources
@@ -176,8 +177,9 @@ def _retrieve(
     everything = retriever.search(
         question,
         max(k, len(retriever.index.passages)) if small else k,
-        method=options.method, fusion=options.fusion, alpha=options.alpha,
-        max_per_source=options.max_per_source,
+        method=options.small_corpus_method if small else options.method,
+        fusion=options.fusion, alpha=options.alpha,
+        max_per_source=options.max_per_source, stemmer=options.stemmer,
     )
     ranked = retriever.rank_sources(everything)[: settings.retrieval.max_sources]
     return everything[:k], ranked

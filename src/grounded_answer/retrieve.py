@@ -87,17 +87,19 @@ class Retriever:
         self.embedder = embedder
         self.index = index
         self.last_embed_seconds = 0.0
-        self._bm25: BM25Index | None = None
+        self._bm25: dict[str | None, BM25Index] = {}
         self._bm25_lock = threading.Lock()
 
-    @property
-    def bm25(self) -> BM25Index:
+    def bm25(self, stemmer: str | None = "english") -> BM25Index:
         """The BM25 index of the same passages, built on first use."""
-        if self._bm25 is None:
+        found = self._bm25.get(stemmer)
+        if found is None:
             with self._bm25_lock:
-                if self._bm25 is None:
-                    self._bm25 = BM25Index([p.text for p in self.index.passages])
-        return self._bm25
+                found = self._bm25.get(stemmer)
+                if found is None:
+                    found = BM25Index([p.text for p in self.index.passages], stemmer=stemmer)
+                    self._bm25[stemmer] = found
+        return found
 
     def search(
         self,
@@ -105,9 +107,10 @@ class Retriever:
         k: int,
         *,
         method: Method = "hybrid",
-        fusion: Fusion = "rrf",
+        fusion: Fusion = "weighted",
         alpha: float = 0.5,
         max_per_source: int | None = None,
+        stemmer: str | None = "english",
     ) -> list[Hit]:
         """The ``k`` best passages for ``question``, best first.
 
@@ -124,7 +127,9 @@ class Retriever:
             self.last_embed_seconds = time.perf_counter() - started
             dense = self.index.search(vector, pool)[0]
             cosine = dict(dense)
-        sparse = self.bm25.search(question, pool) if method in ("bm25", "hybrid") else []
+        sparse = (
+            self.bm25(stemmer).search(question, pool) if method in ("bm25", "hybrid") else []
+        )
         if method == "dense":
             ranked = dense
         elif method == "bm25":

@@ -1,4 +1,4 @@
-"""BM25 over passage texts (bm25s, English stop words, Snowball stemming).
+"""BM25 over passage texts (bm25s, English stop words, Snowball stemming by default).
 
 Dense embeddings miss exact terms a user types (model names, rare words such as
 "MSSNet" or "RealBlurR"); BM25 catches them. It is built in memory from the passages:
@@ -19,12 +19,19 @@ __all__ = ["BM25Index"]
 class BM25Index:
     """Lucene-variant BM25 over ``texts``; positions in results index into ``texts``."""
 
-    def __init__(self, texts: Sequence[str], *, k1: float = 1.2, b: float = 0.75) -> None:
+    def __init__(
+        self,
+        texts: Sequence[str],
+        *,
+        stemmer: str | None = "english",
+        k1: float = 1.2,
+        b: float = 0.75,
+    ) -> None:
         import bm25s
         import Stemmer
 
         self._bm25s = bm25s
-        self._stemmer = Stemmer.Stemmer("english")
+        self._stemmer: Any = Stemmer.Stemmer(stemmer) if stemmer else None
         self._size = len(texts)
         self._lock = threading.Lock()
         tokens = bm25s.tokenize(list(texts), stopwords="en", stemmer=self._stemmer,
@@ -41,7 +48,7 @@ class BM25Index:
         """:meth:`search` for many queries at once."""
         k = min(k, self._size)
         results: list[list[tuple[int, float]]] = []
-        stem = self._stemmer.stemWords
+        stem = self._stemmer.stemWords if self._stemmer else list
         tokenized = self._bm25s.tokenize(list(queries), stopwords="en", return_ids=False,
                                          show_progress=False)
         for words in tokenized:
