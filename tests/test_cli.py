@@ -89,6 +89,21 @@ def test_bad_input_exit_2(tmp_path: Path, args: list[str], env: dict[str, str],
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_bad_corpus_and_cache_exit_2(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.yaml"
+    corpus.write_text("sources:\n  - id: a\n    role: paper\n    title: A\n"
+                      "    paper_url: https://a.org\n  - id: a\n    role: paper\n"
+                      "    title: B\n    paper_url: https://b.org\n")
+    result = cli("explain", "q?", "--corpus", str(corpus), cache=tmp_path)
+    assert result.returncode == 2
+    assert f"{corpus}:6, record a, field 'id': duplicate source id 'a'" in result.stderr
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a directory")
+    result = cli("explain", "--bundle", str(SEED), cache=blocker / "cache")
+    assert result.returncode == 2 and "not writable" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_runtime_failure_exit_1(tmp_path: Path) -> None:
     env = {"GROUNDED_ANSWER_LLM__BACKEND": "openai",
            "GROUNDED_ANSWER_LLM__BASE_URL": "http://127.0.0.1:9/v1",

@@ -119,6 +119,11 @@ class ValidationReport(BaseModel):
     dropped: list[str] = Field(
         default_factory=list, description="Content removed under policy 'drop'."
     )
+    withheld: list[str] = Field(
+        default_factory=list,
+        description="Where a sentence addressed to the model (a possible prompt injection) "
+        "was kept out of the prompt.",
+    )
     policy: str
     valid_first_try: bool
 

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from .injection import echoes, quarantine
 from .links import cut_outside_links, find_links, scrub_links
 
 __all__ = [
@@ -52,7 +53,8 @@ class GroundingContext:
 
     aliases: frozenset[str]
     link_keys: frozenset[str]
-    removed: list[str] = field(default_factory=list, compare=False)
+    withheld: tuple[str, ...] = field(default=(), compare=False)
+    instructions: tuple[str, ...] = field(default=(), compare=False)
 
 
 def _context(info: ValidationInfo) -> GroundingContext:
@@ -82,7 +84,21 @@ def _check_prose(value: str, info: ValidationInfo) -> str:
     unknown = sorted({f"S{n}" for n in ALIAS_RE.findall(value)} - context.aliases)
     if unknown:
         raise ValueError(f"unknown source id(s) {', '.join(unknown)} mentioned in text")
+    if _repeats_withheld(value, context.withheld) or echoes(value, context.instructions):
+        raise ValueError(
+            "text repeats instructions (from the prompt, or planted in a source or the "
+            "question); explain the sources instead"
+        )
     return value
+
+
+def _repeats_withheld(value: str, withheld: tuple[str, ...]) -> bool:
+    words = " ".join(re.findall(r"\w+", value.lower()))
+    for sentence in withheld:
+        planted = " ".join(re.findall(r"\w+", sentence.lower()))
+        if len(planted.split()) >= 3 and planted in words:
+            return True
+    return False
 
 
 SourceRef = Annotated[str, AfterValidator(_check_alias)]
@@ -193,7 +209,16 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
             dropped.append(f"{where}: unknown source id {match.group(0)!r}")
             return "[unknown source]"
 
-        return cut_outside_links(ALIAS_RE.sub(unknown, cleaned), limit)
+        cleaned = cut_outside_links(ALIAS_RE.sub(unknown, cleaned), limit)
+        if _repeats_withheld(cleaned, context.withheld) or echoes(cleaned, context.instructions):
+            # Cut the sentences that carry instructions; if some still echo, drop it all.
+            cleaned = quarantine(cleaned)[0]
+            dropped.append(f"{where}: text that repeats instructions")
+            if _repeats_withheld(cleaned, context.withheld) or echoes(
+                cleaned, context.instructions
+            ):
+                return ""
+        return cleaned
 
     def alias(value: Any, where: str) -> str | None:
         if isinstance(value, str) and value.strip().strip("[]") in context.aliases:

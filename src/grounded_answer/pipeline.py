@@ -28,8 +28,16 @@ from .draft import (
 )
 from .embedding import Embedder, SentenceTransformerEmbedder
 from .errors import Attempt, QuestionError, UngroundedAnswerError
+from .injection import quarantine
 from .links import defang, link_key, scrub_links
-from .prompts import ChatMessage, PromptContext, PromptPassage, PromptSource, load_prompts
+from .prompts import (
+    ChatMessage,
+    PromptContext,
+    PromptPassage,
+    Prompts,
+    PromptSource,
+    load_prompts,
+)
 from .retrieve import Hit, Retriever, get_retriever
 
 __all__ = ["aexplain", "explain", "resolve_sources", "retrieve_passages", "retriever_for"]
@@ -85,13 +93,22 @@ def explain(
     timings["retrieve"] = time.perf_counter() - mark
     timings["embed_query"] = retriever.last_embed_seconds
 
-    context, alias_to_source = _prompt_context(question, hits, ranked, sources, settings)
+    context, alias_to_source, withheld = _prompt_context(question, hits, ranked, sources,
+                                                         settings)
+    prompts = load_prompts(settings.answer.prompts_dir)
     grounding = GroundingContext(
         aliases=frozenset(alias_to_source),
         link_keys=frozenset(k for s in alias_to_source.values() for k in s.link_keys),
+        withheld=tuple(sentence for _, sentence in withheld),
+        instructions=(prompts.system_text(context),),
     )
     mark = time.perf_counter()
-    draft, report = _generate(backend, context, grounding, settings)
+    draft, report = _generate(backend, prompts, context, grounding, settings)
+    if withheld:
+        report = report.model_copy(update={"withheld": [
+            f"{where}: a sentence addressed to the model was withheld from the prompt"
+            for where, _ in withheld
+        ]})
     timings["generate"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
     provenance = Provenance(
@@ -103,7 +120,9 @@ def explain(
         embedding_model=embedder.model_id,
         index_status=retriever.index.status,
         # Passages quote source summaries, which may carry links that are not sources.
-        retrieved=[hit.model_copy(update={"text": defang(hit.text)}) for hit in hits],
+        # and sentences addressed to the model, which are withheld here as in the prompt.
+        retrieved=[hit.model_copy(update={"text": quarantine(defang(hit.text))[0]})
+                   for hit in hits],
         timings={name: round(value, 6) for name, value in timings.items()},
     )
     return _build_answer(question, draft, alias_to_source, ranked, report, provenance)
@@ -191,7 +210,8 @@ def _prompt_context(
     ranked: list[tuple[Source, float]],
     corpus: Corpus,
     settings: Settings,
-) -> tuple[PromptContext, dict[str, Source]]:
+) -> tuple[PromptContext, dict[str, Source], list[tuple[str, str]]]:
+    """The prompt's material, the alias map, and the sentences withheld as injections."""
     score = {source.id: value for source, value in ranked}
     position = {source.id: n for n, (source, _) in enumerate(ranked)}
     chosen = [source for source, _ in ranked]
@@ -205,26 +225,41 @@ def _prompt_context(
     # corpus; BM25-only retrieval has no such scale, so there only "no hit" is weak.
     cosines = [h.cosine for h in hits if h.cosine is not None]
     weak = max(cosines) < settings.retrieval.min_score if cosines else not hits
+    withheld: list[tuple[str, str]] = []
+
+    def safe(text: str, where: str) -> str:
+        # Source text and the question are data: sentences that address the model are
+        # not shown to it (see grounded_answer.injection).
+        kept, removed = quarantine(text)
+        withheld.extend((where, sentence) for sentence in removed)
+        return kept
+
     context = PromptContext(
-        question=question,
+        question=safe(question, "question") or question,
         sources=[
-            PromptSource(alias=alias, source_id=s.id, role=s.role.value, title=s.title,
-                         summary=s.summary, score=round(score[s.id], 4))
+            PromptSource(alias=alias, source_id=s.id, role=s.role.value,
+                         title=safe(s.title, f"title of {s.id}") or s.id,
+                         summary=safe(s.summary, f"summary of {s.id}"),
+                         score=round(score[s.id], 4))
             for alias, s in alias_to_source.items()
         ],
         passages=[
-            PromptPassage(alias=alias_of[h.source_id], score=h.score, text=h.text)
+            PromptPassage(alias=alias_of[h.source_id], score=h.score,
+                          text=safe(h.text, f"passage {h.passage_id}"))
             for h in hits if h.source_id in alias_of
         ],
         weak_match=weak,
     )
-    return context, alias_to_source
+    return context, alias_to_source, _unique_pairs(withheld)
 
 
 def _generate(
-    backend: Backend, context: PromptContext, grounding: GroundingContext, settings: Settings
+    backend: Backend,
+    prompts: Prompts,
+    context: PromptContext,
+    grounding: GroundingContext,
+    settings: Settings,
 ) -> tuple[AnswerDraft, ValidationReport]:
-    prompts = load_prompts(settings.answer.prompts_dir)
     messages: list[ChatMessage] = prompts.messages(context)
     schema = draft_json_schema(context.aliases)
     attempts: list[Attempt] = []
@@ -343,4 +378,8 @@ def _build_answer(
 
 
 def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _unique_pairs(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return list(dict.fromkeys(items))

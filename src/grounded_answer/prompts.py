@@ -105,6 +105,10 @@ class Prompts:
             ChatMessage(role="user", content=self._render("user.j2", context)),
         ]
 
+    def system_text(self, context: PromptContext) -> str:
+        """The rendered system prompt, which an answer must never repeat."""
+        return self._render("system.j2", context)
+
     def repair(self, context: PromptContext, errors: list[str]) -> ChatMessage:
         """The follow-up message that hands the model its exact errors."""
         return ChatMessage(role="user", content=self._render("repair.j2", context, errors=errors))
