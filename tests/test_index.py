@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,6 +86,19 @@ def test_damaged_cache_is_rebuilt_never_used(
     index = open_index(corpus(), embedder, tmp_path)
     assert index.status.startswith(f"rebuilt: {reason}")
     assert open_index(corpus(), embedder, tmp_path).status == "loaded"
+
+
+def test_new_passage_cutting_rebuilds(tmp_path: Path, embedder: HashEmbedder,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    open_index(corpus(), embedder, tmp_path)
+    original = Source.passages
+
+    def cut_differently(self: Source, max_words: int = 90) -> list[Any]:
+        return [p.model_copy(update={"text": p.text + " (cut anew)"})
+                for p in original(self, max_words)]
+
+    monkeypatch.setattr(Source, "passages", cut_differently)
+    assert open_index(corpus(), embedder, tmp_path).status == "rebuilt: passages_digest changed"
 
 
 def test_deleted_file_is_rebuilt(tmp_path: Path, embedder: HashEmbedder) -> None:

@@ -67,11 +67,41 @@ class EmbeddingSettings(_Section):
 
 
 class IndexSettings(_Section):
-    """Where vector indexes are cached."""
+    """Where passage vectors are stored and how they are searched."""
 
     cache_dir: Path = Field(
         default_factory=_default_cache_dir,
         description="Directory for persisted indexes; created on demand.",
+    )
+    store: Literal["faiss", "pgvector"] = Field(
+        default="faiss",
+        description="'faiss': an embedded index in cache_dir; 'pgvector': a table in the "
+        "PostgreSQL database named by dsn (needs grounded-answer[pgvector]).",
+    )
+    dsn: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL connection string for store='pgvector' (libpq URI or "
+        "key=value), e.g. postgresql://user:password@host:5432/db; env "
+        "GROUNDED_ANSWER_INDEX__DSN. The database needs the vector extension (pgvector).",
+    )
+    kind: Literal["flat", "hnsw"] = Field(
+        default="flat",
+        description="'flat': exact search over every vector; 'hnsw': an approximate graph "
+        "index, sub-linear for large corpora (recall tuned by the hnsw_* settings).",
+    )
+    hnsw_m: int = Field(
+        default=16, ge=2, le=100,
+        description="HNSW links per node: more = better recall, more memory, slower build.",
+    )
+    hnsw_ef_construction: int = Field(
+        default=64, ge=4, le=1000,
+        description="HNSW candidate list size while building: more = better graph, "
+        "slower build.",
+    )
+    hnsw_ef_search: int = Field(
+        default=100, ge=1, le=1000,
+        description="HNSW candidate list size per query (raised to k when k is larger): "
+        "more = better recall, slower queries.",
     )
 
 

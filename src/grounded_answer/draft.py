@@ -53,6 +53,7 @@ class GroundingContext:
 
     aliases: frozenset[str]
     link_keys: frozenset[str]
+    step_aliases: frozenset[str] | None = None
     withheld: tuple[str, ...] = field(default=(), compare=False)
     instructions: tuple[str, ...] = field(default=(), compare=False)
 
@@ -114,12 +115,25 @@ class DraftTask(BaseModel):
     source_ids: list[SourceRef] = Field(default_factory=list, max_length=MAX_REFERENCES)
 
 
+def _check_step_alias(value: str, info: ValidationInfo) -> str:
+    value = _check_alias(value, info)
+    allowed = _context(info).step_aliases
+    if allowed and value not in allowed:
+        models = ", ".join(sorted(allowed, key=lambda a: int(a[1:])))
+        raise ValueError(f"{value} is not a recommended model; a workflow step runs one of "
+                         f"{models}")
+    return value
+
+
+StepRef = Annotated[str, AfterValidator(_check_step_alias)]
+
+
 class DraftStep(BaseModel):
     """One node of the workflow: a model applied to an input."""
 
     model_config = ConfigDict(extra="forbid")
 
-    source_id: SourceRef
+    source_id: StepRef
     input: Prose = Field(min_length=1, max_length=300)
     action: Prose = Field(min_length=1, max_length=500)
     output: Prose = Field(min_length=1, max_length=300)
@@ -149,11 +163,13 @@ class AnswerDraft(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    answerable: bool
+    # Field order is generation order for grammar-constrained models: the verdict comes
+    # last, after the model has written down what the sources offer.
     task: DraftTask
     workflow: DraftWorkflow | None = None
     references: list[DraftReference] = Field(default_factory=list, max_length=MAX_REFERENCES)
     note: Prose = Field(default="", max_length=800)
+    answerable: bool
 
     @model_validator(mode="after")
     def _sections_present(self) -> AnswerDraft:
@@ -252,6 +268,9 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
         for n, step in enumerate(_as_list(flow.get("steps"))[:MAX_STEPS]):
             step = step if isinstance(step, dict) else {}
             source = alias(step.get("source_id"), f"workflow.steps[{n}]")
+            if source and context.step_aliases and source not in context.step_aliases:
+                dropped.append(f"workflow.steps[{n}]: {source} is not a recommended model")
+                source = None
             if source:
                 steps.append({
                     "source_id": source,
@@ -284,20 +303,27 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
         return None, [*dropped, *(_describe(e) for e in exc.errors(include_url=False))]
 
 
-def draft_json_schema(aliases: list[str]) -> dict[str, Any]:
+def draft_json_schema(
+    aliases: list[str], step_aliases: list[str] | None = None
+) -> dict[str, Any]:
     """The draft's JSON schema with the allowed aliases as an enum.
 
-    Grammar-constrained servers then cannot even emit an unknown id, and bounded
+    Grammar-constrained servers then cannot even emit an unknown id (nor run a paper as
+    a workflow step, when ``step_aliases`` names the recommended models), and bounded
     lengths keep small models from rambling past ``max_tokens``.
     """
     schema = copy.deepcopy(AnswerDraft.model_json_schema())
-    for definition in schema.get("$defs", {}).values():
+    for title, definition in schema.get("$defs", {}).items():
         props = definition.get("properties", {})
         for name, prop in props.items():
             if name == "source_id":
-                prop["enum"] = list(aliases)
+                prop["enum"] = list(step_aliases or aliases) if title == "DraftStep" else list(
+                    aliases)
             elif name == "source_ids":
                 prop["items"] = {"type": "string", "enum": list(aliases)}
+            elif name == "steps" and step_aliases:
+                # One step per recommended model at most: small models otherwise repeat one.
+                prop["maxItems"] = len(step_aliases)
     # Strict structured output wants every property required and no extras.
     for node in [schema, *schema.get("$defs", {}).values()]:
         if "properties" in node:

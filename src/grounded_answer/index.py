@@ -49,6 +49,7 @@ class IndexManifest(BaseModel):
     dimension: int
     corpus_name: str
     fingerprint: str
+    passages_digest: str = ""
     passages: int
     index_sha256: str
     passages_sha256: str
@@ -97,6 +98,7 @@ def build_index(
         dimension=int(vectors.shape[1]),
         corpus_name=corpus.name,
         fingerprint=corpus.fingerprint,
+        passages_digest=_passages_digest(passages),
         passages=len(passages),
         index_sha256="",
         passages_sha256="",
@@ -165,6 +167,13 @@ def _slot_name(corpus: Corpus, embedder: Embedder) -> str:
     return f"{slug}-{digest}"
 
 
+def _passages_digest(passages: list[Passage]) -> str:
+    digest = hashlib.sha256()
+    for passage in passages:
+        digest.update(f"{passage.id}\0{passage.text}\0".encode())
+    return digest.hexdigest()
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -189,6 +198,9 @@ def _try_load(
         "format_version": FORMAT_VERSION,
         "model_id": embedder.model_id,
         "fingerprint": corpus.fingerprint,
+        # The same sources cut into passages differently (a new library version) is a
+        # different index too.
+        "passages_digest": _passages_digest(corpus.passages()),
     }
     for key, value in expected.items():
         if getattr(manifest, key) != value:

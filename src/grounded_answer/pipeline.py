@@ -99,6 +99,8 @@ def explain(
     grounding = GroundingContext(
         aliases=frozenset(alias_to_source),
         link_keys=frozenset(k for s in alias_to_source.values() for k in s.link_keys),
+        step_aliases=frozenset(a for a, s in alias_to_source.items() if s.role is Role.MODEL)
+        or None,
         withheld=tuple(sentence for _, sentence in withheld),
         instructions=(prompts.system_text(context),),
     )
@@ -261,7 +263,9 @@ def _generate(
     settings: Settings,
 ) -> tuple[AnswerDraft, ValidationReport]:
     messages: list[ChatMessage] = prompts.messages(context)
-    schema = draft_json_schema(context.aliases)
+    schema = draft_json_schema(
+        context.aliases, [s.alias for s in context.sources if s.role == "model"] or None
+    )
     attempts: list[Attempt] = []
     repaired: list[str] = []
     completion: Completion | None = None
