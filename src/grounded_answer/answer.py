@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .backends.base import Completion
 from .corpus import Role
 from .links import cut_outside_links, find_links, link_key, scrub_links
 from .retrieve import Hit
@@ -24,6 +25,7 @@ __all__ = [
     "Provenance",
     "Reference",
     "Task",
+    "Usage",
     "ValidationReport",
     "Workflow",
     "WorkflowStep",
@@ -128,6 +130,24 @@ class ValidationReport(BaseModel):
     valid_first_try: bool
 
 
+class Usage(BaseModel):
+    """What the backend spent on this answer, over every attempt."""
+
+    calls: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    seconds: float = Field(default=0.0, description="Time inside backend calls.")
+
+    def add(self, completion: Completion) -> None:
+        """Count one completion."""
+        self.calls += 1
+        self.seconds = round(self.seconds + completion.seconds, 4)
+        if completion.prompt_tokens is not None:
+            self.prompt_tokens = (self.prompt_tokens or 0) + completion.prompt_tokens
+        if completion.completion_tokens is not None:
+            self.completion_tokens = (self.completion_tokens or 0) + completion.completion_tokens
+
+
 class Provenance(BaseModel):
     """Where the answer came from: backend, corpus, retrieval, timings."""
 
@@ -142,6 +162,7 @@ class Provenance(BaseModel):
     index_status: str
     retrieved: list[Hit]
     timings: dict[str, float] = Field(description="Seconds per stage.")
+    usage: Usage = Field(default_factory=Usage, description="Backend calls and tokens.")
 
 
 class Answer(BaseModel):

@@ -11,11 +11,11 @@ or github.com path written in prose is checked as well.
 from __future__ import annotations
 
 import copy
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+import pydantic_core
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -45,6 +45,12 @@ __all__ = [
 ALIAS_RE = re.compile(r"\bS(\d{1,3})\b")
 MAX_STEPS = 6
 MAX_REFERENCES = 12
+# One or two sentences each: tight bounds keep small models from copying whole summaries
+# into the answer and running past max_tokens.
+STATEMENT_CHARS = 400
+IO_CHARS = 150
+ACTION_CHARS = 300
+WHY_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,7 @@ class DraftTask(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    statement: Prose = Field(min_length=1, max_length=800)
+    statement: Prose = Field(min_length=1, max_length=STATEMENT_CHARS)
     source_ids: list[SourceRef] = Field(default_factory=list, max_length=MAX_REFERENCES)
 
 
@@ -134,9 +140,9 @@ class DraftStep(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source_id: StepRef
-    input: Prose = Field(min_length=1, max_length=300)
-    action: Prose = Field(min_length=1, max_length=500)
-    output: Prose = Field(min_length=1, max_length=300)
+    input: Prose = Field(min_length=1, max_length=IO_CHARS)
+    action: Prose = Field(min_length=1, max_length=ACTION_CHARS)
+    output: Prose = Field(min_length=1, max_length=IO_CHARS)
 
 
 class DraftWorkflow(BaseModel):
@@ -144,9 +150,9 @@ class DraftWorkflow(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input: Prose = Field(min_length=1, max_length=300)
+    input: Prose = Field(min_length=1, max_length=IO_CHARS)
     steps: list[DraftStep] = Field(min_length=1, max_length=MAX_STEPS)
-    output: Prose = Field(min_length=1, max_length=300)
+    output: Prose = Field(min_length=1, max_length=IO_CHARS)
 
 
 class DraftReference(BaseModel):
@@ -155,7 +161,7 @@ class DraftReference(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source_id: SourceRef
-    why: Prose = Field(min_length=1, max_length=500)
+    why: Prose = Field(min_length=1, max_length=WHY_CHARS)
 
 
 class AnswerDraft(BaseModel):
@@ -168,7 +174,7 @@ class AnswerDraft(BaseModel):
     task: DraftTask
     workflow: DraftWorkflow | None = None
     references: list[DraftReference] = Field(default_factory=list, max_length=MAX_REFERENCES)
-    note: Prose = Field(default="", max_length=800)
+    note: Prose = Field(default="", max_length=STATEMENT_CHARS)
     answerable: bool
 
     @model_validator(mode="after")
@@ -207,8 +213,9 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
     """
     dropped: list[str] = []
     try:
-        data = json.loads(_strip_fences(text))
-    except json.JSONDecodeError:
+        # Output cut off at max_tokens is still worth salvaging: parse what arrived.
+        data = pydantic_core.from_json(_strip_fences(text), allow_partial=True)
+    except ValueError:
         return None, ["output is not valid JSON"]
     if not isinstance(data, dict):
         return None, ["output is not a JSON object"]
@@ -243,14 +250,14 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
         return None
 
     task: dict[str, Any] = data["task"] if isinstance(data.get("task"), dict) else {}
-    statement = prose(task.get("statement"), "task.statement", 800)
+    statement = prose(task.get("statement"), "task.statement", STATEMENT_CHARS)
     if not statement.strip():
         return None, [*dropped, "no task statement"]
     ids = [alias(v, "task.source_ids") for v in _as_list(task.get("source_ids"))]
     salvaged: dict[str, Any] = {
         "answerable": bool(data.get("answerable", False)),
         "task": {"statement": statement, "source_ids": [i for i in ids if i]},
-        "note": prose(data.get("note"), "note", 800),
+        "note": prose(data.get("note"), "note", STATEMENT_CHARS),
         "references": [],
         "workflow": None,
     }
@@ -258,7 +265,7 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
         ref = ref if isinstance(ref, dict) else {}
         source = alias(ref.get("source_id"), f"references[{n}]")
         if source:
-            why = prose(ref.get("why"), f"references[{n}].why", 500) or "Cited by the model."
+            why = prose(ref.get("why"), f"references[{n}].why", WHY_CHARS) or "Cited by the model."
             salvaged["references"].append({"source_id": source, "why": why})
     flow: dict[str, Any] | None = (
         data["workflow"] if isinstance(data.get("workflow"), dict) else None
@@ -274,16 +281,16 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
             if source:
                 steps.append({
                     "source_id": source,
-                    **{k: prose(step.get(k), f"workflow.steps[{n}].{k}", 300) or "-"
+                    **{k: prose(step.get(k), f"workflow.steps[{n}].{k}", IO_CHARS) or "-"
                        for k in ("input", "output")},
-                    "action": prose(step.get("action"), f"workflow.steps[{n}].action", 500)
+                    "action": prose(step.get("action"), f"workflow.steps[{n}].action", ACTION_CHARS)
                     or "-",
                 })
         if steps:
             salvaged["workflow"] = {
-                "input": prose(flow.get("input"), "workflow.input", 300) or "-",
+                "input": prose(flow.get("input"), "workflow.input", IO_CHARS) or "-",
                 "steps": steps,
-                "output": prose(flow.get("output"), "workflow.output", 300) or "-",
+                "output": prose(flow.get("output"), "workflow.output", IO_CHARS) or "-",
             }
     if salvaged["workflow"] and not salvaged["references"]:
         # The sources a workflow step uses support the answer by construction.
@@ -321,6 +328,8 @@ def draft_json_schema(
                     aliases)
             elif name == "source_ids":
                 prop["items"] = {"type": "string", "enum": list(aliases)}
+            elif name == "references":
+                prop["maxItems"] = min(len(aliases), MAX_REFERENCES)
             elif name == "steps" and step_aliases:
                 # One step per recommended model at most: small models otherwise repeat one.
                 prop["maxItems"] = len(step_aliases)

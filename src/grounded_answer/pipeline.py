@@ -13,7 +13,16 @@ import time
 from pathlib import Path
 
 from ._resources import default_corpus_path
-from .answer import Answer, Provenance, Reference, Task, ValidationReport, Workflow, WorkflowStep
+from .answer import (
+    Answer,
+    Provenance,
+    Reference,
+    Task,
+    Usage,
+    ValidationReport,
+    Workflow,
+    WorkflowStep,
+)
 from .backends.base import Backend, Completion, CompletionRequest, make_backend
 from .bundle import Bundle, load_bundle
 from .config import Settings, load_settings
@@ -105,7 +114,8 @@ def explain(
         instructions=(prompts.system_text(context),),
     )
     mark = time.perf_counter()
-    draft, report = _generate(backend, prompts, context, grounding, settings)
+    usage = Usage()
+    draft, report = _generate(backend, prompts, context, grounding, settings, usage)
     if withheld:
         report = report.model_copy(update={"withheld": [
             f"{where}: a sentence addressed to the model was withheld from the prompt"
@@ -126,6 +136,7 @@ def explain(
         retrieved=[hit.model_copy(update={"text": quarantine(defang(hit.text))[0]})
                    for hit in hits],
         timings={name: round(value, 6) for name, value in timings.items()},
+        usage=usage,
     )
     return _build_answer(question, draft, alias_to_source, ranked, report, provenance)
 
@@ -261,6 +272,7 @@ def _generate(
     context: PromptContext,
     grounding: GroundingContext,
     settings: Settings,
+    usage: Usage,
 ) -> tuple[AnswerDraft, ValidationReport]:
     messages: list[ChatMessage] = prompts.messages(context)
     schema = draft_json_schema(
@@ -275,6 +287,7 @@ def _generate(
             errors=list(attempts[-1].errors) if attempts else [],
         )
         completion = backend.complete(request)
+        usage.add(completion)
         draft, errors = validate_draft(completion.text, grounding)
         if completion.finish_reason == "length":
             errors = [f"output was cut off at max_tokens ({settings.llm.max_tokens}); "

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from ..config import LLMSettings
-from ..draft import ALIAS_RE
+from ..draft import ACTION_CHARS, ALIAS_RE, IO_CHARS, STATEMENT_CHARS, WHY_CHARS
 from ..links import scrub_links
 from ..prompts import PromptContext, PromptSource
 from ..tasks import TaskHint, expand_name, guess_tasks
@@ -83,13 +83,13 @@ def stub_draft(context: PromptContext) -> dict[str, object]:
         return {
             "answerable": False,
             "task": {
-                "statement": _cut("The user asks: " + clean(context.question), 780),
+                "statement": _cut("The user asks: " + clean(context.question), STATEMENT_CHARS),
                 "source_ids": [],
             },
             "workflow": None,
             "references": [],
             "note": _cut("The provided sources do not cover this question, so no workflow "
-                         "is given." + closest, 780),
+                         "is given." + closest, STATEMENT_CHARS),
         }
 
     models = [s for s in context.sources if s.role == "model"]
@@ -114,9 +114,9 @@ def stub_draft(context: PromptContext) -> dict[str, object]:
             f"{clean(s.title)} ({s.alias})" for s in leading) + " to their data."
     steps = _steps(leading, hints, task, clean)
     workflow = {
-        "input": _cut((task.input if task else "the user's data").capitalize(), 300),
+        "input": _cut((task.input if task else "the user's data").capitalize(), IO_CHARS),
         "steps": steps,
-        "output": _cut(steps[-1]["output"], 300),
+        "output": _cut(steps[-1]["output"], IO_CHARS),
     }
     step_of = {step["source_id"]: n for n, step in enumerate(steps, start=1)}
     references = []
@@ -130,13 +130,13 @@ def stub_draft(context: PromptContext) -> dict[str, object]:
     for paper in cited_papers:
         evidence = _best_passage(context, paper.alias, clean)
         why = f"Related work ({_similarity(paper)})" + (f": {evidence}" if evidence else ".")
-        references.append({"source_id": paper.alias, "why": _cut(why, 500)})
+        references.append({"source_id": paper.alias, "why": _cut(why, WHY_CHARS)})
     if not references:
         references = [{"source_id": s.alias, "why": "Closest provided source."} for s in leading]
     return {
         "answerable": True,
         "task": {
-            "statement": _cut(statement, 800),
+            "statement": _cut(statement, STATEMENT_CHARS),
             "source_ids": model_ids or [s.alias for s in leading],
         },
         "workflow": workflow,
@@ -205,9 +205,9 @@ def _steps(
         output = hint.output if hint else "the model's output"
         steps.append({
             "source_id": main.alias,
-            "input": _cut(current_input, 300),
-            "action": _cut(action, 500),
-            "output": _cut(output, 300),
+            "input": _cut(current_input, IO_CHARS),
+            "action": _cut(action, ACTION_CHARS),
+            "output": _cut(output, IO_CHARS),
         })
         current_input = output
     return steps

@@ -1,0 +1,75 @@
+"""Vector stores behind one interface: embedded FAISS (the default) or PostgreSQL + pgvector.
+
+Both keep a hash of each source's passages, so a changed corpus costs only the embedding
+of its added and changed sources. Both search flat (exact) or HNSW (approximate); the
+store, the kind and the HNSW parameters come from :class:`~grounded_answer.config.IndexSettings`::
+
+    store = open_store(corpus, embedder, settings.index)
+    store.search(embedder.encode(["question"]), k=8)  # [[(position, cosine), ...]]
+    store.passages[position]                          # the passage a hit points to
+
+psycopg and pgvector are imported only when a pgvector store is opened.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..corpus import Corpus
+from ..embedding import Embedder
+from ..errors import ConfigError
+from ._base import HnswParams, StoreManifest, VectorStore, passages_hash, plan_sync
+from ._faiss import FaissStore, open_faiss_store
+from ._pgvector import PgVectorStore, open_pgvector_store
+
+if TYPE_CHECKING:
+    from ..config import IndexSettings
+
+__all__ = [
+    "FaissStore",
+    "HnswParams",
+    "PgVectorStore",
+    "StoreManifest",
+    "VectorStore",
+    "hnsw_params",
+    "open_faiss_store",
+    "open_pgvector_store",
+    "open_store",
+    "passages_hash",
+    "plan_sync",
+]
+
+
+def hnsw_params(settings: IndexSettings) -> HnswParams:
+    """The HNSW parameters named by ``settings``."""
+    return HnswParams(
+        m=settings.hnsw_m,
+        ef_construction=settings.hnsw_ef_construction,
+        ef_search=settings.hnsw_ef_search,
+    )
+
+
+def open_store(
+    corpus: Corpus,
+    embedder: Embedder,
+    settings: IndexSettings,
+    *,
+    batch_size: int = 64,
+    show_progress: bool = False,
+) -> FaissStore | PgVectorStore:
+    """The store ``settings`` name, synced with ``corpus`` (only changes are embedded)."""
+    hnsw = hnsw_params(settings)
+    if settings.store == "pgvector":
+        if settings.dsn is None:
+            raise ConfigError(
+                "index.store is 'pgvector' but index.dsn is not set; set "
+                "GROUNDED_ANSWER_INDEX__DSN=postgresql://user:password@host:5432/dbname"
+            )
+        return open_pgvector_store(
+            corpus, embedder, settings.dsn.get_secret_value(), kind=settings.kind, hnsw=hnsw,
+            batch_size=batch_size, show_progress=show_progress,
+        )
+    return open_faiss_store(
+        corpus, embedder, settings.cache_dir, kind=settings.kind, hnsw=hnsw,
+        batch_size=batch_size, show_progress=show_progress,
+    )

@@ -1,0 +1,108 @@
+"""The openai backend against a real model: llama.cpp's server on 127.0.0.1 (scripts/local-llm).
+
+The fixture installs what is missing (cached under ~/.cache/grounded-answer/local-llm; the
+first install builds llama-server from source, about 6-11 minutes on 2 cores), starts the
+server, and always stops it. Run only these with ``pytest -m llm``; skip them with
+``-m "not llm"``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grounded_answer import Answer, Settings, explain, load_bundle, load_settings
+from grounded_answer.links import find_links, link_key
+
+from ..conftest import BUNDLES, REPO
+
+pytestmark = [pytest.mark.integration, pytest.mark.llm]
+
+SCRIPT = REPO / "scripts" / "local-llm"
+# The seed plus other domains: audio, documents, video, text, a non-English question,
+# several recommended models, and an off-topic question.
+CASES = [
+    "00_seed.txt",
+    "04_asr_meeting_transcripts.txt",
+    "12_document_invoice_extraction.txt",
+    "09_video_frame_interpolation.txt",
+    "07_mt_french_product_sheets.txt",
+    "15_depth_korean.txt",
+    "16_offtopic_kimchi.txt",
+]
+RESULTS: list[dict[str, Any]] = []
+
+
+@pytest.fixture(scope="module")
+def llm_env() -> Iterator[dict[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GROUNDED_ANSWER_")}
+    started = subprocess.run([str(SCRIPT), "start", "--model", "qwen"], capture_output=True,
+                             text=True, env=env, timeout=3600)
+    assert started.returncode == 0 and "export" in started.stdout, started.stderr[-3000:]
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in started.stdout.splitlines() if line.startswith("export ")
+    )
+    try:
+        yield exports
+    finally:
+        subprocess.run([str(SCRIPT), "stop"], capture_output=True, env=env, timeout=60)
+        if RESULTS:
+            out = REPO / "benchmarks" / "results"
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "llm_integration.json").write_text(json.dumps(RESULTS, indent=2))
+
+
+@pytest.fixture
+def llm_settings(llm_env: dict[str, str], settings: Settings) -> Settings:
+    assert llm_env["GROUNDED_ANSWER_LLM__BASE_URL"].startswith("http://127.0.0.1:")
+    return load_settings(
+        index=settings.index.model_dump(),
+        llm={"backend": "openai", "base_url": llm_env["GROUNDED_ANSWER_LLM__BASE_URL"],
+             "model": llm_env["GROUNDED_ANSWER_LLM__MODEL"], "api_key": "local",
+             "timeout": 240, "max_retries": 1, "max_tokens": 900},
+    )
+
+
+def check(answer: Answer, bundle: Path) -> None:
+    allowed = {link_key(link) for link in answer.allowed_links}
+    sources = load_bundle(bundle).corpus.sources
+    assert allowed == {k for s in sources for k in s.link_keys}
+    for rendering in (answer.to_json(), answer.to_markdown()):
+        assert [m.text for m in find_links(rendering) if m.key not in allowed] == []
+    assert answer.task.statement.strip()
+    markdown = answer.to_markdown()
+    assert all(h in markdown for h in ("## 1. Task", "## 2. Workflow", "## 3. References"))
+    if answer.answerable:
+        assert answer.workflow and answer.workflow.steps and answer.references
+        models = {s.id for s in sources if s.role.value == "model"}
+        assert {step.source_id for step in answer.workflow.steps} <= models
+    else:
+        assert answer.note.strip()
+    assert answer.provenance.backend == "openai" and not answer.provenance.offline
+    assert answer.provenance.usage.calls == answer.validation.attempts
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_real_model_answers_are_grounded(name: str, llm_settings: Settings) -> None:
+    bundle = BUNDLES / name
+    answer = explain(bundle=bundle, settings=llm_settings)
+    check(answer, bundle)
+    labels = json.loads((BUNDLES / "labels.json").read_text())
+    usage = answer.provenance.usage
+    RESULTS.append({
+        "bundle": name,
+        "answerable": answer.answerable,
+        "label_answerable": labels[name]["answerable"],
+        "attempts": answer.validation.attempts,
+        "repaired": answer.validation.repaired,
+        "dropped": answer.validation.dropped,
+        "completion_tokens": usage.completion_tokens,
+        "llm_seconds": usage.seconds,
+    })
