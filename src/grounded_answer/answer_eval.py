@@ -59,6 +59,10 @@ class BundleScore(BaseModel):
     task_named: bool | None = None
     models_cited: bool | None = None
     repairs: int = 0
+    valid_first_try: bool = False
+    links_caught: int = Field(default=0, description="Foreign-link errors found in attempts.")
+    completion_tokens: int | None = None
+    backend_seconds: float = 0.0
     seconds: float = 0.0
 
 
@@ -131,12 +135,23 @@ def _score(
                     if label.answerable and label.task_keywords else None),
         models_cited=models <= cited if label.answerable else None,
         repairs=answer.validation.attempts - 1,
+        valid_first_try=answer.validation.valid_first_try,
+        links_caught=sum("link" in e for e in answer.validation.repaired
+                         + answer.validation.dropped),
+        completion_tokens=answer.provenance.usage.completion_tokens,
+        backend_seconds=answer.provenance.usage.seconds,
         seconds=round(seconds, 3),
     )
 
 
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
+
+
+def _rate(scores: list[BundleScore]) -> float | None:
+    tokens = sum(s.completion_tokens or 0 for s in scores)
+    seconds = sum(s.backend_seconds for s in scores)
+    return round(tokens / seconds, 2) if tokens and seconds else None
 
 
 def _overall(scores: list[BundleScore]) -> dict[str, Any]:
@@ -154,6 +169,9 @@ def _overall(scores: list[BundleScore]) -> dict[str, Any]:
         "models_cited": _mean([float(s.models_cited) for s in parsed
                                if s.models_cited is not None]),
         "repairs": sum(s.repairs for s in parsed),
+        "valid_first_try": _mean([float(s.valid_first_try) for s in parsed]),
+        "links_caught": sum(s.links_caught for s in parsed),
+        "tokens_per_second": _rate(parsed),
         "latency_p50_s": latencies[len(latencies) // 2] if latencies else None,
         "latency_max_s": latencies[-1] if latencies else None,
     }

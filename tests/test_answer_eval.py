@@ -1,0 +1,63 @@
+"""The answer evaluation harness, and the stub's scores on the labelled set (run in CI)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grounded_answer import ConfigError, Settings
+from grounded_answer.answer_eval import evaluate_answers, format_table
+from grounded_answer.backends.base import CompletionRequest
+from grounded_answer.backends.stub import StubBackend
+
+from .conftest import BUNDLES, SEED, HashEmbedder
+
+
+@pytest.mark.slow
+def test_stub_scores_on_the_labelled_set(settings: Settings, real_embedder: Any) -> None:
+    scores, overall = evaluate_answers(BUNDLES, settings=settings, embedder=real_embedder)
+    assert overall["bundles"] >= 12 and overall["parsed"] == overall["bundles"]
+    assert overall["foreign_links"] == 0
+    assert overall["sections_complete"] == overall["bundles"]
+    assert overall["citation_precision"] >= 0.8
+    assert overall["citation_recall"] >= 0.8
+    assert overall["models_cited"] == 1.0
+    assert overall["answerable_accuracy"] == 1.0
+    assert overall["task_named"] >= 0.9
+    table = format_table(scores)
+    assert "00_seed.txt" in table and "precision" in table
+
+
+def test_scores_reflect_what_was_cited(tmp_path: Path, settings: Settings) -> None:
+    (tmp_path / "a.txt").write_bytes(SEED.read_bytes())
+    paper = "http://arxiv.org/pdf/2304.05538v4.pdf"  # ImageNet-Hard: S2.. after the model
+    labels = {"a.txt": {"answerable": True, "task_keywords": ["deblur"],
+                        "relevant": ["https://github.com/kky7/MSSNet", paper]}}
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    def model_and_a_distractor(request: CompletionRequest) -> str:
+        aigi = next(s.alias for s in request.context.sources if s.title.startswith("AI-gen"))
+        return json.dumps({
+            "task": {"statement": "Image deblurring.", "source_ids": ["S1"]},
+            "workflow": {"input": "a photo", "steps": [{"source_id": "S1", "input": "a photo",
+                         "action": "deblurs", "output": "a sharp photo"}], "output": "a photo"},
+            "references": [{"source_id": "S1", "why": "The model."},
+                           {"source_id": aigi, "why": "Wrongly cited."}],
+            "note": "", "answerable": True})
+
+    scores, overall = evaluate_answers(tmp_path, settings=settings, embedder=HashEmbedder(),
+                                       backend=StubBackend(script=[model_and_a_distractor]))
+    (score,) = scores
+    assert score.recall == 0.5  # the model, but not ImageNet-Hard
+    assert score.precision == 0.5  # the model right, AIGI-VC wrong
+    assert score.task_named and score.models_cited and score.foreign_links == 0
+
+
+def test_bad_labels_file(tmp_path: Path, settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        evaluate_answers(tmp_path, settings=settings, embedder=HashEmbedder())
+    (tmp_path / "labels.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="invalid"):
+        evaluate_answers(tmp_path, settings=settings, embedder=HashEmbedder())
