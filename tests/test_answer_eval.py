@@ -47,7 +47,7 @@ def test_scores_reflect_what_was_cited(tmp_path: Path, settings: Settings) -> No
                            {"source_id": aigi, "why": "Wrongly cited."}],
             "note": "", "answerable": True})
 
-    scores, overall = evaluate_answers(tmp_path, settings=settings, embedder=HashEmbedder(),
+    scores, _ = evaluate_answers(tmp_path, settings=settings, embedder=HashEmbedder(),
                                        backend=StubBackend(script=[model_and_a_distractor]))
     (score,) = scores
     assert score.recall == 0.5  # the model, but not ImageNet-Hard
