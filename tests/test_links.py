@@ -79,3 +79,13 @@ def test_scrub_keeps_allowed_and_reports_removed() -> None:
 )
 def test_is_http_url(url: str, ok: bool) -> None:
     assert is_http_url(url) is ok
+
+
+def test_cutting_never_splits_a_link() -> None:
+    from grounded_answer.links import cut_outside_links
+
+    text = "x" * 20 + " https://github.com/kky7/MSSNet and more"
+    for limit in range(20, len(text)):
+        cut = cut_outside_links(text, limit)
+        assert len(cut) <= limit
+        assert "MSSN" not in cut or "https://github.com/kky7/MSSNet" in cut

@@ -198,3 +198,17 @@ def test_bundle_path_and_only_its_sources(settings: Settings) -> None:
     allowed = {s.id for s in load_bundle(path).corpus.sources}
     assert retrieved <= allowed
     assert {r.source_id for r in answer.references} <= allowed
+
+
+def test_drop_keeps_allowed_links_whole_at_the_length_limit(seed_bundle: Bundle,
+                                                              settings: Settings) -> None:
+    from grounded_answer.draft import IO_CHARS
+
+    link = "https://github.com/kky7/MSSNet"
+    long_output = "y" * (IO_CHARS - 10) + " " + link
+    bad = json.loads(good_draft())
+    bad["workflow"]["output"] = long_output  # too long: invalid, so salvaged under drop
+    answer, _ = run(seed_bundle, settings, [json.dumps(bad)], policy="drop", max_repairs=0)
+    assert answer.workflow is not None
+    assert "kky7/MSS" not in answer.workflow.output or link in answer.workflow.output
+    assert foreign_links(answer) == []
