@@ -16,7 +16,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -256,6 +255,8 @@ def _read_jsonl(text: str, file: Path) -> tuple[list[Any], list[int | None], dic
 
 
 def _read_yaml(text: str, file: Path) -> tuple[list[Any], list[int | None], dict[str, Any]]:
+    import yaml
+
     try:
         loader = yaml.SafeLoader(text)
         try:

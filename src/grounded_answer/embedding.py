@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import numpy as np
-
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    import numpy as np
     from numpy.typing import NDArray
 
 __all__ = ["PACKAGED_MODEL", "Embedder", "SentenceTransformerEmbedder"]
@@ -80,6 +79,8 @@ class SentenceTransformerEmbedder:
         self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
     ) -> NDArray[np.float32]:
         """Encode with mean pooling and normalisation, as the model was trained."""
+        import numpy as np
+
         model = self._model()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)

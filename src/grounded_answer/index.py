@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
@@ -29,6 +28,7 @@ from .embedding import Embedder
 from .errors import ConfigError, IndexStoreError
 
 if TYPE_CHECKING:
+    import numpy as np
     from numpy.typing import NDArray
 
 __all__ = ["FORMAT_VERSION", "IndexManifest", "VectorIndex", "build_index", "open_index"]
@@ -67,6 +67,8 @@ class VectorIndex:
 
     def search(self, vectors: NDArray[np.float32], k: int) -> list[list[tuple[int, float]]]:
         """Top-``k`` passage positions and cosine scores for each query row."""
+        import numpy as np
+
         k = min(k, len(self.passages))
         scores, ids = self.faiss_index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
         return [

@@ -10,8 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
 from pydantic import BaseModel, ConfigDict
 
 from ._resources import default_prompts_dir
@@ -87,6 +86,9 @@ class Prompts:
             raise ConfigError(
                 f"prompts directory {self.directory} lacks {', '.join(missing)}"
             )
+        from jinja2 import FileSystemLoader, StrictUndefined
+        from jinja2.sandbox import SandboxedEnvironment
+
         env = SandboxedEnvironment(
             loader=FileSystemLoader(str(self.directory)),
             undefined=StrictUndefined,

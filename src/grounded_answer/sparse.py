@@ -11,8 +11,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 __all__ = ["BM25Index"]
 
 
@@ -46,6 +44,8 @@ class BM25Index:
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[tuple[int, float]]]:
         """:meth:`search` for many queries at once."""
+        import numpy as np
+
         k = min(k, self._size)
         results: list[list[tuple[int, float]]] = []
         stem = self._stemmer.stemWords if self._stemmer else list

@@ -127,8 +127,8 @@ class PgVectorStore:
         k = min(k, len(self._passages))
         if k <= 0:
             return [[] for _ in range(queries.shape[0])]
-        # Flat tables have no vector index, so every query scans: exact by construction.
-        scan = self.kind == "hnsw" and (exact or max(self.hnsw.ef_search, k) > MAX_EF_SEARCH)
+        # Flat scans even if another store object (kind hnsw) indexed the same table.
+        scan = self.kind == "flat" or exact or max(self.hnsw.ef_search, k) > MAX_EF_SEARCH
         query = sql.SQL(
             "SELECT passage_id, text, embedding <=> %b AS distance FROM {} "
             "ORDER BY distance LIMIT %s"
@@ -144,7 +144,7 @@ class PgVectorStore:
                         rows.append(self._rows(cur.fetchall()))
                 return rows
             ef = max(self.hnsw.ef_search, k)
-            if self.kind == "hnsw" and ef != self._ef_search:
+            if ef != self._ef_search:
                 cur.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef)))
                 self._ef_search = ef
             for vector in queries:
