@@ -155,6 +155,7 @@ def test_drop_policy_removes_and_reports(seed_bundle: Bundle, settings: Settings
                     "S42"):
         assert culprit in dropped
     assert [r.label for r in answer.references] == ["S1"]
+    assert any("S42" in e for e in answer.validation.unresolved)
 
 
 def test_allowed_links_in_prose_pass(seed_bundle: Bundle, settings: Settings) -> None:

@@ -121,6 +121,11 @@ class ValidationReport(BaseModel):
     dropped: list[str] = Field(
         default_factory=list, description="Content removed under policy 'drop'."
     )
+    unresolved: list[str] = Field(
+        default_factory=list,
+        description="Errors of the last attempt when no attempt passed and policy 'drop' "
+        "kept what was grounded.",
+    )
     withheld: list[str] = Field(
         default_factory=list,
         description="Where a sentence addressed to the model (a possible prompt injection) "

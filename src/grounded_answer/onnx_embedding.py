@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import re
 import shutil
@@ -53,11 +54,13 @@ __all__ = [
     "PARITY_TOLERANCE",
     "OnnxEmbedder",
     "OnnxManifest",
+    "ensure_query_export",
     "export_onnx",
     "find_onnx",
     "onnx_available",
     "onnx_dir",
     "prepare_onnx",
+    "select_embedder",
     "verify_parity",
 ]
 
@@ -69,6 +72,7 @@ TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
 _LOCK_TIMEOUT_S = 600.0
 _INSTALL_HINT = "install them with: pip install 'grounded-answer[onnx]'"
+_log = logging.getLogger(__name__)
 
 # Varied on purpose: empty and blank input, one word, truncation past 256 tokens,
 # accents, Hangul, CJK, emoji, code, URLs and numbers, and mixed lengths in one batch so
@@ -332,6 +336,47 @@ def prepare_onnx(
     if found is None:  # pragma: no cover - verify_parity raised already
         raise IndexStoreError(f"the ONNX export in {target} is not usable")
     return found
+
+
+def select_embedder(
+    model: str | Path | None,
+    cache_dir: Path,
+    *,
+    threads: int | None = 1,
+    backend: str = "auto",
+) -> Embedder:
+    """The embedder for queries: ``auto`` uses a verified ONNX export when there is one.
+
+    ``torch`` always gives sentence-transformers; ``onnx`` gives the export, making it
+    first if needed (which loads torch once). ``auto`` never exports: it takes what
+    :func:`ensure_query_export` left in the cache, else sentence-transformers.
+    """
+    if backend == "torch":
+        return SentenceTransformerEmbedder(model, threads=threads)
+    if backend == "onnx":
+        return prepare_onnx(model, cache_dir, threads=threads)
+    if backend != "auto":
+        raise ConfigError(f"unknown embedding backend {backend!r}; use auto, torch or onnx")
+    found = find_onnx(model, cache_dir, threads=threads)
+    return found if found is not None else SentenceTransformerEmbedder(model, threads=threads)
+
+
+def ensure_query_export(
+    model: str | Path | None, cache_dir: Path, *, threads: int | None = 1
+) -> OnnxEmbedder | None:
+    """Export and verify ``model`` for torch-free queries if the onnx extra is installed.
+
+    For index builds in ``auto`` mode: a missing extra, a failed export or a failed parity
+    check is logged and gives None, never an error, because sentence-transformers still
+    answers every query correctly.
+    """
+    if not onnx_available() or importlib.util.find_spec("onnx") is None:
+        return None
+    try:
+        return prepare_onnx(model, cache_dir, threads=threads)
+    except (ConfigError, IndexStoreError) as exc:
+        _log.warning("queries stay on sentence-transformers: %s", exc)
+        return None
 
 
 def export_onnx(

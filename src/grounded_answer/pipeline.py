@@ -314,7 +314,8 @@ def _generate(
         )
     return salvaged, ValidationReport(
         checks=CHECKS, attempts=len(attempts), dropped=dropped,
-        repaired=[], policy=settings.answer.policy, valid_first_try=False,
+        unresolved=list(attempts[-1].errors), policy=settings.answer.policy,
+        valid_first_try=False,
     )
 
 
@@ -377,6 +378,7 @@ def _build_answer(
     report = report.model_copy(update={
         "repaired": [defang(e) for e in report.repaired],
         "dropped": [defang(e) for e in report.dropped],
+        "unresolved": [defang(e) for e in report.unresolved],
     })
     return Answer(
         question=defang(question),
