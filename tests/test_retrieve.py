@@ -86,3 +86,34 @@ def test_hybrid_finds_exact_names_dense_misses(tmp_path: Path, real_embedder: An
     retriever = get_retriever(parsed.corpus, real_embedder, tmp_path)
     top = retriever.search("HuBERT", 1, method="hybrid")[0]
     assert top.source_id.startswith("asr-hubert")
+
+
+def test_large_corpus_goes_to_the_store_and_syncs_incrementally(tmp_path: Path) -> None:
+    from grounded_answer import explain, load_settings
+
+    class Counting(HashEmbedder):
+        texts = 0
+
+        def encode(self, texts: Any, **kwargs: Any) -> Any:
+            Counting.texts += len(texts)
+            return super().encode(texts, **kwargs)
+
+    def corpus_of(summary: str) -> Corpus:
+        sources = [Source(id=f"p{n}", role="paper", title=f"Paper {n} on topic {n}",
+                          summary=f"Topic {n} is studied here.",
+                          paper_url=f"https://a.org/p{n}") for n in range(12)]
+        sources[3] = sources[3].model_copy(update={"summary": summary})
+        return Corpus(name="big", sources=tuple(sources))
+
+    settings = load_settings(index={"cache_dir": str(tmp_path)})
+    embedder = Counting()
+    first = explain("topic 3", corpus=corpus_of("Deblurring photos."), settings=settings,
+                    embedder=embedder)
+    assert (tmp_path / "stores").is_dir()  # a store, not the throw-away bundle index
+    before = Counting.texts
+    second = explain("topic 3", corpus=corpus_of("Denoising photos."), settings=settings,
+                     embedder=embedder)
+    # Only source p3's passages (a head and one summary chunk) and the question re-encoded.
+    assert Counting.texts - before == 2 + 1
+    assert first.provenance.corpus_fingerprint != second.provenance.corpus_fingerprint
+    assert any("Denoising" in hit.text for hit in second.provenance.retrieved)

@@ -162,8 +162,7 @@ def _search(args: argparse.Namespace) -> int:
 
 def _index(args: argparse.Namespace) -> int:
     from .embedding import SentenceTransformerEmbedder
-    from .index import open_index
-    from .pipeline import resolve_sources
+    from .pipeline import resolve_sources, retriever_for
 
     settings = _settings(args)
     corpus, _ = resolve_sources(args.bundle, args.corpus, settings)
@@ -171,9 +170,10 @@ def _index(args: argparse.Namespace) -> int:
                                            threads=settings.embedding.threads or None)
     started = time.perf_counter()
     passages = sum(len(s.passages()) for s in corpus.sources)
-    index = open_index(corpus, embedder, settings.index.cache_dir,
-                       batch_size=settings.embedding.batch_size,
-                       show_progress=passages > _PROGRESS_ABOVE and sys.stderr.isatty())
+    index = retriever_for(
+        corpus, embedder, settings,
+        show_progress=passages > _PROGRESS_ABOVE and sys.stderr.isatty(),
+    ).index
     seconds = time.perf_counter() - started
     print(f"{corpus.name}: {len(corpus.sources)} sources, {index.manifest.passages} passages, "
           f"{index.status} in {seconds:.2f}s (model {index.manifest.model_id}, "

@@ -172,10 +172,18 @@ def resolve_sources(
     return loaded, loaded.question
 
 
-def retriever_for(corpus: Corpus, embedder: Embedder, settings: Settings) -> Retriever:
-    """The shared retriever for ``corpus`` under ``settings``."""
+def retriever_for(
+    corpus: Corpus, embedder: Embedder, settings: Settings, *, show_progress: bool = False
+) -> Retriever:
+    """The shared retriever for ``corpus`` under ``settings``.
+
+    A corpus small enough to be scored whole (a bundle) gets a throw-away FAISS flat
+    index; a real corpus goes to the configured store, synced incrementally.
+    """
+    small = len(corpus.sources) <= settings.retrieval.max_sources
     return get_retriever(
-        corpus, embedder, settings.index.cache_dir, batch_size=settings.embedding.batch_size
+        corpus, embedder, settings.index.cache_dir, batch_size=settings.embedding.batch_size,
+        show_progress=show_progress, store=None if small else settings.index,
     )
 
 

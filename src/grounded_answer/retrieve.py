@@ -10,6 +10,7 @@ and many threads share one index.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -19,17 +20,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .config import IndexSettings
 from .corpus import Corpus, Source
 from .embedding import Embedder
 from .index import VectorIndex, open_index
 from .sparse import BM25Index
+from .stores import VectorStore, open_store
 
 __all__ = ["Hit", "Method", "Retriever", "fuse", "get_retriever"]
 
 Method = Literal["dense", "bm25", "hybrid"]
 Fusion = Literal["rrf", "weighted"]
 
-_RETRIEVERS: OrderedDict[tuple[str, str, str], Retriever] = OrderedDict()
+_RETRIEVERS: OrderedDict[tuple[str, ...], Retriever] = OrderedDict()
 _RETRIEVERS_LOCK = threading.Lock()
 _MAX_CACHED = 64  # corpora kept warm per process; bundles come and go
 
@@ -82,7 +85,9 @@ def fuse(
 class Retriever:
     """Ranked passages of one corpus for a question."""
 
-    def __init__(self, corpus: Corpus, embedder: Embedder, index: VectorIndex) -> None:
+    def __init__(
+        self, corpus: Corpus, embedder: Embedder, index: VectorIndex | VectorStore
+    ) -> None:
         self.corpus = corpus
         self.embedder = embedder
         self.index = index
@@ -183,17 +188,32 @@ def get_retriever(
     *,
     batch_size: int = 64,
     show_progress: bool = False,
+    store: IndexSettings | None = None,
 ) -> Retriever:
-    """A process-wide shared retriever for this corpus, opening or building its index once."""
-    key = (str(cache_dir), corpus.fingerprint, embedder.model_id)
+    """A process-wide shared retriever for this corpus, opening or building its index once.
+
+    With ``store`` settings the passages live in a vector store (FAISS or pgvector) that
+    is synced incrementally; without, in a FAISS flat index rebuilt whole on any change,
+    which is what a bundle of a few sources needs.
+    """
+    key: tuple[str, ...] = (str(cache_dir), corpus.fingerprint, embedder.model_id)
+    if store is not None:
+        dsn = store.dsn.get_secret_value() if store.dsn else ""
+        key += (store.model_dump_json(exclude={"dsn"}), hashlib.sha256(dsn.encode()).hexdigest())
     with _RETRIEVERS_LOCK:
         retriever = _RETRIEVERS.get(key)
         if retriever is not None:
             _RETRIEVERS.move_to_end(key)
             return retriever
-        index = open_index(
-            corpus, embedder, cache_dir, batch_size=batch_size, show_progress=show_progress
-        )
+        index: VectorIndex | VectorStore
+        if store is None:
+            index = open_index(
+                corpus, embedder, cache_dir, batch_size=batch_size, show_progress=show_progress
+            )
+        else:
+            index = open_store(
+                corpus, embedder, store, batch_size=batch_size, show_progress=show_progress
+            )
         retriever = Retriever(corpus, embedder, index)
         _RETRIEVERS[key] = retriever
         while len(_RETRIEVERS) > _MAX_CACHED:

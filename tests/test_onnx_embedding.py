@@ -1,0 +1,285 @@
+"""The ONNX embedder: export, parity with sentence-transformers, no torch, typed failures."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from grounded_answer.bundle import Bundle
+from grounded_answer.embedding import PACKAGED_MODEL, SentenceTransformerEmbedder
+from grounded_answer.errors import ConfigError, IndexStoreError
+from grounded_answer.onnx_embedding import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    OnnxEmbedder,
+    export_onnx,
+    find_onnx,
+    onnx_dir,
+    prepare_onnx,
+    select_embedder,
+    verify_parity,
+)
+
+from .conftest import HashEmbedder
+
+HAVE_ONNX = all(importlib.util.find_spec(m) is not None
+                for m in ("onnxruntime", "onnx", "tokenizers"))
+needs_onnx = pytest.mark.skipif(
+    not HAVE_ONNX, reason="needs the onnx extra: pip install 'grounded-answer[onnx]'"
+)
+
+TEXTS = [
+    "",
+    " ",
+    "super-resolution",
+    "Can AI really bring out this much detail even from poor originals?",
+    "Restoring faces in old group photos. " * 60,  # well past 256 tokens
+    "Je dois traduire des centaines de fiches produits du français vers l'anglais.",
+    "사진 한 장만으로 카메라에서 각 물체까지의 거리를 알 수 있나요?",
+    "Zählen Sie die Autos auf dem Parkplatz — größer, schärfer, ruhiger.",
+    "Кто может убрать шум с ночных фотографий?",  # noqa: RUF001
+    "😀 emoji, tabs\tand\nnewlines",
+]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One verified export of the packaged model, shared by the module's slow tests."""
+    if not HAVE_ONNX:
+        pytest.skip("needs the onnx extra")
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    prepare_onnx(None, cache)
+    return onnx_dir(cache, None)
+
+
+def _copy(exported: Path, tmp_path: Path) -> Path:
+    target = onnx_dir(tmp_path / "cache", None)
+    target.parent.mkdir(parents=True)
+    shutil.copytree(exported, target)
+    return target
+
+
+def _edit_manifest(directory: Path, **changes: Any) -> None:
+    path = directory / MANIFEST_FILE
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def test_importing_the_module_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "import grounded_answer.onnx_embedding as m\n"
+        "m.find_onnx(None, __import__('pathlib').Path('/nonexistent-cache'))\n"
+        "heavy = [n for n in ('torch', 'sentence_transformers', 'onnxruntime') "
+        "if n in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_missing_export_is_a_typed_error_and_find_gives_none(tmp_path: Path) -> None:
+    with pytest.raises(IndexStoreError, match="no ONNX export"):
+        OnnxEmbedder(tmp_path / "nothing")
+    assert find_onnx(None, tmp_path) is None
+
+
+def test_unreadable_manifest_is_a_typed_error(tmp_path: Path) -> None:
+    (tmp_path / MANIFEST_FILE).write_text("{not json")
+    with pytest.raises(IndexStoreError, match="unreadable ONNX manifest"):
+        OnnxEmbedder(tmp_path)
+
+
+def test_export_dir_is_per_model_and_inside_the_cache(tmp_path: Path) -> None:
+    packaged = onnx_dir(tmp_path, None)
+    assert packaged == onnx_dir(tmp_path, PACKAGED_MODEL)
+    assert packaged != onnx_dir(tmp_path, "/models/other")
+    assert packaged.is_relative_to(tmp_path)
+
+
+def test_select_embedder_without_an_export_falls_back_to_torch(tmp_path: Path) -> None:
+    # Nothing is loaded: choosing must stay cheap for every start.
+    assert isinstance(select_embedder(None, tmp_path), SentenceTransformerEmbedder)
+    assert isinstance(select_embedder(None, tmp_path, backend="torch"),
+                      SentenceTransformerEmbedder)
+    with pytest.raises(ConfigError, match="unknown embedding backend"):
+        select_embedder(None, tmp_path, backend="tensorflow")
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_select_embedder_prefers_a_verified_export(exported: Path, tmp_path: Path) -> None:
+    _copy(exported, tmp_path)
+    chosen = select_embedder(None, tmp_path / "cache")
+    assert isinstance(chosen, OnnxEmbedder)
+    assert chosen.model_id == PACKAGED_MODEL
+    assert isinstance(select_embedder(None, tmp_path / "cache", backend="torch"),
+                      SentenceTransformerEmbedder)
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_export_layout_and_manifest(exported: Path) -> None:
+    manifest = json.loads((exported / MANIFEST_FILE).read_text())
+    assert (exported / MODEL_FILE).stat().st_size == manifest["onnx_bytes"]
+    assert (exported / "tokenizer.json").is_file()
+    assert manifest["source_model_id"] == PACKAGED_MODEL
+    assert manifest["opset"] == 17
+    assert manifest["max_seq_length"] == 256
+    assert manifest["parity_max_abs_diff"] <= 1e-5
+    assert "site-packages" not in str(exported)
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_parity_with_sentence_transformers(exported: Path, real_embedder: Any) -> None:
+    onnx = OnnxEmbedder(exported)
+    assert onnx.model_id == real_embedder.model_id == PACKAGED_MODEL
+    assert onnx.dimension == 384
+    expected = real_embedder.encode(TEXTS)
+    batched = onnx.encode(TEXTS, batch_size=4)  # several batches, padded, reordered
+    assert batched.shape == (len(TEXTS), 384)
+    assert batched.dtype == np.float32
+    assert np.abs(batched - expected).max() <= 1e-5
+    singles = np.vstack([onnx.encode([text]) for text in TEXTS])
+    assert np.abs(singles - expected).max() <= 1e-5
+    assert np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+    assert onnx.encode([]).shape == (0, 384)
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_same_ranking_on_the_seed_bundle(
+    exported: Path, real_embedder: Any, seed_bundle: Bundle
+) -> None:
+    from grounded_answer.index import build_index
+
+    index = build_index(seed_bundle.corpus, real_embedder)
+    onnx = OnnxEmbedder(exported)
+    questions = [seed_bundle.question or "", "sharpen a blurry photo", "image quality"]
+    for question in questions:
+        want = index.search(real_embedder.encode([question]), 12)[0]
+        got = index.search(onnx.encode([question]), 12)[0]
+        assert [i for i, _ in got] == [i for i, _ in want]
+        assert max(abs(a - b) for (_, a), (_, b) in zip(got, want, strict=True)) <= 1e-5
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_query_path_does_not_import_torch(exported: Path) -> None:
+    cache = exported.parent.parent
+    code = (
+        "import sys, pathlib\n"
+        "from grounded_answer.onnx_embedding import find_onnx\n"
+        f"e = find_onnx(None, pathlib.Path({str(cache)!r}))\n"
+        "v = e.encode(['a question about photos'])\n"
+        "assert v.shape == (1, 384), v.shape\n"
+        "print(e.model_id, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == [PACKAGED_MODEL, "False", "False"]
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_corrupted_model_file_is_a_typed_error(exported: Path, tmp_path: Path) -> None:
+    target = _copy(exported, tmp_path)
+    model = target / MODEL_FILE
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64
+    model.write_bytes(bytes(data))
+    with pytest.raises(IndexStoreError, match="checksum"):
+        OnnxEmbedder(target).encode(["x"])
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_unloadable_model_file_is_a_typed_error(exported: Path, tmp_path: Path) -> None:
+    # Garbage whose manifest entries match, so onnxruntime itself has to refuse it.
+    from grounded_answer.onnx_embedding import _sha256
+
+    target = _copy(exported, tmp_path)
+    model = target / MODEL_FILE
+    model.write_bytes(b"this is not an onnx model" * 100)
+    stat = model.stat()
+    _edit_manifest(target, onnx_sha256=_sha256(model), onnx_bytes=stat.st_size,
+                   onnx_mtime_ns=stat.st_mtime_ns)
+    with pytest.raises(IndexStoreError, match="cannot load the ONNX export"):
+        OnnxEmbedder(target).encode(["x"])
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_unverified_or_stale_export_does_not_claim_the_model_id(
+    exported: Path, tmp_path: Path
+) -> None:
+    target = _copy(exported, tmp_path)
+    cache = tmp_path / "cache"
+    assert find_onnx(None, cache) is not None
+    _edit_manifest(target, parity_max_abs_diff=None)
+    assert OnnxEmbedder(target).model_id.startswith("onnx:")
+    assert find_onnx(None, cache) is None
+    _edit_manifest(target, parity_max_abs_diff=1e-7, source_signature="0" * 64)
+    assert OnnxEmbedder(target).model_id.startswith("onnx:")
+    assert find_onnx(None, cache) is None
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_failed_parity_is_recorded_and_not_retried(exported: Path, tmp_path: Path) -> None:
+    target = _copy(exported, tmp_path)
+    cache = tmp_path / "cache"
+    wrong = HashEmbedder(dimension=384)
+    with pytest.raises(IndexStoreError, match="differs from sentence-transformers"):
+        verify_parity(target, wrong)
+    manifest = json.loads((target / MANIFEST_FILE).read_text())
+    assert manifest["parity_max_abs_diff"] > 1e-5
+    assert find_onnx(None, cache) is None
+    # prepare_onnx must refuse at once instead of exporting again on every index build.
+    with pytest.raises(IndexStoreError, match="not used"):
+        prepare_onnx(None, cache)
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_concurrent_encodes_agree(exported: Path) -> None:
+    onnx = OnnxEmbedder(exported)
+    expected = onnx.encode(TEXTS)
+    results: list[np.ndarray] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(3):
+                results.append(onnx.encode(TEXTS))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(results) == 12
+    assert all(np.abs(r - expected).max() <= 1e-6 for r in results)
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_export_of_a_missing_model_path_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        export_onnx(tmp_path / "no-such-model", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
