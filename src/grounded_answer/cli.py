@@ -133,14 +133,18 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from .embedding import SentenceTransformerEmbedder
-    from .pipeline import _check_question, resolve_sources, retrieve_passages, retriever_for
+    from .pipeline import (
+        _check_question,
+        default_embedder,
+        resolve_sources,
+        retrieve_passages,
+        retriever_for,
+    )
 
     settings = _settings(args)
     corpus, default_question = resolve_sources(args.bundle, args.corpus, settings)
     question = _check_question(args.question or default_question, settings)
-    embedder = SentenceTransformerEmbedder(settings.embedding.model,
-                                           threads=settings.embedding.threads or None)
+    embedder = default_embedder(settings)
     retriever = retriever_for(corpus, embedder, settings)
     hits, _ = retrieve_passages(retriever, question, settings)
     rows = []
@@ -162,6 +166,7 @@ def _search(args: argparse.Namespace) -> int:
 
 def _index(args: argparse.Namespace) -> int:
     from .embedding import SentenceTransformerEmbedder
+    from .onnx_embedding import ensure_query_export
     from .pipeline import resolve_sources, retriever_for
 
     settings = _settings(args)
@@ -175,6 +180,12 @@ def _index(args: argparse.Namespace) -> int:
         show_progress=passages > _PROGRESS_ABOVE and sys.stderr.isatty(),
     ).index
     seconds = time.perf_counter() - started
+    if settings.embedding.backend == "auto":
+        # Building loaded torch anyway: leave a verified ONNX export for fast queries.
+        exported = ensure_query_export(settings.embedding.model, settings.index.cache_dir,
+                                       threads=settings.embedding.threads or None)
+        print(f"queries: {'ONNX export (verified)' if exported else 'sentence-transformers'}",
+              file=sys.stderr)
     print(f"{corpus.name}: {len(corpus.sources)} sources, {index.manifest.passages} passages, "
           f"{index.status} in {seconds:.2f}s (model {index.manifest.model_id}, "
           f"fingerprint {index.manifest.fingerprint[:12]})")

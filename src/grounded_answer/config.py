@@ -64,6 +64,12 @@ class EmbeddingSettings(_Section):
         "on small machines shared with other work.",
     )
     batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encode batch.")
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        default="auto",
+        description="'auto': queries through a verified ONNX export when `grounded-answer "
+        "index` left one in the cache (no torch import), else sentence-transformers; "
+        "'torch': always sentence-transformers; 'onnx': export on first use.",
+    )
 
 
 class IndexSettings(_Section):

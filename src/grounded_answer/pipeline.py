@@ -35,7 +35,7 @@ from .draft import (
     salvage_draft,
     validate_draft,
 )
-from .embedding import Embedder, SentenceTransformerEmbedder
+from .embedding import Embedder
 from .errors import Attempt, QuestionError, UngroundedAnswerError
 from .injection import quarantine
 from .links import defang, link_key, scrub_links
@@ -49,7 +49,14 @@ from .prompts import (
 )
 from .retrieve import Hit, Retriever, get_retriever
 
-__all__ = ["aexplain", "explain", "resolve_sources", "retrieve_passages", "retriever_for"]
+__all__ = [
+    "aexplain",
+    "default_embedder",
+    "explain",
+    "resolve_sources",
+    "retrieve_passages",
+    "retriever_for",
+]
 
 CHECKS = [
     "output is a JSON object matching the answer schema",
@@ -88,9 +95,7 @@ def explain(
     settings = settings or load_settings()
     sources, default_question = resolve_sources(bundle, corpus, settings)
     question = _check_question(question if question is not None else default_question, settings)
-    embedder = embedder or SentenceTransformerEmbedder(
-        settings.embedding.model, threads=settings.embedding.threads or None
-    )
+    embedder = embedder or default_embedder(settings)
     backend = backend or make_backend(settings.llm)
     timings: dict[str, float] = {}
 
@@ -154,6 +159,16 @@ async def aexplain(
     return await asyncio.to_thread(
         explain, question, bundle=bundle, corpus=corpus, settings=settings, backend=backend,
         embedder=embedder,
+    )
+
+
+def default_embedder(settings: Settings) -> Embedder:
+    """The configured embedder: a verified ONNX export for queries when allowed and present."""
+    from .onnx_embedding import select_embedder
+
+    return select_embedder(
+        settings.embedding.model, settings.index.cache_dir,
+        threads=settings.embedding.threads or None, backend=settings.embedding.backend,
     )
 
 
