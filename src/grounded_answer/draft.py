@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Annotated, Any
 
 import pydantic_core
@@ -319,7 +320,7 @@ def draft_json_schema(
     a workflow step, when ``step_aliases`` names the recommended models), and bounded
     lengths keep small models from rambling past ``max_tokens``.
     """
-    schema = copy.deepcopy(AnswerDraft.model_json_schema())
+    schema = copy.deepcopy(_base_schema())
     for title, definition in schema.get("$defs", {}).items():
         props = definition.get("properties", {})
         for name, prop in props.items():
@@ -341,6 +342,12 @@ def draft_json_schema(
             for prop in node["properties"].values():
                 prop.pop("default", None)
     return schema
+
+
+@cache
+def _base_schema() -> dict[str, Any]:
+    # Generating the schema costs milliseconds; it never changes within a process.
+    return AnswerDraft.model_json_schema()
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 __all__ = ["echoes", "quarantine"]
 
@@ -41,8 +42,15 @@ _ECHO_WORDS = 8
 
 def quarantine(text: str) -> tuple[str, list[str]]:
     """``text`` without the sentences that address the model, and those sentences."""
+    kept, removed = _quarantine(text)
+    return kept, list(removed)
+
+
+@lru_cache(maxsize=8192)
+def _quarantine(text: str) -> tuple[str, tuple[str, ...]]:
+    # Cached: the same source passages are screened on every question.
     if not _INJECTION.search(text):
-        return text, []
+        return text, ()
     kept: list[str] = []
     removed: list[str] = []
     for match in _SENTENCE.finditer(text):
@@ -53,7 +61,7 @@ def quarantine(text: str) -> tuple[str, list[str]]:
             removed.append(" ".join(sentence.split()))
         else:
             kept.append(sentence)
-    return " ".join("".join(kept).split()), removed
+    return " ".join("".join(kept).split()), tuple(removed)
 
 
 def echoes(text: str, sources: Iterable[str]) -> str | None:

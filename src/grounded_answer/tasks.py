@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = ["TaskHint", "expand_name", "guess_tasks"]
 
@@ -96,6 +97,7 @@ _ABBREVIATIONS = {
 }
 
 
+@lru_cache(maxsize=4096)
 def expand_name(name: str) -> str:
     """Spell a terse model name out as words.
 
@@ -120,5 +122,10 @@ def expand_name(name: str) -> str:
 
 def guess_tasks(text: str) -> list[TaskHint]:
     """Task hints found in ``text`` in table order, without duplicates."""
+    return list(_guess_tasks(text))
+
+
+@lru_cache(maxsize=4096)
+def _guess_tasks(text: str) -> tuple[TaskHint, ...]:
     lowered = text.lower()
-    return [hint for pattern, hint in _COMPILED if pattern.search(lowered)]
+    return tuple(hint for pattern, hint in _COMPILED if pattern.search(lowered))
