@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,7 +25,9 @@ from .corpus import Corpus, Source
 from .embedding import Embedder
 from .index import VectorIndex, open_index
 from .sparse import BM25Index
-from .stores import VectorStore, open_store
+
+if TYPE_CHECKING:
+    from .stores import VectorStore
 
 __all__ = ["Hit", "Method", "Retriever", "fuse", "get_retriever"]
 
@@ -211,6 +213,8 @@ def get_retriever(
                 corpus, embedder, cache_dir, batch_size=batch_size, show_progress=show_progress
             )
         else:
+            from .stores import open_store  # numpy and faiss only when a store is used
+
             index = open_store(
                 corpus, embedder, store, batch_size=batch_size, show_progress=show_progress
             )
