@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .embedding import PACKAGED_MODEL, Embedder, SentenceTransformerEmbedder
 from .errors import ConfigError, IndexStoreError
+from .index import _sha256
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -670,14 +671,6 @@ def _check_files(manifest: OnnxManifest, model_file: Path, tokenizer_file: Path)
             )
     except OSError as exc:
         raise IndexStoreError(f"cannot read the ONNX export: {exc}") from exc
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _versions(*modules: str) -> dict[str, str]:
