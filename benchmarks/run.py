@@ -44,6 +44,9 @@ CLI = REPO / ".venv" / "bin" / "grounded-answer"
 PEER = HERE / ".venv-peer" / "bin" / "python"
 WORKERS = HERE / "workers.py"
 SEED = HERE / "bundles" / "00_seed.txt"
+# Query embedders compared in the warm section: sentence-transformers, the exact ONNX
+# export, and its int8 variant (embedding.backend = torch, onnx, onnx-int8).
+EMBEDDERS = ("torch", "onnx", "onnx-int8")
 SECTIONS = ["import", "onnx", "cold", "warm", "peer", "build", "faiss"]
 
 TARGETS = {
@@ -192,7 +195,7 @@ class Bench:
         threads, _ = self.worker("threads", cache_dir=str(self.cache),
                                  questions=50 if self.quick else 100)
         out["encode_by_threads"] = threads
-        for kind in ("torch", "onnx"):
+        for kind in EMBEDDERS:
             result, child = self.worker("warm", cache_dir=str(self.cache), embedder=kind,
                                         questions=questions, threads=1)
             result["process_maxrss_mb"] = round(child.maxrss_mb, 1)
@@ -351,13 +354,19 @@ def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
         row("ONNX export + parity check (once)", export, "s")
         row("  parity max |diff|", _get(r, "onnx", "parity_max_abs_diff"), "", "<= 1e-5",
             (_get(r, "onnx", "parity_max_abs_diff") or 1) <= 1e-5)
+    int8 = _get(r, "onnx", "int8")
+    if int8:
+        row("int8 quantization + agreement check (once)", int8["seconds"], "s")
+        row("  int8 min cosine to exact", int8["agreement_min_cosine"], "", ">= 0.97",
+            int8["agreement_min_cosine"] >= 0.97)
+        row("  int8 model size", int8["onnx_mb"], "MB")
     for label, key in (("cold CLI explain, as is (torch)", "cli_as_is"),
                        ("cold explain, ONNX query path", "onnx_path")):
         value = _get(r, "cold", key, "median_s")
         if value is not None:
             row(label, value, "s", "<= 1.5", value <= TARGETS["cold_cli_s"])
             row("  peak RSS", _get(r, "cold", key, "maxrss_mb"), "MB")
-    for kind in ("torch", "onnx"):
+    for kind in EMBEDDERS:
         warm = _get(r, "warm", kind)
         if warm and "explain" in warm:
             p50 = warm["explain"]["p50_ms"]
@@ -389,7 +398,7 @@ def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
     if "query" in peer and "overhead" in peer["query"]:
         theirs = peer["query"]["overhead"]["p50_ms"]
         row("LlamaIndex per-query overhead p50", theirs, "ms")
-        for kind in ("torch", "onnx"):
+        for kind in EMBEDDERS:
             ours = _get(r, "warm", kind, "overhead", "p50_ms")
             if ours is not None:
                 ratio = round(ours / theirs, 3)

@@ -65,7 +65,12 @@ def task_export(args: dict[str, Any]) -> dict[str, Any]:
     embedder = prepare_onnx(None, cache, threads=1)
     seconds = time.perf_counter() - started
     manifest = embedder.manifest
+    started = time.perf_counter()
+    int8 = prepare_onnx(None, cache, threads=1, variant="int8").manifest
+    int8_seconds = time.perf_counter() - started
     return {
+        "int8": {"seconds": round(int8_seconds, 3), "onnx_mb": round(int8.onnx_bytes / 2**20, 1),
+                 "agreement_min_cosine": int8.agreement_min_cosine},
         "seconds": round(seconds, 3),
         "dir": str(onnx_dir(cache)),
         "onnx_mb": round(manifest.onnx_bytes / 2**20, 1),
@@ -83,7 +88,8 @@ def _embedder(kind: str, cache: Path, threads: int) -> Any:
         return SentenceTransformerEmbedder(threads=threads)
     from grounded_answer.onnx_embedding import find_onnx
 
-    found = find_onnx(None, cache, threads=threads)
+    found = find_onnx(None, cache, threads=threads,
+                      variant="int8" if kind == "onnx-int8" else "exact")
     if found is None:
         raise SystemExit("no verified ONNX export in the cache: run the export task first")
     return found
@@ -227,17 +233,18 @@ def task_threads(args: dict[str, Any]) -> dict[str, Any]:
             model.encode([question], normalize_embeddings=True, convert_to_numpy=True)
             times.append(time.perf_counter() - mark)
         out[f"torch_threads{threads}"] = _ms(times)
-    for threads in (1, 2):
-        onnx = find_onnx(None, Path(args["cache_dir"]), threads=threads)
-        if onnx is None:
-            break
-        onnx.encode(["warm up"])
-        times = []
-        for _, question in pairs:
-            mark = time.perf_counter()
-            onnx.encode([question])
-            times.append(time.perf_counter() - mark)
-        out[f"onnx_threads{threads}"] = _ms(times)
+    for variant, label in (("exact", "onnx"), ("int8", "onnx-int8")):
+        for threads in (1, 2):
+            onnx = find_onnx(None, Path(args["cache_dir"]), threads=threads, variant=variant)
+            if onnx is None:
+                break
+            onnx.encode(["warm up"])
+            times = []
+            for _, question in pairs:
+                mark = time.perf_counter()
+                onnx.encode([question])
+                times.append(time.perf_counter() - mark)
+            out[f"{label}_threads{threads}"] = _ms(times)
     out["load_after"] = round(os.getloadavg()[0], 2)
     out["maxrss_mb"] = _maxrss_mb()
     return out

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from grounded_answer import Answer, Settings, UngroundedAnswerError, explain
 from grounded_answer.backends.stub import StubBackend
 from grounded_answer.bundle import Bundle, parse_bundle
-from grounded_answer.draft import GroundingContext, validate_draft
+from grounded_answer.draft import GroundingContext, draft_json_schema, validate_draft
 from grounded_answer.links import find_links, link_key
 
 from .conftest import SEED, HashEmbedder
@@ -70,6 +70,23 @@ def test_foreign_link_rejected_in_every_prose_field(field: tuple[str, str | None
 def test_allowed_link_spellings_pass(link: str) -> None:
     draft, errors = validate_draft(with_text(("task", "statement"), f"See {link}."), CONTEXT)
     assert errors == [] and draft is not None
+
+
+def test_schema_enumerates_the_aliases_and_is_the_callers_own() -> None:
+    schema = draft_json_schema(["S1", "S2", "S3"], ["S1"])
+    defs = schema["$defs"]
+    assert defs["DraftStep"]["properties"]["source_id"]["enum"] == ["S1"]
+    assert defs["DraftReference"]["properties"]["source_id"]["enum"] == ["S1", "S2", "S3"]
+    assert defs["DraftTask"]["properties"]["source_ids"]["items"]["enum"] == ["S1", "S2", "S3"]
+    assert all(node["additionalProperties"] is False and node["required"] == list(
+        node["properties"]) for node in defs.values())
+    # Built once per alias list and cached: a caller editing its copy changes nothing.
+    defs["DraftStep"]["properties"]["source_id"]["enum"].append("S9")
+    schema["$defs"].clear()
+    again = draft_json_schema(["S1", "S2", "S3"], ["S1"])
+    assert again["$defs"]["DraftStep"]["properties"]["source_id"]["enum"] == ["S1"]
+    assert draft_json_schema(["S1", "S2"])["$defs"]["DraftStep"]["properties"]["source_id"][
+        "enum"] == ["S1", "S2"]
 
 
 def test_validation_needs_the_context() -> None:

@@ -34,6 +34,20 @@ def test_fingerprint_changes_with_any_content() -> None:
     assert one.fingerprint != Corpus(sources=(source(metadata={"k": 1}),)).fingerprint
 
 
+def test_memoized_hashes_and_link_keys_follow_model_copy() -> None:
+    # Fingerprints and link keys are computed once per object; model_copy is the one way
+    # a frozen record changes, and a copy must not inherit the original's values.
+    one = source(github_url="https://github.com/a/b")
+    corpus = Corpus(sources=(one,))
+    before, keys = corpus.fingerprint, one.link_keys
+    edited = one.model_copy(update={"summary": "changed", "github_url": "https://github.com/c/d"})
+    assert edited.content_hash() != one.content_hash()
+    assert edited.link_keys == {"a.org/p", "github.com/c/d"} != keys
+    assert corpus.model_copy(update={"sources": (edited,)}).fingerprint != before
+    assert corpus.model_copy().fingerprint == before
+    assert "fingerprint" not in corpus.model_dump() and corpus == Corpus(sources=(one,))
+
+
 def test_model_without_summary_gets_a_meaningful_passage() -> None:
     model = source(role="model", title="Deblur-MSSNet-RealBlurR",
                    github_url="https://github.com/kky7/MSSNet")

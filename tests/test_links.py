@@ -50,6 +50,8 @@ def test_look_alikes_do_not_share_a_key(other: str) -> None:
         ("paper arXiv:2401.12345v2, or 2312.00001", ["arXiv:2401.12345v2", "2312.00001"]),
         ("run train.py with lr 1e-4, version 3.14159, x2.5 scale, e.g. this", []),
         ("", []),
+        ("no dot and no colon here", []),
+        ("a local server http://localhost:8000/v1 has no dot", ["http://localhost:8000/v1"]),
     ],
 )
 def test_find_links_in_prose(text: str, found: list[str]) -> None:

@@ -18,16 +18,16 @@ from grounded_answer.bundle import Bundle
 from grounded_answer.embedding import PACKAGED_MODEL, SentenceTransformerEmbedder
 from grounded_answer.errors import ConfigError, IndexStoreError
 from grounded_answer.onnx_embedding import (
+    INT8_SUFFIX,
     MANIFEST_FILE,
     MODEL_FILE,
     OnnxEmbedder,
-    export_onnx,
     find_onnx,
     onnx_dir,
     prepare_onnx,
     select_embedder,
-    verify_parity,
 )
+from grounded_answer.onnx_export import export_onnx, verify_parity, verify_quantized
 
 from .conftest import HashEmbedder
 
@@ -61,9 +61,16 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return onnx_dir(cache, None)
 
 
-def _copy(exported: Path, tmp_path: Path) -> Path:
-    target = onnx_dir(tmp_path / "cache", None)
-    target.parent.mkdir(parents=True)
+@pytest.fixture(scope="module")
+def quantized(exported: Path) -> Path:
+    """The int8 variant, made from the module's exact export."""
+    prepare_onnx(None, exported.parent.parent, variant="int8")
+    return onnx_dir(exported.parent.parent, None, "int8")
+
+
+def _copy(exported: Path, tmp_path: Path, variant: Any = "exact") -> Path:
+    target = onnx_dir(tmp_path / "cache", None, variant)
+    target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(exported, target)
     return target
 
@@ -283,3 +290,77 @@ def test_export_of_a_missing_model_path_is_a_config_error(tmp_path: Path) -> Non
     with pytest.raises(ConfigError):
         export_onnx(tmp_path / "no-such-model", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_int8_export_is_checked_against_the_exact_one(exported: Path, quantized: Path) -> None:
+    exact = json.loads((exported / MANIFEST_FILE).read_text())
+    manifest = json.loads((quantized / MANIFEST_FILE).read_text())
+    assert manifest["variant"] == "int8"
+    assert manifest["quantized_from_sha256"] == exact["onnx_sha256"]
+    assert manifest["agreement_min_cosine"] >= manifest["agreement_tolerance"] == 0.97
+    assert manifest["parity_max_abs_diff"] is None  # no exact-parity claim for int8
+    # Quantized for real: smaller on disk, and its vectors are not the exact ones.
+    assert (quantized / MODEL_FILE).stat().st_size < 0.8 * (exported / MODEL_FILE).stat().st_size
+    int8, onnx = OnnxEmbedder(quantized), OnnxEmbedder(exported)
+    assert int8.model_id == PACKAGED_MODEL + INT8_SUFFIX
+    got, want = int8.encode(TEXTS, batch_size=4), onnx.encode(TEXTS)
+    cosines = np.sum(got * want, axis=1)
+    assert cosines.min() >= 0.97
+    assert np.abs(got - want).max() > 1e-4
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_int8_is_chosen_only_when_asked(exported: Path, quantized: Path, tmp_path: Path) -> None:
+    _copy(exported, tmp_path)
+    _copy(quantized, tmp_path, "int8")
+    cache = tmp_path / "cache"
+    assert select_embedder(None, cache).model_id == PACKAGED_MODEL  # auto stays exact
+    chosen = select_embedder(None, cache, backend="onnx-int8")
+    assert isinstance(chosen, OnnxEmbedder)
+    assert chosen.model_id == PACKAGED_MODEL + INT8_SUFFIX
+    assert find_onnx(None, cache, variant="int8") is not None
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_int8_ranks_the_seed_bundle_like_the_exact_model(
+    exported: Path, quantized: Path, seed_bundle: Bundle
+) -> None:
+    from grounded_answer.index import build_index
+
+    onnx, int8 = OnnxEmbedder(exported), OnnxEmbedder(quantized)
+    exact_index = build_index(seed_bundle.corpus, onnx)
+    int8_index = build_index(seed_bundle.corpus, int8)
+    # Its own id: an index built from int8 vectors is never taken for an exact one.
+    assert int8_index.manifest.model_id != exact_index.manifest.model_id
+    for question in [seed_bundle.question or "", "sharpen a blurry photo", "image quality"]:
+        want = exact_index.search(onnx.encode([question]), 12)[0]
+        got = int8_index.search(int8.encode([question]), 12)[0]
+        # The two best passages agree; further down, scores within 0.02 of each other may
+        # swap, as every score moves by at most a few hundredths.
+        assert [i for i, _ in got[:2]] == [i for i, _ in want[:2]]
+        exact = dict(want)
+        assert max(abs(score - exact[i]) for i, score in got) <= 0.05
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_failed_int8_agreement_is_recorded_and_not_retried(
+    exported: Path, quantized: Path, tmp_path: Path
+) -> None:
+    _copy(exported, tmp_path)
+    target = _copy(quantized, tmp_path, "int8")
+    cache = tmp_path / "cache"
+    with pytest.raises(IndexStoreError, match="cosine of only"):
+        verify_quantized(target, HashEmbedder(dimension=384))
+    manifest = json.loads((target / MANIFEST_FILE).read_text())
+    assert manifest["agreement_min_cosine"] < 0.97
+    assert find_onnx(None, cache, variant="int8") is None
+    assert OnnxEmbedder(target).model_id.startswith("onnx:")
+    with pytest.raises(IndexStoreError, match="not used"):
+        prepare_onnx(None, cache, variant="int8")
+    assert find_onnx(None, cache) is not None  # the exact export is untouched

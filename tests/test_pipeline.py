@@ -213,3 +213,24 @@ def test_drop_keeps_allowed_links_whole_at_the_length_limit(seed_bundle: Bundle,
     assert answer.workflow is not None
     assert "kky7/MSS" not in answer.workflow.output or link in answer.workflow.output
     assert foreign_links(answer) == []
+
+
+def test_explain_sets_faiss_threads_and_blas_cutover(
+    tmp_path: Any, seed_bundle: Bundle
+) -> None:
+    import faiss
+
+    embedder = HashEmbedder(dimension=96)
+    faiss.omp_set_num_threads(2)
+    faiss.cvar.distance_compute_blas_threshold = 128_000
+    try:
+        explain(bundle=seed_bundle, embedder=embedder, settings=load_settings(
+            index={"cache_dir": str(tmp_path / "cache")}))
+        assert faiss.omp_get_max_threads() == 1
+        assert faiss.cvar.distance_compute_blas_threshold == 20 * 96
+        faiss.omp_set_num_threads(2)
+        explain(bundle=seed_bundle, embedder=embedder, settings=load_settings(
+            index={"cache_dir": str(tmp_path / "cache"), "threads": 0}))
+        assert faiss.omp_get_max_threads() == 2  # 0 leaves faiss's own setting alone
+    finally:
+        faiss.omp_set_num_threads(1)

@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
                            help="default: the configured retrieval.method")
     retrieval.add_argument("--cache-dir", metavar="DIR", help="embedding cache directory")
     retrieval.add_argument("--threads", type=int, default=None,
-                           help="torch threads for encoding the corpus")
+                           help="threads for encoding the corpus (torch or onnxruntime)")
     retrieval.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     retrieval.set_defaults(run=_eval_retrieval)
     answers = kinds.add_parser("answers", help="answer quality over labelled bundles")
@@ -165,14 +165,16 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from .embedding import SentenceTransformerEmbedder
-    from .onnx_embedding import ensure_query_export
+    from .onnx_embedding import ensure_query_export, select_embedder
     from .pipeline import resolve_sources, retriever_for
 
     settings = _settings(args)
     corpus, _ = resolve_sources(args.bundle, args.corpus, settings)
-    embedder = SentenceTransformerEmbedder(settings.embedding.model,
-                                           threads=settings.embedding.threads or None)
+    # Passages are embedded by the model queries will use: sentence-transformers (which
+    # the exact export matches), or the int8 export, whose vectors are its own.
+    backend = "onnx-int8" if settings.embedding.backend == "onnx-int8" else "torch"
+    embedder = select_embedder(settings.embedding.model, settings.index.cache_dir,
+                               threads=settings.embedding.threads or None, backend=backend)
     started = time.perf_counter()
     passages = sum(len(s.passages()) for s in corpus.sources)
     index = retriever_for(
@@ -193,15 +195,19 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _eval_retrieval(args: argparse.Namespace) -> int:
-    from .embedding import SentenceTransformerEmbedder
     from .evaluation import evaluate_retrieval, load_beir
+    from .index import configure_faiss
+    from .onnx_embedding import select_embedder
 
     settings = _settings(args)
     method = args.method or settings.retrieval.method
     data = load_beir(args.beir, args.split)
     threads = args.threads if args.threads is not None else settings.embedding.threads
-    embedder = None if method == "bm25" else SentenceTransformerEmbedder(
-        settings.embedding.model, threads=threads or None)
+    embedder = None if method == "bm25" else select_embedder(
+        settings.embedding.model, settings.index.cache_dir, threads=threads or None,
+        backend=settings.embedding.backend)
+    if embedder is not None:
+        configure_faiss(settings.index.threads, embedder.dimension)
     print(f"{args.beir} [{args.split}]: {len(data.doc_ids)} documents, "
           f"{len(data.queries)} queries, method {method}", file=sys.stderr)
     result = evaluate_retrieval(

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Self
 
@@ -49,6 +50,22 @@ def _check_url(value: str) -> str:
 HttpLink = Annotated[str, AfterValidator(_check_url)]
 
 
+class _Memoized(BaseModel):
+    """A frozen model whose derived values (hashes, link keys) are computed once.
+
+    ``model_copy(update=...)`` is the one way a frozen model changes, so it forgets them.
+    """
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy, as :meth:`pydantic.BaseModel.model_copy`, without stale derived values."""
+        copied = super().model_copy(update=update, deep=deep)
+        for klass in type(copied).__mro__:
+            for name, attribute in vars(klass).items():
+                if isinstance(attribute, cached_property):
+                    copied.__dict__.pop(name, None)
+        return copied
+
+
 class Role(StrEnum):
     """Why a source is in the corpus: the platform recommended it, or it is related reading."""
 
@@ -56,7 +73,7 @@ class Role(StrEnum):
     PAPER = "paper"
 
 
-class Source(BaseModel):
+class Source(_Memoized):
     """One model or paper the answer may rest on; its link fields are the allowed links."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
@@ -85,13 +102,17 @@ class Source(BaseModel):
         """The source's links, paper first."""
         return tuple(link for link in (self.paper_url, self.github_url) if link)
 
-    @property
+    @cached_property
     def link_keys(self) -> frozenset[str]:
         """Normalised forms of :attr:`links` (see :func:`grounded_answer.links.link_key`)."""
         return frozenset(link_key(link) for link in self.links)
 
     def content_hash(self) -> str:
         """A hash of everything that affects retrieval or rendering of this source."""
+        return self._content_hash
+
+    @cached_property
+    def _content_hash(self) -> str:
         payload = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -151,7 +172,7 @@ def _chunk(text: str, max_words: int) -> Iterator[str]:
         yield " ".join(current)
 
 
-class Corpus(BaseModel):
+class Corpus(_Memoized):
     """A set of sources with unique ids; the only material an answer may cite."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -169,7 +190,7 @@ class Corpus(BaseModel):
             seen.add(source.id)
         return self
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """A hash of every source's content: any edit gives a new fingerprint."""
         digest = hashlib.sha256()

@@ -11,10 +11,11 @@ or github.com path written in prose is checked as well.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass, field
-from functools import cache
-from typing import Annotated, Any
+from functools import cache, lru_cache
+from typing import Annotated, Any, cast
 
 import pydantic_core
 from pydantic import (
@@ -318,8 +319,19 @@ def draft_json_schema(
 
     Grammar-constrained servers then cannot even emit an unknown id (nor run a paper as
     a workflow step, when ``step_aliases`` names the recommended models), and bounded
-    lengths keep small models from rambling past ``max_tokens``.
+    lengths keep small models from rambling past ``max_tokens``. The caller owns the
+    returned dict: it is parsed from a cached JSON text, so editing it changes nothing
+    for the next caller.
     """
+    return cast(
+        dict[str, Any],
+        json.loads(_schema_text(tuple(aliases), tuple(step_aliases) if step_aliases else None)),
+    )
+
+
+@lru_cache(maxsize=64)
+def _schema_text(aliases: tuple[str, ...], step_aliases: tuple[str, ...] | None) -> str:
+    # Bundles reuse the same few alias lists; building the schema is the costly part.
     schema = copy.deepcopy(_base_schema())
     for title, definition in schema.get("$defs", {}).items():
         props = definition.get("properties", {})
@@ -341,7 +353,7 @@ def draft_json_schema(
             node["additionalProperties"] = False
             for prop in node["properties"].values():
                 prop.pop("default", None)
-    return schema
+    return json.dumps(schema)
 
 
 @cache

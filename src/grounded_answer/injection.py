@@ -38,6 +38,7 @@ _INJECTION = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE |
 # A sentence ends at . ! ? followed by a space or the end (not inside "evil.io"), or a newline.
 _SENTENCE = re.compile(r".*?(?:[.!?]+(?=\s|$)|\n|$)", re.DOTALL)
 _ECHO_WORDS = 8
+_WORD = re.compile(r"\w+")
 
 
 def quarantine(text: str) -> tuple[str, list[str]]:
@@ -69,15 +70,22 @@ def echoes(text: str, sources: Iterable[str]) -> str | None:
     words = _words(text)
     if len(words) < _ECHO_WORDS:
         return None
-    grams = {tuple(words[i : i + _ECHO_WORDS]) for i in range(len(words) - _ECHO_WORDS + 1)}
-    for source in sources:
-        source_words = _words(source)
-        for i in range(len(source_words) - _ECHO_WORDS + 1):
-            gram = tuple(source_words[i : i + _ECHO_WORDS])
-            if gram in grams:
-                return " ".join(gram)
+    known = [_grams(source) for source in sources]
+    for i in range(len(words) - _ECHO_WORDS + 1):
+        gram = tuple(words[i : i + _ECHO_WORDS])
+        if any(gram in grams for grams in known):
+            return " ".join(gram)
     return None
 
 
+@lru_cache(maxsize=256)
+def _grams(source: str) -> frozenset[tuple[str, ...]]:
+    # Cached: one system prompt is checked against every prose field of an answer.
+    words = _words(source)
+    return frozenset(
+        tuple(words[i : i + _ECHO_WORDS]) for i in range(len(words) - _ECHO_WORDS + 1)
+    )
+
+
 def _words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
+    return _WORD.findall(text.lower())

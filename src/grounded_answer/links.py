@@ -10,8 +10,9 @@ checks links, the answer validators and the renderers alike, goes through
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -72,6 +73,7 @@ def is_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(host) and "." in (host or "")
 
 
+@lru_cache(maxsize=8192)
 def link_key(link: str) -> str:
     """The canonical form used to compare links.
 
@@ -104,16 +106,26 @@ def link_key(link: str) -> str:
     return key
 
 
-def find_links(text: str) -> Iterator[LinkMatch]:
+def find_links(text: str) -> tuple[LinkMatch, ...]:
     """Every URL, bare domain, arXiv id or github.com path in ``text``."""
+    # Every link form has a dot or a scheme's colon; most prose fields have neither.
+    if "." not in text and ":" not in text:
+        return ()
+    return _find_links(text)
+
+
+# Answers are checked field by field and the same source titles, summaries and passages
+# come back in every answer; scanning each once per process keeps validation cheap.
+@lru_cache(maxsize=4096)
+def _find_links(text: str) -> tuple[LinkMatch, ...]:
+    found: list[LinkMatch] = []
     for match in _LINK_RE.finditer(text):
-        raw = match.group(0)
-        trimmed = raw.rstrip(_TRAILING)
-        if not trimmed:
-            continue
-        yield LinkMatch(
-            match.start(), match.start() + len(trimmed), trimmed, link_key(trimmed)
-        )
+        trimmed = match.group(0).rstrip(_TRAILING)
+        if trimmed:
+            found.append(LinkMatch(
+                match.start(), match.start() + len(trimmed), trimmed, link_key(trimmed)
+            ))
+    return tuple(found)
 
 
 def scrub_links(
@@ -146,9 +158,12 @@ def defang(text: str) -> str:
     ``https://evil.io/x`` becomes ``https[:]//evil[.]io/x``: still readable in a report of
     what was removed, no longer a link for a renderer or for :func:`find_links`.
     """
+    found_links = find_links(text)
+    if not found_links:
+        return text
     pieces: list[str] = []
     last = 0
-    for found in find_links(text):
+    for found in found_links:
         pieces.append(text[last : found.start])
         pieces.append(found.text.replace("://", "[:]//").replace(".", "[.]"))
         last = found.end

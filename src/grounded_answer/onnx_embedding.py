@@ -5,21 +5,22 @@ takes milliseconds. The same weights exported once to ONNX and run with onnxrunt
 ``tokenizers`` start in a fraction of that and give the same vectors (mean pooling over
 the attention mask, then L2 normalisation, as sentence-transformers does).
 
-The export is made where torch is loaded anyway, when an index is built: it is written
-atomically into the cache directory (never into site-packages) and checked against
-sentence-transformers on a fixed set of varied texts. Only an export that passed that
-check, and whose source model files have not changed since, reports the
-sentence-transformers model's ``model_id``: index manifests key on it, so claiming it
-without parity would reuse an index built from other vectors. One export on disk::
+Exports are made by :mod:`grounded_answer.onnx_export` when an index is built, into the
+cache directory (never into site-packages), and checked there. Only an export that passed
+its check, and whose source model files have not changed since, reports its ``model_id``:
+index manifests key on it, so claiming it without the check would reuse an index built
+from other vectors. Two variants, each in its own slot::
 
-    <cache_dir>/onnx/<slot>/
-        model.onnx       the transformer: input_ids, attention_mask[, token_type_ids]
-                         -> token_embeddings (batch and sequence axes dynamic)
-        tokenizer.json   the model's fast tokenizer, copied beside it
-        manifest.json    source model and file signature, sha256 of model.onnx, parity
+    <cache_dir>/onnx/<slot>/          exact: matches sentence-transformers within 1e-5,
+                                      so it claims the model's own id and its indexes
+    <cache_dir>/onnx/<slot>-int8/     weights quantized to int8: about twice as fast,
+                                      cosine >= 0.97 to the exact vectors, so it has an
+                                      id of its own ("<model>@int8") and its own indexes
 
-Neither this module nor :class:`OnnxEmbedder` imports torch; only :func:`export_onnx` and
-:func:`verify_parity` (which compares with sentence-transformers) do, on call.
+Each slot holds ``model.onnx`` (input_ids, attention_mask[, token_type_ids] ->
+token_embeddings, batch and sequence axes dynamic), ``tokenizer.json`` and
+``manifest.json`` (source model and file signature, sha256 of model.onnx, the check).
+Neither this module nor :class:`OnnxEmbedder` imports torch.
 """
 
 from __future__ import annotations
@@ -29,13 +30,11 @@ import importlib.util
 import logging
 import os
 import re
-import shutil
 import tempfile
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -50,58 +49,38 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMAT_VERSION",
-    "OPSET",
-    "PARITY_TEXTS",
-    "PARITY_TOLERANCE",
+    "INT8_SUFFIX",
     "OnnxEmbedder",
     "OnnxManifest",
+    "Variant",
     "ensure_query_export",
-    "export_onnx",
     "find_onnx",
     "onnx_available",
     "onnx_dir",
     "prepare_onnx",
     "select_embedder",
-    "verify_parity",
 ]
 
+Variant = Literal["exact", "int8"]
+
 FORMAT_VERSION = 1
-OPSET = 17
-PARITY_TOLERANCE = 1e-5
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
 _LOCK_TIMEOUT_S = 600.0
 _INSTALL_HINT = "install them with: pip install 'grounded-answer[onnx]'"
+INT8_SUFFIX = "@int8"
 _log = logging.getLogger(__name__)
-
-# Varied on purpose: empty and blank input, one word, truncation past 256 tokens,
-# accents, Hangul, CJK, emoji, code, URLs and numbers, and mixed lengths in one batch so
-# padding is exercised.
-PARITY_TEXTS: tuple[str, ...] = (
-    "",
-    "   ",
-    "deblur",
-    "How can I make an old, blurry photo of my grandparents sharp again?",
-    "Real-ESRGAN restores real-world low-resolution images with a pure synthetic "
-    "degradation model; SwinIR uses shifted-window transformers for restoration. " * 12,
-    "Comment traduire automatiquement des fiches produit en français sans perdre le ton ?",
-    "사진 한 장으로 깊이를 추정할 수 있나요? 단안 깊이 추정 모델을 추천해 주세요.",
-    "如何从会议录音中自动生成文字记录\uff1f",
-    "Transcribe my meetings 🎙️ → text, fast ✨",
-    "def sharpen(img: np.ndarray) -> np.ndarray:\n    return cv2.filter2D(img, -1, kernel)",
-    "See https://arxiv.org/abs/2107.10833 and github.com/xinntao/Real-ESRGAN (v0.3.0, 4x).",
-    "UPPER CASE and lower case and MiXeD cAsE words 1234567890 3.14159 1e-5",
-    "a " * 300,
-    "Text-to-speech for narrating a blog: natural prosody, several voices, runs on CPU.",
-)
-
 _RUNTIMES: dict[tuple[str, str, int], _Runtime] = {}
 _RUNTIMES_LOCK = threading.Lock()
 
 
 class OnnxManifest(BaseModel):
-    """What an export on disk was made from, and whether it matched sentence-transformers."""
+    """What an export on disk was made from, and whether it passed its check.
+
+    The exact variant is checked against sentence-transformers (largest difference of any
+    vector component); the int8 variant against the exact export (smallest cosine).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -124,15 +103,40 @@ class OnnxManifest(BaseModel):
     parity_tolerance: float | None = None
     parity_texts: int = 0
     parity_checked_with: dict[str, str] = Field(default_factory=dict)
+    variant: Variant = "exact"
+    quantized_from_sha256: str | None = Field(
+        default=None, description="For int8: the sha256 of the exact export it was made from."
+    )
+    agreement_min_cosine: float | None = None
+    agreement_tolerance: float | None = None
+
+    @property
+    def checked(self) -> bool:
+        """Whether the check ran (pass or fail), so a failure is not retried."""
+        if self.variant == "int8":
+            return self.agreement_min_cosine is not None
+        return self.parity_max_abs_diff is not None
 
     @property
     def parity_passed(self) -> bool:
-        """Whether the export matched sentence-transformers within the tolerance."""
+        """Whether the export passed its check (see the class docstring)."""
+        if self.variant == "int8":
+            return (
+                self.agreement_min_cosine is not None
+                and self.agreement_tolerance is not None
+                and self.agreement_min_cosine >= self.agreement_tolerance
+            )
         return (
             self.parity_max_abs_diff is not None
             and self.parity_tolerance is not None
             and self.parity_max_abs_diff <= self.parity_tolerance
         )
+
+    @property
+    def claimed_model_id(self) -> str:
+        """The id vectors of this export are indexed under, once it passed its check."""
+        suffix = INT8_SUFFIX if self.variant == "int8" else ""
+        return f"{self.source_model_id}{suffix}"
 
 
 def onnx_available() -> bool:
@@ -140,12 +144,15 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "tokenizers"))
 
 
-def onnx_dir(cache_dir: Path, model: str | Path | None = None) -> Path:
-    """The cache directory of the export of ``model`` (None = the packaged model)."""
+def onnx_dir(
+    cache_dir: Path, model: str | Path | None = None, variant: Variant = "exact"
+) -> Path:
+    """The cache directory of an export of ``model`` (None = the packaged model)."""
     model_id = PACKAGED_MODEL if model is None else str(model)
     slug = re.sub(r"[^a-z0-9]+", "-", model_id.lower()).strip("-")[-40:] or "model"
     digest = hashlib.sha256(model_id.encode()).hexdigest()[:12]
-    return Path(cache_dir) / "onnx" / f"{slug}-{digest}"
+    suffix = "-int8" if variant == "int8" else ""
+    return Path(cache_dir) / "onnx" / f"{slug}-{digest}{suffix}"
 
 
 class OnnxEmbedder:
@@ -170,9 +177,9 @@ class OnnxEmbedder:
 
     @property
     def model_id(self) -> str:
-        """The source model's id when parity holds, else an id of this export alone."""
+        """The checked id (the source model's, ``@int8`` added for int8), else this file's."""
         if self._claims_source:
-            return self._manifest.source_model_id
+            return self._manifest.claimed_model_id
         return f"onnx:{self._manifest.source_model_id}@{self._manifest.onnx_sha256[:12]}"
 
     @property
@@ -273,9 +280,13 @@ class _Runtime:
 
 
 def find_onnx(
-    model: str | Path | None, cache_dir: Path, *, threads: int | None = 1
+    model: str | Path | None,
+    cache_dir: Path,
+    *,
+    threads: int | None = 1,
+    variant: Variant = "exact",
 ) -> OnnxEmbedder | None:
-    """A verified export of ``model`` in ``cache_dir`` that can replace it, else None.
+    """A checked export of ``model`` in ``cache_dir``, else None.
 
     Cheap enough for every start: reads the manifest and stats the source model's files;
     loads nothing and imports neither torch nor onnxruntime. None also when onnxruntime or
@@ -283,12 +294,12 @@ def find_onnx(
     """
     if not onnx_available():
         return None
-    directory = onnx_dir(cache_dir, model)
     try:
-        embedder = OnnxEmbedder(directory, threads=threads)
+        embedder = OnnxEmbedder(onnx_dir(cache_dir, model, variant), threads=threads)
     except IndexStoreError:
         return None
-    return embedder if embedder.model_id == _model_id(model) else None
+    expected = _model_id(model) + (INT8_SUFFIX if variant == "int8" else "")
+    return embedder if embedder.model_id == expected else None
 
 
 def prepare_onnx(
@@ -297,44 +308,51 @@ def prepare_onnx(
     *,
     threads: int | None = 1,
     reference: Embedder | None = None,
+    variant: Variant = "exact",
 ) -> OnnxEmbedder:
-    """The verified export of ``model``, exporting and checking it first if needed.
+    """The checked export of ``model``, exporting and checking it first if needed.
 
-    Meant for index builds, where sentence-transformers is loaded anyway. An export that
-    failed the parity check earlier for the same source files is not retried.
+    Meant for index builds, where sentence-transformers is loaded anyway (the int8
+    variant is made from the exact export, which is made first). An export that failed
+    its check earlier for the same source files is not retried.
 
     Raises:
         ConfigError: onnxruntime, tokenizers or onnx is not installed.
-        IndexStoreError: the export failed, or does not match sentence-transformers.
+        IndexStoreError: the export failed, or failed its check.
 
     """
+    from . import onnx_export
+
     if not onnx_available():
         raise ConfigError(f"the ONNX embedder needs onnxruntime and tokenizers; {_INSTALL_HINT}")
-    found = find_onnx(model, cache_dir, threads=threads)
+    found = find_onnx(model, cache_dir, threads=threads, variant=variant)
     if found is not None:
         return found
-    target = onnx_dir(cache_dir, model)
+    exact = None
+    if variant == "int8":
+        exact = prepare_onnx(model, cache_dir, threads=threads, reference=reference)
+    target = onnx_dir(cache_dir, model, variant)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(target) + ".lock", timeout=_LOCK_TIMEOUT_S):
-            found = find_onnx(model, cache_dir, threads=threads)
+            found = find_onnx(model, cache_dir, threads=threads, variant=variant)
             if found is not None:
                 return found
-            earlier = _failed_before(target, model)
+            earlier = _failed_before(target)
             if earlier is not None:
-                raise IndexStoreError(
-                    f"the ONNX export of {earlier.source_model_id} differed from "
-                    f"sentence-transformers by {earlier.parity_max_abs_diff:.2e} "
-                    f"(tolerance {earlier.parity_tolerance:.0e}); not used"
-                )
-            export_onnx(model, target, threads=threads, _locked=True)
-            if reference is None:
-                reference = SentenceTransformerEmbedder(model, threads=threads)
-            verify_parity(target, reference, _locked=True)
+                raise IndexStoreError(f"{_failure(earlier)}; not used")
+            if exact is not None:
+                onnx_export.quantize_onnx(onnx_dir(cache_dir, model), target, _locked=True)
+                onnx_export.verify_quantized(target, exact, _locked=True)
+            else:
+                onnx_export.export_onnx(model, target, threads=threads, _locked=True)
+                if reference is None:
+                    reference = SentenceTransformerEmbedder(model, threads=threads)
+                onnx_export.verify_parity(target, reference, _locked=True)
     except Timeout:
         raise IndexStoreError(f"timed out waiting for the lock on {target}") from None
-    found = find_onnx(model, cache_dir, threads=threads)
-    if found is None:  # pragma: no cover - verify_parity raised already
+    found = find_onnx(model, cache_dir, threads=threads, variant=variant)
+    if found is None:  # pragma: no cover - the checks raised already
         raise IndexStoreError(f"the ONNX export in {target} is not usable")
     return found
 
@@ -346,18 +364,23 @@ def select_embedder(
     threads: int | None = 1,
     backend: str = "auto",
 ) -> Embedder:
-    """The embedder for queries: ``auto`` uses a verified ONNX export when there is one.
+    """The embedder for ``backend`` (see :class:`~grounded_answer.config.EmbeddingSettings`).
 
-    ``torch`` always gives sentence-transformers; ``onnx`` gives the export, making it
-    first if needed (which loads torch once). ``auto`` never exports: it takes what
-    :func:`ensure_query_export` left in the cache, else sentence-transformers.
+    ``auto`` uses the exact ONNX export when :func:`ensure_query_export` left one in the
+    cache, else sentence-transformers, and never exports. ``torch`` is always
+    sentence-transformers. ``onnx`` and ``onnx-int8`` make their export on first use
+    (which loads torch once).
     """
     if backend == "torch":
         return SentenceTransformerEmbedder(model, threads=threads)
     if backend == "onnx":
         return prepare_onnx(model, cache_dir, threads=threads)
+    if backend == "onnx-int8":
+        return prepare_onnx(model, cache_dir, threads=threads, variant="int8")
     if backend != "auto":
-        raise ConfigError(f"unknown embedding backend {backend!r}; use auto, torch or onnx")
+        raise ConfigError(
+            f"unknown embedding backend {backend!r}; use auto, torch, onnx or onnx-int8"
+        )
     found = find_onnx(model, cache_dir, threads=threads)
     return found if found is not None else SentenceTransformerEmbedder(model, threads=threads)
 
@@ -378,207 +401,6 @@ def ensure_query_export(
     except (ConfigError, IndexStoreError) as exc:
         _log.warning("queries stay on sentence-transformers: %s", exc)
         return None
-
-
-def export_onnx(
-    model: str | Path | None,
-    target_dir: str | Path,
-    *,
-    opset: int = OPSET,
-    threads: int | None = 1,
-    _locked: bool = False,
-) -> OnnxManifest:
-    """Export ``model`` (None = the packaged all-MiniLM-L6-v2) to ``target_dir``.
-
-    The transformer is traced with torch's TorchScript-based exporter at ``opset`` with
-    dynamic batch and sequence axes; pooling and normalisation stay outside the graph.
-    Everything is written to a staging directory beside the target and renamed into place,
-    replacing an older export. The parity check is :func:`verify_parity`'s job.
-
-    Raises:
-        ConfigError: the model cannot be loaded, is not mean-pooled and normalised, or the
-            export tools (torch, onnx) are missing.
-        IndexStoreError: the export or the write failed.
-
-    """
-    target = Path(target_dir)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise IndexStoreError(f"cannot create {target.parent}: {exc}") from exc
-    if _locked:
-        return _export(model, target, opset, threads)
-    try:
-        with FileLock(str(target) + ".lock", timeout=_LOCK_TIMEOUT_S):
-            return _export(model, target, opset, threads)
-    except Timeout:
-        raise IndexStoreError(f"timed out waiting for the lock on {target}") from None
-
-
-def verify_parity(
-    target_dir: str | Path,
-    reference: Embedder | None = None,
-    *,
-    texts: Sequence[str] = PARITY_TEXTS,
-    tolerance: float = PARITY_TOLERANCE,
-    _locked: bool = False,
-) -> OnnxManifest:
-    """Compare the export with sentence-transformers and record the result in its manifest.
-
-    Every text is encoded in one batch (so padding is exercised) and each alone; the
-    largest absolute difference of any vector component is recorded.
-
-    Raises:
-        IndexStoreError: the difference exceeds ``tolerance`` (recorded first, so the
-            export is never used), or the export cannot be loaded.
-
-    """
-    target = Path(target_dir)
-    manifest = _read_manifest(target)
-    if reference is None:
-        source = None if manifest.source_model_id == PACKAGED_MODEL else manifest.source_path
-        reference = SentenceTransformerEmbedder(source, threads=1)
-    candidate = OnnxEmbedder(target, threads=1)
-    texts = list(texts)
-    expected = reference.encode(texts, batch_size=len(texts))
-    got = candidate.encode(texts, batch_size=len(texts))
-    diff = float(np.max(np.abs(expected - got))) if texts else 0.0
-    for text, row in zip(texts, expected, strict=True):
-        diff = max(diff, float(np.max(np.abs(candidate.encode([text])[0] - row))))
-    updated = manifest.model_copy(update={
-        "parity_max_abs_diff": diff,
-        "parity_tolerance": tolerance,
-        "parity_texts": len(texts),
-        "parity_checked_with": {**_versions("onnxruntime", "tokenizers"),
-                                "reference": reference.model_id},
-    })
-    if _locked:
-        _write_manifest(target, updated)
-    else:
-        with FileLock(str(target) + ".lock", timeout=_LOCK_TIMEOUT_S):
-            _write_manifest(target, updated)
-    if not updated.parity_passed:
-        raise IndexStoreError(
-            f"the ONNX export in {target} differs from sentence-transformers by {diff:.2e} "
-            f"(tolerance {tolerance:.0e}); it will not be used"
-        )
-    return updated
-
-
-def _export(
-    model: str | Path | None, target: Path, opset: int, threads: int | None
-) -> OnnxManifest:
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - torch is a dependency
-        raise ConfigError(f"exporting to ONNX needs torch ({exc})") from exc
-    if importlib.util.find_spec("onnx") is None:
-        # torch's exporter imports onnx only at the end, after the slow trace.
-        raise ConfigError(f"exporting to ONNX needs the onnx package; {_INSTALL_HINT}")
-    source_path = _source_path(model)
-    # The shared model object: at index time it is the one that just encoded the corpus.
-    loaded: Any = SentenceTransformerEmbedder(model, threads=threads)._model()
-    _check_architecture(loaded)
-    hf_tokenizer = loaded.tokenizer
-    input_names = ["input_ids", "attention_mask"]
-    if "token_type_ids" in getattr(hf_tokenizer, "model_input_names", ()):
-        input_names.append("token_type_ids")
-    transformer = loaded[0].auto_model
-    max_seq_length = int(loaded.max_seq_length)
-    pad_id = int(hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else 0)
-    pad_token = str(hf_tokenizer.pad_token or "[PAD]")
-
-    class _TokenEmbeddings(torch.nn.Module):
-        """The transformer's last hidden state, the input of mean pooling."""
-
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, *inputs: Any) -> Any:
-            return self.inner(**dict(zip(input_names, inputs, strict=True))).last_hidden_state
-
-    try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    except OSError as exc:
-        raise IndexStoreError(f"cannot write to {target.parent}: {exc}") from exc
-    try:
-        tokenizer_file = staging / TOKENIZER_FILE
-        shipped = source_path / TOKENIZER_FILE
-        if shipped.is_file():
-            shutil.copyfile(shipped, tokenizer_file)
-        else:
-            hf_tokenizer.backend_tokenizer.save(str(tokenizer_file))
-        # Trace with a padded batch of two, so the graph is the one for masked input.
-        sample = hf_tokenizer(
-            ["a short text", "a longer text, so that the first one is padded to match it"],
-            padding=True, truncation=True, max_length=max_seq_length, return_tensors="pt",
-        )
-        args = tuple(sample[name] for name in input_names)
-        axes = {name: {0: "batch", 1: "sequence"} for name in [*input_names, "token_embeddings"]}
-        wrapper = _TokenEmbeddings(transformer).eval()
-        with torch.no_grad(), warnings.catch_warnings():
-            # The TorchScript exporter is deprecated and the tracer warns about Python
-            # branches on shapes; parity on padded batches is what proves the graph.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                wrapper, args, str(staging / MODEL_FILE), dynamo=False, opset_version=opset,
-                input_names=input_names, output_names=["token_embeddings"],
-                dynamic_axes=axes, do_constant_folding=True,
-            )
-        stat = (staging / MODEL_FILE).stat()
-        manifest = OnnxManifest(
-            format_version=FORMAT_VERSION,
-            source_model_id=_model_id(model),
-            source_path=str(source_path),
-            source_signature=_signature(source_path),
-            opset=opset,
-            input_names=input_names,
-            dimension=int(loaded.get_embedding_dimension()),
-            max_seq_length=max_seq_length,
-            pad_id=pad_id,
-            pad_token=pad_token,
-            onnx_sha256=_sha256(staging / MODEL_FILE),
-            onnx_bytes=stat.st_size,
-            onnx_mtime_ns=stat.st_mtime_ns,
-            tokenizer_sha256=_sha256(tokenizer_file),
-            exported_with=_versions("torch", "transformers", "sentence_transformers", "onnx"),
-        )
-        (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
-        if target.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
-            target.rename(trash / "export")
-            shutil.rmtree(trash, ignore_errors=True)
-        staging.rename(target)
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise IndexStoreError(f"cannot write the ONNX export {target}: {exc}") from exc
-        if isinstance(exc, Exception) and not isinstance(exc, IndexStoreError | ConfigError):
-            raise IndexStoreError(f"exporting {_model_id(model)} to ONNX failed: {exc}") from exc
-        raise
-    return manifest
-
-
-def _check_architecture(loaded: Any) -> None:
-    names = [type(module).__name__ for module in loaded]
-    if names[:1] != ["Transformer"] or "Pooling" not in names or names[-1] != "Normalize":
-        raise ConfigError(
-            f"only transformer models with mean pooling and normalisation can be exported "
-            f"to ONNX here; this one is {' -> '.join(names)}"
-        )
-    config = loaded[names.index("Pooling")].get_config_dict()
-    mode = config.get("pooling_mode")
-    mean = mode in ("mean", ["mean"]) if mode is not None else (
-        config.get("pooling_mode_mean_tokens") is True
-        and not any(value is True for key, value in config.items()
-                    if key.startswith("pooling_mode_") and key != "pooling_mode_mean_tokens")
-    )
-    if not mean or names != ["Transformer", "Pooling", "Normalize"]:
-        raise ConfigError(
-            f"only mean pooling between the transformer and normalisation is supported for "
-            f"ONNX export; this model is {' -> '.join(names)} with pooling {config}"
-        )
 
 
 def _model_id(model: str | Path | None) -> str:
@@ -617,14 +439,24 @@ def _source_unchanged(manifest: OnnxManifest) -> bool:
         return False
 
 
-def _failed_before(target: Path, model: str | Path | None) -> OnnxManifest | None:
+def _failed_before(target: Path) -> OnnxManifest | None:
     try:
         manifest = _read_manifest(target)
     except IndexStoreError:
         return None
-    if manifest.parity_max_abs_diff is None or manifest.parity_passed:
+    if not manifest.checked or manifest.parity_passed:
         return None
     return manifest if _source_unchanged(manifest) else None
+
+
+def _failure(manifest: OnnxManifest) -> str:
+    if manifest.variant == "int8":
+        return (f"the int8 export of {manifest.source_model_id} reached a cosine of only "
+                f"{manifest.agreement_min_cosine:.4f} to the exact one "
+                f"(tolerance {manifest.agreement_tolerance})")
+    return (f"the ONNX export of {manifest.source_model_id} differed from "
+            f"sentence-transformers by {manifest.parity_max_abs_diff:.2e} "
+            f"(tolerance {manifest.parity_tolerance:.0e})")
 
 
 def _read_manifest(directory: Path) -> OnnxManifest:
@@ -671,16 +503,3 @@ def _check_files(manifest: OnnxManifest, model_file: Path, tokenizer_file: Path)
             )
     except OSError as exc:
         raise IndexStoreError(f"cannot read the ONNX export: {exc}") from exc
-
-
-def _versions(*modules: str) -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in modules:
-        try:
-            found[name] = version(name.replace("_", "-"))
-        except PackageNotFoundError:
-            found[name] = "missing"
-    return found
-

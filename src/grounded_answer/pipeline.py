@@ -37,6 +37,7 @@ from .draft import (
 )
 from .embedding import Embedder
 from .errors import Attempt, QuestionError, UngroundedAnswerError
+from .index import configure_faiss
 from .injection import quarantine
 from .links import defang, link_key, scrub_links
 from .prompts import (
@@ -110,17 +111,18 @@ def explain(
     context, alias_to_source, withheld = _prompt_context(question, hits, ranked, sources,
                                                          settings)
     prompts = load_prompts(settings.answer.prompts_dir)
+    messages = prompts.messages(context)
     grounding = GroundingContext(
         aliases=frozenset(alias_to_source),
         link_keys=frozenset(k for s in alias_to_source.values() for k in s.link_keys),
         step_aliases=frozenset(a for a, s in alias_to_source.items() if s.role is Role.MODEL)
         or None,
         withheld=tuple(sentence for _, sentence in withheld),
-        instructions=(prompts.system_text(context),),
+        instructions=(messages[0].content,),
     )
     mark = time.perf_counter()
     usage = Usage()
-    draft, report = _generate(backend, prompts, context, grounding, settings, usage)
+    draft, report = _generate(backend, prompts, messages, context, grounding, settings, usage)
     if withheld:
         report = report.model_copy(update={"withheld": [
             f"{where}: a sentence addressed to the model was withheld from the prompt"
@@ -196,6 +198,7 @@ def retriever_for(
     index; a real corpus goes to the configured store, synced incrementally.
     """
     small = len(corpus.sources) <= settings.retrieval.max_sources
+    configure_faiss(settings.index.threads, embedder.dimension)
     return get_retriever(
         corpus, embedder, settings.index.cache_dir, batch_size=settings.embedding.batch_size,
         show_progress=show_progress, store=None if small else settings.index,
@@ -292,12 +295,12 @@ def _prompt_context(
 def _generate(
     backend: Backend,
     prompts: Prompts,
+    messages: list[ChatMessage],
     context: PromptContext,
     grounding: GroundingContext,
     settings: Settings,
     usage: Usage,
 ) -> tuple[AnswerDraft, ValidationReport]:
-    messages: list[ChatMessage] = prompts.messages(context)
     schema = draft_json_schema(
         context.aliases, [s.alias for s in context.sources if s.role == "model"] or None
     )

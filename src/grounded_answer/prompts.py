@@ -101,15 +101,11 @@ class Prompts:
             raise ConfigError(f"prompt template error in {self.directory}: {exc}") from None
 
     def messages(self, context: PromptContext) -> list[ChatMessage]:
-        """System and user messages for a first attempt."""
+        """System and user messages for a first attempt; an answer must never repeat the first."""
         return [
             ChatMessage(role="system", content=self._render("system.j2", context)),
             ChatMessage(role="user", content=self._render("user.j2", context)),
         ]
-
-    def system_text(self, context: PromptContext) -> str:
-        """The rendered system prompt, which an answer must never repeat."""
-        return self._render("system.j2", context)
 
     def repair(self, context: PromptContext, errors: list[str]) -> ChatMessage:
         """The follow-up message that hands the model its exact errors."""
