@@ -86,6 +86,7 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         # One encode at a time per model: torch modules are not re-entrant across threads.
         with self._lock:
+            _keep_threads(self._threads)
             vectors = model.encode(
                 list(texts),
                 batch_size=batch_size,
@@ -106,6 +107,17 @@ class SentenceTransformerEmbedder:
                 model = _load(self._path, self._threads)
                 _MODELS[key] = model
         return model
+
+
+def _keep_threads(threads: int | None) -> None:
+    # torch's thread count is process-wide: importing faiss (whose OpenMP runtime torch
+    # may share) or other code can change it after the model was loaded. Checking costs
+    # microseconds; two threads on a busy 2-core machine cost hundreds of milliseconds.
+    if threads:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def _load(path: str | None, threads: int | None) -> Any:
