@@ -173,9 +173,30 @@ def task_query(workload: dict[str, Any], threads: int) -> dict[str, Any]:
         mark = time.perf_counter()
         retrievers[name].retrieve(question)
         retrieve_only.append(time.perf_counter() - mark - sum(timer.seconds))
+    # The encoder out of the loop: every question's vector computed beforehand, so what
+    # is timed is LlamaIndex's own work with its caches not evicted by a model run.
+    model = embed._model
+    computing = model.encode
+    memo: dict[Any, Any] = {}
+
+    def remembered(sentences: Any, *args: Any, **kwargs: Any) -> Any:
+        key = tuple(sentences) if isinstance(sentences, list) else sentences
+        if key not in memo:
+            memo[key] = computing(sentences, *args, **kwargs)
+        return memo[key]
+
+    model.encode = remembered
+    for name, question in workload["questions"]:
+        engines[name].query(question)
+    precomputed = []
+    for name, question in workload["questions"]:
+        mark = time.perf_counter()
+        engines[name].query(question)
+        precomputed.append(time.perf_counter() - mark)
     return {
         "bundles": len(engines),
         "build_all_bundles_s": round(build_s, 3),
+        "overhead_precomputed": _ms(precomputed),
         "query": _ms(totals),
         "embed_query_in_query": _ms(embeds),
         "overhead": _ms(overhead),

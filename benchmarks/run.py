@@ -404,6 +404,15 @@ def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
                 ratio = round(ours / theirs, 3)
                 row(f"  ours / LlamaIndex overhead ({kind})", ratio, "x", "<= 0.33",
                     ratio <= TARGETS["overhead_vs_llamaindex"])
+        theirs_pre = _get(peer, "query", "overhead_precomputed", "p50_ms")
+        if theirs_pre:
+            row("LlamaIndex per-query time, query vector precomputed", theirs_pre, "ms")
+            for kind in EMBEDDERS:
+                ours_pre = _get(r, "warm", kind, "overhead_precomputed", "p50_ms")
+                if ours_pre is not None:
+                    row(f"  ours, query vector precomputed ({kind})", ours_pre, "ms")
+                    row(f"  ours / LlamaIndex, precomputed ({kind})",
+                        round(ours_pre / theirs_pre, 3), "x")
         row("LlamaIndex query p50 (MockLLM)", peer["query"]["query"]["p50_ms"], "ms")
         theirs_import = _get(peer, "import", "llama_index.core")
         if theirs_import and imp:

@@ -169,6 +169,8 @@ class OnnxEmbedder:
         self._threads = max(1, threads or 1)
         self._manifest = _read_manifest(self._dir)
         self._claims_source = self._manifest.parity_passed and _source_unchanged(self._manifest)
+        # Resolved once: a query encode should not pay for path syscalls.
+        self._key = (str(self._dir.resolve()), self._manifest.onnx_sha256, self._threads)
 
     @property
     def manifest(self) -> OnnxManifest:
@@ -208,7 +210,7 @@ class OnnxEmbedder:
         return out
 
     def _runtime(self) -> _Runtime:
-        key = (str(self._dir.resolve()), self._manifest.onnx_sha256, self._threads)
+        key = self._key
         runtime = _RUNTIMES.get(key)
         if runtime is not None:
             return runtime

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from jinja2 import TemplateError
 from pydantic import BaseModel, ConfigDict
@@ -97,8 +98,10 @@ class Prompts:
         )
         try:
             self._templates = {name: env.get_template(name) for name in TEMPLATES}
+            self._uses = {name: _variables(env, name) for name in TEMPLATES}
         except TemplateError as exc:
             raise ConfigError(f"prompt template error in {self.directory}: {exc}") from None
+        self._static: dict[str, str] = {}
 
     def messages(self, context: PromptContext) -> list[ChatMessage]:
         """System and user messages for a first attempt; an answer must never repeat the first."""
@@ -112,17 +115,37 @@ class Prompts:
         return ChatMessage(role="user", content=self._render("repair.j2", context, errors=errors))
 
     def _render(self, name: str, context: PromptContext, **extra: object) -> str:
+        # Rendering runs on every question: only the variables a template reads are
+        # built, and a template that reads none (the default system prompt) is rendered once.
+        uses = self._uses[name]
+        if uses is not None and not uses and name in self._static:
+            return self._static[name]
+        values: dict[str, Any] = {
+            "question": lambda: context.question,
+            "sources": lambda: [s.model_dump() for s in context.sources],
+            "passages": lambda: [p.model_dump() for p in context.passages],
+            "weak_match": lambda: context.weak_match,
+            "aliases": lambda: context.aliases,
+        }
+        variables = {key: make() for key, make in values.items() if uses is None or key in uses}
         try:
-            return self._templates[name].render(
-                question=context.question,
-                sources=[s.model_dump() for s in context.sources],
-                passages=[p.model_dump() for p in context.passages],
-                weak_match=context.weak_match,
-                aliases=context.aliases,
-                **extra,
-            ).strip()
+            text = self._templates[name].render(**variables, **extra).strip()
         except TemplateError as exc:
             raise ConfigError(f"prompt template {self.directory / name}: {exc}") from None
+        if uses is not None and not uses:
+            self._static[name] = text
+        return text
+
+
+def _variables(env: Any, name: str) -> frozenset[str] | None:
+    """The context variables template ``name`` reads; None if it includes other templates."""
+    from jinja2 import meta
+
+    source = env.loader.get_source(env, name)[0]
+    tree = env.parse(source)
+    if any(True for _ in meta.find_referenced_templates(tree)):
+        return None
+    return frozenset(meta.find_undeclared_variables(tree))
 
 
 @lru_cache(maxsize=8)
