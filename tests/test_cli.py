@@ -121,3 +121,21 @@ def test_index_command(tmp_path: Path) -> None:
     assert "4 sources" in result.stdout and "built" in result.stdout
     again = cli("index", "--bundle", str(SEED), cache=tmp_path)
     assert "loaded" in again.stdout
+
+
+@pytest.mark.slow
+def test_int8_backend_indexes_and_answers_with_its_own_vectors(tmp_path: Path) -> None:
+    int8 = {"GROUNDED_ANSWER_EMBEDDING__BACKEND": "onnx-int8"}
+    built = cli("index", "--bundle", str(SEED), cache=tmp_path, env=int8)
+    assert built.returncode == 0, built.stderr
+    assert "all-MiniLM-L6-v2@int8" in built.stdout and "built" in built.stdout
+    found = cli("search", "--bundle", str(SEED), "--format", "json", cache=tmp_path, env=int8)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["index"] == "loaded"  # the index the build left
+    answer = cli("explain", "--bundle", str(SEED), "--format", "json", cache=tmp_path,
+                 env=int8)
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["provenance"]["embedding_model"].endswith("@int8")
+    # The default backend keeps its own, exact vectors: a separate index is built.
+    exact = cli("search", "--bundle", str(SEED), "--format", "json", cache=tmp_path)
+    assert json.loads(exact.stdout)["index"] == "built"
