@@ -135,8 +135,7 @@ class OnnxManifest(BaseModel):
     @property
     def claimed_model_id(self) -> str:
         """The id vectors of this export are indexed under, once it passed its check."""
-        suffix = INT8_SUFFIX if self.variant == "int8" else ""
-        return f"{self.source_model_id}{suffix}"
+        return _claimed_id(self.source_model_id, self.variant)
 
 
 def onnx_available() -> bool:
@@ -300,8 +299,7 @@ def find_onnx(
         embedder = OnnxEmbedder(onnx_dir(cache_dir, model, variant), threads=threads)
     except IndexStoreError:
         return None
-    expected = _model_id(model) + (INT8_SUFFIX if variant == "int8" else "")
-    return embedder if embedder.model_id == expected else None
+    return embedder if embedder.model_id == _claimed_id(_model_id(model), variant) else None
 
 
 def prepare_onnx(
@@ -403,6 +401,10 @@ def ensure_query_export(
     except (ConfigError, IndexStoreError) as exc:
         _log.warning("queries stay on sentence-transformers: %s", exc)
         return None
+
+
+def _claimed_id(source_model_id: str, variant: Variant) -> str:
+    return source_model_id + (INT8_SUFFIX if variant == "int8" else "")
 
 
 def _model_id(model: str | Path | None) -> str:
