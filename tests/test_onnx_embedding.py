@@ -215,7 +215,7 @@ def test_corrupted_model_file_is_a_typed_error(exported: Path, tmp_path: Path) -
 @needs_onnx
 def test_unloadable_model_file_is_a_typed_error(exported: Path, tmp_path: Path) -> None:
     # Garbage whose manifest entries match, so onnxruntime itself has to refuse it.
-    from grounded_answer.onnx_embedding import _sha256
+    from grounded_answer._files import sha256 as _sha256
 
     target = _copy(exported, tmp_path)
     model = target / MODEL_FILE

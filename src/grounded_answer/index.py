@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from ._files import replaced_dir, sha256
 from .corpus import Corpus, Passage
 from .embedding import Embedder
 from .errors import ConfigError, IndexStoreError
@@ -200,14 +200,6 @@ def _passages_digest(passages: list[Passage]) -> str:
     return digest.hexdigest()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _try_load(
     target: Path, corpus: Corpus, embedder: Embedder
 ) -> tuple[VectorIndex | None, str]:
@@ -233,9 +225,9 @@ def _try_load(
             return None, f"{key} changed"
     index_file, passages_file = target / "index.faiss", target / "passages.json"
     try:
-        if _sha256(index_file) != manifest.index_sha256:
+        if sha256(index_file) != manifest.index_sha256:
             return None, "index file checksum mismatch"
-        if _sha256(passages_file) != manifest.passages_sha256:
+        if sha256(passages_file) != manifest.passages_sha256:
             return None, "passages file checksum mismatch"
         passages = _PASSAGES.validate_json(passages_file.read_bytes())
         faiss_index = faiss.read_index(str(index_file))
@@ -251,25 +243,16 @@ def _try_load(
 def _persist(index: VectorIndex, target: Path) -> IndexManifest:
     import faiss
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with replaced_dir(target) as staging:
         index_file, passages_file = staging / "index.faiss", staging / "passages.json"
         faiss.write_index(index.faiss_index, str(index_file))
         passages_file.write_bytes(_PASSAGES.dump_json(index.passages))
         manifest = index.manifest.model_copy(
             update={
-                "index_sha256": _sha256(index_file),
-                "passages_sha256": _sha256(passages_file),
+                "index_sha256": sha256(index_file),
+                "passages_sha256": sha256(passages_file),
             }
         )
         (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2))
-        if target.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
-            target.rename(trash / "index")
-            shutil.rmtree(trash, ignore_errors=True)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return manifest
 

@@ -40,9 +40,9 @@ import numpy as np
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ._files import sha256
 from .embedding import PACKAGED_MODEL, Embedder, SentenceTransformerEmbedder
 from .errors import ConfigError, IndexStoreError
-from .index import _sha256
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -495,12 +495,12 @@ def _check_files(manifest: OnnxManifest, model_file: Path, tokenizer_file: Path)
     try:
         stat = model_file.stat()
         if (stat.st_size, stat.st_mtime_ns) != (manifest.onnx_bytes, manifest.onnx_mtime_ns) \
-                and _sha256(model_file) != manifest.onnx_sha256:
+                and sha256(model_file) != manifest.onnx_sha256:
             raise IndexStoreError(
                 f"{model_file} does not match its manifest (checksum); delete "
                 f"{model_file.parent} to export it again"
             )
-        if _sha256(tokenizer_file) != manifest.tokenizer_sha256:
+        if sha256(tokenizer_file) != manifest.tokenizer_sha256:
             raise IndexStoreError(
                 f"{tokenizer_file} does not match its manifest (checksum); delete "
                 f"{tokenizer_file.parent} to export it again"

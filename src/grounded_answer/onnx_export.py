@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,9 +22,9 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from ._files import replaced_dir, sha256
 from .embedding import PACKAGED_MODEL, Embedder, SentenceTransformerEmbedder
 from .errors import ConfigError, IndexStoreError
-from .index import _sha256
 from .onnx_embedding import (
     _INSTALL_HINT,
     _LOCK_TIMEOUT_S,
@@ -230,10 +229,10 @@ def _export(
             max_seq_length=max_seq_length,
             pad_id=pad_id,
             pad_token=pad_token,
-            onnx_sha256=_sha256(staging / MODEL_FILE),
+            onnx_sha256=sha256(staging / MODEL_FILE),
             onnx_bytes=stat.st_size,
             onnx_mtime_ns=stat.st_mtime_ns,
-            tokenizer_sha256=_sha256(tokenizer_file),
+            tokenizer_sha256=sha256(tokenizer_file),
             exported_with=_versions("torch", "transformers", "sentence_transformers", "onnx"),
         )
         (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
@@ -360,7 +359,7 @@ def _quantize(exact: OnnxManifest, exact_dir: Path, target: Path) -> OnnxManifes
             **exact.model_dump(include=set(OnnxManifest.model_fields) - _CHECK_FIELDS),
             "variant": "int8",
             "quantized_from_sha256": exact.onnx_sha256,
-            "onnx_sha256": _sha256(staging / MODEL_FILE),
+            "onnx_sha256": sha256(staging / MODEL_FILE),
             "onnx_bytes": stat.st_size,
             "onnx_mtime_ns": stat.st_mtime_ns,
             "exported_with": {**exact.exported_with, **_versions("onnxruntime")},
@@ -377,25 +376,16 @@ _CHECK_FIELDS = {
 
 @contextmanager
 def _staged(target: Path, what: str) -> Iterator[Path]:
-    """A directory beside ``target`` that replaces it if the body succeeds, else is removed."""
+    """:func:`replaced_dir`, with failures turned into typed errors naming ``target``."""
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+        with replaced_dir(target) as staging:
+            yield staging
     except OSError as exc:
-        raise IndexStoreError(f"cannot write to {target.parent}: {exc}") from exc
-    try:
-        yield staging
-        if target.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
-            target.rename(trash / "export")
-            shutil.rmtree(trash, ignore_errors=True)
-        staging.rename(target)
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise IndexStoreError(f"cannot write the ONNX export {target}: {exc}") from exc
-        if isinstance(exc, Exception) and not isinstance(exc, IndexStoreError | ConfigError):
-            raise IndexStoreError(f"{what} failed: {exc}") from exc
+        raise IndexStoreError(f"cannot write the ONNX export {target}: {exc}") from exc
+    except (IndexStoreError, ConfigError):
         raise
+    except Exception as exc:
+        raise IndexStoreError(f"{what} failed: {exc}") from exc
 
 
 @contextmanager

@@ -15,8 +15,6 @@ A store whose files do not match their manifest is rebuilt, never used.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -28,10 +26,11 @@ import numpy as np
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from .._files import replaced_dir, sha256
 from ..corpus import Corpus, Passage
 from ..embedding import Embedder
 from ..errors import IndexStoreError
-from ..index import _ensure_dir, _sha256
+from ..index import _ensure_dir
 from ._base import (
     FORMAT_VERSION,
     HnswParams,
@@ -325,8 +324,7 @@ class FaissStore:
         """Write the store to ``target`` atomically (staging directory, then rename)."""
         faiss = _faiss()
         snap = self._snap
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-        try:
+        with replaced_dir(target) as staging:
             index_file, state_file = staging / "index.faiss", staging / "state.json"
             faiss.write_index(snap.index, str(index_file))
             state = _State(
@@ -343,18 +341,10 @@ class FaissStore:
                 dimension=self.dimension, corpus_name=snap.corpus_name,
                 fingerprint=snap.fingerprint, passages=len(snap.passages),
                 sources=len(snap.hashes), ntotal=int(snap.index.ntotal),
-                index_sha256=_sha256(index_file), state_sha256=_sha256(state_file),
+                index_sha256=sha256(index_file), state_sha256=sha256(state_file),
                 sync_seconds=self._sync_seconds,
             )
             (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2))
-            if target.exists():
-                trash = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
-                target.rename(trash / "store")
-                shutil.rmtree(trash, ignore_errors=True)
-            staging.rename(target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
 
     @classmethod
     def load(cls, target: Path, *, ef_search: int | None = None) -> tuple[FaissStore | None, str]:
@@ -371,9 +361,9 @@ class FaissStore:
             return None, "format_version changed"
         index_file, state_file = target / "index.faiss", target / "state.json"
         try:
-            if _sha256(index_file) != manifest.index_sha256:
+            if sha256(index_file) != manifest.index_sha256:
                 return None, "index file checksum mismatch"
-            if _sha256(state_file) != manifest.state_sha256:
+            if sha256(state_file) != manifest.state_sha256:
                 return None, "state file checksum mismatch"
             state = _State.model_validate_json(state_file.read_bytes())
             index = faiss.read_index(str(index_file))
