@@ -253,6 +253,8 @@ def test_failed_parity_is_recorded_and_not_retried(exported: Path, tmp_path: Pat
         verify_parity(target, wrong)
     manifest = json.loads((target / MANIFEST_FILE).read_text())
     assert manifest["parity_max_abs_diff"] > 1e-5
+    with pytest.raises(ConfigError, match="at least one text"):
+        verify_parity(target, wrong, texts=[])  # nothing checked must not pass
     assert find_onnx(None, cache) is None
     # prepare_onnx must refuse at once instead of exporting again on every index build.
     with pytest.raises(IndexStoreError, match="not used"):

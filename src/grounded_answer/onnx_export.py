@@ -14,10 +14,10 @@ import importlib.util
 import logging
 import shutil
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -40,6 +40,9 @@ from .onnx_embedding import (
     _source_path,
     _write_manifest,
 )
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 __all__ = [
     "AGREEMENT_TOLERANCE",
@@ -130,28 +133,19 @@ def verify_parity(
     Raises:
         IndexStoreError: the difference exceeds ``tolerance`` (recorded first, so the
             export is never used), or the export cannot be loaded.
+        ConfigError: ``texts`` is empty (nothing checked cannot pass).
 
     """
     target = Path(target_dir)
-    manifest = _read_manifest(target)
     if reference is None:
+        manifest = _read_manifest(target)
         source = None if manifest.source_model_id == PACKAGED_MODEL else manifest.source_path
         reference = SentenceTransformerEmbedder(source, threads=1)
-    candidate = OnnxEmbedder(target, threads=1)
-    texts = list(texts)
-    expected = reference.encode(texts, batch_size=len(texts))
-    got = candidate.encode(texts, batch_size=len(texts))
-    diff = float(np.max(np.abs(expected - got))) if texts else 0.0
-    for text, row in zip(texts, expected, strict=True):
-        diff = max(diff, float(np.max(np.abs(candidate.encode([text])[0] - row))))
-    updated = manifest.model_copy(update={
-        "parity_max_abs_diff": diff,
-        "parity_tolerance": tolerance,
-        "parity_texts": len(texts),
-        "parity_checked_with": {**_versions("onnxruntime", "tokenizers"),
-                                "reference": reference.model_id},
-    })
-    _record(target, updated, _locked)
+    updated, diff = _check(
+        target, reference, texts, _locked,
+        lambda want, rows: max(float(np.max(np.abs(got - want))) for got in rows),
+        lambda value: {"parity_max_abs_diff": value, "parity_tolerance": tolerance},
+    )
     if not updated.parity_passed:
         raise IndexStoreError(
             f"the ONNX export in {target} differs from sentence-transformers by {diff:.2e} "
@@ -318,30 +312,48 @@ def verify_quantized(
     Raises:
         IndexStoreError: the smallest cosine is below ``tolerance`` (recorded first, so
             the export is never used), or the export cannot be loaded.
+        ConfigError: ``texts`` is empty (nothing checked cannot pass).
 
     """
     target = Path(target_dir)
-    manifest = _read_manifest(target)
-    candidate = OnnxEmbedder(target, threads=1)
-    texts = list(texts)
-    expected = reference.encode(texts, batch_size=len(texts))
-    rows = [candidate.encode(texts, batch_size=len(texts))]
-    rows += [np.vstack([candidate.encode([text]) for text in texts])] if texts else []
-    worst = min((float(np.min(np.sum(got * expected, axis=1))) for got in rows), default=1.0)
-    updated = manifest.model_copy(update={
-        "agreement_min_cosine": worst,
-        "agreement_tolerance": tolerance,
-        "parity_texts": len(texts),
-        "parity_checked_with": {**_versions("onnxruntime", "tokenizers"),
-                                "reference": reference.model_id},
-    })
-    _record(target, updated, _locked)
+    updated, worst = _check(
+        target, reference, texts, _locked,
+        lambda want, rows: min(float(np.min(np.sum(got * want, axis=1))) for got in rows),
+        lambda value: {"agreement_min_cosine": value, "agreement_tolerance": tolerance},
+    )
     if not updated.parity_passed:
         raise IndexStoreError(
             f"the int8 export in {target} reaches a cosine of only {worst:.4f} to the exact "
             f"vectors (tolerance {tolerance}); it will not be used"
         )
     return updated
+
+
+def _check(
+    target: Path,
+    reference: Embedder,
+    texts: Sequence[str],
+    locked: bool,
+    measure: Callable[[NDArray[np.float32], list[NDArray[np.float32]]], float],
+    fields: Callable[[float], dict[str, float]],
+) -> tuple[OnnxManifest, float]:
+    """Encode ``texts`` in one padded batch and one by one; measure both; record it."""
+    texts = list(texts)
+    if not texts:
+        raise ConfigError("checking an ONNX export needs at least one text")
+    manifest = _read_manifest(target)
+    candidate = OnnxEmbedder(target, threads=1)
+    expected = reference.encode(texts, batch_size=len(texts))
+    value = measure(expected, [candidate.encode(texts, batch_size=len(texts)),
+                               np.vstack([candidate.encode([text]) for text in texts])])
+    updated = manifest.model_copy(update={
+        **fields(value),
+        "parity_texts": len(texts),
+        "parity_checked_with": {**_versions("onnxruntime", "tokenizers"),
+                                "reference": reference.model_id},
+    })
+    _record(target, updated, locked)
+    return updated, value
 
 
 def _quantize(exact: OnnxManifest, exact_dir: Path, target: Path) -> OnnxManifest:
