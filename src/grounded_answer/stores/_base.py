@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT_VERSION",
     "HnswParams",
+    "Kind",
     "StoreManifest",
     "SyncPlan",
     "VectorStore",
@@ -39,6 +40,8 @@ __all__ = [
 
 #: Bumped when the stored layout changes; a store of another version is rebuilt.
 FORMAT_VERSION = 1
+#: Exact search over every vector, or an HNSW graph (see IndexSettings.kind).
+Kind = Literal["flat", "hnsw"]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -34,6 +34,7 @@ from ..index import _ensure_dir
 from ._base import (
     FORMAT_VERSION,
     HnswParams,
+    Kind,
     StoreManifest,
     embed_passages,
     plan_sync,
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FaissStore", "open_faiss_store"]
 
-Kind = Literal["flat", "hnsw"]
 #: Share of an HNSW graph that may be tombstones before it is rebuilt from its vectors.
 COMPACT_RATIO = 0.2
 _LOCK_TIMEOUT_S = 600.0

@@ -21,7 +21,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from ..errors import ConfigError, IndexStoreError
 from ._base import (
     FORMAT_VERSION,
     HnswParams,
+    Kind,
     StoreManifest,
     embed_passages,
     plan_sync,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PgVectorStore", "open_pgvector_store"]
 
-Kind = Literal["flat", "hnsw"]
 META_TABLE = "ga_stores"
 #: pgvector's limit on hnsw.ef_search; a query for more rows than this scans exactly.
 MAX_EF_SEARCH = 1000
