@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .backends.base import Completion
 from .corpus import Role
 from .links import cut_outside_links, find_links, link_key, scrub_links
+from .plan import EvidencePlan
 from .retrieve import Hit
 
 __all__ = [
@@ -133,6 +134,11 @@ class ValidationReport(BaseModel):
     )
     policy: str
     valid_first_try: bool
+    plan: list[str] = Field(
+        default_factory=list,
+        description="The evidence plan's verdict, then anything restored to hold the answer "
+        "to the plan (a recommended model added, a ruled-out citation removed).",
+    )
 
 
 class Usage(BaseModel):
@@ -186,6 +192,11 @@ class Answer(BaseModel):
     )
     validation: ValidationReport
     provenance: Provenance
+    plan: EvidencePlan | None = Field(
+        default=None,
+        description="The evidence plan the answer was written from: every source in play "
+        "with its relevance and reason, the verdict, task candidates, the workflow skeleton.",
+    )
 
     @model_validator(mode="after")
     def _no_foreign_links(self) -> Answer:
@@ -240,6 +251,8 @@ class Answer(BaseModel):
                        + " · ".join(link for link in links if link))
         if not self.answerable and self.note and self.workflow:
             out += ["", _md(self.note)]
+        if self.plan is not None and self.plan.sources:
+            out += ["", f"*Why these sources:* {_md(self.plan.why_line())}"]
         return self._last_guard("\n".join(out).rstrip() + "\n")
 
     def _last_guard(self, rendered: str) -> str:

@@ -130,7 +130,7 @@ class RetrievalSettings(_Section):
     )
     small_corpus_method: Literal["dense", "bm25", "hybrid"] = Field(
         default="dense",
-        description="Method for a corpus of at most max_sources sources (a bundle), which is "
+        description="Method for a corpus scored whole (see whole_corpus_sources), which is "
         "scored whole: BM25 statistics over a dozen passages are noise.",
     )
     fusion: Literal["rrf", "weighted"] = Field(
@@ -161,7 +161,15 @@ class RetrievalSettings(_Section):
         description="At most this many of the top passages from one source (None = no cap).",
     )
     max_sources: int = Field(
-        default=8, ge=1, le=100, description="Sources shown to the model (best-ranked first)."
+        default=8, ge=1, le=100,
+        description="Sources in play for a corpus too large to be scored whole (best-ranked "
+        "first); a bundle's sources are all in play, and the evidence plan decides which "
+        "of them the answer cites.",
+    )
+    whole_corpus_sources: int = Field(
+        default=64, ge=1, le=10_000,
+        description="A corpus of at most this many sources (every bundle) is scored whole "
+        "in a throw-away flat index: every source is judged, none is lost to a top-k cut.",
     )
     min_score: float = Field(
         default=0.2, ge=-1.0, le=1.0,

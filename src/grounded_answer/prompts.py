@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ._resources import default_prompts_dir
 from .errors import ConfigError
+from .plan import EvidencePlan
 
 __all__ = [
     "ChatMessage",
@@ -70,6 +71,7 @@ class PromptContext(BaseModel):
     sources: list[PromptSource]
     passages: list[PromptPassage]
     weak_match: bool
+    plan: EvidencePlan | None = None
 
     @property
     def aliases(self) -> list[str]:
@@ -126,6 +128,7 @@ class Prompts:
             "passages": lambda: [p.model_dump() for p in context.passages],
             "weak_match": lambda: context.weak_match,
             "aliases": lambda: context.aliases,
+            "plan": lambda: _plan_values(context.plan),
         }
         variables = {key: make() for key, make in values.items() if uses is None or key in uses}
         try:
@@ -135,6 +138,14 @@ class Prompts:
         if uses is not None and not uses:
             self._static[name] = text
         return text
+
+
+def _plan_values(plan: EvidencePlan | None) -> dict[str, Any] | None:
+    if plan is None:
+        return None
+    values = plan.model_dump(mode="json")
+    values["in_prompt"] = [s.model_dump(mode="json") for s in plan.in_prompt]
+    return values
 
 
 def _variables(env: Any, name: str) -> frozenset[str] | None:

@@ -163,7 +163,8 @@ def test_good_answer_validates_and_sends_the_schema(
     assert fmt["type"] == "json_schema"
     assert fmt["json_schema"]["strict"] is True
     schema = fmt["json_schema"]["schema"]
-    aliases = [f"S{n}" for n in range(1, len(seed_bundle.corpus.sources) + 1)]
+    assert answer.plan is not None  # the schema lists what the plan keeps in play
+    aliases = [s.label for s in answer.plan.in_prompt]
     assert schema["$defs"]["DraftReference"]["properties"]["source_id"]["enum"] == aliases
     assert schema["$defs"]["DraftTask"]["properties"]["source_ids"]["items"]["enum"] == aliases
     # The model sees aliases, never links: the prompt carries no URL of the sources.
