@@ -311,9 +311,9 @@ def _judge_paper(
     shared = set(title_tasks) & (model_tasks | kin)
     if shared:
         task = next(h.name for h in title_tasks if h in shared)
-        whose = "the recommended model's" if any(h in model_tasks for h in shared) else \
-            "what the question describes,"
-        return paper, Relevance.RELEVANT, f"is on {whose} task, {task}", evidence
+        whose = "the recommended model's task" if any(h in model_tasks for h in shared) \
+            else "what the question describes"
+        return paper, Relevance.RELEVANT, f"is on {task}, {whose}", evidence
     if agreement == "other data":
         kinds = "/".join(sorted({m for h in title_tasks or summary_tasks[:2]
                                  for m in h.modalities}))
@@ -323,11 +323,17 @@ def _judge_paper(
         mark = Relevance.BORDERLINE if affinity >= AFFINITY_BORDERLINE else \
             Relevance.NOT_RELEVANT
         return paper, mark, f"is about {named}, a different task", evidence
-    on_task = set(summary_tasks) & (model_tasks | kin)
+    on_task = [h for h in summary_tasks if h in model_tasks | kin]
     if affinity >= AFFINITY_RELEVANT or (on_task and affinity >= AFFINITY_TASK):
-        why = f"its summary is about {sorted(h.name for h in on_task)[0]}" if on_task else \
-            "its summary is close to the recommended model's"
-        return paper, Relevance.RELEVANT, f"is related work: {why}", evidence
+        if not on_task:
+            return paper, Relevance.RELEVANT, "is close in content to the recommended " \
+                "model", evidence
+        task = on_task[0]
+        # The decisive task first, so a writer quotes the sentence that names it.
+        evidence = evidence.model_copy(update={"tasks": list(dict.fromkeys(
+            [task.name, *evidence.tasks]))})
+        whose = "" if task in model_tasks else ", what the question describes"
+        return paper, Relevance.RELEVANT, f"is related work on {task.name}{whose}", evidence
     if affinity >= AFFINITY_BORDERLINE:
         return paper, Relevance.BORDERLINE, "is only loosely related to the recommended " \
             "model", evidence
@@ -473,17 +479,23 @@ def _skeleton(
 
 
 def _flow_order(keys: list[str], hint_of: Mapping[str, TaskHint | None]) -> list[str]:
-    """Order tasks so each one's input is what an earlier one gives, where that is known."""
+    """Order tasks so each one runs after the task that turns other data into its input.
+
+    Translation (text to text) waits for OCR (image to text); two image-to-image tasks
+    keep the order the platform gave.
+    """
     remaining = list(keys)
     ordered: list[str] = []
     while remaining:
-        given = {hint_of[k].gives for k in remaining if hint_of[k] is not None}  # type: ignore[union-attr]
-        # A task whose input no other remaining task produces can run first.
-        ready = [k for k in remaining
-                 if hint_of[k] is None
-                 or hint_of[k].takes not in given - {hint_of[k].gives}  # type: ignore[union-attr]
-                 or hint_of[k].takes == hint_of[k].gives]  # type: ignore[union-attr]
-        pick = ready[0] if ready else remaining[0]
+
+        def waits(key: str) -> bool:
+            hint = hint_of[key]
+            return hint is not None and any(
+                other is not None and other.gives == hint.takes and other.takes != other.gives
+                for other in (hint_of[k] for k in remaining if k != key)
+            )
+
+        pick = next((k for k in remaining if not waits(k)), remaining[0])
         ordered.append(pick)
         remaining.remove(pick)
     return ordered

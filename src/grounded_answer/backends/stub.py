@@ -27,6 +27,8 @@ from .base import Completion, CompletionRequest
 __all__ = ["StubBackend", "stub_draft"]
 
 Scripted = str | Callable[[CompletionRequest], str]
+# A sentence ends at . ! ? before a capital letter: "(e.g. semantic" and "etc.) to" go on.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 class StubBackend:
     """Offline, deterministic, scriptable."""
@@ -95,7 +97,7 @@ def stub_draft(context: PromptContext) -> dict[str, object]:
         else:
             summary = shown[source.label].summary if source.label in shown else ""
             evidence = _evidence_sentence(clean(summary), source.evidence.tasks)
-            why = f"Related paper that {source.reason}" + (f". {evidence}" if evidence else ".")
+            why = f"Related paper: it {source.reason}" + (f". {evidence}" if evidence else ".")
         references.append({"source_id": source.label, "why": _cut(why, WHY_CHARS)})
     return {
         "answerable": True,
@@ -137,10 +139,11 @@ def _statement(
         built = (f"The recommended model{'s' if plural else ''} {names} "
                  f"{'are' if plural else 'is'} built for this: "
                  f"{'each one' if plural else 'it'} {task.action}.")
-        if asked and not {t.name for t in plan.tasks if t.origin == "question"} & {
-                t.name for t in doing}:
-            return (f"What you describe is {asked.name}: you have {asked.input} and want "
-                    f"{asked.output}. The recommended model{'s' if plural else ''} {names} "
+        if asked and asked.name not in {t.name for t in doing}:
+            # What the user did first (enlarging) is not what the model does (deblurring):
+            # say both, so the user sees how the recommendation fits.
+            return (f"You have {asked.input} and want {asked.output}: that is "
+                    f"{asked.name}. The recommended model{'s' if plural else ''} {names} "
                     f"{'do' if plural else 'does'} {task.name}: "
                     f"{'each one' if plural else 'it'} {task.action}, the part of this that the "
                     "provided sources cover.")
@@ -178,15 +181,15 @@ def _step(
 
 def _evidence_sentence(summary: str, tasks: list[str]) -> str:
     """The summary sentence that names the paper's task, else its first sentence."""
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", summary.strip()) if s]
+    sentences = [s for s in _SENTENCE_END.split(summary.strip()) if s]
     for sentence in sentences:
-        if {h.name for h in guess_tasks(sentence)} & set(tasks):
+        if tasks and tasks[0] in {h.name for h in guess_tasks(sentence)}:
             return _cut(sentence, 220)
     return _cut(sentences[0], 220) if sentences else ""
 
 
 def _first_sentence(text: str, limit: int = 220) -> str:
-    sentence = re.split(r"(?<=[.!?])\s+", text.strip(), maxsplit=1)[0] if text.strip() else ""
+    sentence = _SENTENCE_END.split(text.strip(), maxsplit=1)[0] if text.strip() else ""
     return _cut(sentence, limit)
 
 
