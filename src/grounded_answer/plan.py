@@ -310,10 +310,10 @@ def _judge_paper(
     kin = {h for h in question_tasks if h.family in families or not model_tasks}
     shared = set(title_tasks) & (model_tasks | kin)
     if shared:
-        task = next(h.name for h in title_tasks if h in shared)
+        name = next(h.name for h in title_tasks if h in shared)
         whose = "the recommended model's task" if any(h in model_tasks for h in shared) \
             else "what the question describes"
-        return paper, Relevance.RELEVANT, f"is on {task}, {whose}", evidence
+        return paper, Relevance.RELEVANT, f"is on {name}, {whose}", evidence
     if agreement == "other data":
         kinds = "/".join(sorted({m for h in title_tasks or summary_tasks[:2]
                                  for m in h.modalities}))
@@ -328,12 +328,13 @@ def _judge_paper(
         if not on_task:
             return paper, Relevance.RELEVANT, "is close in content to the recommended " \
                 "model", evidence
-        task = on_task[0]
+        decisive = on_task[0]
         # The decisive task first, so a writer quotes the sentence that names it.
         evidence = evidence.model_copy(update={"tasks": list(dict.fromkeys(
-            [task.name, *evidence.tasks]))})
-        whose = "" if task in model_tasks else ", what the question describes"
-        return paper, Relevance.RELEVANT, f"is related work on {task.name}{whose}", evidence
+            [decisive.name, *evidence.tasks]))})
+        whose = "" if decisive in model_tasks else ", what the question describes"
+        return paper, Relevance.RELEVANT, f"is related work on {decisive.name}{whose}", \
+            evidence
     if affinity >= AFFINITY_BORDERLINE:
         return paper, Relevance.BORDERLINE, "is only loosely related to the recommended " \
             "model", evidence
