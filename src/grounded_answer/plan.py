@@ -46,6 +46,7 @@ from .corpus import Role, Source
 from .tasks import TaskHint, expand_name, tasks_in_order
 
 __all__ = [
+    "LANGUAGE_NAMES",
     "Evidence",
     "EvidencePlan",
     "PlannedSource",
@@ -128,6 +129,7 @@ class QuestionReading(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     script: str = Field(description="The Unicode script of most of its letters.")
+    language: str = Field(default="en", description="ISO 639-1 code of its language.")
     english: bool = Field(description="Latin script with the function words of English.")
     readable: bool = Field(
         description="False when the embedding model cannot read the script, so cosine "
@@ -542,4 +544,28 @@ def read_question(question: str) -> QuestionReading:
     english = script == "Latin" and bool(words) and (
         sum(w in _ENGLISH for w in words) / len(words) >= 0.15
     )
-    return QuestionReading(script=script, english=english, readable=script == "Latin")
+    language = "en" if english else _SCRIPT_LANGUAGE.get(script) or _identify(question)
+    return QuestionReading(script=script, language=language, english=english,
+                           readable=script == "Latin")
+
+
+_SCRIPT_LANGUAGE = {"Hangul": "ko", "Japanese kana": "ja", "Thai": "th", "Hebrew": "he",
+                    "Greek": "el", "Armenian": "hy", "Georgian": "ka"}
+
+#: English names of the languages answers are most often asked in, for prompts.
+LANGUAGE_NAMES = {
+    "en": "English", "ko": "Korean", "ja": "Japanese", "zh": "Chinese (simplified)",
+    "es": "Spanish", "de": "German", "fr": "French", "pt": "Portuguese", "it": "Italian",
+    "nl": "Dutch", "vi": "Vietnamese", "ru": "Russian", "uk": "Ukrainian", "pl": "Polish",
+    "tr": "Turkish", "ar": "Arabic", "hi": "Hindi", "id": "Indonesian", "th": "Thai",
+    "he": "Hebrew", "el": "Greek", "sv": "Swedish", "cs": "Czech", "fa": "Persian",
+}
+
+
+def _identify(text: str) -> str:
+    # Only questions that are not plainly English get here, so English ones never pay
+    # for loading the identifier's model (about half a second, once per process).
+    import py3langid
+
+    code: str = py3langid.classify(text)[0]
+    return code
