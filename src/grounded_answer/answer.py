@@ -139,12 +139,16 @@ class ValidationReport(BaseModel):
         description="The evidence plan's verdict, then anything restored to hold the answer "
         "to the plan (a recommended model added, a ruled-out citation removed).",
     )
+    mode: str = Field(default="free", description="'guided' (the model wrote prose slots "
+                      "into the plan) or 'free' (the whole answer).")
+    language: str = Field(default="en", description="The language the prose was asked in.")
 
 
 class Usage(BaseModel):
     """What the backend spent on this answer, over every attempt."""
 
     calls: int = 0
+    cached_calls: int = Field(default=0, description="Calls answered from the response cache.")
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     seconds: float = Field(default=0.0, description="Time inside backend calls.")
@@ -152,6 +156,7 @@ class Usage(BaseModel):
     def add(self, completion: Completion) -> None:
         """Count one completion."""
         self.calls += 1
+        self.cached_calls += completion.cached
         self.seconds = round(self.seconds + completion.seconds, 4)
         if completion.prompt_tokens is not None:
             self.prompt_tokens = (self.prompt_tokens or 0) + completion.prompt_tokens
@@ -170,6 +175,9 @@ class Provenance(BaseModel):
     corpus: str
     corpus_fingerprint: str
     embedding_model: str
+    question_restated: str | None = Field(
+        default=None, description="The question as the language model restated it in English "
+        "for retrieval, when the embedding model could not read the original.")
     index_status: str
     retrieved: list[Hit]
     timings: dict[str, float] = Field(description="Seconds per stage.")

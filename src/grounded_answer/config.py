@@ -202,6 +202,17 @@ class LLMSettings(_Section):
     max_backoff: float = Field(
         default=20.0, ge=0.0, le=600.0, description="Cap on one delay, Retry-After included."
     )
+    cache: bool = Field(
+        default=True,
+        description="Keep each language-model response in the cache directory, keyed by "
+        "backend, model, endpoint, messages, schema and sampling settings, so the same "
+        "request asked twice costs one call (shared safely by processes).",
+    )
+    restate_question: bool = Field(
+        default=True,
+        description="Before retrieval, have the language model restate in English a question "
+        "written in a script the embedding model cannot read (one short call, cached).",
+    )
     structured_output: Literal["auto", "json_schema", "json_object"] = Field(
         default="auto",
         description="'auto' sends a JSON schema and falls back to JSON mode if refused.",
@@ -223,7 +234,26 @@ class AnswerSettings(_Section):
         default=4000, ge=1, le=1_000_000, description="Longer questions are refused."
     )
     prompts_dir: Path | None = Field(
-        default=None, description="Directory with your own system.j2 / user.j2 / repair.j2."
+        default=None, description="Directory with your own system.j2 / user.j2 / repair.j2 "
+        "(and optionally guided_system.j2 / guided_user.j2 / restate.j2)."
+    )
+    mode: Literal["auto", "guided", "free"] = Field(
+        default="auto",
+        description="'guided': the evidence plan fixes sources, steps and verdict and the "
+        "model rewrites only the prose slots (small models); 'free': the model writes the "
+        "whole answer, still held to the plan's invariants (large models); 'auto': guided "
+        "for a language model, the plan written directly by the offline stub.",
+    )
+    language: str = Field(
+        default="auto",
+        description="Language of the answer's prose: 'auto' = the question's, or an ISO "
+        "639-1 code such as 'ko'. The offline stub writes English and says so.",
+    )
+    verdict: Literal["plan", "model"] = Field(
+        default="plan",
+        description="Who decides whether the question is answerable: the evidence plan "
+        "(the model may only add a reason), or the model (for strong models; an overruled "
+        "plan is recorded in the validation report).",
     )
 
 

@@ -9,8 +9,12 @@ validators, repaired by re-asking with the exact errors, and finally either refu
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ._resources import default_corpus_path
 from .answer import (
@@ -24,6 +28,8 @@ from .answer import (
     WorkflowStep,
 )
 from .backends.base import Backend, Completion, CompletionRequest, make_backend
+from .backends.cache import cached
+from .backends.stub import stub_draft
 from .bundle import Bundle, load_bundle
 from .config import Settings, load_settings
 from .corpus import Corpus, Role, Source, load_corpus
@@ -35,14 +41,22 @@ from .draft import (
     GroundingContext,
     draft_json_schema,
     salvage_draft,
+    strip_fences,
     validate_draft,
 )
 from .embedding import Embedder
 from .errors import Attempt, QuestionError, UngroundedAnswerError
+from .guided import (
+    guided_schema,
+    language_name,
+    merge_guided,
+    salvage_guided,
+    validate_guided,
+)
 from .index import configure_faiss
 from .injection import quarantine
 from .links import defang, scrub_links
-from .plan import EvidencePlan, Relevance, make_plan
+from .plan import EvidencePlan, Relevance, make_plan, read_question
 from .prompts import (
     ChatMessage,
     PromptContext,
@@ -60,6 +74,7 @@ __all__ = [
     "hold_to_plan",
     "plan_evidence",
     "resolve_sources",
+    "restate_question",
     "retrieve_passages",
     "retriever_for",
 ]
@@ -106,39 +121,64 @@ def explain(
     embedder = embedder or default_embedder(settings)
     backend = backend or make_backend(settings.llm)
     timings: dict[str, float] = {}
-
     mark = time.perf_counter()
     retriever = retriever_for(sources, embedder, settings)
     timings["index"] = time.perf_counter() - mark
+    usage = Usage()
+    if settings.llm.cache:
+        backend = cached(backend, settings.index.cache_dir, settings.llm)
+    prompts = load_prompts(settings.answer.prompts_dir)
+    reading = read_question(question)
+    restated = None
+    if not reading.readable and not backend.offline and settings.llm.restate_question:
+        mark = time.perf_counter()
+        restated = restate_question(backend, prompts, question, usage)
+        timings["restate"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    hits, ranked = retrieve_passages(retriever, question, settings)
+    hits, ranked = retrieve_passages(retriever, restated or question, settings)
     timings["retrieve"] = time.perf_counter() - mark
     timings["embed_query"] = retriever.last_embed_seconds
 
     mark = time.perf_counter()
     withheld: list[tuple[str, str]] = []
-    plan = plan_evidence(question, retriever, ranked, settings, withheld)
+    plan = plan_evidence(question, retriever, ranked, settings, withheld, restated=restated)
     timings["plan"] = time.perf_counter() - mark
     context, alias_to_source = _prompt_context(question, hits, plan, sources, withheld)
-    prompts = load_prompts(settings.answer.prompts_dir)
-    messages = prompts.messages(context)
+    mode = settings.answer.mode
+    if mode == "auto":
+        mode = "free" if backend.offline else "guided"
+    language = plan.question.language if settings.answer.language == "auto" \
+        else settings.answer.language
     grounding = GroundingContext(
         aliases=frozenset(alias_to_source),
         link_keys=frozenset(k for s in alias_to_source.values() for k in s.link_keys),
         step_aliases=frozenset(a for a, s in alias_to_source.items() if s.role is Role.MODEL)
         or None,
         withheld=tuple(sentence for _, sentence in withheld),
-        instructions=(messages[0].content,),
     )
     mark = time.perf_counter()
-    usage = Usage()
-    draft, report = _generate(backend, prompts, messages, context, grounding, settings, usage)
-    draft, held = hold_to_plan(draft, plan, grounding)
+    if mode == "guided":
+        draft, report = _write_guided(backend, prompts, context, plan, grounding, language,
+                                      settings, usage)
+    else:
+        messages = prompts.messages(context)
+        grounding = replace(grounding, instructions=(messages[0].content,))
+        schema = draft_json_schema(
+            context.aliases, [s.alias for s in context.sources if s.role == "model"] or None)
+        draft, report = _write(
+            backend, prompts, messages, context, schema, settings, usage,
+            check=lambda text: validate_draft(text, grounding),
+            salvage=lambda text: salvage_draft(text, grounding),
+        )
+    draft, held = hold_to_plan(draft, plan, grounding,
+                               model_verdict=settings.answer.verdict == "model")
     withheld = _unique_pairs(withheld)
     report = report.model_copy(update={
         "withheld": [f"{where}: a sentence addressed to the model was withheld from the prompt"
                      for where, _ in withheld],
         "plan": [plan.verdict.reason, *held],
+        "mode": mode,
+        "language": language if mode == "guided" else "en" if backend.offline else language,
     })
     timings["generate"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
@@ -149,6 +189,7 @@ def explain(
         corpus=sources.name,
         corpus_fingerprint=sources.fingerprint,
         embedding_model=embedder.model_id,
+        question_restated=defang(restated) if restated else None,
         index_status=retriever.index.status,
         # Passages quote source summaries, which may carry links that are not sources.
         # and sentences addressed to the model, which are withheld here as in the prompt.
@@ -261,6 +302,8 @@ def plan_evidence(
     ranked: list[tuple[Source, float]],
     settings: Settings,
     withheld: list[tuple[str, str]] | None = None,
+    *,
+    restated: str | None = None,
 ) -> EvidencePlan:
     """The evidence plan over the sources in play (see :mod:`grounded_answer.plan`).
 
@@ -282,12 +325,13 @@ def plan_evidence(
     return make_plan(
         question, in_play, {source.id: score for source, score in ranked},
         retriever.model_affinity() if whole else None,
-        min_score=settings.retrieval.min_score, titles=titles,
+        min_score=settings.retrieval.min_score, titles=titles, restated=restated,
     )
 
 
 def hold_to_plan(
-    draft: AnswerDraft, plan: EvidencePlan, grounding: GroundingContext
+    draft: AnswerDraft, plan: EvidencePlan, grounding: GroundingContext, *,
+    model_verdict: bool = False,
 ) -> tuple[AnswerDraft, list[str]]:
     """The draft with the plan's invariants restored, and what had to be restored.
 
@@ -298,6 +342,15 @@ def hold_to_plan(
     """
     notes: list[str] = []
     data = draft.model_dump()
+    if model_verdict and draft.answerable != plan.verdict.answerable and (
+            not draft.answerable or draft.workflow):
+        # answer.verdict = "model": a strong model may overrule the plan, on the record.
+        notes.append(f"the model overruled the plan's verdict: "
+                     f"{'answerable' if draft.answerable else 'not answerable'}")
+        if not draft.answerable:
+            return draft, notes
+        plan = plan.model_copy(update={"verdict": plan.verdict.model_copy(
+            update={"answerable": True})})
     if not plan.verdict.answerable:
         if draft.answerable:
             notes.append("the backend's verdict was replaced by the plan's: not answerable")
@@ -398,18 +451,19 @@ def _prompt_context(
     return context, alias_to_source
 
 
-def _generate(
+def _write(
     backend: Backend,
     prompts: Prompts,
     messages: list[ChatMessage],
     context: PromptContext,
-    grounding: GroundingContext,
+    schema: dict[str, Any],
     settings: Settings,
     usage: Usage,
+    *,
+    check: Callable[[str], tuple[AnswerDraft | None, list[str]]],
+    salvage: Callable[[str], tuple[AnswerDraft | None, list[str]]],
 ) -> tuple[AnswerDraft, ValidationReport]:
-    schema = draft_json_schema(
-        context.aliases, [s.alias for s in context.sources if s.role == "model"] or None
-    )
+    """Ask, check, re-ask with the exact errors; then strict raises, drop salvages."""
     attempts: list[Attempt] = []
     repaired: list[str] = []
     completion: Completion | None = None
@@ -420,7 +474,7 @@ def _generate(
         )
         completion = backend.complete(request)
         usage.add(completion)
-        draft, errors = validate_draft(completion.text, grounding)
+        draft, errors = check(completion.text)
         if completion.finish_reason == "length":
             errors = [f"output was cut off at max_tokens ({settings.llm.max_tokens}); "
                       "write a shorter answer", *errors]
@@ -438,7 +492,7 @@ def _generate(
         raise UngroundedAnswerError(
             f"the {backend.name} backend's answer broke the grounding rules", attempts=attempts
         )
-    salvaged, dropped = salvage_draft(completion.text, grounding)
+    salvaged, dropped = salvage(completion.text)
     if salvaged is None:
         raise UngroundedAnswerError(
             f"nothing grounded could be kept from the {backend.name} backend's answer",
@@ -449,6 +503,55 @@ def _generate(
         unresolved=list(attempts[-1].errors), policy=settings.answer.policy,
         valid_first_try=False,
     )
+
+
+def _write_guided(
+    backend: Backend,
+    prompts: Prompts,
+    context: PromptContext,
+    plan: EvidencePlan,
+    grounding: GroundingContext,
+    language: str,
+    settings: Settings,
+    usage: Usage,
+) -> tuple[AnswerDraft, ValidationReport]:
+    """The plan's structure with the model's prose (see :mod:`grounded_answer.guided`)."""
+    baseline = AnswerDraft.model_validate(stub_draft(context), context=grounding)
+    messages = prompts.guided(context, baseline.model_dump(), language_name(language))
+    grounding = replace(grounding, instructions=(messages[0].content,))
+    schema = guided_schema(baseline, plan, model_verdict=settings.answer.verdict == "model")
+
+    def check(text: str) -> tuple[AnswerDraft | None, list[str]]:
+        guided, errors = validate_guided(text, baseline, plan, grounding, language)
+        return (merge_guided(guided, baseline, plan, grounding) if guided else None), errors
+
+    def salvage(text: str) -> tuple[AnswerDraft | None, list[str]]:
+        guided, dropped = salvage_guided(text, baseline, plan, grounding, language)
+        return merge_guided(guided, baseline, plan, grounding), dropped
+
+    return _write(backend, prompts, messages, context, schema, settings, usage,
+                  check=check, salvage=salvage)
+
+
+def restate_question(backend: Backend, prompts: Prompts, question: str, usage: Usage) -> str:
+    """The question in English, for an embedding model that cannot read the original.
+
+    One short call (cached like every call); if the reply is unusable the original is
+    kept, so a weak model can only make retrieval no better, never break the answer.
+    """
+    messages = prompts.restate(question)
+    schema = {"type": "object", "additionalProperties": False, "required": ["english"],
+              "properties": {"english": {"type": "string", "minLength": 1, "maxLength": 600}}}
+    context = PromptContext(question=question, sources=[], passages=[], weak_match=False)
+    completion = backend.complete(CompletionRequest(messages=messages, json_schema=schema,
+                                                    context=context))
+    usage.add(completion)
+    try:
+        english = json.loads(strip_fences(completion.text)).get("english", "")
+    except (ValueError, AttributeError):
+        return question
+    english = " ".join(str(english).split())[:600]
+    return english if english and read_question(english).english else question
 
 
 def _build_answer(

@@ -135,6 +135,9 @@ class QuestionReading(BaseModel):
         description="False when the embedding model cannot read the script, so cosine "
         "similarity to the question says nothing."
     )
+    restated: str | None = Field(
+        default=None, description="The English restatement retrieval used instead, if any."
+    )
 
 
 class Verdict(BaseModel):
@@ -221,6 +224,7 @@ def make_plan(
     *,
     min_score: float,
     titles: Mapping[str, str] | None = None,
+    restated: str | None = None,
 ) -> EvidencePlan:
     """The evidence plan for ``question`` over the sources in play.
 
@@ -232,13 +236,17 @@ def make_plan(
             None when those vectors are not at hand (a large store).
         min_score: The cosine below which an English question is not covered.
         titles: Display titles (made safe by the caller) by source id; default the records'.
+        restated: The question restated in English by a language model, when the embedding
+            model could not read it; the scores were computed for this text.
 
     """
     reading = read_question(question)
+    if restated:
+        reading = reading.model_copy(update={"restated": restated})
     titles = titles or {}
     models = [s for s in sources if s.role is Role.MODEL]
     papers = [s for s in sources if s.role is not Role.MODEL]
-    question_tasks = tasks_in_order(question)
+    question_tasks = tasks_in_order(restated or question)
     model_tasks = {s.id: _model_tasks(s) for s in models}
     all_model_tasks = {hint for hints in model_tasks.values() for hint in hints}
     best_paper = max((question_scores.get(p.id, -1.0) for p in papers), default=-1.0)
@@ -370,7 +378,8 @@ def _evidence(
 ) -> Evidence:
     score = question_scores.get(source.id)
     return Evidence(
-        question_score=round(score, 4) if score is not None and reading.readable else None,
+        question_score=round(score, 4) if score is not None and (
+            reading.readable or reading.restated) else None,
         model_score=round(affinity, 4) if affinity is not None else None,
         tasks=list(dict.fromkeys(h.name for h in tasks)),
         agreement=agreement,
@@ -388,6 +397,14 @@ def _verdict(
                        reason="No source was provided for this question.")
     best = max(question_scores.values(), default=-1.0)
     models = [p for p in planned if p.relevance is Relevance.RECOMMENDED]
+    if reading.restated:
+        if best >= min_score:
+            return Verdict(answerable=True, basis="similarity", reason=(
+                f"The question, restated in English for the embedding model, matches the best "
+                f"source with similarity {best:.2f}."))
+        return Verdict(answerable=False, basis="similarity", reason=(
+            f"The provided sources do not cover this question: restated in English, its best "
+            f"match has similarity {best:.2f}, below {min_score:.2f}."))
     if not reading.readable:
         if models:
             return Verdict(answerable=True, basis="recommendation", reason=(

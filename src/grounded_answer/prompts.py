@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 TEMPLATES = ("system.j2", "user.j2", "repair.j2")
+#: Templates a prompts directory may leave out: the packaged ones are used instead.
+OPTIONAL_TEMPLATES = ("guided_system.j2", "guided_user.j2", "restate.j2")
 
 
 class ChatMessage(BaseModel):
@@ -89,18 +91,20 @@ class Prompts:
             raise ConfigError(
                 f"prompts directory {self.directory} lacks {', '.join(missing)}"
             )
-        from jinja2 import FileSystemLoader, StrictUndefined
+        from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
         from jinja2.sandbox import SandboxedEnvironment
 
         env = SandboxedEnvironment(
-            loader=FileSystemLoader(str(self.directory)),
+            loader=ChoiceLoader([FileSystemLoader(str(self.directory)),
+                                 FileSystemLoader(str(default_prompts_dir()))]),
             undefined=StrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
         )
+        names = TEMPLATES + OPTIONAL_TEMPLATES
         try:
-            self._templates = {name: env.get_template(name) for name in TEMPLATES}
-            self._uses = {name: _variables(env, name) for name in TEMPLATES}
+            self._templates = {name: env.get_template(name) for name in names}
+            self._uses = {name: _variables(env, name) for name in names}
         except TemplateError as exc:
             raise ConfigError(f"prompt template error in {self.directory}: {exc}") from None
         self._static: dict[str, str] = {}
@@ -111,6 +115,21 @@ class Prompts:
             ChatMessage(role="system", content=self._render("system.j2", context)),
             ChatMessage(role="user", content=self._render("user.j2", context)),
         ]
+
+    def guided(
+        self, context: PromptContext, draft: dict[str, Any], language: str
+    ) -> list[ChatMessage]:
+        """System and user messages asking a model to rewrite the offline draft's slots."""
+        return [
+            ChatMessage(role="system", content=self._render("guided_system.j2", context)),
+            ChatMessage(role="user", content=self._render(
+                "guided_user.j2", context, draft=draft, language=language)),
+        ]
+
+    def restate(self, question: str) -> list[ChatMessage]:
+        """The one message that asks for the question in English (for retrieval)."""
+        context = PromptContext(question=question, sources=[], passages=[], weak_match=False)
+        return [ChatMessage(role="user", content=self._render("restate.j2", context))]
 
     def repair(self, context: PromptContext, errors: list[str]) -> ChatMessage:
         """The follow-up message that hands the model its exact errors."""

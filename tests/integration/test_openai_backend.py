@@ -87,12 +87,16 @@ def server() -> Iterator[ChatServer]:
 def settings_for(
     tmp_path: Path, url: str, *, answer: dict[str, Any] | None = None, **llm: Any
 ) -> Settings:
+    # These tests exercise the HTTP path and the free-form answer: every request must
+    # reach the server (no response cache) and the scripted replies are whole answers.
     llm_settings = {
         "backend": "openai", "base_url": url, "api_key": "test", "model": "test-model",
-        "timeout": 1.0, "max_retries": 2, "backoff": 0.01, "max_backoff": 0.05, **llm,
+        "timeout": 1.0, "max_retries": 2, "backoff": 0.01, "max_backoff": 0.05,
+        "cache": False, **llm,
     }
     return load_settings(
-        index={"cache_dir": str(tmp_path / "cache")}, llm=llm_settings, answer=answer or {}
+        index={"cache_dir": str(tmp_path / "cache")}, llm=llm_settings,
+        answer={"mode": "free", **(answer or {})},
     )
 
 
