@@ -142,6 +142,9 @@ class ValidationReport(BaseModel):
     mode: str = Field(default="free", description="'guided' (the model wrote prose slots "
                       "into the plan) or 'free' (the whole answer).")
     language: str = Field(default="en", description="The language the prose was asked in.")
+    untranslated: list[str] = Field(
+        default_factory=list, description="Slots left in English because their translation "
+        "was missing, too long, in another script or broke a grounding rule.")
 
 
 class Usage(BaseModel):

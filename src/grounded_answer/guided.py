@@ -46,6 +46,7 @@ __all__ = [
     "language_name",
     "merge_guided",
     "salvage_guided",
+    "script_matches",
     "translation_lines",
     "validate_guided",
 ]
@@ -240,11 +241,11 @@ def _item(value: Any, n: int) -> Any:
     return value[n] if isinstance(value, list) and n < len(value) else None
 
 
-def _in_language(text: str, language: str) -> bool:
-    """Whether ``text`` is plausibly written in ``language`` (checked by script only)."""
+def script_matches(text: str, language: str) -> bool | None:
+    """Whether ``text`` is in ``language``'s script; None for Latin-script languages."""
     scripts = _SCRIPTS.get(language)
     if not scripts:
-        return True  # Latin-script languages: too short to tell reliably; trust the prompt
+        return None
     import unicodedata
 
     letters = [c for c in text if c.isalpha()]
@@ -253,6 +254,11 @@ def _in_language(text: str, language: str) -> bool:
     native = sum(unicodedata.name(c, "").startswith(scripts) for c in letters)
     # Model names stay in Latin letters; a third of native letters is a native sentence.
     return native / len(letters) >= 0.3
+
+
+def _in_language(text: str, language: str) -> bool:
+    # Latin-script languages: a slot is too short to identify reliably; trust the prompt.
+    return script_matches(text, language) is not False
 
 
 _TASK: TypeAdapter[str] = TypeAdapter(

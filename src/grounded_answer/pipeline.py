@@ -47,10 +47,12 @@ from .draft import (
 from .embedding import Embedder
 from .errors import Attempt, QuestionError, UngroundedAnswerError
 from .guided import (
+    apply_translation,
     guided_schema,
     language_name,
     merge_guided,
     salvage_guided,
+    translation_lines,
     validate_guided,
 )
 from .index import configure_faiss
@@ -516,7 +518,8 @@ def _write_guided(
     usage: Usage,
 ) -> tuple[AnswerDraft, ValidationReport]:
     """The plan's structure with the model's prose (see :mod:`grounded_answer.guided`)."""
-    baseline = AnswerDraft.model_validate(stub_draft(context), context=grounding)
+    baseline = AnswerDraft.model_validate(stub_draft(context, language_note=False),
+                                          context=grounding)
     messages = prompts.guided(context, baseline.model_dump(), language_name(language))
     grounding = replace(grounding, instructions=(messages[0].content,))
     schema = guided_schema(baseline, plan, model_verdict=settings.answer.verdict == "model")
@@ -529,8 +532,19 @@ def _write_guided(
         guided, dropped = salvage_guided(text, baseline, plan, grounding, language)
         return merge_guided(guided, baseline, plan, grounding), dropped
 
-    return _write(backend, prompts, messages, context, schema, settings, usage,
-                  check=check, salvage=salvage)
+    draft, report = _write(backend, prompts, messages, context, schema, settings, usage,
+                           check=check, salvage=salvage)
+    if language == "en":
+        return draft, report
+    # Under a JSON schema small models copy English rather than translate, so the
+    # checked English slots are translated in one plain-text call, line by line.
+    lines = translation_lines(draft)
+    completion = backend.complete(CompletionRequest(
+        messages=prompts.translate([text for _, text in lines], language_name(language)),
+        json_schema=None, context=context))
+    usage.add(completion)
+    draft, untranslated = apply_translation(draft, completion.text, grounding, language)
+    return draft, report.model_copy(update={"untranslated": untranslated})
 
 
 def restate_question(backend: Backend, prompts: Prompts, question: str, usage: Usage) -> str:

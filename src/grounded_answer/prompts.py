@@ -29,7 +29,7 @@ __all__ = [
 
 TEMPLATES = ("system.j2", "user.j2", "repair.j2")
 #: Templates a prompts directory may leave out: the packaged ones are used instead.
-OPTIONAL_TEMPLATES = ("guided_system.j2", "guided_user.j2", "restate.j2")
+OPTIONAL_TEMPLATES = ("guided_system.j2", "guided_user.j2", "restate.j2", "translate.j2")
 
 
 class ChatMessage(BaseModel):
@@ -130,6 +130,12 @@ class Prompts:
         """The one message that asks for the question in English (for retrieval)."""
         context = PromptContext(question=question, sources=[], passages=[], weak_match=False)
         return [ChatMessage(role="user", content=self._render("restate.j2", context))]
+
+    def translate(self, lines: list[str], language: str) -> list[ChatMessage]:
+        """The one message that asks for numbered lines in another language."""
+        context = PromptContext(question="", sources=[], passages=[], weak_match=False)
+        return [ChatMessage(role="user", content=self._render(
+            "translate.j2", context, lines=lines, language=language))]
 
     def repair(self, context: PromptContext, errors: list[str]) -> ChatMessage:
         """The follow-up message that hands the model its exact errors."""

@@ -56,8 +56,12 @@ class StubBackend:
         return Completion(text=text, finish_reason="stop", model=self.model)
 
 
-def stub_draft(context: PromptContext) -> dict[str, object]:
-    """The offline answer as a draft dict (aliases, no links), written from the plan only."""
+def stub_draft(context: PromptContext, *, language_note: bool = True) -> dict[str, object]:
+    """The offline answer as a draft dict (aliases, no links), written from the plan only.
+
+    ``language_note`` adds that the answer is in English when the question is not; guided
+    writing turns it off, since the language model then writes in the question's language.
+    """
     aliases = set(context.aliases)
 
     def clean(text: str) -> str:
@@ -67,7 +71,7 @@ def stub_draft(context: PromptContext) -> dict[str, object]:
         return " ".join(scrubbed.split())
 
     plan = context.plan
-    language = ("" if plan is None or plan.question.english else
+    language = ("" if plan is None or plan.question.english or not language_note else
                 " The question is not in English; this offline answer is written in English.")
     if plan is None or not plan.verdict.answerable:
         reason = plan.verdict.reason if plan else "No evidence plan was made for this question."
