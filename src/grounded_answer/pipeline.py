@@ -350,7 +350,10 @@ def hold_to_plan(
         notes.append(f"the model overruled the plan's verdict: "
                      f"{'answerable' if draft.answerable else 'not answerable'}")
         if not draft.answerable:
-            return draft, notes
+            data.update(workflow=None, references=[],
+                        note=draft.note or "The model judged the sources insufficient.")
+            data["task"]["source_ids"] = []
+            return AnswerDraft.model_validate(data, context=grounding), notes
         plan = plan.model_copy(update={"verdict": plan.verdict.model_copy(
             update={"answerable": True})})
     if not plan.verdict.answerable:
