@@ -249,6 +249,10 @@ def make_plan(
     question_tasks = tasks_in_order(restated or question)
     model_tasks = {s.id: _model_tasks(s) for s in models}
     all_model_tasks = {hint for hints in model_tasks.values() for hint in hints}
+    if models and not all_model_tasks:
+        # No model's name says its task: the platform recommended it for this question,
+        # so the task the question describes stands in for it.
+        all_model_tasks = set(question_tasks[:2])
     best_paper = max((question_scores.get(p.id, -1.0) for p in papers), default=-1.0)
 
     judged: list[tuple[Source, Relevance, str, Evidence]] = []
@@ -260,6 +264,15 @@ def make_plan(
                        "is the platform's recommended model",
                        _evidence(model, question_scores, None, reading, hints, "same task")))
     for paper in papers:
+        base = _built_on(paper, models)
+        if base is not None:
+            evidence = _evidence(paper, question_scores, model_scores.get(paper.id)
+                                 if model_scores else None, reading,
+                                 tasks_in_order(expand_name(paper.title)), "same task")
+            judged.append((paper, Relevance.RELEVANT,
+                           f"is what {titles.get(base.id, base.title)} is built on (its name "
+                           "says so)", evidence))
+            continue
         judged.append(_judge_paper(paper, question_scores, model_scores, reading,
                                    question_tasks, all_model_tasks, bool(models), best_paper))
 
@@ -522,11 +535,36 @@ def _flow_order(keys: list[str], hint_of: Mapping[str, TaskHint | None]) -> list
 
 
 def _model_tasks(model: Source) -> tuple[TaskHint, ...]:
-    # The platform's name says most (Deblur-, ASR-); a summary next; a repository name
-    # last, since product names hide letters that read as tasks ("TripoSR").
+    """The one task a model performs, as far as its sources tell.
+
+    The platform's name says most (Deblur-, ASR-); a summary overrules an ambiguous name
+    ("VSR-" is lip reading in one catalogue, video super-resolution in another); a
+    repository name comes last, since product names hide letters that read as tasks
+    ("TripoSR").
+    """
+    named = tasks_in_order(expand_name(model.title))[:1]
+    described = tasks_in_order(model.summary)[:1]
+    if described and named and named[0] not in tasks_in_order(model.summary):
+        return described
     repo = model.github_url.rstrip("/").rsplit("/", 1)[-1] if model.github_url else ""
-    return (tasks_in_order(expand_name(model.title)) or tasks_in_order(model.summary)[:2]
-            or tasks_in_order(expand_name(repo))[:1])
+    return named or described or tasks_in_order(expand_name(repo))[:1]
+
+
+def _built_on(paper: Source, models: Sequence[Source]) -> Source | None:
+    """The recommended model whose name names this paper's method ("BLIP2-OPT" and "OPT")."""
+    head = paper.title.split(":", 1)[0] if ":" in paper.title else ""
+    if not head or len(head) > 24 or len(head.split()) > 3:
+        return None
+    key = re.sub(r"[^a-z0-9]", "", re.sub(r"(\d)\.0\b", r"\1", head.lower()))
+    if len(key) < 3:
+        return None
+    for model in models:
+        tokens = {re.sub(r"[^a-z0-9]", "", t.lower())
+                  for t in re.split(r"[\s_\-/.:]+", model.title) if t}
+        if any(t == key or (len(key) >= 4 and (t.startswith(key) or t.endswith(key)))
+               for t in tokens):
+            return model
+    return None
 
 
 _ENGLISH = frozenset((

@@ -82,7 +82,8 @@ _LEXICON: tuple[tuple[str, TaskHint], ...] = (
     (r"\bmatting\b|background removal|remove (?:the )?background|cutout|cut-out",
      _hint("image matting", ("a photo", "the foreground with a transparent background"),
            "separates the foreground from the background", "image>image", "segmentation")),
-    (r"style transfer|stylization|stylis|styliz",
+    (r"style transfer|stylization|stylis|styliz|artistic style|painting style"
+     r"|as if (?:\w+ ){1,3}(?:had )?painted",
      _hint("style transfer", ("a content image and a style", "the restyled image"),
            "repaints the image in the target style", "image>image", "editing")),
     (r"image editing|instruct(?:ion)?[- ]?(?:based )?edit"
@@ -93,6 +94,14 @@ _LEXICON: tuple[tuple[str, TaskHint], ...] = (
      r"|latent diffusion|\bgenerate (?:an )?images?",
      _hint("text-to-image generation", ("a text prompt", "a generated image"),
            "generates an image that matches the prompt", "text>image", "generation")),
+    (r"video summari|summari[sz]\w* (?:a |the )?videos?|video highlight|highlight detection"
+     r"|video skimming|keyframe selection",
+     _hint("video summarization", ("a long video", "a short summary video or key shots"),
+           "picks the shots that matter", "video>video", "video")),
+    (r"lip[- ]?reading|visual speech recognition|speechreading|read(?:ing)? (?:his |her |the )?"
+     r"lips",
+     _hint("lip reading", ("a silent video of a speaking face", "the spoken words as text"),
+           "reads the words from the lip movements", "video>text", "speech")),
     (r"video frame interpolation|\bvfi\b|\brife\b|frame interpolation|slow[- ]motion"
      r"|frame rate|\bfps\b|choppy|jerky|stutter",
      _hint("video frame interpolation", ("a video clip", "a smoother, higher frame-rate video"),
@@ -115,6 +124,14 @@ _LEXICON: tuple[tuple[str, TaskHint], ...] = (
     (r"sign language",
      _hint("sign language recognition", ("a video of signing", "the recognised text"),
            "recognises the signs", "video>text", "video")),
+    (r"emotion recognition|speech emotion|emotion2vec|(?:angry|upset|emotion) (?:in|from) "
+     r"(?:the |their )?voice",
+     _hint("speech emotion recognition", ("a speech recording", "the speaker's emotion"),
+           "recognises the emotion in the voice", "audio>text", "speech")),
+    (r"music transcription|piano transcription|transcri\w* (?:music|piano|melod|notes)"
+     r"|sheet music|\bmidi\b|written down as notes",
+     _hint("music transcription", ("a music recording", "the notes (MIDI or a score)"),
+           "writes down the notes that are played", "audio>text", "audio")),
     (r"speaker diarization|diariz|who spoke",
      _hint("speaker diarization", ("a multi-speaker recording", "who spoke when"),
            "splits the recording by speaker", "audio>text", "speech")),
@@ -152,11 +169,16 @@ _LEXICON: tuple[tuple[str, TaskHint], ...] = (
      _hint("optical character recognition", ("a scanned document or photo of text",
                                              "the recognised text"),
            "reads the characters in the image", "image>text", "document")),
-    (r"table (?:extraction|recognition|structure)|document (?:understanding|ai|image|pars)"
+    (r"table (?:extraction|recognition|structure|detection)"
+     r"|document (?:understanding|ai|image|pars)"
      r"|layout|invoice|receipt|\bdocvqa\b|scanned|\bpdf\b|\bforms?\b",
      _hint("document understanding", ("a document image or PDF page",
                                       "structured fields or answers about the document"),
            "reads text and layout together", "image>text", "document")),
+    (r"text[- ]to[- ]sql|\bsql\b|natural language (?:to|interface)\w* (?:sql|database)"
+     r"|semantic parsing",
+     _hint("text-to-SQL", ("a question in plain words and a database", "an SQL query"),
+           "turns the question into a database query", "text>text", "code")),
     (r"translat|\bmt\b|\bnmt\b",
      _hint("machine translation", ("a text in the source language",
                                    "the text in the target language"),
@@ -194,6 +216,14 @@ _LEXICON: tuple[tuple[str, TaskHint], ...] = (
     (r"face recognition|face verification|face identification",
      _hint("face recognition", ("a face photo", "who it is"),
            "matches the face against known identities", "image>text", "detection")),
+    (r"forger|manipulat\w* (?:detection|localization)|tamper|splic|forensic|deepfake"
+     r"|copy-move|fake (?:image|photo)s?",
+     _hint("image forensics", ("a photo that may be edited", "where it was manipulated"),
+           "finds and outlines the edited regions", "image>text", "detection")),
+    (r"crowd counting|crowd density|count(?:ing)? (?:the )?(?:people|persons|crowd)"
+     r"|how many people",
+     _hint("crowd counting", ("a photo of a crowd", "the number of people"),
+           "estimates how many people are in the image", "image>text", "detection")),
     (r"anomaly detection|defect detection|\banomal|\bdefects?\b",
      _hint("anomaly detection", ("an image of a product or scene", "where it looks abnormal"),
            "flags what deviates from normal examples", "image>text", "detection")),
@@ -246,6 +276,16 @@ _ABBREVIATIONS = {
     "colorize": "colorization",
     "matting": "matting",
     "inpaint": "inpainting",
+    "llie": "low-light image enhancement",
+    "amt": "automatic music transcription",
+    "ser": "speech emotion recognition",
+    "vsum": "video summarization",
+    "sql": "text-to-SQL",
+    "tsr": "table structure recognition",
+    "count": "crowd counting",
+    "imdl": "image manipulation detection",
+    "forensics": "image forensics",
+    "caption": "captioning",
 }
 
 
@@ -282,8 +322,26 @@ def guess_tasks(text: str) -> list[TaskHint]:
 
 @lru_cache(maxsize=4096)
 def _guess_tasks(text: str) -> tuple[TaskHint, ...]:
+    return tuple(hint for _, hint in _matches(text))
+
+
+def _matches(text: str) -> list[tuple[int, TaskHint]]:
+    """(position, hint) in table order; a match inside a more specific one does not count.
+
+    "video summarization" is not also text summarization, nor "table detection" object
+    detection: the table lists the specific task first, and its match claims the span.
+    """
     lowered = text.lower()
-    return tuple(hint for pattern, hint in _COMPILED if pattern.search(lowered))
+    claimed: list[tuple[int, int]] = []
+    found: list[tuple[int, TaskHint]] = []
+    for pattern, hint in _COMPILED:
+        for match in pattern.finditer(lowered):
+            start, end = match.span()
+            if not any(a <= start and end <= b for a, b in claimed):
+                claimed.append((start, end))
+                found.append((start, hint))
+                break
+    return found
 
 
 @lru_cache(maxsize=4096)
@@ -294,10 +352,4 @@ def tasks_in_order(text: str) -> tuple[TaskHint, ...]:
     its own task later; the title, or the first task a name spells out, is what a source
     is about.
     """
-    lowered = text.lower()
-    found = []
-    for pattern, hint in _COMPILED:
-        match = pattern.search(lowered)
-        if match:
-            found.append((match.start(), hint))
-    return tuple(hint for _, hint in sorted(found, key=lambda item: item[0]))
+    return tuple(hint for _, hint in sorted(_matches(text), key=lambda item: item[0]))

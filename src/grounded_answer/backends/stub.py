@@ -158,8 +158,14 @@ def _statement(
                 f"{'are' if plural else 'is'} what the platform suggests for it.")
     described = _first_sentence(clean(shown[models[0].label].summary)) if models and \
         models[0].label in shown else ""
-    return (f"The user wants to apply {names or 'the provided sources'} to their data."
-            + (f" Its sources describe it this way: {described}" if described else ""))
+    if described:
+        return (f"The user wants to apply {names or 'the provided sources'} to their data. "
+                f"Its sources describe it this way: {described}")
+    # No source names the task: the closest related work says what the model is about.
+    closest = next((s for s in plan.cited if s.relevance is Relevance.RELEVANT), None)
+    return (f"The user wants to apply {names or 'the provided sources'} to their data"
+            + (f"; the closest related work is {named[closest.label]}, which describes "
+               "what it does." if closest else "."))
 
 
 def _step(
