@@ -258,9 +258,8 @@ def make_plan(
     judged: list[tuple[Source, Relevance, str, Evidence]] = []
     for model in models:
         hints = model_tasks[model.id]
-        what = f"does {hints[0].name}" if hints else "is what the platform recommends"
         judged.append((model, Relevance.RECOMMENDED,
-                       f"is the recommended model; it {what}" if hints else
+                       f"is the recommended model; it does {hints[0].name}" if hints else
                        "is the platform's recommended model",
                        _evidence(model, question_scores, None, reading, hints, "same task")))
     for paper in papers:
@@ -279,9 +278,15 @@ def make_plan(
     order = {Relevance.RECOMMENDED: 0, Relevance.RELEVANT: 1, Relevance.BORDERLINE: 2,
              Relevance.NOT_RELEVANT: 3}
     position = {s.id: n for n, s in enumerate(sources)}
-    judged.sort(key=lambda item: (order[item[1]], item[1] is not Relevance.RECOMMENDED
-                                  and -(item[3].model_score or item[3].question_score or 0.0),
-                                  position[item[0].id]))
+
+    def rank(item: tuple[Source, Relevance, str, Evidence]) -> tuple[int, float, int]:
+        # Models in the platform's order; papers by how close they are, closest first.
+        source, relevance, _, evidence = item
+        closeness = 0.0 if relevance is Relevance.RECOMMENDED else -(
+            evidence.model_score or evidence.question_score or 0.0)
+        return order[relevance], closeness, position[source.id]
+
+    judged.sort(key=rank)
     planned = [
         PlannedSource(label=f"S{n}", source_id=source.id,
                       title=titles.get(source.id, source.title), role=source.role,
