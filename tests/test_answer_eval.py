@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,26 +16,26 @@ from .conftest import BUNDLES, SEED, HashEmbedder
 
 
 @pytest.mark.slow
-def test_stub_scores_on_the_dev_split(settings: Settings, real_embedder: Any) -> None:
-    scores, overall = evaluate_answers(BUNDLES, settings=settings, embedder=real_embedder)
-    assert overall["bundles"] >= 28 and overall["parsed"] == overall["bundles"]
+def test_stub_scores_on_the_dev_split(settings: Settings) -> None:
+    # The default embedder (the int8 ONNX path), as a user gets it; tuned on this split.
+    scores, overall = evaluate_answers(BUNDLES, settings=settings)
+    assert overall["bundles"] >= 44 and overall["parsed"] == overall["bundles"]
     assert overall["foreign_links"] == 0
     assert overall["sections_complete"] == overall["bundles"]
     assert overall["citation_precision"] >= 0.9
-    assert overall["citation_recall"] >= 0.9
-    assert overall["models_cited"] == 1.0 and overall["models_in_workflow"] == 1.0
+    assert overall["citation_recall"] >= 0.85
+    assert overall["models_cited"] >= 0.95 and overall["models_in_workflow"] >= 0.95
     assert overall["answerable_accuracy"] >= 0.95
-    assert overall["task_named"] >= 0.9
+    assert overall["task_named"] >= 0.95
     table = format_table(scores)
     assert "00_seed.txt" in table and "precision" in table
 
 
 @pytest.mark.slow
-def test_stub_floors_on_the_held_out_test_split(settings: Settings, real_embedder: Any) -> None:
+def test_stub_floors_on_the_held_out_test_split(settings: Settings) -> None:
     # Never tuned on. The floors are the ones the held-out split meets today; its recall
-    # (0.56) and task naming (0.67) are below the targets and reported in README.
-    _, overall = evaluate_answers(BUNDLES.parent / "test", settings=settings,
-                                  embedder=real_embedder)
+    # (0.57) and task naming (0.67) are below the targets and reported in README.
+    _, overall = evaluate_answers(BUNDLES.parent / "test", settings=settings)
     assert overall["bundles"] >= 20 and overall["parsed"] == overall["bundles"]
     assert overall["foreign_links"] == 0
     assert overall["sections_complete"] == overall["bundles"]
