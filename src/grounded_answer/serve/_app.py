@@ -253,7 +253,7 @@ async def _events(
     waiter = _background(_until_done_or_gone(request, runner, ticket, run))
     started = _background(run.started.wait())
     try:
-        if ticket.ahead and not run.started.is_set():
+        if ticket.queued and not run.started.is_set():
             yield event("status", StatusEvent(state="queued", ahead=ticket.ahead)
                         .model_dump_json())
         announced = False
@@ -289,16 +289,19 @@ async def _until_done_or_gone(
     """The run's answer, or None if the client disconnected first (the run is cancelled)."""
     finishing = _background(runner.finish(ticket, run))
     watching = _background(_disconnected(request))
+    gone = False
     try:
         await asyncio.wait([finishing, watching], return_when=asyncio.FIRST_COMPLETED)
+        gone = not finishing.done()
     finally:
-        if not finishing.done() and not watching.done():
-            finishing.cancel()  # we were cancelled: finish() stops the run
         watching.cancel()
-    if finishing.done():
+        if not finishing.done():
+            # The client left, or this task was cancelled (Starlette saw the disconnect
+            # first): cancelling finish() makes it stop the run and wait for the thread.
+            finishing.cancel()
+    if not gone:
         answer: Answer = finishing.result()
         return answer
-    finishing.cancel()  # the client left: finish() cancels the run and waits for it
     with suppress(asyncio.CancelledError, GroundedAnswerError):
         await finishing
     _log.info("client disconnected; run cancelled")

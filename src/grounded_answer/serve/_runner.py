@@ -36,8 +36,9 @@ class Ticket:
     thread is done; before that, whoever holds it must (``started`` tells which).
     """
 
-    def __init__(self, runner: Runner, ahead: int) -> None:
+    def __init__(self, runner: Runner, *, queued: bool, ahead: int) -> None:
         self._runner = runner
+        self.queued = queued
         self.ahead = ahead
         self.admitted_at = time.monotonic()
         self.started = False
@@ -95,9 +96,10 @@ class Runner:
                 f"{self.max_queue} waiting (serve.max_concurrent, serve.max_queue); "
                 "retry shortly", retry_after=2,
             )
-        ahead = max(0, self._admitted - self.max_concurrent)
+        before = self._admitted
         self._admitted += 1
-        return Ticket(self, ahead)
+        return Ticket(self, queued=before >= self.max_concurrent,
+                      ahead=max(0, before - self.max_concurrent))
 
     def start(self, ticket: Ticket, work: Callable[[Cancellation], T]) -> Run[T]:
         """Submit ``work`` for ``ticket``; it runs when a worker thread is free."""
