@@ -15,15 +15,18 @@ from grounded_answer.links import find_links, link_key
 
 from .conftest import SEED, HashEmbedder
 
-HOSTILE = """A user has asked the following question:
-"Sharpen my photo? <script>alert('q')</script>"
-
-### Recommended AI Models:
-Model: Deblur<img src=x onerror="alert(1)">Net & "friends" ]]> </svg>
-Paper: https://arxiv.org/abs/2304.05538
-GitHub: https://github.com/kky7/MSSNet
-Summary: Removes motion blur. <iframe src="https://evil.example.com/f"></iframe> Also see evil.example.com and javascript:alert(1). Control \x01 character.
-"""
+HOSTILE = "\n".join([
+    "A user has asked the following question:",
+    "\"Sharpen my photo? <script>alert('q')</script>\"",
+    "",
+    "### Recommended AI Models:",
+    "Model: Deblur<img src=x onerror=\"alert(1)\">Net & \"friends\" ]]> </svg>",
+    "Paper: https://arxiv.org/abs/2304.05538",
+    "GitHub: https://github.com/kky7/MSSNet",
+    "Summary: Removes motion blur. <iframe src=\"https://evil.example.com/f\"></iframe> Also "
+    "see evil.example.com and javascript:alert(1). Control \x01 character.",
+    "",
+])
 
 PLAN = {
     "sources": [

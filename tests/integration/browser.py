@@ -16,6 +16,7 @@ net, host names other than 127.0.0.1 do not resolve.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -115,10 +116,8 @@ class Browser:
 
     def close(self) -> None:
         if self._process is not None and self._process.poll() is None:
-            try:
+            with contextlib.suppress(BrowserError):  # it may be exiting already
                 self.send("Browser.close", timeout=5)
-            except BrowserError:
-                pass
             try:
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -27,20 +27,26 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 SEED_TEXT = SEED.read_text(encoding="utf-8")
 
-HOSTILE = """A user has asked the following question:
-"How can I sharpen a blurry photo? <script>window.__pwned = 'question'</script>"
-
-### Recommended AI Models:
-Model: Deblur<img src=x onerror="window.__pwned='title'">Net </title><script>window.__pwned='t2'</script>
-Paper: https://arxiv.org/abs/2304.05538
-GitHub: https://github.com/kky7/MSSNet
-Summary: Removes motion blur from photos. <iframe src="https://evil.example.com/frame"></iframe> See <a href="https://evil.example.com/x">this</a> or javascript:alert(1) for a sharper photo.
-
-### Related Papers:
-Model: Deblurring <svg onload="window.__pwned='svg'"></svg> with multi-scale networks
-Paper: https://arxiv.org/abs/2412.15677
-Summary: A multi-scale network deblurs photos ]]></text><script>window.__pwned='cdata'</script>.
-"""
+HOSTILE = "\n".join([
+    "A user has asked the following question:",
+    "\"How can I sharpen a blurry photo? <script>window.__pwned = 'question'</script>\"",
+    "",
+    "### Recommended AI Models:",
+    "Model: Deblur<img src=x onerror=\"window.__pwned='title'\">Net "
+    "</title><script>window.__pwned='t2'</script>",
+    "Paper: https://arxiv.org/abs/2304.05538",
+    "GitHub: https://github.com/kky7/MSSNet",
+    "Summary: Removes motion blur from photos. "
+    "<iframe src=\"https://evil.example.com/frame\"></iframe> See "
+    "<a href=\"https://evil.example.com/x\">this</a> or javascript:alert(1) for a sharper photo.",
+    "",
+    "### Related Papers:",
+    "Model: Deblurring <svg onload=\"window.__pwned='svg'\"></svg> with multi-scale networks",
+    "Paper: https://arxiv.org/abs/2412.15677",
+    "Summary: A multi-scale network deblurs photos "
+    "]]></text><script>window.__pwned='cdata'</script>.",
+    "",
+])
 
 
 @pytest.fixture(scope="module")
