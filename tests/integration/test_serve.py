@@ -28,7 +28,7 @@ from grounded_answer.serve import create_app
 from grounded_answer.serve._app import sections
 
 from ..conftest import SEED, HashEmbedder
-from .chat_server import ChatServer, rate_limit, refused_url, slow, status
+from .chat_server import ChatServer, ok, rate_limit, refused_url, slow, status
 from .serve_server import ServeServer
 from .test_openai_backend import GOOD
 
@@ -274,6 +274,20 @@ def test_the_plan_goes_first_when_the_answer_has_one(stub: ServeServer) -> None:
     assert json.loads(sections(answer)[0][1]) == plan
 
 
+def test_a_quiet_stream_gets_keep_alive_comments(
+    tmp_path: Path, embedder: HashEmbedder, chat: ChatServer
+) -> None:
+    chat.push(slow(1, then=ok(GOOD)))
+    settings = serve_settings(tmp_path, llm=openai_llm(chat.url), heartbeat=0.1)
+    with ServeServer(create_app(settings, embedder=embedder)) as server, httpx.stream(
+            "POST", server.url + "/v1/explain/stream", json={"bundle": SEED_TEXT},
+            timeout=30) as response:
+        lines = list(response.iter_lines())
+    assert ": keep-alive" in lines
+    assert lines.index(": keep-alive") < lines.index("event: task")
+    assert "event: answer" in lines
+
+
 def test_a_client_that_disconnects_mid_stream_cancels_the_llm_call(
     tmp_path: Path, embedder: HashEmbedder, chat: ChatServer
 ) -> None:
@@ -421,6 +435,13 @@ def test_the_page_and_its_assets_are_local_and_locked_down(stub: ServeServer) ->
                  httpx.get(stub.url + "/static/style.css").text):
         assert "http://" not in text and "https://" not in text and "//cdn" not in text
     assert "innerHTML" not in httpx.get(stub.url + "/static/app.js").text
+
+
+def test_corpus_names_are_checked_in_the_settings(tmp_path: Path) -> None:
+    from grounded_answer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"serve\.corpora"):
+        serve_settings(tmp_path, corpora={"../up": str(tmp_path / "c.yaml")})
 
 
 def test_without_the_serve_extra_the_error_says_what_to_install(
