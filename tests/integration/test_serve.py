@@ -406,6 +406,32 @@ def test_backend_failures_are_5xx_json_and_stream_errors(
         assert received[-1] == ("error", {"error": error})
 
 
+class ExplodingEmbedder(HashEmbedder):
+    """Fails, like a bug deep inside, on any text that mentions 'explode'."""
+
+    def encode(self, texts: Any, **kwargs: Any) -> Any:
+        if any("explode" in text for text in texts):
+            raise RuntimeError("boom in /srv/secret/path.py")
+        return super().encode(texts, **kwargs)
+
+
+def test_an_unexpected_error_is_a_500_without_details(tmp_path: Path) -> None:
+    app = create_app(serve_settings(tmp_path), embedder=ExplodingEmbedder())
+    body = {"question": "Can AI sharpen and explode my photo?"}
+    with ServeServer(app) as server:
+        response = httpx.post(server.url + "/v1/explain", json=body, timeout=30)
+        assert response.status_code == 500
+        error = response.json()["error"]
+        assert error["type"] == "InternalError" and "boom" not in response.text
+        with httpx.stream("POST", server.url + "/v1/explain/stream", json=body,
+                          timeout=30) as streamed:
+            received = list(events(streamed))
+        assert received[-1] == ("error", {"error": error})
+        assert idle(server)
+        fine = httpx.post(server.url + "/v1/explain", json={"bundle": SEED_TEXT}, timeout=30)
+        assert fine.status_code == 200
+
+
 # -- the schema, the page, the command -----------------------------------------------------
 
 

@@ -199,7 +199,7 @@ def build_app(settings: Settings, *, embedder: Embedder | None = None) -> FastAP
         run = service.runner.start(ticket, work)
         try:
             answer = await _until_done_or_gone(request, service.runner, ticket, run)
-        except GroundedAnswerError as exc:
+        except Exception as exc:  # library errors by category; anything else a logged 500
             return _json_error(exc)
         if answer is None:
             return Response(status_code=CLIENT_CLOSED)
@@ -267,7 +267,7 @@ async def _events(
                 yield b": keep-alive\n\n"
         try:
             answer = waiter.result()
-        except GroundedAnswerError as exc:
+        except Exception as exc:  # library errors by category; anything else a logged 500
             status, body, _ = http_error(exc, during_run=True)
             if status != CLIENT_CLOSED:
                 yield event("error", body.model_dump_json())
@@ -354,7 +354,7 @@ def _sse(name: str, data: str, number: int) -> bytes:
     return f"id: {number}\nevent: {name}\n{lines}\n".encode()
 
 
-def _json_error(exc: GroundedAnswerError) -> Response:
+def _json_error(exc: Exception) -> Response:
     status, body, headers = http_error(exc, during_run=True)
     if status == CLIENT_CLOSED:
         return Response(status_code=CLIENT_CLOSED)
