@@ -40,3 +40,12 @@ def test_import_is_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_serve_package_imports_fastapi_only_when_an_app_is_made() -> None:
+    code = ("import sys, grounded_answer.serve, grounded_answer.batch; "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'torch') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

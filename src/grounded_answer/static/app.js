@@ -71,7 +71,9 @@
         showError(data && data.error, response.status);
         return;
       }
+      finished = false;
       await readEvents(response.body, onEvent);
+      if (!finished) setStatus("The server closed the stream before the answer came.", true);
     } catch (err) {
       if (err && err.name === "AbortError") {
         setStatus("Stopped. The server cancelled the model call.");
@@ -115,8 +117,10 @@
 
   // ---- the answer, section by section -----------------------------------------------------
   let labels = {};
+  let finished = false;
 
   function onEvent(name, data) {
+    if (name === "answer" || name === "error") finished = true;
     switch (name) {
       case "status":
         setStatus(data.state === "queued"
