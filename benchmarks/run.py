@@ -43,7 +43,7 @@ PYTHON = REPO / ".venv" / "bin" / "python"
 CLI = REPO / ".venv" / "bin" / "grounded-answer"
 PEER = HERE / ".venv-peer" / "bin" / "python"
 WORKERS = HERE / "workers.py"
-SEED = HERE / "bundles" / "00_seed.txt"
+SEED = HERE / "bundles" / "dev" / "00_seed.txt"
 # Query embedders compared in the warm section: sentence-transformers, the exact ONNX
 # export, and its int8 variant (embedding.backend = torch, onnx, onnx-int8).
 EMBEDDERS = ("torch", "onnx", "onnx-int8")

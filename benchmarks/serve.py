@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-SEED = ROOT / "benchmarks" / "bundles" / "00_seed.txt"
+SEED = ROOT / "benchmarks" / "bundles" / "dev" / "00_seed.txt"
 RESULTS = ROOT / "benchmarks" / "results"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-BUNDLES = HERE / "bundles"
+BUNDLES = HERE / "bundles" / "dev"  # the original 20 (NN_*.txt); a* and b* came later
 SEED = BUNDLES / "00_seed.txt"
 
 

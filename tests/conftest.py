@@ -15,8 +15,9 @@ from grounded_answer.bundle import Bundle, load_bundle
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
-SEED = REPO / "benchmarks" / "bundles" / "00_seed.txt"  # byte-for-byte copy of the shared seed
-BUNDLES = REPO / "benchmarks" / "bundles"
+# A byte-for-byte copy of the shared seed.
+SEED = REPO / "benchmarks" / "bundles" / "dev" / "00_seed.txt"
+BUNDLES = REPO / "benchmarks" / "bundles" / "dev"  # tuned on; test/ beside it is held out
 
 
 class HashEmbedder:

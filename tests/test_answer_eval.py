@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from grounded_answer import ConfigError, Settings
-from grounded_answer.answer_eval import evaluate_answers, format_table
+from grounded_answer.answer_eval import evaluate_answers, format_table, splits_of
 from grounded_answer.backends.base import CompletionRequest
 from grounded_answer.backends.stub import StubBackend
 
@@ -17,18 +17,40 @@ from .conftest import BUNDLES, SEED, HashEmbedder
 
 
 @pytest.mark.slow
-def test_stub_scores_on_the_labelled_set(settings: Settings, real_embedder: Any) -> None:
+def test_stub_scores_on_the_dev_split(settings: Settings, real_embedder: Any) -> None:
     scores, overall = evaluate_answers(BUNDLES, settings=settings, embedder=real_embedder)
-    assert overall["bundles"] >= 12 and overall["parsed"] == overall["bundles"]
+    assert overall["bundles"] >= 28 and overall["parsed"] == overall["bundles"]
     assert overall["foreign_links"] == 0
     assert overall["sections_complete"] == overall["bundles"]
-    assert overall["citation_precision"] >= 0.8
-    assert overall["citation_recall"] >= 0.8
-    assert overall["models_cited"] == 1.0
-    assert overall["answerable_accuracy"] == 1.0
+    assert overall["citation_precision"] >= 0.9
+    assert overall["citation_recall"] >= 0.9
+    assert overall["models_cited"] == 1.0 and overall["models_in_workflow"] == 1.0
+    assert overall["answerable_accuracy"] >= 0.95
     assert overall["task_named"] >= 0.9
     table = format_table(scores)
     assert "00_seed.txt" in table and "precision" in table
+
+
+@pytest.mark.slow
+def test_stub_floors_on_the_held_out_test_split(settings: Settings, real_embedder: Any) -> None:
+    # Never tuned on. The floors are the ones the held-out split meets today; its recall
+    # (0.56) and task naming (0.67) are below the targets and reported in README.
+    _, overall = evaluate_answers(BUNDLES.parent / "test", settings=settings,
+                                  embedder=real_embedder)
+    assert overall["bundles"] >= 20 and overall["parsed"] == overall["bundles"]
+    assert overall["foreign_links"] == 0
+    assert overall["sections_complete"] == overall["bundles"]
+    assert overall["models_cited"] == 1.0 and overall["models_in_workflow"] == 1.0
+    assert overall["citation_precision"] >= 0.8
+    assert overall["answerable_accuracy"] >= 0.9
+
+
+def test_splits_are_reported_apart(tmp_path: Path) -> None:
+    for split in ("dev", "test"):
+        (tmp_path / split).mkdir()
+        (tmp_path / split / "labels.json").write_text("{}")
+    assert list(splits_of(tmp_path)) == ["dev", "test"]
+    assert list(splits_of(tmp_path / "dev")) == ["dev"]
 
 
 def test_scores_reflect_what_was_cited(tmp_path: Path, settings: Settings) -> None:
@@ -38,7 +60,9 @@ def test_scores_reflect_what_was_cited(tmp_path: Path, settings: Settings) -> No
                         "relevant": ["https://github.com/kky7/MSSNet", paper]}}
     (tmp_path / "labels.json").write_text(json.dumps(labels))
     def model_and_a_distractor(request: CompletionRequest) -> str:
-        aigi = next(s.alias for s in request.context.sources if s.title.startswith("AI-gen"))
+        # A related paper the plan keeps in play, other than ImageNet-Hard: a wrong citation.
+        aigi = next(s.alias for s in request.context.sources
+                    if s.role == "paper" and not s.title.startswith("ImageNet"))
         return json.dumps({
             "task": {"statement": "Image deblurring.", "source_ids": ["S1"]},
             "workflow": {"input": "a photo", "steps": [{"source_id": "S1", "input": "a photo",
@@ -51,7 +75,7 @@ def test_scores_reflect_what_was_cited(tmp_path: Path, settings: Settings) -> No
                                        backend=StubBackend(script=[model_and_a_distractor]))
     (score,) = scores
     assert score.recall == 0.5  # the model, but not ImageNet-Hard
-    assert score.precision == 0.5  # the model right, AIGI-VC wrong
+    assert score.precision == 0.5  # the model right, the other paper wrong
     assert score.task_named and score.models_cited and score.foreign_links == 0
 
 

@@ -39,12 +39,6 @@ PLAN = {
 }
 
 
-class PlannedAnswer(Answer):
-    """An Answer as it will be once the evidence plan joins it (another change)."""
-
-    plan: dict[str, Any]
-
-
 def answer_for(text: str, settings: Settings, *, min_score: float = -1.0,
                question: str | None = None) -> Answer:
     """The stub's answer; ``min_score`` decides whether the sources count as covering it."""
@@ -67,7 +61,8 @@ def test_the_page_has_the_three_sections_the_graph_and_no_script(seed_answer: An
     assert "<script" not in page and "Content-Security-Policy" in page
     assert "default-src 'none'" in page
     assert page.count('<g class="node ') == len(seed_answer.workflow.steps) + 2  # type: ignore[union-attr]
-    assert 'id="plan"' not in page  # no plan on this Answer: no empty section
+    without_plan = seed_answer.model_copy(update={"plan": None}).to_html()
+    assert 'id="plan"' not in without_plan  # no plan: no empty section
 
 
 def test_only_the_source_records_links_are_links(seed_answer: Answer) -> None:
@@ -97,14 +92,29 @@ def test_hostile_source_text_is_escaped_everywhere(settings: Settings) -> None:
     assert "Deblur<img src=x" in labels and "]]>" in labels
 
 
-def test_the_evidence_plan_is_shown_when_the_answer_has_one(seed_answer: Answer) -> None:
-    planned = PlannedAnswer.model_validate({**seed_answer.model_dump(), "plan": PLAN})
-    page = planned.to_html()
+def test_the_evidence_plan_says_why_these_sources(seed_answer: Answer) -> None:
+    plan = seed_answer.plan
+    assert plan is not None and plan.sources
+    page = seed_answer.to_html()
     section = page[page.index('id="plan"'):page.index('id="validation"')]
     assert "Why these sources" in section
-    assert '<li class="recommended">' in section and '<li class="not_relevant">' in section
-    assert "not relevant" in section and "Answerable." in section
-    assert "&lt;b&gt;now&lt;/b&gt;" in section  # the reason is text, not markup
+    assert section.count("<li class=") == len(plan.sources)
+    for source in plan.sources:
+        assert f'<li class="{source.relevance.value}">' in section
+        assert html.escape(source.reason, quote=True) in section
+        assert f'<span class="label">{source.label}</span>' in section
+    assert ("Answerable." if plan.verdict.answerable else "Not answerable.") in section
+
+
+def test_a_plans_text_is_escaped(seed_answer: Answer) -> None:
+    view = plan_view(PLAN)
+    assert view is not None
+    page = seed_answer.to_html()
+    assert "<b>now</b>" not in page
+    from grounded_answer._html import _plan_html
+
+    rendered = "".join(_plan_html(view, {}, lambda text: html.escape(text, quote=True)))
+    assert "&lt;b&gt;now&lt;/b&gt;" in rendered and '<li class="not_relevant">' in rendered
 
 
 @pytest.mark.parametrize(("plan", "rows", "answerable"), [

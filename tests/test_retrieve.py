@@ -105,7 +105,9 @@ def test_large_corpus_goes_to_the_store_and_syncs_incrementally(tmp_path: Path) 
         sources[3] = sources[3].model_copy(update={"summary": summary})
         return Corpus(name="big", sources=tuple(sources))
 
-    settings = load_settings(index={"cache_dir": str(tmp_path)})
+    # Twelve sources, more than this corpus may have to be scored whole.
+    settings = load_settings(index={"cache_dir": str(tmp_path)},
+                             retrieval={"whole_corpus_sources": 8})
     embedder = Counting()
     first = explain("topic 3", corpus=corpus_of("Deblurring photos."), settings=settings,
                     embedder=embedder)

@@ -58,6 +58,7 @@ class PlanRow:
     role: str
     relevance: str
     reason: str
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def plan_view(plan: Any) -> PlanView | None:
                     role=str(item.get("role", "")),
                     relevance=str(item.get("relevance", "")),
                     reason=str(item.get("reason", "")),
+                    label=str(item.get("label") or ""),
                 )
                 for item in value
             ]
@@ -316,14 +318,14 @@ def _plan_html(
         out.append('<ul class="plan">')
         for row in plan.rows:
             grade = row.relevance if row.relevance in RELEVANCE else "unknown"
-            label = labels.get(row.source_id, "")
+            label = row.label or labels.get(row.source_id, "")
+            # The reason continues the title ("X is the recommended model; ..."): one line.
             out.append(
                 f'<li class="{grade}"><span class="grade">'
                 f"{t(RELEVANCE.get(row.relevance, row.relevance))}</span>"
                 + (f'<span class="label">{t(label)}</span>' if label else "")
-                + f'<span class="title">{t(row.title)}</span>'
-                + (f'<span class="role">{t(row.role)}</span>' if row.role else "")
-                + f'<p class="why">{t(row.reason)}</p></li>'
+                + f'<span class="title">{t(row.title)}</span> '
+                + f'<span class="reason">{t(row.reason)}</span></li>'
             )
         out.append("</ul>")
     out.append("</section>")

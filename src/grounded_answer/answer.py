@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .backends.base import Completion
 from .corpus import Role
 from .links import cut_outside_links, find_links, link_key, scrub_links
+from .plan import EvidencePlan
 from .retrieve import Hit
 
 __all__ = [
@@ -133,12 +134,24 @@ class ValidationReport(BaseModel):
     )
     policy: str
     valid_first_try: bool
+    plan: list[str] = Field(
+        default_factory=list,
+        description="The evidence plan's verdict, then anything restored to hold the answer "
+        "to the plan (a recommended model added, a ruled-out citation removed).",
+    )
+    mode: str = Field(default="free", description="'guided' (the model wrote prose slots "
+                      "into the plan) or 'free' (the whole answer).")
+    language: str = Field(default="en", description="The language the prose was asked in.")
+    untranslated: list[str] = Field(
+        default_factory=list, description="Slots left in English because their translation "
+        "was missing, too long, in another script or broke a grounding rule.")
 
 
 class Usage(BaseModel):
     """What the backend spent on this answer, over every attempt."""
 
     calls: int = 0
+    cached_calls: int = Field(default=0, description="Calls answered from the response cache.")
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     seconds: float = Field(default=0.0, description="Time inside backend calls.")
@@ -146,6 +159,7 @@ class Usage(BaseModel):
     def add(self, completion: Completion) -> None:
         """Count one completion."""
         self.calls += 1
+        self.cached_calls += completion.cached
         self.seconds = round(self.seconds + completion.seconds, 4)
         if completion.prompt_tokens is not None:
             self.prompt_tokens = (self.prompt_tokens or 0) + completion.prompt_tokens
@@ -164,6 +178,9 @@ class Provenance(BaseModel):
     corpus: str
     corpus_fingerprint: str
     embedding_model: str
+    question_restated: str | None = Field(
+        default=None, description="The question as the language model restated it in English "
+        "for retrieval, when the embedding model could not read the original.")
     index_status: str
     retrieved: list[Hit]
     timings: dict[str, float] = Field(description="Seconds per stage.")
@@ -186,6 +203,11 @@ class Answer(BaseModel):
     )
     validation: ValidationReport
     provenance: Provenance
+    plan: EvidencePlan | None = Field(
+        default=None,
+        description="The evidence plan the answer was written from: every source in play "
+        "with its relevance and reason, the verdict, task candidates, the workflow skeleton.",
+    )
 
     @model_validator(mode="after")
     def _no_foreign_links(self) -> Answer:
@@ -246,6 +268,8 @@ class Answer(BaseModel):
                        + " · ".join(link for link in links if link))
         if not self.answerable and self.note and self.workflow:
             out += ["", _md(self.note)]
+        if self.plan is not None and self.plan.sources:
+            out += ["", f"*Why these sources:* {_md(self.plan.why_line())}"]
         return self._last_guard("\n".join(out).rstrip() + "\n")
 
     def _last_guard(self, rendered: str) -> str:

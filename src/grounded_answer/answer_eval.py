@@ -31,7 +31,9 @@ from .errors import ConfigError, GroundedAnswerError
 from .links import find_links, link_key
 from .pipeline import explain
 
-__all__ = ["BundleLabel", "BundleScore", "evaluate_answers", "format_table"]
+__all__ = [
+    "BundleLabel", "BundleScore", "evaluate_answers", "format_table", "splits_of",
+]
 
 
 class BundleLabel(BaseModel):
@@ -58,12 +60,32 @@ class BundleScore(BaseModel):
     answerable_correct: bool = False
     task_named: bool | None = None
     models_cited: bool | None = None
+    in_language: bool | None = Field(
+        default=None, description="For a question not in English: the task statement is "
+        "written in the question's language.")
+    models_in_workflow: bool | None = Field(
+        default=None, description="Every recommended model runs a step or is named as a "
+        "step's alternative.")
     repairs: int = 0
     valid_first_try: bool = False
     links_caught: int = Field(default=0, description="Foreign-link errors found in attempts.")
     completion_tokens: int | None = None
     backend_seconds: float = 0.0
     seconds: float = 0.0
+
+
+def splits_of(directory: str | Path) -> dict[str, Path]:
+    """The labelled folders under ``directory``: itself, or its ``dev/`` and ``test/``.
+
+    A set that is tuned on must be reported apart from the one that is not: a folder
+    without its own ``labels.json`` is read as a parent of split folders that have one.
+    """
+    folder = Path(directory)
+    if (folder / "labels.json").is_file() or not folder.is_dir():
+        return {folder.name: folder}
+    found = {child.name: child for child in sorted(folder.iterdir())
+             if (child / "labels.json").is_file()}
+    return found or {folder.name: folder}
 
 
 def evaluate_answers(
@@ -122,6 +144,10 @@ def _score(
         if answer.answerable else bool(answer.note.strip())
     )
     models = {s.id for s in bundle.corpus.sources if s.role is Role.MODEL}
+    steps = answer.workflow.steps if answer.workflow else []
+    in_workflow = {step.source_id for step in steps} | {
+        s.id for s in bundle.corpus.sources
+        if any(s.title in step.action for step in steps)}
     statement = answer.task.statement.lower()
     return BundleScore(
         bundle=path.name,
@@ -134,6 +160,9 @@ def _score(
         task_named=(any(k.lower() in statement for k in label.task_keywords)
                     if label.answerable and label.task_keywords else None),
         models_cited=models <= cited if label.answerable else None,
+        models_in_workflow=models <= in_workflow if label.answerable else None,
+        in_language=_in_language(answer) if answer.plan and not answer.plan.question.english
+        else None,
         repairs=answer.validation.attempts - 1,
         valid_first_try=answer.validation.valid_first_try,
         links_caught=sum("link" in e for e in answer.validation.repaired
@@ -142,6 +171,25 @@ def _score(
         backend_seconds=answer.provenance.usage.seconds,
         seconds=round(seconds, 3),
     )
+
+
+def _in_language(answer: Any) -> bool:
+    """Whether the task statement is in the question's language (script, else langid)."""
+    from .guided import script_matches
+
+    language = answer.plan.question.language
+    text = answer.task.statement
+    matched = script_matches(text, language)
+    if matched is not None:
+        return matched
+    import py3langid
+
+    return bool(py3langid.classify(text)[0] == language)
+
+
+def _median(values: list[int]) -> float | None:
+    ordered = sorted(values)
+    return float(ordered[len(ordered) // 2]) if ordered else None
 
 
 def _mean(values: list[float]) -> float | None:
@@ -168,6 +216,12 @@ def _overall(scores: list[BundleScore]) -> dict[str, Any]:
         "task_named": _mean([float(s.task_named) for s in parsed if s.task_named is not None]),
         "models_cited": _mean([float(s.models_cited) for s in parsed
                                if s.models_cited is not None]),
+        "models_in_workflow": _mean([float(s.models_in_workflow) for s in parsed
+                                     if s.models_in_workflow is not None]),
+        "in_language": _mean([float(s.in_language) for s in parsed
+                              if s.in_language is not None]),
+        "completion_tokens_p50": _median([s.completion_tokens for s in parsed
+                                          if s.completion_tokens is not None]),
         "repairs": sum(s.repairs for s in parsed),
         "valid_first_try": _mean([float(s.valid_first_try) for s in parsed]),
         "links_caught": sum(s.links_caught for s in parsed),
@@ -190,10 +244,10 @@ def format_table(scores: list[BundleScore]) -> str:
         return str(value)
 
     header = ["bundle", "parsed", "complete", "foreign", "recall", "precision", "answerable",
-              "task", "models", "repairs", "seconds"]
+              "task", "models", "in flow", "language", "repairs", "seconds"]
     rows = [[s.bundle[:36], s.parsed, s.sections_complete, s.foreign_links, s.recall,
-             s.precision, s.answerable_correct, s.task_named, s.models_cited, s.repairs,
-             s.seconds] for s in scores]
+             s.precision, s.answerable_correct, s.task_named, s.models_cited,
+             s.models_in_workflow, s.in_language, s.repairs, s.seconds] for s in scores]
     table = [header, *[[cell(v) for v in row] for row in rows]]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in table]

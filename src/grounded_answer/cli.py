@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import GroundedAnswerError, UserInputError
@@ -111,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     retrieval.set_defaults(run=_eval_retrieval)
     answers = kinds.add_parser("answers", help="answer quality over labelled bundles")
     answers.add_argument("--bundles", metavar="DIR", required=True,
-                         help="folder of bundle files with a labels.json")
+                         help="folder of bundle files with a labels.json, or a folder of "
+                         "such folders (dev/, test/), each reported on its own")
     answers.add_argument("--labels", metavar="FILE", help="default: DIR/labels.json")
     answers.add_argument("--backend", help="LLM backend: stub (offline) or openai")
     answers.add_argument("--cache-dir", metavar="DIR", help="index cache directory")
@@ -323,18 +325,23 @@ def _eval_retrieval(args: argparse.Namespace) -> int:
 
 
 def _eval_answers(args: argparse.Namespace) -> int:
-    from .answer_eval import evaluate_answers, format_table
+    from .answer_eval import evaluate_answers, format_table, splits_of
 
-    scores, overall = evaluate_answers(args.bundles, settings=_settings(args),
-                                       labels_file=args.labels)
-    print(format_table(scores))
-    print()
-    print(json.dumps(overall))
+    settings = _settings(args)
+    splits = {"": Path(args.bundles)} if args.labels else splits_of(args.bundles)
+    results = {}
+    for name, folder in splits.items():
+        scores, overall = evaluate_answers(folder, settings=settings, labels_file=args.labels)
+        if len(splits) > 1:
+            print(f"== {name} ({folder})")
+        print(format_table(scores))
+        print()
+        print(json.dumps(overall))
+        print()
+        results[name] = {"overall": overall, "bundles": [s.model_dump() for s in scores]}
     if args.json_out:
-        from pathlib import Path
-
-        Path(args.json_out).write_text(json.dumps(
-            {"overall": overall, "bundles": [s.model_dump() for s in scores]}, indent=2))
+        data = results[""] if args.labels else results
+        Path(args.json_out).write_text(json.dumps(data, indent=2))
     return 0
 
 

@@ -131,7 +131,7 @@ class RetrievalSettings(_Section):
     )
     small_corpus_method: Literal["dense", "bm25", "hybrid"] = Field(
         default="dense",
-        description="Method for a corpus of at most max_sources sources (a bundle), which is "
+        description="Method for a corpus scored whole (see whole_corpus_sources), which is "
         "scored whole: BM25 statistics over a dozen passages are noise.",
     )
     fusion: Literal["rrf", "weighted"] = Field(
@@ -162,7 +162,15 @@ class RetrievalSettings(_Section):
         description="At most this many of the top passages from one source (None = no cap).",
     )
     max_sources: int = Field(
-        default=8, ge=1, le=100, description="Sources shown to the model (best-ranked first)."
+        default=8, ge=1, le=100,
+        description="Sources in play for a corpus too large to be scored whole (best-ranked "
+        "first); a bundle's sources are all in play, and the evidence plan decides which "
+        "of them the answer cites.",
+    )
+    whole_corpus_sources: int = Field(
+        default=64, ge=1, le=10_000,
+        description="A corpus of at most this many sources (every bundle) is scored whole "
+        "in a throw-away flat index: every source is judged, none is lost to a top-k cut.",
     )
     min_score: float = Field(
         default=0.2, ge=-1.0, le=1.0,
@@ -195,6 +203,17 @@ class LLMSettings(_Section):
     max_backoff: float = Field(
         default=20.0, ge=0.0, le=600.0, description="Cap on one delay, Retry-After included."
     )
+    cache: bool = Field(
+        default=True,
+        description="Keep each language-model response in the cache directory, keyed by "
+        "backend, model, endpoint, messages, schema and sampling settings, so the same "
+        "request asked twice costs one call (shared safely by processes).",
+    )
+    restate_question: bool = Field(
+        default=True,
+        description="Before retrieval, have the language model restate in English a question "
+        "written in a script the embedding model cannot read (one short call, cached).",
+    )
     structured_output: Literal["auto", "json_schema", "json_object"] = Field(
         default="auto",
         description="'auto' sends a JSON schema and falls back to JSON mode if refused.",
@@ -216,7 +235,26 @@ class AnswerSettings(_Section):
         default=4000, ge=1, le=1_000_000, description="Longer questions are refused."
     )
     prompts_dir: Path | None = Field(
-        default=None, description="Directory with your own system.j2 / user.j2 / repair.j2."
+        default=None, description="Directory with your own system.j2 / user.j2 / repair.j2 "
+        "(and optionally guided_system.j2 / guided_user.j2 / restate.j2)."
+    )
+    mode: Literal["auto", "guided", "free"] = Field(
+        default="auto",
+        description="'guided': the evidence plan fixes sources, steps and verdict and the "
+        "model rewrites only the prose slots (small models); 'free': the model writes the "
+        "whole answer, still held to the plan's invariants (large models); 'auto': guided "
+        "for a language model, the plan written directly by the offline stub.",
+    )
+    language: str = Field(
+        default="auto",
+        description="Language of the answer's prose: 'auto' = the question's, or an ISO "
+        "639-1 code such as 'ko'. The offline stub writes English and says so.",
+    )
+    verdict: Literal["plan", "model"] = Field(
+        default="plan",
+        description="Who decides whether the question is answerable: the evidence plan "
+        "(the model may only add a reason), or the model (for strong models; an overruled "
+        "plan is recorded in the validation report).",
     )
 
 

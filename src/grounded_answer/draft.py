@@ -39,8 +39,12 @@ __all__ = [
     "DraftTask",
     "DraftWorkflow",
     "GroundingContext",
+    "Prose",
+    "SourceRef",
+    "describe_error",
     "draft_json_schema",
     "salvage_draft",
+    "strip_fences",
     "validate_draft",
 ]
 
@@ -199,11 +203,11 @@ class AnswerDraft(BaseModel):
 
 def validate_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | None, list[str]]:
     """Parse and check model output; return the draft, or None and every error found."""
-    cleaned = _strip_fences(text)
+    cleaned = strip_fences(text)
     try:
         return AnswerDraft.model_validate_json(cleaned, context=context), []
     except ValidationError as exc:
-        return None, [_describe(error) for error in exc.errors(include_url=False)]
+        return None, [describe_error(error) for error in exc.errors(include_url=False)]
 
 
 def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | None, list[str]]:
@@ -216,7 +220,7 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
     dropped: list[str] = []
     try:
         # Output cut off at max_tokens is still worth salvaging: parse what arrived.
-        data = pydantic_core.from_json(_strip_fences(text), allow_partial=True)
+        data = pydantic_core.from_json(strip_fences(text), allow_partial=True)
     except ValueError:
         return None, ["output is not valid JSON"]
     if not isinstance(data, dict):
@@ -309,7 +313,7 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
     try:
         return AnswerDraft.model_validate(salvaged, context=context), dropped
     except ValidationError as exc:  # pragma: no cover - salvage builds valid drafts
-        return None, [*dropped, *(_describe(e) for e in exc.errors(include_url=False))]
+        return None, [*dropped, *(describe_error(e) for e in exc.errors(include_url=False))]
 
 
 def draft_json_schema(
@@ -366,13 +370,15 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _strip_fences(text: str) -> str:
+def strip_fences(text: str) -> str:
+    """Model output without a Markdown code fence around it."""
     stripped = text.strip()
     fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", stripped, re.S)
     return fenced.group(1) if fenced else stripped
 
 
-def _describe(error: Any) -> str:
+def describe_error(error: Any) -> str:
+    """One line for a pydantic error: where, then what (repair prompts quote it)."""
     where = ".".join(str(part) for part in error["loc"]) or "answer"
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "json_invalid":

@@ -9,8 +9,12 @@ validators, repaired by re-asking with the exact errors, and finally either refu
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ._resources import default_corpus_path
 from .answer import (
@@ -24,22 +28,37 @@ from .answer import (
     WorkflowStep,
 )
 from .backends.base import Backend, Completion, CompletionRequest, make_backend
+from .backends.cache import cached
+from .backends.stub import stub_draft
 from .bundle import Bundle, load_bundle
 from .config import Settings, load_settings
 from .corpus import Corpus, Role, Source, load_corpus
 from .draft import (
+    ACTION_CHARS,
     ALIAS_RE,
+    WHY_CHARS,
     AnswerDraft,
     GroundingContext,
     draft_json_schema,
     salvage_draft,
+    strip_fences,
     validate_draft,
 )
 from .embedding import Embedder
 from .errors import Attempt, QuestionError, UngroundedAnswerError
+from .guided import (
+    apply_translation,
+    guided_schema,
+    language_name,
+    merge_guided,
+    salvage_guided,
+    translation_lines,
+    validate_guided,
+)
 from .index import configure_faiss
 from .injection import quarantine
-from .links import defang, link_key, scrub_links
+from .links import defang, scrub_links
+from .plan import EvidencePlan, Relevance, make_plan, read_question
 from .prompts import (
     ChatMessage,
     PromptContext,
@@ -54,7 +73,10 @@ __all__ = [
     "aexplain",
     "default_embedder",
     "explain",
+    "hold_to_plan",
+    "plan_evidence",
     "resolve_sources",
+    "restate_question",
     "retrieve_passages",
     "retriever_for",
 ]
@@ -64,6 +86,8 @@ CHECKS = [
     "every cited source id is one of the provided sources",
     "no URL, domain, arXiv id or GitHub path outside the sources' link fields, in any text",
     "an answerable answer has task, workflow and references; an unanswerable one says why",
+    "the evidence plan's verdict holds, every recommended model runs a workflow step and is "
+    "cited, and no source the plan ruled out is cited",
 ]
 
 
@@ -99,35 +123,65 @@ def explain(
     embedder = embedder or default_embedder(settings)
     backend = backend or make_backend(settings.llm)
     timings: dict[str, float] = {}
-
     mark = time.perf_counter()
     retriever = retriever_for(sources, embedder, settings)
     timings["index"] = time.perf_counter() - mark
+    usage = Usage()
+    if settings.llm.cache:
+        backend = cached(backend, settings.index.cache_dir, settings.llm)
+    prompts = load_prompts(settings.answer.prompts_dir)
+    reading = read_question(question)
+    restated = None
+    if not reading.readable and not backend.offline and settings.llm.restate_question:
+        mark = time.perf_counter()
+        restated = restate_question(backend, prompts, question, usage)
+        timings["restate"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    hits, ranked = retrieve_passages(retriever, question, settings)
+    hits, ranked = retrieve_passages(retriever, restated or question, settings)
     timings["retrieve"] = time.perf_counter() - mark
     timings["embed_query"] = retriever.last_embed_seconds
 
-    context, alias_to_source, withheld = _prompt_context(question, hits, ranked, sources,
-                                                         settings)
-    prompts = load_prompts(settings.answer.prompts_dir)
-    messages = prompts.messages(context)
+    mark = time.perf_counter()
+    withheld: list[tuple[str, str]] = []
+    plan = plan_evidence(question, retriever, ranked, settings, withheld, restated=restated)
+    timings["plan"] = time.perf_counter() - mark
+    context, alias_to_source = _prompt_context(question, hits, plan, sources, withheld)
+    mode = settings.answer.mode
+    if mode == "auto":
+        mode = "free" if backend.offline else "guided"
+    language = plan.question.language if settings.answer.language == "auto" \
+        else settings.answer.language
     grounding = GroundingContext(
         aliases=frozenset(alias_to_source),
         link_keys=frozenset(k for s in alias_to_source.values() for k in s.link_keys),
         step_aliases=frozenset(a for a, s in alias_to_source.items() if s.role is Role.MODEL)
         or None,
         withheld=tuple(sentence for _, sentence in withheld),
-        instructions=(messages[0].content,),
     )
     mark = time.perf_counter()
-    usage = Usage()
-    draft, report = _generate(backend, prompts, messages, context, grounding, settings, usage)
-    if withheld:
-        report = report.model_copy(update={"withheld": [
-            f"{where}: a sentence addressed to the model was withheld from the prompt"
-            for where, _ in withheld
-        ]})
+    if mode == "guided":
+        draft, report = _write_guided(backend, prompts, context, plan, grounding, language,
+                                      settings, usage)
+    else:
+        messages = prompts.messages(context)
+        grounding = replace(grounding, instructions=(messages[0].content,))
+        schema = draft_json_schema(
+            context.aliases, [s.alias for s in context.sources if s.role == "model"] or None)
+        draft, report = _write(
+            backend, prompts, messages, context, schema, settings, usage,
+            check=lambda text: validate_draft(text, grounding),
+            salvage=lambda text: salvage_draft(text, grounding),
+        )
+    draft, held = hold_to_plan(draft, plan, grounding,
+                               model_verdict=settings.answer.verdict == "model")
+    withheld = _unique_pairs(withheld)
+    report = report.model_copy(update={
+        "withheld": [f"{where}: a sentence addressed to the model was withheld from the prompt"
+                     for where, _ in withheld],
+        "plan": [plan.verdict.reason, *held],
+        "mode": mode,
+        "language": language if mode == "guided" else "en" if backend.offline else language,
+    })
     timings["generate"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
     provenance = Provenance(
@@ -137,6 +191,7 @@ def explain(
         corpus=sources.name,
         corpus_fingerprint=sources.fingerprint,
         embedding_model=embedder.model_id,
+        question_restated=defang(restated) if restated else None,
         index_status=retriever.index.status,
         # Passages quote source summaries, which may carry links that are not sources.
         # and sentences addressed to the model, which are withheld here as in the prompt.
@@ -145,7 +200,7 @@ def explain(
         timings={name: round(value, 6) for name, value in timings.items()},
         usage=usage,
     )
-    return _build_answer(question, draft, alias_to_source, ranked, report, provenance)
+    return _build_answer(question, draft, alias_to_source, ranked, report, provenance, plan)
 
 
 async def aexplain(
@@ -197,7 +252,7 @@ def retriever_for(
     A corpus small enough to be scored whole (a bundle) gets a throw-away FAISS flat
     index; a real corpus goes to the configured store, synced incrementally.
     """
-    small = len(corpus.sources) <= settings.retrieval.max_sources
+    small = _scored_whole(corpus, settings)
     configure_faiss(settings.index.threads, embedder.dimension)
     return get_retriever(
         corpus, embedder, settings.index.cache_dir, batch_size=settings.embedding.batch_size,
@@ -228,7 +283,7 @@ def retrieve_passages(
     """The top-k hits for ``question`` and every scored source, best first."""
     corpus = retriever.corpus
     k = settings.retrieval.k
-    small = len(corpus.sources) <= settings.retrieval.max_sources
+    small = _scored_whole(corpus, settings)
     # A small corpus (a bundle) is scored whole, so every source gets a score and none of
     # the recommended models is lost to a k cut-off.
     options = settings.retrieval
@@ -239,32 +294,139 @@ def retrieve_passages(
         fusion=options.fusion, alpha=options.alpha,
         max_per_source=options.max_per_source, stemmer=options.stemmer,
     )
-    ranked = retriever.rank_sources(everything)[: settings.retrieval.max_sources]
-    return everything[:k], ranked
+    ranked = retriever.rank_sources(everything)
+    return everything[:k], ranked if small else ranked[: settings.retrieval.max_sources]
+
+
+def plan_evidence(
+    question: str,
+    retriever: Retriever,
+    ranked: list[tuple[Source, float]],
+    settings: Settings,
+    withheld: list[tuple[str, str]] | None = None,
+    *,
+    restated: str | None = None,
+) -> EvidencePlan:
+    """The evidence plan over the sources in play (see :mod:`grounded_answer.plan`).
+
+    A corpus scored whole (every bundle) has all its sources in play; a larger one has
+    the best-ranked ``retrieval.max_sources``. Titles in the plan are shown to users and
+    models, so links and sentences addressed to the model are taken out of them first.
+    """
+    corpus = retriever.corpus
+    whole = _scored_whole(corpus, settings)
+    scored = {source.id for source, _ in ranked}
+    in_play = [s for s in corpus.sources if whole or s.id in scored]
+    keys = frozenset(k for s in in_play for k in s.link_keys)
+    titles = {}
+    for source in in_play:
+        kept, removed = quarantine(source.title)
+        if withheld is not None:
+            withheld.extend((f"title of {source.id}", sentence) for sentence in removed)
+        titles[source.id] = scrub_links(kept or source.id, keys)[0]
+    return make_plan(
+        question, in_play, {source.id: score for source, score in ranked},
+        retriever.model_affinity() if whole else None,
+        min_score=settings.retrieval.min_score, titles=titles, restated=restated,
+    )
+
+
+def hold_to_plan(
+    draft: AnswerDraft, plan: EvidencePlan, grounding: GroundingContext, *,
+    model_verdict: bool = False,
+) -> tuple[AnswerDraft, list[str]]:
+    """The draft with the plan's invariants restored, and what had to be restored.
+
+    Whatever the backend wrote, the plan decides whether the question is answerable,
+    every recommended model runs a step of the workflow and is cited, and no source the
+    plan ruled out is cited. What is added comes from the plan's own sentences and is
+    validated like the backend's output.
+    """
+    notes: list[str] = []
+    data = draft.model_dump()
+    if model_verdict and draft.answerable != plan.verdict.answerable and (
+            not draft.answerable or draft.workflow):
+        # answer.verdict = "model": a strong model may overrule the plan, on the record.
+        notes.append(f"the model overruled the plan's verdict: "
+                     f"{'answerable' if draft.answerable else 'not answerable'}")
+        if not draft.answerable:
+            data.update(workflow=None, references=[],
+                        note=draft.note or "The model judged the sources insufficient.")
+            data["task"]["source_ids"] = []
+            return AnswerDraft.model_validate(data, context=grounding), notes
+        plan = plan.model_copy(update={"verdict": plan.verdict.model_copy(
+            update={"answerable": True})})
+    if not plan.verdict.answerable:
+        if draft.answerable:
+            notes.append("the backend's verdict was replaced by the plan's: not answerable")
+        data.update(answerable=False, workflow=None, references=[],
+                    note=draft.note or plan.verdict.reason)
+        data["task"]["source_ids"] = []
+        return AnswerDraft.model_validate(data, context=grounding), notes
+    if not draft.answerable:
+        notes.append("the backend declined a question the plan judged answerable; the "
+                     "plan's workflow and references were used")
+        data.update(workflow=None, references=[])
+    labels = {s.label: s for s in plan.sources}
+    workflow = data["workflow"]
+    steps: list[dict[str, str]] = workflow["steps"] if workflow else []
+    present = {step["source_id"] for step in steps}
+    for step in plan.steps:
+        if not {step.label, *step.alternatives} & present:
+            notes.append(f"{step.label} (a recommended model) was missing from the "
+                         "workflow and was added from the plan")
+            steps.append({"source_id": step.label, "input": step.input,
+                          "action": _cut(step.action, ACTION_CHARS), "output": step.output})
+    order = {label: n for n, planned_step in enumerate(plan.steps)
+             for label in (planned_step.label, *planned_step.alternatives)}
+    steps.sort(key=lambda drafted: order.get(drafted["source_id"], len(order)))
+    if steps and not workflow:
+        data["workflow"] = {"input": steps[0]["input"], "steps": steps,
+                            "output": steps[-1]["output"]}
+    references = [r for r in data["references"]
+                  if labels[r["source_id"]].relevance is not Relevance.NOT_RELEVANT]
+    if len(references) < len(data["references"]):
+        notes.append("citations of sources the plan found not relevant were removed")
+    cited = {r["source_id"] for r in references}
+    for planned in plan.cited:
+        if planned.relevance is Relevance.RECOMMENDED and planned.label not in cited:
+            notes.append(f"{planned.label} (a recommended model) was missing from the "
+                         "references and was added from the plan")
+            references.append({"source_id": planned.label,
+                               "why": _cut(planned.reason[:1].upper() + planned.reason[1:]
+                                           + ".", WHY_CHARS)})
+    if not references and plan.cited:
+        first = plan.cited[0]
+        references.append({"source_id": first.label, "why": _cut(
+            first.reason[:1].upper() + first.reason[1:] + ".", WHY_CHARS)})
+    data.update(answerable=True, references=references)
+    return AnswerDraft.model_validate(data, context=grounding), notes
+
+
+def _scored_whole(corpus: Corpus, settings: Settings) -> bool:
+    return len(corpus.sources) <= settings.retrieval.whole_corpus_sources
+
+
+def _cut(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def _prompt_context(
     question: str,
     hits: list[Hit],
-    ranked: list[tuple[Source, float]],
+    plan: EvidencePlan,
     corpus: Corpus,
-    settings: Settings,
-) -> tuple[PromptContext, dict[str, Source], list[tuple[str, str]]]:
-    """The prompt's material, the alias map, and the sentences withheld as injections."""
-    score = {source.id: value for source, value in ranked}
-    position = {source.id: n for n, (source, _) in enumerate(ranked)}
-    chosen = [source for source, _ in ranked]
-    # Recommended models first (in corpus order), then papers by retrieval score.
-    order = {s.id: n for n, s in enumerate(corpus.sources)}
-    chosen.sort(key=lambda s: (s.role is not Role.MODEL,
-                               order[s.id] if s.role is Role.MODEL else position[s.id]))
-    alias_to_source = {f"S{n}": source for n, source in enumerate(chosen, start=1)}
+    withheld: list[tuple[str, str]],
+) -> tuple[PromptContext, dict[str, Source]]:
+    """The prompt's material and the alias map, from the sources the plan keeps in play.
+
+    Sentences addressed to the model are appended to ``withheld`` as they are taken out.
+    """
+    shown = plan.in_prompt if plan.verdict.answerable else plan.sources
+    alias_to_source = {p.label: corpus.get(p.source_id) for p in shown}
     alias_of = {source.id: alias for alias, source in alias_to_source.items()}
-    # Answerability is judged on cosine similarity, whose scale means the same for every
-    # corpus; BM25-only retrieval has no such scale, so there only "no hit" is weak.
-    cosines = [h.cosine for h in hits if h.cosine is not None]
-    weak = max(cosines) < settings.retrieval.min_score if cosines else not hits
-    withheld: list[tuple[str, str]] = []
+    score = {p.source_id: p.evidence.question_score for p in plan.sources}
 
     def safe(text: str, where: str) -> str:
         # Source text and the question are data: sentences that address the model are
@@ -276,34 +438,37 @@ def _prompt_context(
     context = PromptContext(
         question=safe(question, "question") or question,
         sources=[
-            PromptSource(alias=alias, source_id=s.id, role=s.role.value,
-                         title=safe(s.title, f"title of {s.id}") or s.id,
-                         summary=safe(s.summary, f"summary of {s.id}"),
-                         score=round(score[s.id], 4))
-            for alias, s in alias_to_source.items()
+            PromptSource(alias=p.label, source_id=p.source_id, role=p.role.value,
+                         title=p.title,
+                         summary=safe(alias_to_source[p.label].summary,
+                                      f"summary of {p.source_id}"),
+                         score=score[p.source_id])
+            for p in shown
         ],
         passages=[
             PromptPassage(alias=alias_of[h.source_id], score=h.score,
                           text=safe(h.text, f"passage {h.passage_id}"))
             for h in hits if h.source_id in alias_of
         ],
-        weak_match=weak,
+        weak_match=not plan.verdict.answerable,
+        plan=plan,
     )
-    return context, alias_to_source, _unique_pairs(withheld)
+    return context, alias_to_source
 
 
-def _generate(
+def _write(
     backend: Backend,
     prompts: Prompts,
     messages: list[ChatMessage],
     context: PromptContext,
-    grounding: GroundingContext,
+    schema: dict[str, Any],
     settings: Settings,
     usage: Usage,
+    *,
+    check: Callable[[str], tuple[AnswerDraft | None, list[str]]],
+    salvage: Callable[[str], tuple[AnswerDraft | None, list[str]]],
 ) -> tuple[AnswerDraft, ValidationReport]:
-    schema = draft_json_schema(
-        context.aliases, [s.alias for s in context.sources if s.role == "model"] or None
-    )
+    """Ask, check, re-ask with the exact errors; then strict raises, drop salvages."""
     attempts: list[Attempt] = []
     repaired: list[str] = []
     completion: Completion | None = None
@@ -314,7 +479,7 @@ def _generate(
         )
         completion = backend.complete(request)
         usage.add(completion)
-        draft, errors = validate_draft(completion.text, grounding)
+        draft, errors = check(completion.text)
         if completion.finish_reason == "length":
             errors = [f"output was cut off at max_tokens ({settings.llm.max_tokens}); "
                       "write a shorter answer", *errors]
@@ -332,7 +497,7 @@ def _generate(
         raise UngroundedAnswerError(
             f"the {backend.name} backend's answer broke the grounding rules", attempts=attempts
         )
-    salvaged, dropped = salvage_draft(completion.text, grounding)
+    salvaged, dropped = salvage(completion.text)
     if salvaged is None:
         raise UngroundedAnswerError(
             f"nothing grounded could be kept from the {backend.name} backend's answer",
@@ -345,6 +510,67 @@ def _generate(
     )
 
 
+def _write_guided(
+    backend: Backend,
+    prompts: Prompts,
+    context: PromptContext,
+    plan: EvidencePlan,
+    grounding: GroundingContext,
+    language: str,
+    settings: Settings,
+    usage: Usage,
+) -> tuple[AnswerDraft, ValidationReport]:
+    """The plan's structure with the model's prose (see :mod:`grounded_answer.guided`)."""
+    baseline = AnswerDraft.model_validate(stub_draft(context, language_note=False),
+                                          context=grounding)
+    messages = prompts.guided(context, baseline.model_dump(), language_name(language))
+    grounding = replace(grounding, instructions=(messages[0].content,))
+    schema = guided_schema(baseline, plan, model_verdict=settings.answer.verdict == "model")
+
+    def check(text: str) -> tuple[AnswerDraft | None, list[str]]:
+        guided, errors = validate_guided(text, baseline, plan, grounding, language)
+        return (merge_guided(guided, baseline, plan, grounding) if guided else None), errors
+
+    def salvage(text: str) -> tuple[AnswerDraft | None, list[str]]:
+        guided, dropped = salvage_guided(text, baseline, plan, grounding, language)
+        return merge_guided(guided, baseline, plan, grounding), dropped
+
+    draft, report = _write(backend, prompts, messages, context, schema, settings, usage,
+                           check=check, salvage=salvage)
+    if language == "en":
+        return draft, report
+    # Under a JSON schema small models copy English rather than translate, so the
+    # checked English slots are translated in one plain-text call, line by line.
+    lines = translation_lines(draft)
+    completion = backend.complete(CompletionRequest(
+        messages=prompts.translate([text for _, text in lines], language_name(language)),
+        json_schema=None, context=context))
+    usage.add(completion)
+    draft, untranslated = apply_translation(draft, completion.text, grounding, language)
+    return draft, report.model_copy(update={"untranslated": untranslated})
+
+
+def restate_question(backend: Backend, prompts: Prompts, question: str, usage: Usage) -> str:
+    """The question in English, for an embedding model that cannot read the original.
+
+    One short call (cached like every call); if the reply is unusable the original is
+    kept, so a weak model can only make retrieval no better, never break the answer.
+    """
+    messages = prompts.restate(question)
+    schema = {"type": "object", "additionalProperties": False, "required": ["english"],
+              "properties": {"english": {"type": "string", "minLength": 1, "maxLength": 600}}}
+    context = PromptContext(question=question, sources=[], passages=[], weak_match=False)
+    completion = backend.complete(CompletionRequest(messages=messages, json_schema=schema,
+                                                    context=context))
+    usage.add(completion)
+    try:
+        english = json.loads(strip_fences(completion.text)).get("english", "")
+    except (ValueError, AttributeError):
+        return question
+    english = " ".join(str(english).split())[:600]
+    return english if english and read_question(english).english else question
+
+
 def _build_answer(
     question: str,
     draft: AnswerDraft,
@@ -352,21 +578,20 @@ def _build_answer(
     ranked: list[tuple[Source, float]],
     report: ValidationReport,
     provenance: Provenance,
+    plan: EvidencePlan,
 ) -> Answer:
     allowed = sorted({link for s in alias_to_source.values() for link in s.links})
-    allowed_keys = {link_key(link) for link in allowed}
     score = {source.id: value for source, value in ranked}
-
-    def safe(text: str) -> str:
-        # Titles come from records, which may be hostile; prose was validated already.
-        return scrub_links(text, allowed_keys)[0]
+    # Titles come from records, which may be hostile: the plan's are quarantined and
+    # scrubbed of links; prose was validated already.
+    title_of = {p.source_id: p.title for p in plan.sources}
 
     steps = []
     if draft.workflow:
         steps = [
             WorkflowStep(
                 id=f"step{n}", source_id=alias_to_source[step.source_id].id,
-                model=safe(alias_to_source[step.source_id].title),
+                model=title_of[alias_to_source[step.source_id].id],
                 input=step.input, action=step.action, output=step.output,
             )
             for n, step in enumerate(draft.workflow.steps, start=1)
@@ -391,7 +616,7 @@ def _build_answer(
         Reference(
             label=alias,
             source_id=alias_to_source[alias].id,
-            title=safe(alias_to_source[alias].title),
+            title=title_of[alias_to_source[alias].id],
             role=alias_to_source[alias].role,
             url=alias_to_source[alias].links[0],
             paper_url=alias_to_source[alias].paper_url,
@@ -419,6 +644,7 @@ def _build_answer(
         allowed_links=allowed,
         validation=report,
         provenance=provenance,
+        plan=plan,
     )
 
 

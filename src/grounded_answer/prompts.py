@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ._resources import default_prompts_dir
 from .errors import ConfigError
+from .plan import EvidencePlan
 
 __all__ = [
     "ChatMessage",
@@ -27,6 +28,8 @@ __all__ = [
 ]
 
 TEMPLATES = ("system.j2", "user.j2", "repair.j2")
+#: Templates a prompts directory may leave out: the packaged ones are used instead.
+OPTIONAL_TEMPLATES = ("guided_system.j2", "guided_user.j2", "restate.j2", "translate.j2")
 
 
 class ChatMessage(BaseModel):
@@ -70,6 +73,7 @@ class PromptContext(BaseModel):
     sources: list[PromptSource]
     passages: list[PromptPassage]
     weak_match: bool
+    plan: EvidencePlan | None = None
 
     @property
     def aliases(self) -> list[str]:
@@ -87,18 +91,20 @@ class Prompts:
             raise ConfigError(
                 f"prompts directory {self.directory} lacks {', '.join(missing)}"
             )
-        from jinja2 import FileSystemLoader, StrictUndefined
+        from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
         from jinja2.sandbox import SandboxedEnvironment
 
         env = SandboxedEnvironment(
-            loader=FileSystemLoader(str(self.directory)),
+            loader=ChoiceLoader([FileSystemLoader(str(self.directory)),
+                                 FileSystemLoader(str(default_prompts_dir()))]),
             undefined=StrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
         )
+        names = TEMPLATES + OPTIONAL_TEMPLATES
         try:
-            self._templates = {name: env.get_template(name) for name in TEMPLATES}
-            self._uses = {name: _variables(env, name) for name in TEMPLATES}
+            self._templates = {name: env.get_template(name) for name in names}
+            self._uses = {name: _variables(env, name) for name in names}
         except TemplateError as exc:
             raise ConfigError(f"prompt template error in {self.directory}: {exc}") from None
         self._static: dict[str, str] = {}
@@ -109,6 +115,27 @@ class Prompts:
             ChatMessage(role="system", content=self._render("system.j2", context)),
             ChatMessage(role="user", content=self._render("user.j2", context)),
         ]
+
+    def guided(
+        self, context: PromptContext, draft: dict[str, Any], language: str
+    ) -> list[ChatMessage]:
+        """System and user messages asking a model to rewrite the offline draft's slots."""
+        return [
+            ChatMessage(role="system", content=self._render("guided_system.j2", context)),
+            ChatMessage(role="user", content=self._render(
+                "guided_user.j2", context, draft=draft, language=language)),
+        ]
+
+    def restate(self, question: str) -> list[ChatMessage]:
+        """The one message that asks for the question in English (for retrieval)."""
+        context = PromptContext(question=question, sources=[], passages=[], weak_match=False)
+        return [ChatMessage(role="user", content=self._render("restate.j2", context))]
+
+    def translate(self, lines: list[str], language: str) -> list[ChatMessage]:
+        """The one message that asks for numbered lines in another language."""
+        context = PromptContext(question="", sources=[], passages=[], weak_match=False)
+        return [ChatMessage(role="user", content=self._render(
+            "translate.j2", context, lines=lines, language=language))]
 
     def repair(self, context: PromptContext, errors: list[str]) -> ChatMessage:
         """The follow-up message that hands the model its exact errors."""
@@ -126,6 +153,7 @@ class Prompts:
             "passages": lambda: [p.model_dump() for p in context.passages],
             "weak_match": lambda: context.weak_match,
             "aliases": lambda: context.aliases,
+            "plan": lambda: _plan_values(context.plan),
         }
         variables = {key: make() for key, make in values.items() if uses is None or key in uses}
         try:
@@ -135,6 +163,14 @@ class Prompts:
         if uses is not None and not uses:
             self._static[name] = text
         return text
+
+
+def _plan_values(plan: EvidencePlan | None) -> dict[str, Any] | None:
+    if plan is None:
+        return None
+    values = plan.model_dump(mode="json")
+    values["in_prompt"] = [s.model_dump(mode="json") for s in plan.in_prompt]
+    return values
 
 
 def _variables(env: Any, name: str) -> frozenset[str] | None:

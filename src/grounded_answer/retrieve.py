@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .config import IndexSettings
-from .corpus import Corpus, Source
+from .corpus import Corpus, Role, Source
 from .embedding import Embedder
 from .index import VectorIndex, open_index
 from .sparse import BM25Index
@@ -96,6 +96,7 @@ class Retriever:
         self.last_embed_seconds = 0.0
         self._bm25: dict[str | None, BM25Index] = {}
         self._bm25_lock = threading.Lock()
+        self._affinity: dict[str, float] | None = None
 
     def bm25(self, stemmer: str | None = "english") -> BM25Index:
         """The BM25 index of the same passages, built on first use."""
@@ -155,6 +156,33 @@ class Retriever:
             )
             for rank, (position, score) in enumerate(ranked[:k], start=1)
         ]
+
+    def model_affinity(self) -> dict[str, float] | None:
+        """Each source's best cosine to a passage of another source with the model role.
+
+        It needs no question: the evidence plan uses it to tell the papers about a
+        recommended model's task from the distractors, in any language. Computed once per
+        corpus from the stored vectors; None for a vector store, whose vectors stay there.
+        """
+        if self._affinity is not None or not isinstance(self.index, VectorIndex):
+            return self._affinity
+        import numpy as np
+
+        passages = self.index.passages
+        vectors = self.index.faiss_index.reconstruct_n(0, len(passages))
+        owners = np.array([p.source_id for p in passages])
+        is_model = np.array([self.corpus.get(p.source_id).role is Role.MODEL for p in passages])
+        affinity: dict[str, float] = {}
+        if is_model.any():
+            similar = vectors @ vectors[is_model].T
+            model_owners = owners[is_model]
+            for source in self.corpus.sources:
+                rows = owners == source.id
+                columns = model_owners != source.id
+                if rows.any() and columns.any():
+                    affinity[source.id] = float(similar[rows][:, columns].max())
+        self._affinity = affinity
+        return affinity
 
     def rank_sources(self, hits: list[Hit]) -> list[tuple[Source, float]]:
         """Each source once, in order of its best hit, with its best cosine (or score)."""

@@ -89,12 +89,16 @@ def server() -> Iterator[ChatServer]:
 def settings_for(
     tmp_path: Path, url: str, *, answer: dict[str, Any] | None = None, **llm: Any
 ) -> Settings:
+    # These tests exercise the HTTP path and the free-form answer: every request must
+    # reach the server (no response cache) and the scripted replies are whole answers.
     llm_settings = {
         "backend": "openai", "base_url": url, "api_key": "test", "model": "test-model",
-        "timeout": 1.0, "max_retries": 2, "backoff": 0.01, "max_backoff": 0.05, **llm,
+        "timeout": 1.0, "max_retries": 2, "backoff": 0.01, "max_backoff": 0.05,
+        "cache": False, **llm,
     }
     return load_settings(
-        index={"cache_dir": str(tmp_path / "cache")}, llm=llm_settings, answer=answer or {}
+        index={"cache_dir": str(tmp_path / "cache")}, llm=llm_settings,
+        answer={"mode": "free", **(answer or {})},
     )
 
 
@@ -165,7 +169,8 @@ def test_good_answer_validates_and_sends_the_schema(
     assert fmt["type"] == "json_schema"
     assert fmt["json_schema"]["strict"] is True
     schema = fmt["json_schema"]["schema"]
-    aliases = [f"S{n}" for n in range(1, len(seed_bundle.corpus.sources) + 1)]
+    assert answer.plan is not None  # the schema lists what the plan keeps in play
+    aliases = [s.label for s in answer.plan.in_prompt]
     assert schema["$defs"]["DraftReference"]["properties"]["source_id"]["enum"] == aliases
     assert schema["$defs"]["DraftTask"]["properties"]["source_ids"]["items"]["enum"] == aliases
     # The model sees aliases, never links: the prompt carries no URL of the sources.

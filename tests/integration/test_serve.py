@@ -39,8 +39,10 @@ SEED_TEXT = SEED.read_text(encoding="utf-8")
 
 def serve_settings(tmp_path: Path, *, llm: dict[str, Any] | None = None,
                    **serve: Any) -> Settings:
+    # 'free': the scripted server answers the whole draft in one call (GOOD), as in
+    # test_openai_backend; guided writing would ask for slots instead.
     return load_settings(index={"cache_dir": str(tmp_path / "cache")}, llm=llm or {},
-                         serve=serve)
+                         answer={"mode": "free"}, serve=serve)
 
 
 def openai_llm(url: str, **extra: Any) -> dict[str, Any]:
@@ -243,10 +245,12 @@ def test_the_stream_sends_each_validated_section_then_the_answer(stub: ServeServ
     assert names[0] == "status" and received[0][1] == {"state": "running", "ahead": 0}
     answer = Answer.model_validate(received[-1][1])
     steps = answer.workflow.steps if answer.workflow else []
-    assert names[1:] == (["task"] + ["step"] * len(steps) + ["graph"]
+    assert answer.plan is not None
+    assert names[1:] == (["plan", "task"] + ["step"] * len(steps) + ["graph"]
                          + ["reference"] * len(answer.references) + ["answer"])
+    assert received[1][1] == answer.plan.model_dump(mode="json")
     # Each section is exactly the validated answer's part: nothing provisional was sent.
-    assert received[1][1] == answer.task.model_dump(mode="json")
+    assert received[2][1] == answer.task.model_dump(mode="json")
     assert [data for name, data in received if name == "step"] == [
         step.model_dump(mode="json") for step in steps]
     assert [data for name, data in received if name == "reference"] == [
@@ -256,22 +260,10 @@ def test_the_stream_sends_each_validated_section_then_the_answer(stub: ServeServ
     assert graph["mermaid"].startswith("flowchart LR")
 
 
-def test_the_plan_goes_first_when_the_answer_has_one(stub: ServeServer) -> None:
-    # The evidence plan joins Answer in another change; an answer that carries one must
-    # stream it before the task.
+def test_without_a_plan_the_stream_starts_with_the_task(stub: ServeServer) -> None:
     data = httpx.post(stub.url + "/v1/explain", json={"bundle": SEED_TEXT}, timeout=30).json()
-    plan = {"sources": [{"source_id": "deblur-mssnet-realblurr", "title": "MSSNet",
-                         "role": "model", "relevance": "recommended",
-                         "reason": "runs the deblurring"}],
-            "verdict": {"answerable": True, "reason": "a recommended model fits"}}
-
-    class PlannedAnswer(Answer):
-        plan: dict[str, Any]
-
-    answer = PlannedAnswer.model_validate({**data, "plan": plan})
-    names = [name for name, _ in sections(answer)]
-    assert names[:2] == ["plan", "task"]
-    assert json.loads(sections(answer)[0][1]) == plan
+    answer = Answer.model_validate({**data, "plan": None})
+    assert [name for name, _ in sections(answer)][:2] == ["task", "step"]
 
 
 def test_a_quiet_stream_gets_keep_alive_comments(

@@ -47,7 +47,8 @@ class CompletionRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     messages: list[ChatMessage]
-    json_schema: dict[str, Any] = Field(description="The answer schema, aliases as an enum.")
+    json_schema: dict[str, Any] | None = Field(
+        description="The answer schema, aliases as an enum; None asks for plain text.")
     context: PromptContext = Field(description="Structured inputs, for offline backends.")
     attempt: int = Field(default=1, description="1 for the first try, 2+ for repairs.")
     errors: list[str] = Field(default_factory=list, description="Errors of the last attempt.")
@@ -64,6 +65,7 @@ class Completion(BaseModel):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     seconds: float = 0.0
+    cached: bool = Field(default=False, description="Answered from the response cache.")
 
 
 @runtime_checkable

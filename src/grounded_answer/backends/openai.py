@@ -171,7 +171,7 @@ class OpenAIBackend:
                 "json_schema": {"name": "grounded_answer", "strict": True,
                                 "schema": request.json_schema},
             }
-        return {
+        arguments = {
             "model": self.model,
             "messages": [m.model_dump() for m in request.messages],
             "temperature": self.settings.temperature,
@@ -179,6 +179,11 @@ class OpenAIBackend:
             "response_format": response_format,
             "timeout": self.settings.timeout,
         }
+        if request.json_schema is None:
+            # Plain text (a translation): small models copy rather than translate when a
+            # JSON schema holds them.
+            del arguments["response_format"]
+        return arguments
 
     def _classify(self, exc: Exception, failures: int) -> tuple[BackendError, float | None]:
         """Return the typed error for ``exc`` and the delay before a retry (None: no retry)."""

@@ -1,10 +1,10 @@
 """The offline backend: a deterministic, grounded answer with no language model.
 
-It is the default, so it has to be useful on its own: the task is named from the
-recommended models' names and the retrieved passages (``Deblur-...`` -> image
-deblurring), the workflow is built from the recommended models, and related papers are
-cited when retrieval ranks them close to the best match. Every sentence is assembled from
-the source records and the task table in :mod:`grounded_answer.tasks`, so it cannot cite
+It is the default, so it has to be useful on its own. It writes from the evidence plan
+(:mod:`grounded_answer.plan`) and nothing else: the task statement says what the user is
+doing and, when that differs, what the recommended model does; the workflow is the plan's
+skeleton; the references are the plan's cited sources with its reasons. Every sentence is
+assembled from the plan, the source records and the task table, so it cannot cite
 anything else. Tests script it: outputs given in ``script`` are returned first, in order,
 and every request is recorded, like pydantic-ai's ``TestModel``.
 """
@@ -19,24 +19,16 @@ from collections.abc import Callable, Sequence
 from ..config import LLMSettings
 from ..draft import ACTION_CHARS, ALIAS_RE, IO_CHARS, STATEMENT_CHARS, WHY_CHARS
 from ..links import scrub_links
+from ..plan import EvidencePlan, PlannedStep, Relevance
 from ..prompts import PromptContext, PromptSource
-from ..tasks import TaskHint, expand_name, guess_tasks
+from ..tasks import guess_tasks
 from .base import Completion, CompletionRequest
 
 __all__ = ["StubBackend", "stub_draft"]
 
 Scripted = str | Callable[[CompletionRequest], str]
-
-# A related paper is cited when its best passage scores within this margin of the best
-# paper, and above the answerability threshold the pipeline applied.
-PAPER_MARGIN = 0.12
-# Natural order of tasks in a pipeline: lower runs first.
-_STAGE = {
-    "speech recognition": 0, "optical character recognition": 0, "image deblurring": 0,
-    "image denoising": 0, "document understanding": 1, "machine translation": 2,
-    "text summarization": 3, "text-to-speech": 4,
-}
-
+# A sentence ends at . ! ? before a capital letter: "(e.g. semantic" and "etc.) to" go on.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 class StubBackend:
     """Offline, deterministic, scriptable."""
@@ -64,8 +56,12 @@ class StubBackend:
         return Completion(text=text, finish_reason="stop", model=self.model)
 
 
-def stub_draft(context: PromptContext) -> dict[str, object]:
-    """The offline answer as a draft dict (aliases, no links)."""
+def stub_draft(context: PromptContext, *, language_note: bool = True) -> dict[str, object]:
+    """The offline answer as a draft dict (aliases, no links), written from the plan only.
+
+    ``language_note`` adds that the answer is in English when the question is not; guided
+    writing turns it off, since the language model then writes in the question's language.
+    """
     aliases = set(context.aliases)
 
     def clean(text: str) -> str:
@@ -74,159 +70,136 @@ def stub_draft(context: PromptContext) -> dict[str, object]:
         scrubbed = ALIAS_RE.sub(lambda m: m.group(0) if m.group(0) in aliases else "", scrubbed)
         return " ".join(scrubbed.split())
 
-    if context.weak_match or not context.sources:
-        best = context.sources[0] if context.sources else None
-        closest = (
-            f" The closest source, {clean(best.title)}, matches it only weakly"
-            f" (similarity {best.score:.2f})." if best and best.score is not None else ""
-        )
+    plan = context.plan
+    language = ("" if plan is None or plan.question.english or not language_note else
+                " The question is not in English; this offline answer is written in English.")
+    if plan is None or not plan.verdict.answerable:
+        reason = plan.verdict.reason if plan else "No evidence plan was made for this question."
         return {
             "answerable": False,
-            "task": {
-                "statement": _cut("The user asks: " + clean(context.question), STATEMENT_CHARS),
-                "source_ids": [],
-            },
+            "task": {"statement": _cut("The user asks: " + clean(context.question),
+                                       STATEMENT_CHARS), "source_ids": []},
             "workflow": None,
             "references": [],
-            "note": _cut("The provided sources do not cover this question, so no workflow "
-                         "is given." + closest, STATEMENT_CHARS),
+            "note": _cut(clean(reason) + language, STATEMENT_CHARS),
         }
-
-    models = [s for s in context.sources if s.role == "model"]
-    papers = [s for s in context.sources if s.role != "model"]
-    hints = {s.alias: _hint_for(s) for s in context.sources}
-    leading = models or context.sources[:1]
-    task = next((hints[s.alias] for s in leading if hints[s.alias]), None) or _task_from_text(
-        context
-    )
-    cited_papers = _relevant_papers(papers, models, task)
-
-    model_ids = [s.alias for s in models]
-    if task:
-        names = ", ".join(f"{clean(s.title)} ({s.alias})" for s in leading)
-        statement = (
-            f"{task.name.capitalize()}: the user has {task.input} and wants {task.output}. "
-            f"The recommended model{'s' if len(leading) > 1 else ''} {names} "
-            f"{'are' if len(leading) > 1 else 'is'} built for this."
-        )
-    else:
-        statement = "The user wants to apply " + ", ".join(
-            f"{clean(s.title)} ({s.alias})" for s in leading) + " to their data."
-    steps = _steps(leading, hints, task, clean)
-    workflow = {
-        "input": _cut((task.input if task else "the user's data").capitalize(), IO_CHARS),
-        "steps": steps,
-        "output": _cut(steps[-1]["output"], IO_CHARS),
-    }
-    step_of = {step["source_id"]: n for n, step in enumerate(steps, start=1)}
+    shown = {s.alias: s for s in context.sources}
+    models = [s for s in plan.sources if s.relevance is Relevance.RECOMMENDED]
+    named = {s.label: f"{clean(s.title)} ({s.label})" for s in plan.sources}
+    steps = [_step(step, named, shown, clean) for step in plan.steps]
+    step_of = {step.label: n for n, step in enumerate(plan.steps, start=1)}
+    step_of.update({alt: step_of[step.label] for step in plan.steps for alt in step.alternatives})
     references = []
-    for model in models:
-        hint = hints[model.alias] or task
-        for_task = hint.name if hint else "this task"
-        why = (f"Recommended model for {for_task}; it runs step {step_of[model.alias]} of the "
-               "workflow." if model.alias in step_of
-               else f"Recommended alternative model for {for_task}.")
-        references.append({"source_id": model.alias, "why": why})
-    for paper in cited_papers:
-        evidence = _best_passage(context, paper.alias, clean)
-        why = f"Related work ({_similarity(paper)})" + (f": {evidence}" if evidence else ".")
-        references.append({"source_id": paper.alias, "why": _cut(why, WHY_CHARS)})
-    if not references:
-        references = [{"source_id": s.alias, "why": "Closest provided source."} for s in leading]
+    for source in plan.cited:
+        if source.relevance is Relevance.RECOMMENDED:
+            task = next((s.task for s in plan.steps
+                         if source.label in (s.label, *s.alternatives) and s.task), None)
+            why = (f"Recommended model{f' for {task}' if task else ''}; it runs step "
+                   f"{step_of[source.label]} of the workflow."
+                   + ("" if source.label in (s.label for s in plan.steps)
+                      else " It is an alternative for that step."))
+        else:
+            summary = shown[source.label].summary if source.label in shown else ""
+            evidence = _evidence_sentence(clean(summary), source.evidence.tasks)
+            why = f"Related paper: it {source.reason}" + (f". {evidence}" if evidence else ".")
+        references.append({"source_id": source.label, "why": _cut(why, WHY_CHARS)})
     return {
         "answerable": True,
         "task": {
-            "statement": _cut(statement, STATEMENT_CHARS),
-            "source_ids": model_ids or [s.alias for s in leading],
+            "statement": _cut(_statement(plan, named, shown, clean), STATEMENT_CHARS),
+            "source_ids": [s.label for s in models] or [s.label for s in plan.cited[:1]],
         },
-        "workflow": workflow,
+        "workflow": {
+            "input": _cut(plan.steps[0].input.capitalize(), IO_CHARS) if plan.steps else
+            "The user's data",
+            "steps": steps,
+            "output": _cut(steps[-1]["output"], IO_CHARS) if steps else "The result",
+        } if steps else None,
         "references": references,
-        "note": "",
+        "note": language.strip(),
     }
 
 
-def _hint_for(source: PromptSource) -> TaskHint | None:
-    hints = guess_tasks(expand_name(source.title))
-    if not hints and source.role == "model":
-        hints = guess_tasks(source.summary)
-    return hints[0] if hints else None
-
-
-def _task_from_text(context: PromptContext) -> TaskHint | None:
-    text = " ".join([context.question, *(p.text for p in context.passages[:3])])
-    hints = guess_tasks(text)
-    return hints[0] if hints else None
-
-
-def _relevant_papers(
-    papers: list[PromptSource], models: list[PromptSource], task: TaskHint | None
-) -> list[PromptSource]:
-    scored = [p for p in papers if p.score is not None]
-    if not scored:
-        return []
-    best = max(p.score or 0.0 for p in scored)
-    cited = [p for p in scored if (p.score or 0.0) >= best - PAPER_MARGIN]
-    if models:
-        # With recommended models, a paper supports the answer only when it is about one
-        # of their tasks: a paper that merely shares words with the question (an image
-        # quality paper for a deblurring question) is a distractor, however close.
-        tasks = {hint for m in models for hint in guess_tasks(expand_name(m.title))}
-        if task:
-            tasks.add(task)
-        cited = [p for p in cited if tasks & set(guess_tasks(p.title + " " + p.summary))]
-    return sorted(cited, key=lambda p: -(p.score or 0.0))
-
-
-def _steps(
-    leading: list[PromptSource],
-    hints: dict[str, TaskHint | None],
-    task: TaskHint | None,
+def _statement(
+    plan: EvidencePlan,
+    named: dict[str, str],
+    shown: dict[str, PromptSource],
     clean: Callable[[str], str],
-) -> list[dict[str, str]]:
-    # One step per distinct task; models that share a task are alternatives for that
-    # step, named in its action, so the graph never chains two deblurring models.
-    groups: dict[str, list[PromptSource]] = {}
-    for source in leading:
-        hint = hints[source.alias] or task
-        groups.setdefault(hint.name if hint else source.alias, []).append(source)
-    ordered = sorted(groups.items(), key=lambda item: _STAGE.get(item[0], 1))
-    steps: list[dict[str, str]] = []
-    current_input = task.input if task else "the user's data"
-    for _, sources in ordered:
-        main = sources[0]
-        hint = hints[main.alias] or task
-        action = f"{clean(main.title)} ({main.alias}) {hint.action if hint else 'processes it'}"
-        summary_line = _first_sentence(clean(main.summary))
-        if summary_line:
-            action += f". {summary_line}"
-        if len(sources) > 1:
-            action += ". Alternatives: " + ", ".join(
-                f"{clean(s.title)} ({s.alias})" for s in sources[1:])
-        output = hint.output if hint else "the model's output"
-        steps.append({
-            "source_id": main.alias,
-            "input": _cut(current_input, IO_CHARS),
-            "action": _cut(action, ACTION_CHARS),
-            "output": _cut(output, IO_CHARS),
-        })
-        current_input = output
-    return steps
+) -> str:
+    """What the user is doing, and what the recommended model does when that differs."""
+    asked = next((t for t in plan.tasks if t.origin == "question"), None)
+    doing = [t for t in plan.tasks if t.origin in ("model", "papers")]
+    models = [s for s in plan.sources if s.relevance is Relevance.RECOMMENDED]
+    names = ", ".join(named[s.label] for s in models)
+    plural = len(models) > 1
+    if len({t.name for t in doing}) > 1 and len(plan.steps) > 1:
+        chain = "; then ".join(
+            f"{named[step.label]} {step.action}" for step in plan.steps)
+        return (f"{' then '.join(dict.fromkeys(s.task or '' for s in plan.steps)).capitalize()}:"
+                f" you have {plan.steps[0].input} and want {plan.steps[-1].output}. "
+                f"The recommended models work as a chain: {chain}.")
+    if doing:
+        task = doing[0]
+        built = (f"The recommended model{'s' if plural else ''} {names} "
+                 f"{'are' if plural else 'is'} built for this: "
+                 f"{'each one' if plural else 'it'} {task.action}.")
+        if asked and asked.name not in {t.name for t in doing}:
+            # What the user did first (enlarging) is not what the model does (deblurring):
+            # say both, so the user sees how the recommendation fits.
+            return (f"You have {asked.input} and want {asked.output}: that is "
+                    f"{asked.name}. The recommended model{'s' if plural else ''} {names} "
+                    f"{'do' if plural else 'does'} {task.name}: "
+                    f"{'each one' if plural else 'it'} {task.action}, the part of this that the "
+                    "provided sources cover.")
+        return f"{task.name.capitalize()}: you have {task.input} and want {task.output}. {built}"
+    if asked:
+        return (f"{asked.name.capitalize()}: you have {asked.input} and want {asked.output}. "
+                f"The recommended model{'s' if plural else ''} {names} "
+                f"{'are' if plural else 'is'} what the platform suggests for it.")
+    described = _first_sentence(clean(shown[models[0].label].summary)) if models and \
+        models[0].label in shown else ""
+    if described:
+        return (f"The user wants to apply {names or 'the provided sources'} to their data. "
+                f"Its sources describe it this way: {described}")
+    # No source names the task: the closest related work says what the model is about.
+    closest = next((s for s in plan.cited if s.relevance is Relevance.RELEVANT), None)
+    return (f"The user wants to apply {names or 'the provided sources'} to their data"
+            + (f"; the closest related work is {named[closest.label]}, which describes "
+               "what it does." if closest else "."))
 
 
-def _best_passage(context: PromptContext, alias: str, clean: Callable[[str], str]) -> str:
-    for passage in context.passages:
-        if passage.alias == alias:
-            text = passage.text.split(": ", 1)[-1]
-            return _first_sentence(clean(text), limit=300)
-    return ""
+def _step(
+    step: PlannedStep,
+    named: dict[str, str],
+    shown: dict[str, PromptSource],
+    clean: Callable[[str], str],
+) -> dict[str, str]:
+    action = f"{named[step.label]} {step.action}"
+    summary_line = _first_sentence(clean(shown[step.label].summary)) if step.label in shown \
+        else ""
+    if summary_line:
+        action += f". {summary_line}"
+    if step.alternatives:
+        action += ". Alternatives: " + ", ".join(named[a] for a in step.alternatives)
+    return {
+        "source_id": step.label,
+        "input": _cut(step.input, IO_CHARS),
+        "action": _cut(action, ACTION_CHARS),
+        "output": _cut(step.output, IO_CHARS),
+    }
 
 
-def _similarity(source: PromptSource) -> str:
-    return f"similarity {source.score:.2f}" if source.score is not None else "retrieved"
+def _evidence_sentence(summary: str, tasks: list[str]) -> str:
+    """The summary sentence that names the paper's task, else its first sentence."""
+    sentences = [s for s in _SENTENCE_END.split(summary.strip()) if s]
+    for sentence in sentences:
+        if tasks and tasks[0] in {h.name for h in guess_tasks(sentence)}:
+            return _cut(sentence, 220)
+    return _cut(sentences[0], 220) if sentences else ""
 
 
 def _first_sentence(text: str, limit: int = 220) -> str:
-    sentence = re.split(r"(?<=[.!?])\s+", text.strip(), maxsplit=1)[0] if text.strip() else ""
+    sentence = _SENTENCE_END.split(text.strip(), maxsplit=1)[0] if text.strip() else ""
     return _cut(sentence, limit)
 
 

@@ -31,7 +31,7 @@ class ExplainRequest(BaseModel):
     bundle: str | None = Field(
         default=None,
         description="The bundle's text in the platform's format (see "
-        "benchmarks/bundles/00_seed.txt); then only its sources are used and cited.",
+        "benchmarks/bundles/dev/00_seed.txt); then only its sources are used and cited.",
     )
     question: str | None = Field(
         default=None,

@@ -251,10 +251,11 @@
       const grade = row.relevance in RELEVANCE ? row.relevance : "unknown";
       const item = make("li", grade);
       item.append(make("span", "grade", RELEVANCE[row.relevance] || row.relevance));
-      if (labels[row.source_id]) item.append(make("span", "label", labels[row.source_id]));
-      item.append(make("span", "title", row.title || row.source_id));
-      if (row.role) item.append(make("span", "role", row.role));
-      item.append(make("p", "why", row.reason));
+      const label = row.label || labels[row.source_id];
+      if (label) item.append(make("span", "label", label));
+      // The reason continues the title ("X is the recommended model; ..."): one line.
+      item.append(make("span", "title", row.title || row.source_id), " ",
+        make("span", "reason", row.reason));
       rows.append(item);
     }
     $("plan").hidden = false;

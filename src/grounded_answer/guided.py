@@ -1,0 +1,326 @@
+"""Guided writing: the plan fixes the structure, a language model writes only the prose.
+
+Small local models are poor judges of structure (which sources to cite, how many steps,
+whether the question is covered at all) and fair at rewriting a sentence naturally and in
+another language. So in guided mode the evidence plan decides everything structural, the
+offline writer drafts one plain sentence per slot from it, and the model is asked to
+rewrite those slots: the task statement, each planned step's input, action and output,
+one reason per planned reference, a keep/drop vote on each *borderline* source, and a
+note. Source ids, the number and order of steps and the verdict never come from the
+model, and its schema fixes the number of every list, so a short answer cannot drop a
+recommended model.
+
+Every slot is checked by the same validators as a free answer (links, source ids, echoed
+instructions, lengths) and, for the task statement, the requested language. A slot that
+stays bad after the repairs is replaced by the offline writer's sentence and reported.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import pydantic_core
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from .draft import (
+    ACTION_CHARS,
+    IO_CHARS,
+    STATEMENT_CHARS,
+    WHY_CHARS,
+    AnswerDraft,
+    GroundingContext,
+    Prose,
+    SourceRef,
+    describe_error,
+    strip_fences,
+)
+from .plan import LANGUAGE_NAMES, EvidencePlan, Relevance
+
+__all__ = [
+    "GuidedDraft",
+    "GuidedKeep",
+    "GuidedStep",
+    "apply_translation",
+    "guided_schema",
+    "language_name",
+    "merge_guided",
+    "salvage_guided",
+    "script_matches",
+    "translation_lines",
+    "validate_guided",
+]
+
+# Scripts a reader of these languages expects; a statement with few of its letters in
+# them was written in another language.
+_SCRIPTS = {"ko": ("HANGUL",), "ja": ("HIRAGANA", "KATAKANA", "CJK"), "zh": ("CJK",),
+            "ru": ("CYRILLIC",), "uk": ("CYRILLIC",), "ar": ("ARABIC",), "el": ("GREEK",),
+            "he": ("HEBREW",), "th": ("THAI",), "hi": ("DEVANAGARI",), "fa": ("ARABIC",)}
+
+
+class GuidedStep(BaseModel):
+    """The prose of one planned step."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: Prose = Field(min_length=1, max_length=IO_CHARS)
+    action: Prose = Field(min_length=1, max_length=ACTION_CHARS)
+    output: Prose = Field(min_length=1, max_length=IO_CHARS)
+
+
+class GuidedKeep(BaseModel):
+    """A borderline source the writer chose to cite, with why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_id: SourceRef
+    why: Prose = Field(min_length=1, max_length=WHY_CHARS)
+
+
+class GuidedDraft(BaseModel):
+    """What a guided model writes: prose slots only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Prose = Field(min_length=1, max_length=STATEMENT_CHARS)
+    steps: list[GuidedStep] = Field(default_factory=list)
+    why: list[Annotated[Prose, Field(min_length=1, max_length=WHY_CHARS)]] = Field(
+        default_factory=list)
+    keep: list[GuidedKeep] = Field(default_factory=list)
+    note: Prose = Field(default="", max_length=STATEMENT_CHARS)
+    answerable: bool | None = None
+
+
+def language_name(code: str) -> str:
+    """The English name of a language code, for prompts ("ko" -> "Korean")."""
+    return LANGUAGE_NAMES.get(code, code)
+
+
+def guided_schema(baseline: AnswerDraft, plan: EvidencePlan, *, model_verdict: bool = False
+                  ) -> dict[str, Any]:
+    """The JSON schema of the slots for this plan: every list has its exact length."""
+    text = {"type": "string", "minLength": 1}
+    steps = len(baseline.workflow.steps) if baseline.workflow else 0
+    properties: dict[str, Any] = {"task": {**text, "maxLength": STATEMENT_CHARS}}
+    if steps:
+        properties["steps"] = {
+            "type": "array", "minItems": steps, "maxItems": steps,
+            "items": {"type": "object", "additionalProperties": False,
+                      "required": ["input", "action", "output"],
+                      "properties": {"input": {**text, "maxLength": IO_CHARS},
+                                     "action": {**text, "maxLength": ACTION_CHARS},
+                                     "output": {**text, "maxLength": IO_CHARS}}},
+        }
+    if baseline.references:
+        count = len(baseline.references)
+        properties["why"] = {"type": "array", "minItems": count, "maxItems": count,
+                             "items": {**text, "maxLength": WHY_CHARS}}
+    borderline = _borderline(plan)
+    if borderline and plan.verdict.answerable:
+        properties["keep"] = {
+            "type": "array", "maxItems": len(borderline),
+            "items": {"type": "object", "additionalProperties": False,
+                      "required": ["source_id", "why"],
+                      "properties": {"source_id": {"type": "string", "enum": borderline},
+                                     "why": {**text, "maxLength": WHY_CHARS}}},
+        }
+    properties["note"] = {"type": "string", "maxLength": STATEMENT_CHARS}
+    if model_verdict:
+        properties["answerable"] = {"type": "boolean"}
+    return {"type": "object", "additionalProperties": False, "required": list(properties),
+            "properties": properties}
+
+
+def validate_guided(
+    text: str,
+    baseline: AnswerDraft,
+    plan: EvidencePlan,
+    grounding: GroundingContext,
+    language: str,
+) -> tuple[GuidedDraft | None, list[str]]:
+    """Parse and check the slots; return them, or None and every error found."""
+    try:
+        guided = GuidedDraft.model_validate_json(strip_fences(text), context=grounding)
+    except ValidationError as exc:
+        return None, [describe_error(error) for error in exc.errors(include_url=False)]
+    errors = []
+    steps = len(baseline.workflow.steps) if baseline.workflow else 0
+    if len(guided.steps) != steps:
+        errors.append(f"steps: write exactly {steps} step(s), one per planned step, in order")
+    if len(guided.why) != len(baseline.references):
+        errors.append(f"why: write exactly {len(baseline.references)} sentence(s), one per "
+                      "planned reference, in order")
+    borderline = _borderline(plan)
+    errors.extend(f"keep: {k.source_id} is not a borderline source; keep only "
+                  f"{', '.join(borderline) or 'none'}"
+                  for k in guided.keep if k.source_id not in borderline)
+    return (None, errors) if errors else (guided, [])
+
+
+def salvage_guided(
+    text: str,
+    baseline: AnswerDraft,
+    plan: EvidencePlan,
+    grounding: GroundingContext,
+    language: str,
+) -> tuple[GuidedDraft, list[str]]:
+    """Keep every slot that passes on its own; the offline writer's sentence replaces the rest."""
+    dropped: list[str] = []
+    try:
+        data = pydantic_core.from_json(strip_fences(text), allow_partial=True)
+    except ValueError:
+        data = None
+    data = data if isinstance(data, dict) else {}
+    fallback = _from_baseline(baseline)
+
+    def slot(value: Any, adapter: TypeAdapter[Any], where: str, default: Any) -> Any:
+        try:
+            return adapter.validate_python(value, context=grounding)
+        except ValidationError as exc:
+            dropped.append(f"{where}: {describe_error(exc.errors(include_url=False)[0])}; the "
+                           "offline writer's text was used")
+            return default
+
+    task = slot(data.get("task"), _TASK, "task", fallback.task)
+    steps = [slot(_item(data.get("steps"), n), _STEP, f"steps[{n}]", step)
+             for n, step in enumerate(fallback.steps)]
+    why = [slot(_item(data.get("why"), n), _WHY, f"why[{n}]", reason)
+           for n, reason in enumerate(fallback.why)]
+    borderline = set(_borderline(plan))
+    keep = []
+    for n, item in enumerate(data.get("keep") or [] if isinstance(data.get("keep"), list) else []):
+        kept = slot(item, _KEEP, f"keep[{n}]", None)
+        if kept is not None and kept.source_id in borderline:
+            keep.append(kept)
+    note = slot(data.get("note", ""), _NOTE, "note", fallback.note)
+    # Every slot was validated on its own above (with the grounding context).
+    return GuidedDraft.model_construct(task=task, steps=steps, why=why, keep=keep, note=note,
+                                       answerable=None), dropped
+
+
+def merge_guided(guided: GuidedDraft, baseline: AnswerDraft, plan: EvidencePlan,
+                 grounding: GroundingContext) -> AnswerDraft:
+    """The full draft: the plan's structure (from the baseline) with the model's prose."""
+    data = baseline.model_dump()
+    data["task"]["statement"] = guided.task
+    data["note"] = guided.note
+    if baseline.workflow and guided.steps:
+        data["workflow"]["steps"] = [
+            {**step, **prose.model_dump()}
+            for step, prose in zip(data["workflow"]["steps"], guided.steps, strict=True)
+        ]
+        data["workflow"]["input"] = guided.steps[0].input
+        data["workflow"]["output"] = guided.steps[-1].output
+    if guided.why:
+        data["references"] = [{**ref, "why": why}
+                              for ref, why in zip(data["references"], guided.why, strict=True)]
+    cited = {ref["source_id"] for ref in data["references"]}
+    data["references"] += [{"source_id": k.source_id, "why": k.why} for k in guided.keep
+                           if k.source_id not in cited]
+    if guided.answerable is not None:
+        data["answerable"] = guided.answerable
+    return AnswerDraft.model_validate(data, context=grounding)
+
+
+def _from_baseline(baseline: AnswerDraft) -> GuidedDraft:
+    steps = baseline.workflow.steps if baseline.workflow else []
+    return GuidedDraft.model_construct(
+        task=baseline.task.statement,
+        steps=[GuidedStep.model_construct(input=s.input, action=s.action, output=s.output)
+               for s in steps],
+        why=[r.why for r in baseline.references], keep=[], note=baseline.note,
+        answerable=None,
+    )
+
+
+def _borderline(plan: EvidencePlan) -> list[str]:
+    return [s.label for s in plan.sources if s.relevance is Relevance.BORDERLINE]
+
+
+def _item(value: Any, n: int) -> Any:
+    return value[n] if isinstance(value, list) and n < len(value) else None
+
+
+def script_matches(text: str, language: str) -> bool | None:
+    """Whether ``text`` is in ``language``'s script; None for Latin-script languages."""
+    scripts = _SCRIPTS.get(language)
+    if not scripts:
+        return None
+    import unicodedata
+
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return False
+    native = sum(unicodedata.name(c, "").startswith(scripts) for c in letters)
+    # Model names stay in Latin letters; a third of native letters is a native sentence.
+    return native / len(letters) >= 0.3
+
+
+def _in_language(text: str, language: str) -> bool:
+    # Latin-script languages: a slot is too short to identify reliably; trust the prompt.
+    return script_matches(text, language) is not False
+
+
+_TASK: TypeAdapter[str] = TypeAdapter(
+    Annotated[Prose, Field(min_length=1, max_length=STATEMENT_CHARS)])
+_WHY: TypeAdapter[str] = TypeAdapter(Annotated[Prose, Field(min_length=1, max_length=WHY_CHARS)])
+_NOTE: TypeAdapter[str] = TypeAdapter(Annotated[Prose, Field(max_length=STATEMENT_CHARS)])
+_STEP: TypeAdapter[GuidedStep] = TypeAdapter(GuidedStep)
+_KEEP: TypeAdapter[GuidedKeep] = TypeAdapter(GuidedKeep)
+
+
+def translation_lines(draft: AnswerDraft) -> list[tuple[str, str]]:
+    """Every prose slot of ``draft`` as (slot, text), in the order a translator sees them."""
+    lines = [("task", draft.task.statement)]
+    for n, step in enumerate(draft.workflow.steps if draft.workflow else []):
+        lines += [(f"steps[{n}].{key}", getattr(step, key)) for key in ("input", "action",
+                                                                         "output")]
+    lines += [(f"why[{n}]", ref.why) for n, ref in enumerate(draft.references)]
+    if draft.note:
+        lines.append(("note", draft.note))
+    return lines
+
+
+def apply_translation(
+    draft: AnswerDraft, text: str, grounding: GroundingContext, language: str
+) -> tuple[AnswerDraft, list[str]]:
+    """``draft`` with each slot replaced by its numbered translation line, where it passes.
+
+    A line that is missing, too long, not in the language's script, or breaks a grounding
+    rule leaves that slot in English, and the slot is named in the returned list.
+    """
+    found = {int(m.group(1)): m.group(2).strip()
+             for m in re.finditer(r"^\s*(\d{1,3})[.):]\s*(.+?)\s*$", text, re.M)}
+    limits = {"task": _TASK, "note": _NOTE}
+    kept: list[str] = []
+    data = draft.model_dump()
+    for number, (slot, _) in enumerate(translation_lines(draft), start=1):
+        line = found.get(number, "")
+        adapter = limits.get(slot) or (_WHY if slot.startswith("why") else _IO if (
+            slot.endswith((".input", ".output"))) else _ACTION)
+        try:
+            value = adapter.validate_python(line, context=grounding)
+        except ValidationError:
+            kept.append(slot)
+            continue
+        if not _in_language(value, language):
+            kept.append(slot)
+            continue
+        if slot == "task":
+            data["task"]["statement"] = value
+        elif slot == "note":
+            data["note"] = value
+        elif slot.startswith("why"):
+            data["references"][int(slot[4:-1])]["why"] = value
+        else:
+            where, key = slot.split(".")
+            data["workflow"]["steps"][int(where[6:-1])][key] = value
+    if data["workflow"]:
+        data["workflow"]["input"] = data["workflow"]["steps"][0]["input"]
+        data["workflow"]["output"] = data["workflow"]["steps"][-1]["output"]
+    return AnswerDraft.model_validate(data, context=grounding), kept
+
+
+_IO: TypeAdapter[str] = TypeAdapter(Annotated[Prose, Field(min_length=1, max_length=IO_CHARS)])
+_ACTION: TypeAdapter[str] = TypeAdapter(
+    Annotated[Prose, Field(min_length=1, max_length=ACTION_CHARS)])

@@ -1,0 +1,626 @@
+"""The evidence plan: which sources are in play and why, the verdict, the workflow skeleton.
+
+It is computed once per question, deterministically, from the sources and retrieval,
+before any backend writes a word, and every backend writes from it: the stub turns it into
+prose, a language model gets it in its prompt and is held to its invariants. It is also
+part of the :class:`~grounded_answer.answer.Answer`, so a platform can show why a paper
+was or was not cited.
+
+Invariants, whatever ``retrieval.k`` is:
+
+- every recommended model is in the plan, the prompt, the workflow and the references;
+- a related paper is never a step of the workflow, nor presented as a recommended model;
+- steps run in the order their data flows (a model that reads text runs after the one
+  that turns speech or an image into text).
+
+Relevance is judged per source, not per passage, from three kinds of evidence, each
+recorded with the judgement:
+
+1. *Task agreement*: the tasks a paper's title names (:mod:`grounded_answer.tasks`)
+   against the recommended models' tasks and the task the question describes. The same
+   task is strong evidence; another task on the same kind of data is weak; another kind
+   of data (an audio paper for an image model) rules a paper out.
+2. *Model affinity*: the best cosine between the paper's passages and the recommended
+   models' passages. It needs no question, so it still works when the question is in a
+   language the embedding model cannot read, and it is what decides when a title names
+   no task.
+3. *Question similarity*: the best cosine between the paper and the question, shown as
+   evidence and used alone only when there is no recommended model to compare with.
+
+The thresholds were tuned on ``benchmarks/bundles/dev`` only; ``test`` is the held-out
+split that README reports.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .corpus import Role, Source
+from .tasks import TaskHint, expand_name, tasks_in_order
+
+__all__ = [
+    "LANGUAGE_NAMES",
+    "Evidence",
+    "EvidencePlan",
+    "PlannedSource",
+    "PlannedStep",
+    "QuestionReading",
+    "Relevance",
+    "TaskCandidate",
+    "Verdict",
+    "make_plan",
+    "read_question",
+]
+
+# A paper whose title names no task is relevant when its passages are this close to a
+# recommended model's (cosine), or this close and about a task the summary shares with
+# the models or the question; borderline above the lower mark.
+AFFINITY_RELEVANT = 0.45
+AFFINITY_TASK = 0.30
+AFFINITY_BORDERLINE = 0.33
+# Without recommended models to compare with (a corpus whose retrieval found none), a
+# paper is relevant when it scores within this margin of the best paper.
+QUESTION_MARGIN = 0.12
+# A question in Latin script that is not English is read only in part by the embedding
+# model: its similarity threshold is scaled by this factor.
+PARTIAL_READING = 0.5
+
+Agreement = Literal["same task", "question's task", "same family", "same data", "other data",
+                    "unknown"]
+
+
+class Relevance(StrEnum):
+    """How a source bears on the answer."""
+
+    RECOMMENDED = "recommended"
+    RELEVANT = "relevant"
+    BORDERLINE = "borderline"
+    NOT_RELEVANT = "not_relevant"
+
+
+class Evidence(BaseModel):
+    """The measurements a relevance judgement rests on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    question_score: float | None = Field(
+        default=None, description="Best cosine between the source and the question; None "
+        "when the question could not be read by the embedding model."
+    )
+    model_score: float | None = Field(
+        default=None, description="Best cosine between the source and a recommended model "
+        "(None for the models themselves, or when no model is in play)."
+    )
+    tasks: list[str] = Field(default_factory=list, description="Tasks the source names.")
+    agreement: Agreement = Field(
+        default="unknown", description="How those tasks relate to the recommended models'."
+    )
+
+
+class PlannedSource(BaseModel):
+    """One source in play, with the plan's judgement of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: str = Field(description="The marker answers use for it: S1, S2, ...")
+    source_id: str
+    title: str
+    role: Role
+    relevance: Relevance
+    reason: str = Field(description="One line a user can follow.")
+    evidence: Evidence
+
+    @property
+    def cited(self) -> bool:
+        """Whether a grounded answer cites it (recommended or relevant)."""
+        return self.relevance in (Relevance.RECOMMENDED, Relevance.RELEVANT)
+
+
+class QuestionReading(BaseModel):
+    """What the embedding model can make of the question's language."""
+
+    model_config = ConfigDict(frozen=True)
+
+    script: str = Field(description="The Unicode script of most of its letters.")
+    language: str = Field(default="en", description="ISO 639-1 code of its language.")
+    english: bool = Field(description="Latin script with the function words of English.")
+    readable: bool = Field(
+        description="False when the embedding model cannot read the script, so cosine "
+        "similarity to the question says nothing."
+    )
+    restated: str | None = Field(
+        default=None, description="The English restatement retrieval used instead, if any."
+    )
+
+
+class Verdict(BaseModel):
+    """Whether the sources cover the question, and on what grounds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    answerable: bool
+    reason: str
+    basis: Literal["similarity", "recommendation", "no sources"]
+
+
+class TaskCandidate(BaseModel):
+    """A task the question or the sources point to."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    origin: Literal["question", "model", "papers"]
+    source_ids: list[str] = Field(default_factory=list)
+    input: str
+    output: str
+    action: str
+
+
+class PlannedStep(BaseModel):
+    """A node of the workflow skeleton: one recommended model (with its alternatives)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: str
+    source_id: str
+    task: str | None = Field(description="The step's task, when its sources name one.")
+    input: str
+    action: str
+    output: str
+    alternatives: list[str] = Field(
+        default_factory=list, description="Labels of recommended models for the same task."
+    )
+
+
+class EvidencePlan(BaseModel):
+    """Sources in play with reasons, the verdict, task candidates and the workflow skeleton."""
+
+    model_config = ConfigDict(frozen=True)
+
+    question: QuestionReading
+    verdict: Verdict
+    tasks: list[TaskCandidate]
+    sources: list[PlannedSource]
+    steps: list[PlannedStep]
+
+    def source(self, label: str) -> PlannedSource:
+        """The planned source with this label."""
+        return next(s for s in self.sources if s.label == label)
+
+    @property
+    def cited(self) -> list[PlannedSource]:
+        """Sources an answer cites: the recommended models, then the relevant papers."""
+        return [s for s in self.sources if s.cited] if self.verdict.answerable else []
+
+    @property
+    def in_prompt(self) -> list[PlannedSource]:
+        """Sources a backend sees: everything but what the plan ruled out."""
+        return [s for s in self.sources if s.relevance is not Relevance.NOT_RELEVANT]
+
+    def why_line(self) -> str:
+        """One line for users: why these sources, and why not the others."""
+        if not self.verdict.answerable:
+            return self.verdict.reason
+        parts = [f"{s.label} {s.reason}" for s in self.cited]
+        left = [s for s in self.sources if not s.cited]
+        line = "; ".join(parts) + "."
+        if left:
+            line += " Not cited: " + "; ".join(f"{s.title} ({s.reason})" for s in left) + "."
+        return line
+
+
+def make_plan(
+    question: str,
+    sources: Sequence[Source],
+    question_scores: Mapping[str, float],
+    model_scores: Mapping[str, float] | None,
+    *,
+    min_score: float,
+    titles: Mapping[str, str] | None = None,
+    restated: str | None = None,
+) -> EvidencePlan:
+    """The evidence plan for ``question`` over the sources in play.
+
+    Args:
+        question: The question as the user asked it.
+        sources: The sources in play, in corpus order.
+        question_scores: Best cosine of each source to the question (missing = not retrieved).
+        model_scores: Best cosine of each source to any recommended model's passages, or
+            None when those vectors are not at hand (a large store).
+        min_score: The cosine below which an English question is not covered.
+        titles: Display titles (made safe by the caller) by source id; default the records'.
+        restated: The question restated in English by a language model, when the embedding
+            model could not read it; the scores were computed for this text.
+
+    """
+    reading = read_question(question)
+    if restated:
+        reading = reading.model_copy(update={"restated": restated})
+    titles = titles or {}
+    models = [s for s in sources if s.role is Role.MODEL]
+    papers = [s for s in sources if s.role is not Role.MODEL]
+    question_tasks = tasks_in_order(restated or question)
+    model_tasks = {s.id: _model_tasks(s) for s in models}
+    all_model_tasks = {hint for hints in model_tasks.values() for hint in hints}
+    if models and not all_model_tasks:
+        # No model's name says its task: the platform recommended it for this question,
+        # so the task the question describes stands in for it.
+        all_model_tasks = set(question_tasks[:2])
+    best_paper = max((question_scores.get(p.id, -1.0) for p in papers), default=-1.0)
+
+    judged: list[tuple[Source, Relevance, str, Evidence]] = []
+    for model in models:
+        hints = model_tasks[model.id]
+        what = f"does {hints[0].name}" if hints else "is what the platform recommends"
+        judged.append((model, Relevance.RECOMMENDED,
+                       f"is the recommended model; it {what}" if hints else
+                       "is the platform's recommended model",
+                       _evidence(model, question_scores, None, reading, hints, "same task")))
+    for paper in papers:
+        base = _built_on(paper, models)
+        if base is not None:
+            evidence = _evidence(paper, question_scores, model_scores.get(paper.id)
+                                 if model_scores else None, reading,
+                                 tasks_in_order(expand_name(paper.title)), "same task")
+            judged.append((paper, Relevance.RELEVANT,
+                           f"is what {titles.get(base.id, base.title)} is built on (its name "
+                           "says so)", evidence))
+            continue
+        judged.append(_judge_paper(paper, question_scores, model_scores, reading,
+                                   question_tasks, all_model_tasks, bool(models), best_paper))
+
+    order = {Relevance.RECOMMENDED: 0, Relevance.RELEVANT: 1, Relevance.BORDERLINE: 2,
+             Relevance.NOT_RELEVANT: 3}
+    position = {s.id: n for n, s in enumerate(sources)}
+    judged.sort(key=lambda item: (order[item[1]], item[1] is not Relevance.RECOMMENDED
+                                  and -(item[3].model_score or item[3].question_score or 0.0),
+                                  position[item[0].id]))
+    planned = [
+        PlannedSource(label=f"S{n}", source_id=source.id,
+                      title=titles.get(source.id, source.title), role=source.role,
+                      relevance=relevance, reason=reason, evidence=evidence)
+        for n, (source, relevance, reason, evidence) in enumerate(judged, start=1)
+    ]
+    verdict = _verdict(reading, planned, question_scores, min_score)
+    label_of = {p.source_id: p.label for p in planned}
+    candidates = _candidates(question_tasks, models, model_tasks, planned, papers)
+    # Without a recommended model in play (a corpus of papers), the best relevant source
+    # is the one step, as before there was a plan.
+    leading = models or [s for s in sources for p in planned[:1] if p.source_id == s.id
+                         and p.relevance is not Relevance.NOT_RELEVANT]
+    tasks_of = {**model_tasks, **{s.id: _model_tasks(s) for s in leading if s not in models}}
+    steps = _skeleton(leading, tasks_of, label_of, candidates) if verdict.answerable else []
+    return EvidencePlan(question=reading, verdict=verdict, tasks=candidates, sources=planned,
+                        steps=steps)
+
+
+def _judge_paper(
+    paper: Source,
+    question_scores: Mapping[str, float],
+    model_scores: Mapping[str, float] | None,
+    reading: QuestionReading,
+    question_tasks: tuple[TaskHint, ...],
+    model_tasks: set[TaskHint],
+    have_models: bool,
+    best_paper: float,
+) -> tuple[Source, Relevance, str, Evidence]:
+    title_tasks = tasks_in_order(expand_name(paper.title))
+    summary_tasks = tasks_in_order(paper.summary)
+    affinity = model_scores.get(paper.id) if model_scores is not None else None
+    agreement = _agreement(title_tasks or summary_tasks[:2], model_tasks, question_tasks)
+    evidence = _evidence(paper, question_scores, affinity, reading, title_tasks or summary_tasks,
+                         agreement)
+    named = title_tasks[0].name if title_tasks else ""
+    if not have_models or affinity is None:
+        score = question_scores.get(paper.id)
+        if score is not None and score >= best_paper - QUESTION_MARGIN and (
+            agreement in ("same task", "question's task", "unknown")
+        ):
+            return paper, Relevance.RELEVANT, "is among the closest matches to the question", \
+                evidence
+        return paper, Relevance.BORDERLINE, "matches the question less closely", evidence
+    # The question's own task counts when it is a close kin of the models' (the user
+    # enlarged a photo, the model deblurs one); a word like "noise" in a question about
+    # image generation must not pull in a denoising paper.
+    families = {h.family for h in model_tasks}
+    kin = {h for h in question_tasks if h.family in families or not model_tasks}
+    shared = set(title_tasks) & (model_tasks | kin)
+    if shared:
+        name = next(h.name for h in title_tasks if h in shared)
+        whose = "the recommended model's task" if any(h in model_tasks for h in shared) \
+            else "what the question describes"
+        return paper, Relevance.RELEVANT, f"is on {name}, {whose}", evidence
+    if agreement == "other data":
+        kinds = "/".join(sorted({m for h in title_tasks or summary_tasks[:2]
+                                 for m in h.modalities}))
+        return paper, Relevance.NOT_RELEVANT, f"is about {named or 'other'} ({kinds} data), " \
+            "not the data the recommended model works on", evidence
+    if title_tasks:
+        mark = Relevance.BORDERLINE if affinity >= AFFINITY_BORDERLINE else \
+            Relevance.NOT_RELEVANT
+        return paper, mark, f"is about {named}, a different task", evidence
+    on_task = [h for h in summary_tasks if h in model_tasks | kin]
+    if affinity >= AFFINITY_RELEVANT or (on_task and affinity >= AFFINITY_TASK):
+        if not on_task:
+            return paper, Relevance.RELEVANT, "is close in content to the recommended " \
+                "model", evidence
+        decisive = on_task[0]
+        # The decisive task first, so a writer quotes the sentence that names it.
+        evidence = evidence.model_copy(update={"tasks": list(dict.fromkeys(
+            [decisive.name, *evidence.tasks]))})
+        whose = "" if decisive in model_tasks else ", what the question describes"
+        return paper, Relevance.RELEVANT, f"is related work on {decisive.name}{whose}", \
+            evidence
+    if affinity >= AFFINITY_BORDERLINE:
+        return paper, Relevance.BORDERLINE, "is only loosely related to the recommended " \
+            "model", evidence
+    return paper, Relevance.NOT_RELEVANT, "is not about the recommended model's task", evidence
+
+
+def _agreement(
+    tasks: Sequence[TaskHint], model_tasks: set[TaskHint], question_tasks: Sequence[TaskHint]
+) -> Agreement:
+    if not tasks or not model_tasks:
+        return "unknown"
+    if set(tasks) & model_tasks:
+        return "same task"
+    if set(tasks) & set(question_tasks):
+        return "question's task"
+    if {h.family for h in tasks} & {h.family for h in model_tasks}:
+        return "same family"
+    model_data = {m for h in model_tasks for m in h.modalities}
+    if {m for h in tasks for m in h.modalities} & model_data:
+        return "same data"
+    return "other data"
+
+
+def _evidence(
+    source: Source,
+    question_scores: Mapping[str, float],
+    affinity: float | None,
+    reading: QuestionReading,
+    tasks: Sequence[TaskHint],
+    agreement: Agreement,
+) -> Evidence:
+    score = question_scores.get(source.id)
+    return Evidence(
+        question_score=round(score, 4) if score is not None and (
+            reading.readable or reading.restated) else None,
+        model_score=round(affinity, 4) if affinity is not None else None,
+        tasks=list(dict.fromkeys(h.name for h in tasks)),
+        agreement=agreement,
+    )
+
+
+def _verdict(
+    reading: QuestionReading,
+    planned: list[PlannedSource],
+    question_scores: Mapping[str, float],
+    min_score: float,
+) -> Verdict:
+    if not planned:
+        return Verdict(answerable=False, basis="no sources",
+                       reason="No source was provided for this question.")
+    best = max(question_scores.values(), default=-1.0)
+    models = [p for p in planned if p.relevance is Relevance.RECOMMENDED]
+    if reading.restated:
+        if best >= min_score:
+            return Verdict(answerable=True, basis="similarity", reason=(
+                f"The question, restated in English for the embedding model, matches the best "
+                f"source with similarity {best:.2f}."))
+        return Verdict(answerable=False, basis="similarity", reason=(
+            f"The provided sources do not cover this question: restated in English, its best "
+            f"match has similarity {best:.2f}, below {min_score:.2f}."))
+    if not reading.readable:
+        if models:
+            return Verdict(answerable=True, basis="recommendation", reason=(
+                f"The question is written in {reading.script} script, which the embedding "
+                "model cannot read, so similarity scores were not used; the answer follows "
+                "the platform's recommendation and the sources' own text."))
+        return Verdict(answerable=False, basis="recommendation", reason=(
+            f"The question is written in {reading.script} script, which the embedding model "
+            "cannot read, and no recommended model was provided to answer from."))
+    threshold = min_score if reading.english else min_score * PARTIAL_READING
+    language = "" if reading.english else " (the question is not in English, so a lower " \
+        f"threshold of {threshold:.2f} applies)"
+    if best >= threshold:
+        return Verdict(answerable=True, basis="similarity", reason=(
+            f"The best source matches the question with similarity {best:.2f}{language}."))
+    return Verdict(answerable=False, basis="similarity", reason=(
+        f"The provided sources do not cover this question: the best match has similarity "
+        f"{best:.2f}, below {threshold:.2f}{language}."))
+
+
+def _candidates(
+    question_tasks: tuple[TaskHint, ...],
+    models: list[Source],
+    model_tasks: Mapping[str, tuple[TaskHint, ...]],
+    planned: list[PlannedSource],
+    papers: list[Source],
+) -> list[TaskCandidate]:
+    found: dict[tuple[str, str], TaskCandidate] = {}
+
+    def add(hint: TaskHint, origin: Literal["question", "model", "papers"], ids: list[str]) -> None:
+        key = (hint.name, origin)
+        if key in found:
+            found[key].source_ids.extend(i for i in ids if i not in found[key].source_ids)
+        else:
+            found[key] = TaskCandidate(name=hint.name, origin=origin, source_ids=list(ids),
+                                       input=hint.input, output=hint.output, action=hint.action)
+
+    for hint in question_tasks[:2]:
+        add(hint, "question", [])
+    for model in models:
+        for hint in model_tasks[model.id][:1]:
+            add(hint, "model", [model.id])
+    if not any(model_tasks[m.id] for m in models):
+        # An opaque model name: its task is what the relevant papers are about.
+        relevant = {p.source_id for p in planned if p.relevance is Relevance.RELEVANT}
+        for paper in papers:
+            if paper.id in relevant:
+                for hint in tasks_in_order(expand_name(paper.title))[:1] or \
+                        tasks_in_order(paper.summary)[:1]:
+                    add(hint, "papers", [paper.id])
+    return list(found.values())
+
+
+def _skeleton(
+    models: list[Source],
+    model_tasks: Mapping[str, tuple[TaskHint, ...]],
+    label_of: Mapping[str, str],
+    candidates: list[TaskCandidate],
+) -> list[PlannedStep]:
+    fallback = next((c for c in candidates if c.origin == "papers"), None) or next(
+        (c for c in candidates if c.origin == "question"), None)
+    # One step per distinct task; models that share a task are alternatives for it, so
+    # the graph never chains two deblurring models.
+    groups: dict[str, list[Source]] = {}
+    hint_of: dict[str, TaskHint | None] = {}
+    for model in models:
+        hints = model_tasks[model.id]
+        key = hints[0].name if hints else (fallback.name if fallback else model.id)
+        groups.setdefault(key, []).append(model)
+        hint_of.setdefault(key, hints[0] if hints else None)
+    ordered = _flow_order(list(groups), hint_of)
+    steps: list[PlannedStep] = []
+    current = None
+    for key in ordered:
+        main, *others = groups[key]
+        hint = hint_of[key]
+        if hint is not None:
+            task, given, action, output = hint.name, hint.input, hint.action, hint.output
+        elif fallback is not None:
+            task, given, action, output = (fallback.name, fallback.input, fallback.action,
+                                           fallback.output)
+        else:
+            task, given, action, output = (None, "the user's data", "processes it",
+                                           "the model's output")
+        steps.append(PlannedStep(
+            label=label_of[main.id], source_id=main.id, task=task,
+            input=current or given, action=action, output=output,
+            alternatives=[label_of[o.id] for o in others],
+        ))
+        current = output
+    return steps
+
+
+def _flow_order(keys: list[str], hint_of: Mapping[str, TaskHint | None]) -> list[str]:
+    """Order tasks so each one runs after the task that turns other data into its input.
+
+    Translation (text to text) waits for OCR (image to text); two image-to-image tasks
+    keep the order the platform gave.
+    """
+    remaining = list(keys)
+    ordered: list[str] = []
+    while remaining:
+
+        def waits(key: str) -> bool:
+            hint = hint_of[key]
+            return hint is not None and any(
+                other is not None and other.gives == hint.takes and other.takes != other.gives
+                for other in (hint_of[k] for k in remaining if k != key)
+            )
+
+        pick = next((k for k in remaining if not waits(k)), remaining[0])
+        ordered.append(pick)
+        remaining.remove(pick)
+    return ordered
+
+
+def _model_tasks(model: Source) -> tuple[TaskHint, ...]:
+    """The one task a model performs, as far as its sources tell.
+
+    The platform's name says most (Deblur-, ASR-); a summary overrules an ambiguous name
+    ("VSR-" is lip reading in one catalogue, video super-resolution in another); a
+    repository name comes last, since product names hide letters that read as tasks
+    ("TripoSR").
+    """
+    named = tasks_in_order(expand_name(model.title))[:1]
+    described = tasks_in_order(model.summary)[:1]
+    if described and named and named[0] not in tasks_in_order(model.summary):
+        return described
+    repo = model.github_url.rstrip("/").rsplit("/", 1)[-1] if model.github_url else ""
+    return named or described or tasks_in_order(expand_name(repo))[:1]
+
+
+def _built_on(paper: Source, models: Sequence[Source]) -> Source | None:
+    """The recommended model whose name names this paper's method ("BLIP2-OPT" and "OPT")."""
+    head = paper.title.split(":", 1)[0] if ":" in paper.title else ""
+    if not head or len(head) > 24 or len(head.split()) > 3:
+        return None
+    key = re.sub(r"[^a-z0-9]", "", re.sub(r"(\d)\.0\b", r"\1", head.lower()))
+    if len(key) < 3:
+        return None
+    for model in models:
+        tokens = {re.sub(r"[^a-z0-9]", "", t.lower())
+                  for t in re.split(r"[\s_\-/.:]+", model.title) if t}
+        if any(t == key or (len(key) >= 4 and (t.startswith(key) or t.endswith(key)))
+               for t in tokens):
+            return model
+    return None
+
+
+_ENGLISH = frozenset((
+    "a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for",
+    "from", "with", "about", "as", "is", "are", "was", "were", "be", "been", "am", "do",
+    "does", "did", "can", "could", "would", "should", "will", "shall", "may", "might",
+    "must", "have", "has", "had", "i", "you", "he", "she", "it", "we", "they", "me", "my",
+    "your", "our", "their", "this", "that", "these", "those", "what", "which", "who",
+    "whom", "whose", "how", "why", "when", "where", "there", "here", "not", "no", "yes",
+    "so", "than", "then", "too", "very", "just", "also", "any", "some", "all", "more",
+    "most", "into", "out", "up", "down", "over", "only", "own", "same", "such", "get",
+    "make", "want", "need",
+))
+
+
+@lru_cache(maxsize=1024)
+def read_question(question: str) -> QuestionReading:
+    """The script of the question, and whether the embedding model can read it."""
+    counts: dict[str, int] = {}
+    for char in question:
+        if char.isalpha():
+            script = unicodedata.name(char, "UNKNOWN").split(" ", 1)[0]
+            script = {"CJK": "Han", "HIRAGANA": "Japanese kana", "KATAKANA": "Japanese kana"}\
+                .get(script, script.capitalize())
+            counts[script] = counts.get(script, 0) + 1
+    if not counts:
+        return QuestionReading(script="Latin", english=True, readable=True)
+    script = max(counts, key=lambda name: counts[name])
+    if counts.get("Japanese kana") and script == "Han":
+        script = "Japanese kana"
+    words = re.findall(r"[a-z']+", question.lower())
+    english = script == "Latin" and bool(words) and (
+        sum(w in _ENGLISH for w in words) / len(words) >= 0.15
+    )
+    language = "en" if english else _SCRIPT_LANGUAGE.get(script) or _identify(question)
+    return QuestionReading(script=script, language=language, english=english,
+                           readable=script == "Latin")
+
+
+_SCRIPT_LANGUAGE = {"Hangul": "ko", "Japanese kana": "ja", "Thai": "th", "Hebrew": "he",
+                    "Greek": "el", "Armenian": "hy", "Georgian": "ka"}
+
+#: English names of the languages answers are most often asked in, for prompts.
+LANGUAGE_NAMES = {
+    "en": "English", "ko": "Korean", "ja": "Japanese", "zh": "Chinese (simplified)",
+    "es": "Spanish", "de": "German", "fr": "French", "pt": "Portuguese", "it": "Italian",
+    "nl": "Dutch", "vi": "Vietnamese", "ru": "Russian", "uk": "Ukrainian", "pl": "Polish",
+    "tr": "Turkish", "ar": "Arabic", "hi": "Hindi", "id": "Indonesian", "th": "Thai",
+    "he": "Hebrew", "el": "Greek", "sv": "Swedish", "cs": "Czech", "fa": "Persian",
+}
+
+
+def _identify(text: str) -> str:
+    # Only questions that are not plainly English get here, so English ones never pay
+    # for loading the identifier's model (about half a second, once per process).
+    import py3langid
+
+    code: str = py3langid.classify(text)[0]
+    return code

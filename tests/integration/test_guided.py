@@ -1,0 +1,206 @@
+"""Guided writing through the real openai client against a scripted server on 127.0.0.1.
+
+The plan fixes sources, steps and verdict; the server plays a small model that writes the
+prose slots, badly or well, and the tests check what reached the answer and what was sent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grounded_answer import Settings, explain, load_settings
+from grounded_answer.backends.base import CompletionRequest
+from grounded_answer.backends.cache import cached
+from grounded_answer.backends.openai import OpenAIBackend
+from grounded_answer.bundle import Bundle, parse_bundle
+from grounded_answer.config import LLMSettings
+from grounded_answer.links import find_links, link_key
+from grounded_answer.plan import Relevance
+from grounded_answer.prompts import ChatMessage, PromptContext
+
+from ..conftest import SEED, HashEmbedder
+from .chat_server import ChatServer, answer_with, ok
+
+pytestmark = pytest.mark.integration
+
+EVIL = "https://evil.example.com/x"
+
+
+def settings_for(tmp_path: Path, url: str, *, answer: dict[str, Any] | None = None,
+                 **llm: Any) -> Settings:
+    return load_settings(
+        index={"cache_dir": str(tmp_path / "cache")},
+        llm={"backend": "openai", "base_url": url, "api_key": "test", "model": "test-model",
+             "timeout": 2.0, "max_retries": 0, "cache": False, **llm},
+        answer=answer or {},
+    )
+
+
+def slots_for(body: Any, **change: Any) -> str:
+    """A correct guided reply for the schema in the request: one slot per planned item."""
+    props = body["response_format"]["json_schema"]["schema"]["properties"]
+    steps = props.get("steps", {}).get("minItems", 0)
+    why = props.get("why", {}).get("minItems", 0)
+    reply: dict[str, Any] = {
+        "task": "You want a sharp photo; the recommended model S1 removes blur.",
+        "steps": [{"input": "your photo", "action": "S1 sharpens it", "output": "a sharp photo"}
+                  for _ in range(steps)],
+        "why": [f"Source number {n + 1} supports the answer." for n in range(why)],
+        "note": "",
+    }
+    if "keep" in props:
+        reply["keep"] = []
+    reply.update(change)
+    return json.dumps({k: v for k, v in reply.items() if k in props})
+
+
+def foreign(answer: Any) -> list[str]:
+    allowed = {link_key(link) for link in answer.allowed_links}
+    rendered = answer.to_json() + answer.to_markdown()
+    return [m.text for m in find_links(rendered) if m.key not in allowed]
+
+
+def test_guided_slots_fill_the_plan(tmp_path: Path, seed_bundle: Bundle) -> None:
+    with ChatServer([answer_with(slots_for)]) as server:
+        answer = explain(bundle=seed_bundle, settings=settings_for(tmp_path, server.url),
+                         embedder=HashEmbedder())
+    assert answer.validation.mode == "guided" and answer.validation.valid_first_try
+    assert answer.task.statement.startswith("You want a sharp photo")
+    assert answer.plan is not None and answer.workflow is not None
+    assert [s.source_id for s in answer.workflow.steps] == [
+        answer.plan.source(s.label).source_id for s in answer.plan.steps]
+    assert answer.workflow.steps[0].action == "S1 sharpens it"
+    cited = [s.source_id for s in answer.plan.cited]
+    assert [r.source_id for r in answer.references] == cited
+    assert answer.references[0].why == "Source number 1 supports the answer."
+    sent = server.requests[0]
+    schema = sent["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["why"]["minItems"] == len(cited) == \
+        schema["properties"]["why"]["maxItems"]
+    assert "source_id" not in json.dumps(schema["properties"].get("steps", {}))
+    assert "answerable" not in schema["properties"]  # the plan decides
+    user = sent["messages"][1]["content"]
+    assert "Draft to rewrite in plain English" in user and "steps[0]" in user
+
+
+def test_bad_slots_are_repaired_then_replaced_by_the_plan_writer(
+    tmp_path: Path, seed_bundle: Bundle
+) -> None:
+    def leaky(body: Any) -> str:
+        return slots_for(body, task=f"See {EVIL} for more (S9).")
+
+    with ChatServer([answer_with(leaky), answer_with(leaky)]) as server:
+        settings = settings_for(tmp_path, server.url, answer={"max_repairs": 1})
+        answer = explain(bundle=seed_bundle, settings=settings, embedder=HashEmbedder())
+        repair = server.requests[1]["messages"][-1]["content"]
+    assert "task" in repair and "links are not allowed" in repair
+    assert foreign(answer) == [] and EVIL not in answer.to_json()
+    assert "evil" not in answer.to_markdown()  # reports keep it, defanged, in JSON only
+    assert any(d.startswith("task:") for d in answer.validation.dropped)
+    # The other slots were fine and kept; the task is the offline writer's sentence.
+    assert answer.references[0].why == "Source number 1 supports the answer."
+    assert "S9" not in answer.task.statement
+
+
+def test_a_model_cannot_decline_what_the_plan_answers(tmp_path: Path,
+                                                      seed_bundle: Bundle) -> None:
+    with ChatServer([answer_with(slots_for)]) as server:
+        answer = explain("Can AI make my blurry photo sharp?", bundle=seed_bundle,
+                         settings=settings_for(tmp_path, server.url), embedder=HashEmbedder())
+    assert answer.answerable and answer.workflow
+
+
+def test_model_verdict_setting_lets_the_model_overrule_on_the_record(
+    tmp_path: Path, seed_bundle: Bundle
+) -> None:
+    def declines(body: Any) -> str:
+        assert "answerable" in body["response_format"]["json_schema"]["schema"]["properties"]
+        return slots_for(body, answerable=False, note="The sources do not say enough.")
+
+    with ChatServer([answer_with(declines)]) as server:
+        settings = settings_for(tmp_path, server.url, answer={"verdict": "model"})
+        answer = explain(bundle=seed_bundle, settings=settings, embedder=HashEmbedder())
+    assert not answer.answerable and answer.workflow is None
+    assert any("overruled" in line for line in answer.validation.plan)
+
+
+KOREAN = "오래된 저해상도 사진을 크게 확대해도 선명하게 만들 수 있나요?"
+
+
+def korean_bundle() -> Bundle:
+    text = SEED.read_text(encoding="utf-8")
+    start = text.index('"') + 1
+    return parse_bundle(text[:start] + KOREAN + text[text.index('"', start):])
+
+
+def test_unreadable_question_is_restated_then_the_answer_is_translated(
+    tmp_path: Path
+) -> None:
+    def translate(body: Any) -> str:
+        assert "response_format" not in body  # plain text: small models copy under schemas
+        lines = [line for line in body["messages"][0]["content"].splitlines()
+                 if line[:1].isdigit()]
+        out = [f"{n}. 번역된 문장 {n}번입니다 (S1)" for n in range(1, len(lines) + 1)]
+        out[1] = f"2. {EVIL}"  # a bad line stays English and is reported
+        return "\n".join(out)
+
+    script = [ok(json.dumps({"english": "Can an old low-resolution photo be enlarged and "
+                             "made sharp?"})), answer_with(slots_for), answer_with(translate)]
+    with ChatServer(script) as server:
+        answer = explain(bundle=korean_bundle(), settings=settings_for(tmp_path, server.url),
+                         embedder=HashEmbedder())
+    assert answer.provenance.question_restated is not None
+    assert "enlarged" in answer.provenance.question_restated
+    restate = server.requests[0]["messages"][0]["content"]
+    assert KOREAN in restate
+    assert answer.plan is not None and answer.plan.question.language == "ko"
+    assert answer.plan.question.restated is not None
+    assert answer.validation.language == "ko"
+    assert answer.task.statement == "번역된 문장 1번입니다 (S1)"
+    assert answer.validation.untranslated  # the line with a link stayed in English
+    assert foreign(answer) == []
+    assert answer.provenance.usage.calls == 3
+
+
+def test_the_same_request_twice_costs_one_call(tmp_path: Path, seed_bundle: Bundle) -> None:
+    with ChatServer([answer_with(slots_for)]) as server:
+        settings = settings_for(tmp_path, server.url, cache=True)
+        first = explain(bundle=seed_bundle, settings=settings, embedder=HashEmbedder())
+        second = explain(bundle=seed_bundle, settings=settings, embedder=HashEmbedder())
+        assert len(server.requests) == 1
+    assert first.task == second.task
+    assert second.provenance.usage.cached_calls == 1
+    assert first.provenance.usage.cached_calls == 0
+
+
+def test_the_cache_is_shared_by_backends_on_one_file(tmp_path: Path) -> None:
+    request = CompletionRequest(
+        messages=[ChatMessage(role="user", content="hello")], json_schema=None,
+        context=PromptContext(question="q", sources=[], passages=[], weak_match=False))
+    with ChatServer(["first answer"]) as server:
+        llm = LLMSettings(backend="openai", base_url=server.url, api_key="t", model="m",
+                          max_retries=0)
+        one = cached(OpenAIBackend(llm), tmp_path, llm)
+        two = cached(OpenAIBackend(llm), tmp_path, llm)  # another process would do the same
+        assert one.complete(request).text == "first answer"
+        again = two.complete(request)
+        assert again.text == "first answer" and again.cached
+        other = llm.model_copy(update={"temperature": 0.7})
+        with pytest.raises(Exception, match="script exhausted"):
+            cached(OpenAIBackend(other), tmp_path, other).complete(request)  # a new key
+
+
+def test_ruled_out_sources_never_reach_the_guided_prompt(tmp_path: Path,
+                                                         seed_bundle: Bundle) -> None:
+    with ChatServer([answer_with(slots_for)]) as server:
+        answer = explain(bundle=seed_bundle, settings=settings_for(tmp_path, server.url),
+                         embedder=HashEmbedder())
+        user = server.requests[0]["messages"][1]["content"]
+    assert answer.plan is not None
+    for source in answer.plan.sources:
+        shown = f"[{source.label}]" in user
+        assert shown == (source.relevance is not Relevance.NOT_RELEVANT)
