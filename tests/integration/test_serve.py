@@ -152,6 +152,19 @@ def test_a_question_over_a_configured_corpus(tmp_path: Path, embedder: HashEmbed
             "https://github.com/openai/whisper"]
 
 
+def test_the_language_option_reaches_the_writer(
+    tmp_path: Path, embedder: HashEmbedder, chat: ChatServer
+) -> None:
+    chat.push(GOOD, GOOD)
+    settings = serve_settings(tmp_path, llm=openai_llm(chat.url))
+    with ServeServer(create_app(settings, embedder=embedder)) as server:
+        for language in ("fr", "ko"):
+            response = httpx.post(server.url + "/v1/explain", timeout=30,
+                                  json={"bundle": SEED_TEXT, "language": language})
+            assert response.status_code == 200, response.text
+            assert response.json()["validation"]["language"] == language
+
+
 def test_a_warm_server_reuses_its_embedder_and_index(
     stub: ServeServer, embedder: HashEmbedder
 ) -> None:
@@ -182,6 +195,8 @@ def test_a_warm_server_reuses_its_embedder_and_index(
      "no corpus named"),
     (json.dumps({"bundle": SEED_TEXT, "backend": "openai"}).encode(), "backend",
      "not offered here"),
+    (json.dumps({"bundle": SEED_TEXT, "language": "Klingon"}).encode(), "language",
+     "should match pattern"),
 ])
 @pytest.mark.parametrize("path", ["/v1/explain", "/v1/explain/stream"])
 def test_bad_requests_are_422_naming_the_field(

@@ -110,6 +110,9 @@ class AnswerService:
         if backend != settings.llm.backend:
             settings = settings.model_copy(
                 update={"llm": settings.llm.model_copy(update={"backend": backend})})
+        if request.language is not None and request.language != settings.answer.language:
+            settings = settings.model_copy(update={
+                "answer": settings.answer.model_copy(update={"language": request.language})})
         bundle: Bundle | None = None
         corpus: Corpus | None = None
         default_question: str | None

@@ -49,6 +49,12 @@ class ExplainRequest(BaseModel):
         description="LLM backend for this request, one of those listed by /healthz "
         "('backends'); default: the server's llm.backend.",
     )
+    language: str | None = Field(
+        default=None, pattern=r"^(auto|[a-z]{2})$",
+        description="Language of the answer's prose: 'auto' (the question's) or an ISO "
+        "639-1 code such as 'ko'; default: the server's answer.language. The offline stub "
+        "writes English and says so.",
+    )
 
     @model_validator(mode="after")
     def _one_source_of_sources(self) -> ExplainRequest:
