@@ -174,26 +174,10 @@ def local_llm(command: str) -> dict[str, str]:
                 for line in done.stdout.splitlines() if line.startswith("export "))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=15.0, help="per concurrency level")
-    parser.add_argument("--requests", type=int, default=400, help="per concurrency level")
-    parser.add_argument("--clients", default="1,8,32")
-    parser.add_argument("--llm", action="store_true", help="time the stream with llama.cpp")
-    parser.add_argument("--llm-runs", type=int, default=3)
-    parser.add_argument("--out", default=str(RESULTS / "serve.json"))
-    args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    body = {"bundle": SEED.read_text(encoding="utf-8")}
-    # Enough queue for 32 clients: this measures throughput, not admission (see README).
-    env = {"GROUNDED_ANSWER_SERVE__MAX_QUEUE": "64", "GROUNDED_ANSWER_LLM__BACKEND": "stub"}
-    subprocess.run([sys.executable, "-m", "grounded_answer.cli", "index", "--bundle",
-                    str(SEED)], check=True, env={**os.environ, **env})
-    result: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_before": [round(x, 2) for x in os.getloadavg()]},
-    }
+def run_stub(env: dict[str, str], body: dict[str, Any],
+             args: argparse.Namespace) -> dict[str, Any]:
+    """The stub backend under load, its stream timing, and the seed page's screenshot."""
+    result: dict[str, Any] = {}
     with service(env, RESULTS / "serve-stub.log") as url:
         health = httpx.get(url + "/healthz").json()
         result["server"] = {key: health[key] for key in
@@ -211,17 +195,50 @@ def main() -> int:
         print(f"stream, stub: {result['stream_stub']}", flush=True)
         result["screenshot"] = screenshot(url, RESULTS / "serve-seed.png")
         print(f"screenshot: {result['screenshot']}", flush=True)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15.0, help="per concurrency level")
+    parser.add_argument("--requests", type=int, default=400, help="per concurrency level")
+    parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--llm", action="store_true", help="time the stream with llama.cpp")
+    parser.add_argument("--llm-runs", type=int, default=3)
+    parser.add_argument("--no-stub", action="store_true",
+                        help="skip the stub's load levels and the screenshot")
+    parser.add_argument("--out", default=str(RESULTS / "serve.json"))
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    body = {"bundle": SEED.read_text(encoding="utf-8")}
+    # Enough queue for 32 clients: this measures throughput, not admission (see README).
+    env = {"GROUNDED_ANSWER_SERVE__MAX_QUEUE": "64", "GROUNDED_ANSWER_LLM__BACKEND": "stub"}
+    subprocess.run([sys.executable, "-m", "grounded_answer.cli", "index", "--bundle",
+                    str(SEED)], check=True, env={**os.environ, **env})
+    result: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_before": [round(x, 2) for x in os.getloadavg()]},
+    }
+    if not args.no_stub:
+        result.update(run_stub(env, body, args))
     if args.llm:
         exports = local_llm("start")
         try:
+            # The response cache would answer every run after the first: off, then on for
+            # two more runs to show what a cached answer costs.
             llm_env = {**exports, "GROUNDED_ANSWER_LLM__TIMEOUT": "900",
+                       "GROUNDED_ANSWER_LLM__CACHE": "false",
                        "GROUNDED_ANSWER_LLM__MAX_TOKENS": "900",
                        "GROUNDED_ANSWER_SERVE__REQUEST_TIMEOUT": "3600"}
             with service(llm_env, RESULTS / "serve-llm.log") as url:
                 runs = [stream_timing(url, body) for _ in range(args.llm_runs)]
+            cached_env = {**llm_env, "GROUNDED_ANSWER_LLM__CACHE": "true"}
+            with service(cached_env, RESULTS / "serve-llm-cached.log") as url:
+                cached = [stream_timing(url, body) for _ in range(2)]
             result["stream_llm"] = {"model": exports.get("GROUNDED_ANSWER_LLM__MODEL"),
-                                    "runs": runs}
-            print(f"stream, local LLM: {runs}", flush=True)
+                                    "runs": runs, "with_cache": cached}
+            print(f"stream, local LLM: {runs}; with the response cache: {cached}", flush=True)
         finally:
             subprocess.run([str(ROOT / "scripts" / "local-llm"), "stop"], check=False)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
