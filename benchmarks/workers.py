@@ -402,7 +402,30 @@ def task_faiss(args: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def task_warm_default(args: dict[str, Any]) -> dict[str, Any]:
+    """Warm explain() with default settings (no embedder passed), as a library user calls it."""
+    import workload
+
+    from grounded_answer import explain, load_bundle, load_settings
+
+    settings = load_settings(index={"cache_dir": args["cache_dir"]})
+    pairs = workload.questions()[: int(args.get("questions", 200))]
+    bundles = {f.name: load_bundle(f) for f in workload.bundle_files()}
+    for bundle in bundles.values():
+        explain(bundle=bundle, settings=settings)
+    totals: list[float] = []
+    models = set()
+    for name, question in pairs:
+        mark = time.perf_counter()
+        answer = explain(question, bundle=bundles[name], settings=settings)
+        totals.append(time.perf_counter() - mark)
+        models.add(answer.provenance.embedding_model)
+    return {"explain": _ms(totals), "embedding_models": sorted(models),
+            "torch_imported": "torch" in sys.modules}
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "warm_default": task_warm_default,
     "export": task_export,
     "warm": task_warm,
     "build": task_build,

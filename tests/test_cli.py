@@ -137,6 +137,32 @@ def test_int8_backend_indexes_and_answers_with_its_own_vectors(tmp_path: Path) -
                  env=int8)
     assert answer.returncode == 0, answer.stderr
     assert json.loads(answer.stdout)["provenance"]["embedding_model"].endswith("@int8")
-    # The default backend keeps its own, exact vectors: a separate index is built.
-    exact = cli("search", "--bundle", str(SEED), "--format", "json", cache=tmp_path)
+    # auto is the same int8 encoder, so it reuses that index; the exact export keeps its
+    # own vectors, so it builds a separate one.
+    auto = cli("search", "--bundle", str(SEED), "--format", "json", cache=tmp_path)
+    assert json.loads(auto.stdout)["index"] == "loaded"
+    exact = cli("search", "--bundle", str(SEED), "--format", "json", cache=tmp_path,
+                env={"GROUNDED_ANSWER_EMBEDDING__BACKEND": "onnx"})
     assert json.loads(exact.stdout)["index"] == "built"
+
+
+@pytest.mark.slow
+def test_a_library_caller_gets_the_fast_path_too(tmp_path: Path) -> None:
+    # Nothing ran `grounded-answer index` here: explain() itself prepares the encoder.
+    code = ("import json, sys; from grounded_answer import explain, load_settings\n"
+            "a = explain(bundle=sys.argv[1], settings=load_settings())\n"
+            "print(json.dumps([a.provenance.embedding_model, a.provenance.embedding_note, "
+            "'torch' in sys.modules]))")
+    env = {**os.environ, "GROUNDED_ANSWER_INDEX__CACHE_DIR": str(tmp_path / "cache"),
+           "GROUNDED_ANSWER_EMBEDDING__EXPORT_DIR": str(tmp_path / "exports")}
+    first = subprocess.run([sys.executable, "-c", code, str(SEED)], capture_output=True,
+                           text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stderr
+    assert "preparing the fast query encoder" in first.stderr
+    model, note, _ = json.loads(first.stdout)
+    assert model.endswith("@int8") and note is None
+    second = subprocess.run([sys.executable, "-c", code, str(SEED)], capture_output=True,
+                            text=True, env=env, timeout=600)
+    assert "preparing" not in second.stderr
+    model, note, torch_loaded = json.loads(second.stdout)
+    assert model.endswith("@int8") and not torch_loaded  # the second call needs no torch

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -31,12 +30,6 @@ from grounded_answer.onnx_export import export_onnx, verify_parity, verify_quant
 
 from .conftest import HashEmbedder
 
-HAVE_ONNX = all(importlib.util.find_spec(m) is not None
-                for m in ("onnxruntime", "onnx", "tokenizers"))
-needs_onnx = pytest.mark.skipif(
-    not HAVE_ONNX, reason="needs the onnx extra: pip install 'grounded-answer[onnx]'"
-)
-
 TEXTS = [
     "",
     " ",
@@ -54,8 +47,6 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One verified export of the packaged model, shared by the module's slow tests."""
-    if not HAVE_ONNX:
-        pytest.skip("needs the onnx extra")
     cache = tmp_path_factory.mktemp("onnx-cache")
     prepare_onnx(None, cache)
     return onnx_dir(cache, None)
@@ -115,9 +106,17 @@ def test_export_dir_is_per_model_and_inside_the_cache(tmp_path: Path) -> None:
     assert packaged.is_relative_to(tmp_path)
 
 
-def test_select_embedder_without_an_export_falls_back_to_torch(tmp_path: Path) -> None:
-    # Nothing is loaded: choosing must stay cheap for every start.
-    assert isinstance(select_embedder(None, tmp_path), SentenceTransformerEmbedder)
+def test_auto_falls_back_to_torch_with_the_reason_once(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    missing = tmp_path / "no-such-model"
+    chosen = select_embedder(missing, tmp_path)
+    assert isinstance(chosen, SentenceTransformerEmbedder)
+    assert chosen.fallback_reason and "does not exist" in chosen.fallback_reason
+    assert "preparing the fast query encoder" in capsys.readouterr().err
+    again = select_embedder(missing, tmp_path)  # the failure is remembered, not retried
+    assert again.fallback_reason == chosen.fallback_reason
+    assert "preparing" not in capsys.readouterr().err
     assert isinstance(select_embedder(None, tmp_path, backend="torch"),
                       SentenceTransformerEmbedder)
     with pytest.raises(ConfigError, match="unknown embedding backend"):
@@ -125,18 +124,19 @@ def test_select_embedder_without_an_export_falls_back_to_torch(tmp_path: Path) -
 
 
 @pytest.mark.slow
-@needs_onnx
 def test_select_embedder_prefers_a_verified_export(exported: Path, tmp_path: Path) -> None:
     _copy(exported, tmp_path)
-    chosen = select_embedder(None, tmp_path / "cache")
+    chosen = select_embedder(None, tmp_path / "cache", backend="onnx")
     assert isinstance(chosen, OnnxEmbedder)
     assert chosen.model_id == PACKAGED_MODEL
+    # auto makes the int8 variant from the exact export it finds (no torch needed).
+    fast = select_embedder(None, tmp_path / "cache")
+    assert isinstance(fast, OnnxEmbedder) and fast.model_id == PACKAGED_MODEL + INT8_SUFFIX
     assert isinstance(select_embedder(None, tmp_path / "cache", backend="torch"),
                       SentenceTransformerEmbedder)
 
 
 @pytest.mark.slow
-@needs_onnx
 def test_export_layout_and_manifest(exported: Path) -> None:
     manifest = json.loads((exported / MANIFEST_FILE).read_text())
     assert (exported / MODEL_FILE).stat().st_size == manifest["onnx_bytes"]
@@ -149,7 +149,6 @@ def test_export_layout_and_manifest(exported: Path) -> None:
 
 
 @pytest.mark.slow
-@needs_onnx
 def test_parity_with_sentence_transformers(exported: Path, real_embedder: Any) -> None:
     onnx = OnnxEmbedder(exported)
     assert onnx.model_id == real_embedder.model_id == PACKAGED_MODEL
@@ -166,7 +165,6 @@ def test_parity_with_sentence_transformers(exported: Path, real_embedder: Any) -
 
 
 @pytest.mark.slow
-@needs_onnx
 def test_same_ranking_on_the_seed_bundle(
     exported: Path, real_embedder: Any, seed_bundle: Bundle
 ) -> None:
@@ -183,7 +181,6 @@ def test_same_ranking_on_the_seed_bundle(
 
 
 @pytest.mark.slow
-@needs_onnx
 def test_query_path_does_not_import_torch(exported: Path) -> None:
     cache = exported.parent.parent
     code = (
@@ -200,7 +197,6 @@ def test_query_path_does_not_import_torch(exported: Path) -> None:
 
 
 @pytest.mark.slow
-@needs_onnx
 def test_corrupted_model_file_is_a_typed_error(exported: Path, tmp_path: Path) -> None:
     target = _copy(exported, tmp_path)
     model = target / MODEL_FILE
@@ -212,7 +208,6 @@ def test_corrupted_model_file_is_a_typed_error(exported: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
-@needs_onnx
 def test_unloadable_model_file_is_a_typed_error(exported: Path, tmp_path: Path) -> None:
     # Garbage whose manifest entries match, so onnxruntime itself has to refuse it.
     from grounded_answer._files import sha256 as _sha256
@@ -228,7 +223,6 @@ def test_unloadable_model_file_is_a_typed_error(exported: Path, tmp_path: Path) 
 
 
 @pytest.mark.slow
-@needs_onnx
 def test_unverified_or_stale_export_does_not_claim_the_model_id(
     exported: Path, tmp_path: Path
 ) -> None:
@@ -244,7 +238,6 @@ def test_unverified_or_stale_export_does_not_claim_the_model_id(
 
 
 @pytest.mark.slow
-@needs_onnx
 def test_failed_parity_is_recorded_and_not_retried(exported: Path, tmp_path: Path) -> None:
     target = _copy(exported, tmp_path)
     cache = tmp_path / "cache"
@@ -262,7 +255,6 @@ def test_failed_parity_is_recorded_and_not_retried(exported: Path, tmp_path: Pat
 
 
 @pytest.mark.slow
-@needs_onnx
 def test_concurrent_encodes_agree(exported: Path) -> None:
     onnx = OnnxEmbedder(exported)
     expected = onnx.encode(TEXTS)
@@ -287,7 +279,6 @@ def test_concurrent_encodes_agree(exported: Path) -> None:
 
 
 @pytest.mark.slow
-@needs_onnx
 def test_export_of_a_missing_model_path_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         export_onnx(tmp_path / "no-such-model", tmp_path / "out")
@@ -295,7 +286,6 @@ def test_export_of_a_missing_model_path_is_a_config_error(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-@needs_onnx
 def test_int8_export_is_checked_against_the_exact_one(exported: Path, quantized: Path) -> None:
     exact = json.loads((exported / MANIFEST_FILE).read_text())
     manifest = json.loads((quantized / MANIFEST_FILE).read_text())
@@ -315,12 +305,14 @@ def test_int8_export_is_checked_against_the_exact_one(exported: Path, quantized:
 
 
 @pytest.mark.slow
-@needs_onnx
-def test_int8_is_chosen_only_when_asked(exported: Path, quantized: Path, tmp_path: Path) -> None:
+def test_int8_is_the_default_and_exact_is_chosen_when_asked(
+    exported: Path, quantized: Path, tmp_path: Path
+) -> None:
     _copy(exported, tmp_path)
     _copy(quantized, tmp_path, "int8")
     cache = tmp_path / "cache"
-    assert select_embedder(None, cache).model_id == PACKAGED_MODEL  # auto stays exact
+    assert select_embedder(None, cache).model_id == PACKAGED_MODEL + INT8_SUFFIX
+    assert select_embedder(None, cache, backend="onnx").model_id == PACKAGED_MODEL
     chosen = select_embedder(None, cache, backend="onnx-int8")
     assert isinstance(chosen, OnnxEmbedder)
     assert chosen.model_id == PACKAGED_MODEL + INT8_SUFFIX
@@ -328,7 +320,6 @@ def test_int8_is_chosen_only_when_asked(exported: Path, quantized: Path, tmp_pat
 
 
 @pytest.mark.slow
-@needs_onnx
 def test_int8_ranks_the_seed_bundle_like_the_exact_model(
     exported: Path, quantized: Path, seed_bundle: Bundle
 ) -> None:
@@ -350,7 +341,6 @@ def test_int8_ranks_the_seed_bundle_like_the_exact_model(
 
 
 @pytest.mark.slow
-@needs_onnx
 def test_failed_int8_agreement_is_recorded_and_not_retried(
     exported: Path, quantized: Path, tmp_path: Path
 ) -> None:

@@ -4,13 +4,12 @@
     >>> answer = explain("Can AI sharpen a blurry photo?")
     >>> print(answer.to_markdown())
 
-Heavy dependencies (torch, sentence-transformers, faiss, openai) load on first use.
+Heavy dependencies (torch, sentence-transformers, faiss, openai) load on first use, and so
+do the package's own modules beyond its exceptions.
 """
 
-from .answer import Answer, Reference, Task, ValidationReport, Workflow, WorkflowStep
-from .bundle import Bundle, load_bundle, parse_bundle
-from .config import Settings, load_settings
-from .corpus import Corpus, Passage, Role, Source, load_corpus
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AnswerRunError,
     BackendConnectionError,
@@ -31,7 +30,41 @@ from .errors import (
     UngroundedAnswerError,
     UserInputError,
 )
-from .pipeline import aexplain, explain
+
+if TYPE_CHECKING:
+    from .answer import Answer, Reference, Task, ValidationReport, Workflow, WorkflowStep
+    from .bundle import Bundle, load_bundle, parse_bundle
+    from .config import Settings, load_settings
+    from .corpus import Corpus, Passage, Role, Source, load_corpus
+    from .pipeline import aexplain, explain
+
+# Everything but the errors is imported on first use (PEP 562): the answer, plan and
+# pipeline modules define many pydantic models, and building them is most of an import.
+_LAZY = {
+    "Answer": "answer", "Reference": "answer", "Task": "answer",
+    "ValidationReport": "answer", "Workflow": "answer", "WorkflowStep": "answer",
+    "Bundle": "bundle", "load_bundle": "bundle", "parse_bundle": "bundle",
+    "Settings": "config", "load_settings": "config",
+    "Corpus": "corpus", "Passage": "corpus", "Role": "corpus", "Source": "corpus",
+    "load_corpus": "corpus",
+    "aexplain": "pipeline", "explain": "pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'grounded_answer' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 

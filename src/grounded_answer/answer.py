@@ -178,6 +178,9 @@ class Provenance(BaseModel):
     corpus: str
     corpus_fingerprint: str
     embedding_model: str
+    embedding_note: str | None = Field(
+        default=None, description="Why the slower sentence-transformers encoder answered "
+        "instead of the fast ONNX path, when it did.")
     question_restated: str | None = Field(
         default=None, description="The question as the language model restated it in English "
         "for retrieval, when the embedding model could not read the original.")

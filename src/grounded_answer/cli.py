@@ -266,16 +266,12 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from .onnx_embedding import ensure_query_export, select_embedder
-    from .pipeline import resolve_sources, retriever_for
+    from .pipeline import default_embedder, resolve_sources, retriever_for
 
     settings = _settings(args)
     corpus, _ = resolve_sources(args.bundle, args.corpus, settings)
-    # Passages are embedded by the model queries will use: sentence-transformers (which
-    # the exact export matches), or the int8 export, whose vectors are its own.
-    backend = "onnx-int8" if settings.embedding.backend == "onnx-int8" else "torch"
-    embedder = select_embedder(settings.embedding.model, settings.index.cache_dir,
-                               threads=settings.embedding.threads or None, backend=backend)
+    # Passages are embedded by the model queries will use (the same choice as explain()).
+    embedder = default_embedder(settings)
     started = time.perf_counter()
     passages = sum(len(s.passages()) for s in corpus.sources)
     index = retriever_for(
@@ -283,12 +279,9 @@ def _index(args: argparse.Namespace) -> int:
         show_progress=passages > _PROGRESS_ABOVE and sys.stderr.isatty(),
     ).index
     seconds = time.perf_counter() - started
-    if settings.embedding.backend == "auto":
-        # Building loaded torch anyway: leave a verified ONNX export for fast queries.
-        exported = ensure_query_export(settings.embedding.model, settings.index.cache_dir,
-                                       threads=settings.embedding.threads or None)
-        print(f"queries: {'ONNX export (verified)' if exported else 'sentence-transformers'}",
-              file=sys.stderr)
+    reason = getattr(embedder, "fallback_reason", None)
+    print(f"queries: {embedder.model_id}" + (f" ({reason})" if reason else ""),
+          file=sys.stderr)
     print(f"{corpus.name}: {len(corpus.sources)} sources, {index.manifest.passages} passages, "
           f"{index.status} in {seconds:.2f}s (model {index.manifest.model_id}, "
           f"fingerprint {index.manifest.fingerprint[:12]})")
@@ -298,15 +291,15 @@ def _index(args: argparse.Namespace) -> int:
 def _eval_retrieval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_retrieval, load_beir
     from .index import configure_faiss
-    from .onnx_embedding import select_embedder
+    from .pipeline import default_embedder
 
     settings = _settings(args)
     method = args.method or settings.retrieval.method
     data = load_beir(args.beir, args.split)
-    threads = args.threads if args.threads is not None else settings.embedding.threads
-    embedder = None if method == "bm25" else select_embedder(
-        settings.embedding.model, settings.index.cache_dir, threads=threads or None,
-        backend=settings.embedding.backend)
+    if args.threads is not None:
+        settings = settings.model_copy(update={"embedding": settings.embedding.model_copy(
+            update={"threads": args.threads})})
+    embedder = None if method == "bm25" else default_embedder(settings)
     if embedder is not None:
         configure_faiss(settings.index.threads, embedder.dimension)
     print(f"{args.beir} [{args.split}]: {len(data.doc_ids)} documents, "

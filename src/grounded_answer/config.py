@@ -65,14 +65,19 @@ class EmbeddingSettings(_Section):
         "on small machines shared with other work.",
     )
     batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encode batch.")
+    export_dir: Path | None = Field(
+        default=None,
+        description="Where the ONNX exports of the embedding model are kept (made once, "
+        "checked, shared by every process); None = index.cache_dir.",
+    )
     backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
         default="auto",
-        description="'auto': queries through a verified ONNX export when `grounded-answer "
-        "index` left one in the cache (no torch import), else sentence-transformers; "
-        "'torch': always sentence-transformers; 'onnx': the exact export, made on first "
-        "use; 'onnx-int8': weights quantized to int8, about 2x faster per query at a "
-        "cosine >= 0.97 to the exact vectors (its own model id, so passages are embedded "
-        "with it too; SciFact nDCG@10 in the README).",
+        description="'auto' (the fast path): the int8 ONNX export, made and checked on "
+        "first use (a note on stderr), then run without torch; sentence-transformers, with "
+        "the reason in the answer's provenance, if it cannot be made. 'torch': always "
+        "sentence-transformers; 'onnx': the exact export (matches sentence-transformers "
+        "within 1e-5); 'onnx-int8': the int8 export, failing loudly if it cannot be made. "
+        "int8 vectors have their own model id, so passages are embedded with it too.",
     )
 
 

@@ -64,6 +64,8 @@ class SentenceTransformerEmbedder:
         self._path = None if model is None else str(model)
         self._threads = threads
         self._lock = threading.Lock()
+        #: Why this embedder answers instead of the fast ONNX path, when it is a fallback.
+        self.fallback_reason: str | None = None
 
     @property
     def model_id(self) -> str:

@@ -53,7 +53,6 @@ __all__ = [
     "OnnxEmbedder",
     "OnnxManifest",
     "Variant",
-    "ensure_query_export",
     "find_onnx",
     "onnx_available",
     "onnx_dir",
@@ -68,7 +67,7 @@ MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
 _LOCK_TIMEOUT_S = 600.0
-_INSTALL_HINT = "install them with: pip install 'grounded-answer[onnx]'"
+_INSTALL_HINT = "they are in the default install: run scripts/setup again"
 INT8_SUFFIX = "@int8"
 _log = logging.getLogger(__name__)
 _RUNTIMES: dict[tuple[str, str, int], _Runtime] = {}
@@ -366,10 +365,13 @@ def select_embedder(
 ) -> Embedder:
     """The embedder for ``backend`` (see :class:`~grounded_answer.config.EmbeddingSettings`).
 
-    ``auto`` uses the exact ONNX export when :func:`ensure_query_export` left one in the
-    cache, else sentence-transformers, and never exports. ``torch`` is always
-    sentence-transformers. ``onnx`` and ``onnx-int8`` make their export on first use
-    (which loads torch once).
+    This is the one place the choice is made, for the CLI, ``explain()`` and the server.
+    ``auto`` is the fast path: the int8 ONNX export, made and checked the first time it
+    is needed (a one-line note on stderr while that happens, once per cache directory),
+    then loaded in milliseconds without torch. When it cannot be made, sentence-
+    transformers answers and ``fallback_reason`` on the returned embedder says why.
+    ``torch`` is always sentence-transformers; ``onnx`` and ``onnx-int8`` make their
+    export on first use and fail loudly if they cannot.
     """
     if backend == "torch":
         return SentenceTransformerEmbedder(model, threads=threads)
@@ -381,26 +383,39 @@ def select_embedder(
         raise ConfigError(
             f"unknown embedding backend {backend!r}; use auto, torch, onnx or onnx-int8"
         )
-    found = find_onnx(model, cache_dir, threads=threads)
-    return found if found is not None else SentenceTransformerEmbedder(model, threads=threads)
+    found = find_onnx(model, cache_dir, threads=threads, variant="int8")
+    if found is not None:
+        return found
+    key = (str(model), str(cache_dir))
+    reason = _FAILED.get(key)
+    if reason is None:
+        try:
+            return _prepare_with_note(model, cache_dir, threads)
+        except (ConfigError, IndexStoreError) as exc:
+            reason = f"the fast query encoder could not be prepared ({exc})"
+            _FAILED[key] = reason
+            _log.warning("queries use sentence-transformers: %s", reason)
+    fallback = SentenceTransformerEmbedder(model, threads=threads)
+    fallback.fallback_reason = reason
+    return fallback
 
 
-def ensure_query_export(
-    model: str | Path | None, cache_dir: Path, *, threads: int | None = 1
-) -> OnnxEmbedder | None:
-    """Export and verify ``model`` for torch-free queries if the onnx extra is installed.
+# Export failures per (model, cache directory), so a process tries once, not per query.
+_FAILED: dict[tuple[str, str], str] = {}
 
-    For index builds in ``auto`` mode: a missing extra, a failed export or a failed parity
-    check is logged and gives None, never an error, because sentence-transformers still
-    answers every query correctly.
-    """
-    if not onnx_available() or importlib.util.find_spec("onnx") is None:
-        return None
-    try:
-        return prepare_onnx(model, cache_dir, threads=threads)
-    except (ConfigError, IndexStoreError) as exc:
-        _log.warning("queries stay on sentence-transformers: %s", exc)
-        return None
+
+def _prepare_with_note(model: str | Path | None, cache_dir: Path, threads: int | None
+                       ) -> OnnxEmbedder:
+    import sys
+    import time
+
+    print("grounded-answer: preparing the fast query encoder (ONNX export of the embedding "
+          f"model, int8, checked), once for {cache_dir} ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    made = prepare_onnx(model, cache_dir, threads=threads, variant="int8")
+    print(f"grounded-answer: query encoder ready in {time.perf_counter() - started:.1f}s",
+          file=sys.stderr, flush=True)
+    return made
 
 
 def _claimed_id(source_model_id: str, variant: Variant) -> str:

@@ -191,6 +191,7 @@ def explain(
         corpus=sources.name,
         corpus_fingerprint=sources.fingerprint,
         embedding_model=embedder.model_id,
+        embedding_note=getattr(embedder, "fallback_reason", None),
         question_restated=defang(restated) if restated else None,
         index_status=retriever.index.status,
         # Passages quote source summaries, which may carry links that are not sources.
@@ -220,11 +221,11 @@ async def aexplain(
 
 
 def default_embedder(settings: Settings) -> Embedder:
-    """The configured embedder: a verified ONNX export for queries when allowed and present."""
+    """The configured embedder (see :func:`grounded_answer.onnx_embedding.select_embedder`)."""
     from .onnx_embedding import select_embedder
 
     return select_embedder(
-        settings.embedding.model, settings.index.cache_dir,
+        settings.embedding.model, settings.embedding.export_dir or settings.index.cache_dir,
         threads=settings.embedding.threads or None, backend=settings.embedding.backend,
     )
 
