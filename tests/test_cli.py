@@ -78,6 +78,7 @@ def test_malformed_bundle_one_line_exit_2(tmp_path: Path) -> None:
      "retrieval.k"),
     (["explain", "--bundle", str(SEED)], {"GROUNDED_ANSWER_LLM__TEMPERATURE": "9"},
      "llm.temperature"),
+    (["serve"], {"GROUNDED_ANSWER_SERVE__MAX_QUEUE": "-1"}, "serve.max_queue"),
     (["explain", "--bundle", str(SEED)], {"GROUNDED_ANSWER_CONFIG": "/nonexistent.toml"},
      "does not exist"),
 ])

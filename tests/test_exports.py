@@ -13,7 +13,8 @@ def test_public_names() -> None:
         "Answer", "AnswerRunError", "BackendConnectionError", "BackendError",
         "BackendRateLimitError", "BackendResponseError", "BackendTimeoutError", "Bundle",
         "BundleParseError", "ConfigError", "Corpus", "CorpusError", "GroundedAnswerError",
-        "IndexStoreError", "Passage", "QuestionError", "Reference", "Role", "Settings",
+        "IndexStoreError", "Passage", "QuestionError", "Reference", "Role",
+        "RunCancelledError", "RunTimeoutError", "ServerBusyError", "Settings",
         "Source", "SourceFileError", "Task", "UngroundedAnswerError", "UserInputError",
         "ValidationReport", "Workflow", "WorkflowStep", "__version__", "aexplain", "explain",
         "load_bundle", "load_corpus", "load_settings", "parse_bundle",
@@ -26,7 +27,8 @@ def test_errors_split_misuse_from_runtime() -> None:
     ga = grounded_answer
     for error in (ga.QuestionError, ga.BundleParseError, ga.CorpusError, ga.ConfigError):
         assert issubclass(error, ga.UserInputError)
-    for error in (ga.BackendTimeoutError, ga.UngroundedAnswerError, ga.IndexStoreError):
+    for error in (ga.BackendTimeoutError, ga.UngroundedAnswerError, ga.IndexStoreError,
+                  ga.RunCancelledError, ga.RunTimeoutError, ga.ServerBusyError):
         assert issubclass(error, ga.AnswerRunError)
     assert not issubclass(ga.AnswerRunError, ga.UserInputError)
 
@@ -34,7 +36,16 @@ def test_errors_split_misuse_from_runtime() -> None:
 def test_import_is_light() -> None:
     code = ("import sys, grounded_answer; "
             "print(sorted(m for m in ('torch', 'sentence_transformers', 'faiss', 'openai', "
-            "'transformers') if m in sys.modules))")
+            "'transformers', 'fastapi', 'uvicorn', 'starlette') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_serve_package_imports_fastapi_only_when_an_app_is_made() -> None:
+    code = ("import sys, grounded_answer.serve, grounded_answer.batch; "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'torch') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"

@@ -231,6 +231,12 @@ class Answer(BaseModel):
             data["workflow"]["graph"] = self.workflow.to_graph()
         return self._last_guard(json.dumps(data, indent=indent, ensure_ascii=False))
 
+    def to_html(self) -> str:
+        """A standalone HTML page: the sections, the workflow graph, no script (see _html)."""
+        from ._html import answer_html
+
+        return answer_html(self)
+
     def to_markdown(self) -> str:
         """The three numbered sections, as the platform's prompt asks for them."""
         out = [f"**Question:** {_md(self.question)}", ""]

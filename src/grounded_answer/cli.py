@@ -1,7 +1,9 @@
 """The ``grounded-answer`` command: a thin layer over the library's functions.
 
 Errors print one line on stderr and exit 2 for bad input, 1 for runtime failures, with no
-traceback unless ``--debug`` is given.
+traceback unless ``--debug`` is given. A batch (``explain --bundles DIR --out DIR``)
+exits 0 when every bundle has its answer, 1 when any bundle failed (the summary table
+says which and why), 2 when the command itself is wrong.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import GroundedAnswerError, UserInputError
+
+if TYPE_CHECKING:
+    from .batch import BatchItem
 
 __all__ = ["main"]
 
@@ -59,12 +64,28 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show tracebacks on errors")
 
-    explain = commands.add_parser("explain", help="answer a question in three sections")
+    explain = commands.add_parser(
+        "explain", help="answer a question in three sections (or a folder of bundles)")
     explain.add_argument("question", nargs="?", help="default: the bundle's or corpus's question")
     sources(explain)
     explain.add_argument("--backend", help="LLM backend: stub (offline) or openai")
-    explain.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    explain.add_argument("--format", choices=["markdown", "json", "html"], default=None,
+                         help="default: markdown; json for a batch")
+    batch = explain.add_argument_group(
+        "batch", "answer every *.txt bundle in a folder, one file each; resumable")
+    batch.add_argument("--bundles", metavar="DIR", help="a folder of bundle files")
+    batch.add_argument("--out", metavar="DIR", help="where the answers go (with --bundles)")
+    batch.add_argument("--jobs", type=int, default=1, metavar="N",
+                       help="bundles answered at once (default 1)")
     explain.set_defaults(run=_explain)
+
+    serve = commands.add_parser("serve", help="the HTTP API and the answer page")
+    serve.add_argument("--host", help="interface (default: serve.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: serve.port, 8000)")
+    serve.add_argument("--backend", help="default LLM backend: stub (offline) or openai")
+    serve.add_argument("--cache-dir", metavar="DIR", help="index cache directory")
+    serve.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    serve.set_defaults(run=_serve)
 
     search = commands.add_parser("search", help="show the passages retrieved for a question")
     search.add_argument("question", nargs="?", help="default: the bundle's or corpus's question")
@@ -112,6 +133,10 @@ def _settings(args: argparse.Namespace) -> Any:
         overrides["llm"] = {"backend": args.backend}
     if getattr(args, "k", None) is not None:
         overrides["retrieval"] = {"k": args.k}
+    serve = {name: getattr(args, name) for name in ("host", "port")
+             if getattr(args, name, None) is not None}
+    if serve:
+        overrides["serve"] = serve
     if not overrides:
         return load_settings()
     # Explicit flags win over environment and file, section by section.
@@ -125,12 +150,86 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _explain(args: argparse.Namespace) -> int:
+    from .batch import render
+    from .errors import ConfigError
     from .pipeline import explain
 
+    if args.bundles is not None or args.out is not None:
+        if args.bundles is None or args.out is None:
+            raise ConfigError("a batch needs both --bundles DIR and --out DIR")
+        if args.question or args.bundle or args.corpus:
+            raise ConfigError("--bundles answers each bundle's own question: give no "
+                              "question, --bundle or --corpus with it")
+        return _explain_batch(args)
     answer = explain(args.question, bundle=args.bundle, corpus=args.corpus,
                      settings=_settings(args))
-    print(answer.to_json() if args.format == "json" else answer.to_markdown(), end="\n"
-          if args.format == "json" else "")
+    print(render(answer, args.format or "markdown"), end="")
+    return 0
+
+
+def _explain_batch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .batch import bundle_files, run_batch
+
+    total = len(bundle_files(args.bundles))
+    started = time.perf_counter()
+    # A bar on a terminal; in a log (not a TTY) only the failures, one line each.
+    with tqdm(total=total, unit="bundle", file=sys.stderr, disable=not sys.stderr.isatty(),
+              dynamic_ncols=True, leave=False) as bar:
+
+        def progress(item: BatchItem) -> None:
+            bar.update(1)
+            bar.set_postfix_str(item.bundle, refresh=False)
+            if item.status == "failed":
+                line = f"grounded-answer: {item.bundle}: {item.error}"
+                if bar.disable:
+                    print(line, file=sys.stderr)
+                else:
+                    bar.write(line, file=sys.stderr)
+
+        items = run_batch(args.bundles, args.out, fmt=args.format or "json", jobs=args.jobs,
+                          settings=_settings(args), on_item=progress)
+    print(_batch_table(items))
+    counts = {status: sum(item.status == status for item in items)
+              for status in ("answered", "skipped", "failed")}
+    print(f"\n{len(items)} bundles: {counts['answered']} answered, {counts['skipped']} "
+          f"skipped (answer already in {args.out}), {counts['failed']} failed, in "
+          f"{time.perf_counter() - started:.1f}s")
+    return 1 if counts["failed"] else 0
+
+
+def _batch_table(items: Sequence[BatchItem]) -> str:
+    rows = [("bundle", "status", "answerable", "refs", "seconds", "output / error")]
+    for item in items:
+        rows.append((
+            item.bundle, item.status,
+            "" if item.answerable is None else ("yes" if item.answerable else "no"),
+            "" if item.references is None else str(item.references),
+            f"{item.seconds:.2f}" if item.status != "skipped" else "",
+            f"{item.category}: {item.error}" if item.status == "failed" else item.output or "",
+        ))
+    widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]) - 1)]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+                     + "  " + row[-1])
+        if n == 0:
+            lines.append("  ".join("-" * width for width in widths) + "  " + "-" * 14)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve import run
+
+    settings = _settings(args)
+    host = settings.serve.host
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"grounded-answer: warning: listening on {host}; the service has no "
+              "authentication of its own", file=sys.stderr)
+    print(f"grounded-answer: serving on http://{host}:{settings.serve.port}/ "
+          f"(backend {settings.llm.backend})", file=sys.stderr)
+    run(settings)
     return 0
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "IndexSettings",
     "LLMSettings",
     "RetrievalSettings",
+    "ServeSettings",
     "Settings",
     "load_settings",
 ]
@@ -262,6 +263,60 @@ class AnswerSettings(_Section):
     )
 
 
+class ServeSettings(_Section):
+    """The HTTP service (``grounded-answer serve``): where it listens and what it admits."""
+
+    host: str = Field(
+        default="127.0.0.1",
+        description="Interface to listen on. The service has no authentication of its own: "
+        "keep it on 127.0.0.1 behind the platform's proxy unless you add one.",
+    )
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port (0 = any free one).")
+    max_body_bytes: int = Field(
+        default=1_000_000, ge=1024, le=100_000_000,
+        description="Largest request body accepted; larger ones get HTTP 413 before they are "
+        "parsed. A bundle is typically 5-20 kB.",
+    )
+    max_concurrent: int = Field(
+        default=4, ge=1, le=256,
+        description="Answers computed at once, each in a worker thread holding one LLM call; "
+        "match it to what the LLM server can run in parallel.",
+    )
+    max_queue: int = Field(
+        default=16, ge=0, le=10_000,
+        description="Requests that may wait for a free slot; beyond max_concurrent + "
+        "max_queue a request gets HTTP 429 at once, with Retry-After.",
+    )
+    request_timeout: float = Field(
+        default=300.0, gt=0, le=86_400,
+        description="Seconds a request may take, waiting in the queue included; then the LLM "
+        "call is aborted and the answer is HTTP 504 (or an 'error' event when streaming).",
+    )
+    heartbeat: float = Field(
+        default=15.0, gt=0, le=3600,
+        description="Seconds between keep-alive comments on an idle event stream, so proxies "
+        "do not close it while the LLM writes.",
+    )
+    corpora: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Corpus files that requests may name ({'question': ..., 'corpus': NAME}); "
+        "'default' always names the configured corpus. Clients never pass file paths.",
+    )
+    backends: list[str] | None = Field(
+        default=None,
+        description="Backends a request may choose with its 'backend' option; None = the "
+        "configured llm.backend and 'stub'.",
+    )
+
+    @field_validator("corpora")
+    @classmethod
+    def _corpus_names(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for name in value:
+            if not name or not all(ch.isalnum() or ch in "-_." for ch in name):
+                raise ValueError(f"corpus name {name!r}: use letters, digits, '-', '_' or '.'")
+        return value
+
+
 class Settings(BaseSettings):
     """Every knob of grounded-answer; the defaults answer offline with the stub backend."""
 
@@ -280,6 +335,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @classmethod
     def settings_customise_sources(

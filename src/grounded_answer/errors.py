@@ -18,8 +18,11 @@ message" from "retry later or alert"::
         │   ├── BackendTimeoutError    no answer within the timeout
         │   ├── BackendRateLimitError  429 after the allowed retries
         │   └── BackendResponseError   5xx, malformed body, empty choices, refusal
-        └── UngroundedAnswerError      the model kept breaking the grounding rules;
-                                       carries every attempt and its errors
+        ├── UngroundedAnswerError      the model kept breaking the grounding rules;
+        │                              carries every attempt and its errors
+        ├── RunCancelledError          stopped before the end (the HTTP client went away)
+        │   └── RunTimeoutError        stopped at its deadline (serve.request_timeout)
+        └── ServerBusyError            the server's LLM slots and queue are full (HTTP 429)
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ __all__ = [
     "GroundedAnswerError",
     "IndexStoreError",
     "QuestionError",
+    "RunCancelledError",
+    "RunTimeoutError",
+    "ServerBusyError",
     "SourceFileError",
     "UngroundedAnswerError",
     "UserInputError",
@@ -166,3 +172,31 @@ class UngroundedAnswerError(AnswerRunError):
         super().__init__(
             f"{message} after {len(self.attempts)} attempt(s)" + (f": {detail}" if detail else "")
         )
+
+
+class RunCancelledError(AnswerRunError):
+    """The run was cancelled before it finished, e.g. because the HTTP client disconnected.
+
+    Raised by a backend that was handed a cancelled
+    :class:`~grounded_answer.backends.Cancellation`; the LLM request in flight is aborted,
+    not left running for an answer nobody reads.
+    """
+
+
+class RunTimeoutError(RunCancelledError):
+    """The run was cancelled at its deadline (``serve.request_timeout``)."""
+
+    def __init__(self, message: str, *, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(message)
+
+
+class ServerBusyError(AnswerRunError):
+    """Every LLM slot is taken and the waiting queue is full: try again shortly.
+
+    ``retry_after`` is the server's guess, in whole seconds, of when a slot frees up.
+    """
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)

@@ -11,12 +11,15 @@ is recorded so tests can check what the backend sent (the schema, the repair err
 The server binds 127.0.0.1 on a free port, runs in a daemon thread, answers HTTP/1.0 (one
 request per connection, so shutting down never waits on an idle keep-alive socket), and
 ``stop()`` always returns promptly: a ``slow`` reply sleeps on an event that ``stop()``
-sets, and its sleep is capped anyway.
+sets, and its sleep is capped anyway. While it sleeps it watches its connection: a client
+that hangs up (a cancelled call) ends the sleep and is counted in ``hangups``, so tests can
+tell an aborted request from one that was merely abandoned.
 """
 
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -186,7 +189,9 @@ class ChatServer:
         self.paths: list[str] = []
         self.headers: list[dict[str, str]] = []
         self.times: list[float] = []
+        self.hangups = 0
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._stopping = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -245,6 +250,11 @@ class ChatServer:
         with self._lock:
             self.script.extend(_as_behaviour(entry) for entry in entries)
 
+    def wait_until(self, predicate: Callable[[ChatServer], bool], timeout: float = 10.0) -> bool:
+        """Block until ``predicate(self)`` holds (re-checked on each request and hang-up)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout)
+
     def user_messages(self, index: int) -> list[str]:
         """The user messages' text of request ``index``."""
         body = self.requests[index]
@@ -263,10 +273,23 @@ class ChatServer:
             self.headers.append(headers)
             self.times.append(time.monotonic())
             behave = self.script.pop(0) if self.script else self.default
+            self._changed.notify_all()
         return behave(body)
 
-    def _sleep(self, seconds: float) -> None:
-        self._stopping.wait(min(seconds, MAX_SLEEP))
+    def _sleep(self, seconds: float, connection: socket.socket) -> bool:
+        """Sleep, cut short by stop() or by the client hanging up; False on a hang-up."""
+        deadline = time.monotonic() + min(seconds, MAX_SLEEP)
+        while not self._stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            readable, _, _ = select.select([connection], [], [], min(left, 0.02))
+            if readable and _closed(connection):
+                with self._changed:
+                    self.hangups += 1
+                    self._changed.notify_all()
+                return False
+        return True
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -293,8 +316,8 @@ def _handler_for(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
             reply = server._next(self.path, headers, raw)
-            if reply.delay:
-                server._sleep(reply.delay)
+            if reply.delay and not server._sleep(reply.delay, self.connection):
+                return
             self._send(reply)
 
         def _send(self, reply: Reply) -> None:
@@ -313,6 +336,14 @@ def _handler_for(server: ChatServer) -> type[BaseHTTPRequestHandler]:
             pass  # keep test output clean
 
     return Handler
+
+
+def _closed(connection: socket.socket) -> bool:
+    # The request was read whole, so a readable socket means EOF or a reset: a hang-up.
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def refused_url() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from grounded_answer import Settings, explain, load_settings
-from grounded_answer.backends.base import CompletionRequest
+from grounded_answer.backends.base import Backend, Cancellation, CompletionRequest, make_backend
 from grounded_answer.backends.openai import OpenAIBackend
 from grounded_answer.bundle import Bundle
 from grounded_answer.config import LLMSettings
@@ -28,6 +29,7 @@ from grounded_answer.errors import (
     BackendRateLimitError,
     BackendResponseError,
     BackendTimeoutError,
+    RunCancelledError,
     UngroundedAnswerError,
 )
 from grounded_answer.prompts import ChatMessage, PromptContext, PromptSource
@@ -235,6 +237,67 @@ def test_slow_then_fast_recovers(server: ChatServer) -> None:
     server.push(slow(30), GOOD)
     completion = backend_for(server.url, timeout=0.3, max_retries=1).complete(request())
     assert completion.text == GOOD
+    assert len(server.requests) == 2
+
+
+# -- cancellation: the HTTP service's client went away --------------------------------------
+
+
+def complete_in_thread(backend: Backend) -> tuple[threading.Thread, dict[str, Any]]:
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            outcome["completion"] = backend.complete(request())
+        except Exception as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    return thread, outcome
+
+
+def test_cancel_aborts_the_request_in_flight(server: ChatServer) -> None:
+    server.push(slow(5), GOOD)
+    cancel = Cancellation()
+    backend = make_backend(backend_for(server.url, timeout=30).settings, cancel=cancel)
+    thread, outcome = complete_in_thread(backend)
+    assert server.wait_until(lambda s: len(s.requests) == 1)
+    cancel.cancel("cancelled: the client went away")
+    thread.join(timeout=3)
+    assert not thread.is_alive()
+    assert isinstance(outcome.get("error"), RunCancelledError)
+    assert "client went away" in str(outcome["error"])
+    # The connection was closed under the slow reply (not abandoned until it came), and
+    # nothing was retried after the cancel.
+    assert server.wait_until(lambda s: s.hangups == 1)
+    assert len(server.requests) == 1
+
+
+def test_cancel_wakes_a_retry_delay_and_sends_nothing_more(server: ChatServer) -> None:
+    server.push(status(503, headers={"Retry-After": "30"}), GOOD)
+    cancel = Cancellation()
+    backend = OpenAIBackend(backend_for(server.url, max_backoff=60).settings, cancel=cancel)
+    thread, outcome = complete_in_thread(backend)
+    assert server.wait_until(lambda s: len(s.requests) == 1)
+    cancel.cancel()
+    thread.join(timeout=3)
+    assert not thread.is_alive() and isinstance(outcome.get("error"), RunCancelledError)
+    assert len(server.requests) == 1
+
+
+def test_a_cancelled_backend_sends_nothing(server: ChatServer) -> None:
+    cancel = Cancellation()
+    cancel.cancel()
+    with pytest.raises(RunCancelledError):
+        OpenAIBackend(backend_for(server.url).settings, cancel=cancel).complete(request())
+    assert server.requests == []
+
+
+def test_an_uncancelled_abortable_call_answers_as_usual(server: ChatServer) -> None:
+    server.push(status(500), GOOD)
+    backend = OpenAIBackend(backend_for(server.url).settings, cancel=Cancellation())
+    assert backend.complete(request()).text == GOOD
     assert len(server.requests) == 2
 
 

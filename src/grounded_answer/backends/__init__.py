@@ -1,5 +1,19 @@
 """LLM backends behind one small interface (see :mod:`.base`)."""
 
-from .base import BACKENDS, Backend, Completion, CompletionRequest, make_backend
+from .base import (
+    BACKENDS,
+    Backend,
+    Cancellation,
+    Completion,
+    CompletionRequest,
+    make_backend,
+)
 
-__all__ = ["BACKENDS", "Backend", "Completion", "CompletionRequest", "make_backend"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Cancellation",
+    "Completion",
+    "CompletionRequest",
+    "make_backend",
+]

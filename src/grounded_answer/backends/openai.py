@@ -12,6 +12,8 @@ from inside the SDK.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import email.utils
 import logging
@@ -27,8 +29,9 @@ from ..errors import (
     BackendResponseError,
     BackendTimeoutError,
     ConfigError,
+    RunCancelledError,
 )
-from .base import Completion, CompletionRequest
+from .base import Cancellation, Completion, CompletionRequest
 
 __all__ = ["OpenAIBackend"]
 
@@ -40,8 +43,15 @@ class OpenAIBackend:
 
     name = "openai"
     offline = False
+    honours_cancel = True
 
-    def __init__(self, settings: LLMSettings, *, client: Any | None = None) -> None:
+    def __init__(
+        self,
+        settings: LLMSettings,
+        *,
+        client: Any | None = None,
+        cancel: Cancellation | None = None,
+    ) -> None:
         try:
             import openai
         except ImportError as exc:  # pragma: no cover - openai is a dependency
@@ -51,24 +61,23 @@ class OpenAIBackend:
         self.model = settings.model
         self._schema_refused = settings.structured_output == "json_object"
         self.retries_used = 0
-        if client is None:
-            key = settings.api_key.get_secret_value() if settings.api_key else None
-            client = openai.OpenAI(
-                base_url=settings.base_url,
-                api_key=key or os.environ.get("OPENAI_API_KEY") or "unused",
-                timeout=settings.timeout,
-                max_retries=0,
-            )
+        self._cancel = cancel
+        # An injected client is used as given (sync); cancellation then acts between calls.
+        self._abortable = client is None and cancel is not None
+        if client is None and not self._abortable:
+            client = openai.OpenAI(**self._client_options())
         self._client = client
 
     def complete(self, request: CompletionRequest) -> Completion:
         """One completion, retried on transient failures only."""
         failures = 0
         while True:
+            if self._cancel is not None:
+                self._cancel.raise_if_cancelled(self.name)
             arguments = self._arguments(request)
             started = time.perf_counter()
             try:
-                response = self._client.chat.completions.create(**arguments)
+                response = self._create(arguments)
             except self._openai.BadRequestError as exc:
                 # Only 'auto' may fall back: 'json_schema' means the caller wants schemas.
                 if (self.settings.structured_output == "auto" and not self._schema_refused
@@ -89,7 +98,10 @@ class OpenAIBackend:
                 self.retries_used += 1
                 _log.warning("%s; retry %d/%d in %.2fs", error, failures,
                              self.settings.max_retries, delay)
-                time.sleep(delay)
+                if self._cancel is None:
+                    time.sleep(delay)
+                elif self._cancel.wait(delay):
+                    raise self._cancelled() from exc
                 continue
             except ValueError as exc:
                 # The SDK decodes a body labelled JSON without wrapping a decode error.
@@ -102,6 +114,49 @@ class OpenAIBackend:
             except BackendError as error:
                 error.attempts = failures + 1
                 raise
+
+    def _client_options(self) -> dict[str, Any]:
+        key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
+        return {
+            "base_url": self.settings.base_url,
+            "api_key": key or os.environ.get("OPENAI_API_KEY") or "unused",
+            "timeout": self.settings.timeout,
+            "max_retries": 0,
+        }
+
+    def _create(self, arguments: dict[str, Any]) -> Any:
+        if self._client is not None:
+            return self._client.chat.completions.create(**arguments)
+        # A private loop in this (worker) thread: explain() is synchronous, and a task
+        # can be cancelled from another thread, which a blocking socket read cannot.
+        return asyncio.run(self._create_abortable(arguments))
+
+    async def _create_abortable(self, arguments: dict[str, Any]) -> Any:
+        assert self._cancel is not None
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+
+        def abort() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop already finished
+                loop.call_soon_threadsafe(task.cancel)
+
+        forget = self._cancel.on_cancel(abort)
+        try:
+            async with self._openai.AsyncOpenAI(**self._client_options()) as client:
+                return await client.chat.completions.create(**arguments)
+        except asyncio.CancelledError:
+            if self._cancel.cancelled:
+                raise self._cancelled() from None
+            raise
+        finally:
+            forget()
+
+    def _cancelled(self) -> RunCancelledError:
+        reason = self._cancel.reason if self._cancel is not None else "cancelled"
+        return RunCancelledError(
+            f"{self.name} backend: the request to {self._where} was aborted ({reason})"
+        )
 
     @property
     def _where(self) -> str:

@@ -1,0 +1,404 @@
+"""The FastAPI application: routes, the answer service behind them, error handlers.
+
+Models are loaded once, when the app is built: the embedder (shared by every request),
+the configured corpora and their indexes. Each request is checked before it takes a slot
+(bad input is a 422 naming the field; a full server a 429), then answered by
+:func:`~grounded_answer.explain` in a worker thread of the :class:`Runner`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
+
+from .. import __version__
+from .._html import STATIC_DIR, workflow_svg
+from .._resources import default_corpus_path
+from ..answer import Answer
+from ..backends.base import Cancellation, make_backend
+from ..bundle import Bundle, parse_bundle
+from ..config import Settings
+from ..corpus import Corpus, load_corpus
+from ..embedding import Embedder
+from ..errors import ConfigError, GroundedAnswerError, UserInputError
+from ..links import link_key
+from ..pipeline import _check_question, default_embedder, explain, retriever_for
+from ._errors import CLIENT_CLOSED, Rejected, error_body, http_error
+from ._middleware import BodyLimit, SecurityHeaders
+from ._models import ErrorBody, ExplainRequest, GraphEvent, Health, StatusEvent
+from ._runner import Run, Runner, Ticket
+
+__all__ = ["AnswerService", "build_app"]
+
+_log = logging.getLogger("grounded_answer.serve")
+
+T = TypeVar("T")
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text} for code, text in {
+        413: "The body is larger than serve.max_body_bytes.",
+        422: "Bad input: the body, bundle, question, corpus or backend (error.field says "
+             "which).",
+        429: "Every slot and the queue are taken; retry after Retry-After seconds.",
+        500: "A failure on the server (configuration, index cache).",
+        502: "The LLM backend is unreachable, answered badly, or kept breaking the "
+             "grounding rules.",
+        503: "The LLM backend is rate limiting us; retry after Retry-After seconds.",
+        504: "No answer within serve.request_timeout, or the LLM backend timed out.",
+    }.items()
+}
+
+_STREAM_DOC = """Server-sent events, each section as soon as it is final and validated:
+
+- `status` (`{"state": "queued", "ahead": n}` / `{"state": "running"}`)
+- `plan` (the evidence plan, when the answer has one)
+- `task` (Task)
+- `step` (one WorkflowStep per step) and `graph` (`svg`, `mermaid`, `summary`)
+- `reference` (one Reference each)
+- `answer` (the whole Answer, with its validation report), or `error` (ErrorBody).
+
+Nothing that failed validation is ever sent. Closing the connection cancels the LLM call.
+Errors found before the stream starts (bad input 4xx, 429) are plain JSON responses.
+"""
+
+
+class AnswerService:
+    """What every request shares: settings, the embedder, corpora, the runner."""
+
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or default_embedder(settings)
+        serve = settings.serve
+        self.runner = Runner(max_concurrent=serve.max_concurrent, max_queue=serve.max_queue,
+                             timeout=serve.request_timeout)
+        self.backends = sorted(set(serve.backends or [settings.llm.backend, "stub"]))
+        self.corpora: dict[str, Corpus] = {
+            "default": load_corpus(settings.corpus or default_corpus_path()),
+        }
+        for name, path in serve.corpora.items():
+            self.corpora[name] = load_corpus(path)
+        # Open (or build) every configured corpus's index now, so the first request does
+        # not pay for it and a broken cache fails at start, not under load.
+        for corpus in self.corpora.values():
+            retriever_for(corpus, self.embedder, settings)
+
+    def prepare(self, request: ExplainRequest) -> Callable[[Cancellation], Answer]:
+        """Check ``request`` and return the run that answers it.
+
+        Raises:
+            Rejected: a 422 naming the field at fault.
+
+        """
+        settings = self.settings
+        backend = request.backend or settings.llm.backend
+        if backend not in self.backends:
+            raise Rejected.from_error(ConfigError(
+                f"backend {backend!r} is not offered here; choose one of "
+                f"{', '.join(self.backends)}"), field="backend")
+        if backend != settings.llm.backend:
+            settings = settings.model_copy(
+                update={"llm": settings.llm.model_copy(update={"backend": backend})})
+        if request.language is not None and request.language != settings.answer.language:
+            settings = settings.model_copy(update={
+                "answer": settings.answer.model_copy(update={"language": request.language})})
+        bundle: Bundle | None = None
+        corpus: Corpus | None = None
+        default_question: str | None
+        if request.bundle is not None:
+            try:
+                bundle = parse_bundle(request.bundle, path="bundle")
+            except UserInputError as exc:
+                raise Rejected.from_error(exc, field="bundle") from None
+            default_question = bundle.question
+        else:
+            name = request.corpus or "default"
+            corpus = self.corpora.get(name)
+            if corpus is None:
+                raise Rejected.from_error(ConfigError(
+                    f"no corpus named {name!r} here; choose one of "
+                    f"{', '.join(sorted(self.corpora))}"), field="corpus")
+            default_question = corpus.question
+        try:
+            question = _check_question(
+                request.question if request.question is not None else default_question,
+                settings)
+        except UserInputError as exc:
+            raise Rejected.from_error(exc, field="question") from None
+        embedder = self.embedder
+
+        def work(cancel: Cancellation) -> Answer:
+            return explain(question, bundle=bundle, corpus=corpus, settings=settings,
+                           backend=make_backend(settings.llm, cancel=cancel),
+                           embedder=embedder)
+
+        return work
+
+    def health(self) -> Health:
+        """The numbers /healthz reports."""
+        runner = self.runner
+        return Health(
+            status="ok", version=__version__, backend=self.settings.llm.backend,
+            backends=self.backends, corpora=sorted(self.corpora),
+            embedding_model=self.embedder.model_id, running=runner.running,
+            waiting=runner.waiting, max_concurrent=runner.max_concurrent,
+            max_queue=runner.max_queue,
+        )
+
+
+def build_app(settings: Settings, *, embedder: Embedder | None = None) -> FastAPI:
+    """The application for ``settings`` (see :func:`grounded_answer.serve.create_app`)."""
+    service = AnswerService(settings, embedder=embedder)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.runner.close()
+
+    app = FastAPI(
+        title="grounded-answer",
+        version=__version__,
+        summary="Explains recommended AI models from the provided sources only.",
+        description="Three sections (task, workflow, references) written from a bundle's "
+        "sources; every link in an answer comes from a source record. Errors are JSON "
+        "(ErrorBody) in the library's categories: user_input (4xx) and runtime (429, 5xx).",
+        # The interactive docs pages load their scripts from a CDN; the schema is enough.
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    _add_error_handlers(app)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=Path(STATIC_DIR)), name="static")
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz() -> Health:
+        """The server is up, with its models loaded; how many answers run and wait."""
+        return service.health()
+
+    @app.post("/v1/explain", tags=["answers"], response_class=Response,
+              responses={200: {"model": Answer, "description": "The grounded answer; "
+                               "workflow.graph holds its nodes and edges."}, **_ERRORS})
+    async def explain_json(body: ExplainRequest, request: Request) -> Response:
+        """Answer a bundle (or a question over a configured corpus) in three sections."""
+        work = service.prepare(body)
+        ticket = service.runner.admit()
+        run = service.runner.start(ticket, work)
+        try:
+            answer = await _until_done_or_gone(request, service.runner, ticket, run)
+        except Exception as exc:  # library errors by category; anything else a logged 500
+            return _json_error(exc)
+        if answer is None:
+            return Response(status_code=CLIENT_CLOSED)
+        return Response(answer.to_json(indent=None), media_type="application/json")
+
+    @app.post("/v1/explain/stream", tags=["answers"], description=_STREAM_DOC,
+              response_class=StreamingResponse,
+              responses={200: {"content": {"text/event-stream": {}},
+                               "description": "The event stream."}, **_ERRORS})
+    async def explain_stream(body: ExplainRequest, request: Request) -> Response:
+        """Answer, streaming each validated section as a server-sent event."""
+        work = service.prepare(body)
+        ticket = service.runner.admit()
+        events = _events(request, service.runner, ticket, work, settings.serve.heartbeat)
+        return _EventStream(events, ticket)
+
+    # The last added is outermost: every response, a 413 included, gets the headers.
+    app.add_middleware(BodyLimit, limit=settings.serve.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+class _EventStream(StreamingResponse):
+    """An SSE response that gives its ticket back even if it never starts streaming."""
+
+    def __init__(self, events: AsyncIterator[bytes], ticket: Ticket) -> None:
+        super().__init__(events, media_type="text/event-stream", headers={
+            "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        self._ticket = ticket
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if not self._ticket.started:  # else the runner gives it back, run finished
+                self._ticket.release()
+
+
+async def _events(
+    request: Request, runner: Runner, ticket: Ticket,
+    work: Callable[[Cancellation], Answer], heartbeat: float,
+) -> AsyncIterator[bytes]:
+    number = 0
+
+    def event(name: str, data: str) -> bytes:
+        nonlocal number
+        number += 1
+        return _sse(name, data, number)
+
+    run = runner.start(ticket, work)
+    waiter = _background(_until_done_or_gone(request, runner, ticket, run))
+    started = _background(run.started.wait())
+    try:
+        if ticket.queued and not run.started.is_set():
+            yield event("status", StatusEvent(state="queued", ahead=ticket.ahead)
+                        .model_dump_json())
+        announced = False
+        while not waiter.done():
+            await asyncio.wait([waiter] if announced else [waiter, started],
+                               timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED)
+            if started.done() and not announced:
+                announced = True
+                yield event("status", StatusEvent(state="running").model_dump_json())
+            elif not waiter.done():
+                yield b": keep-alive\n\n"
+        try:
+            answer = waiter.result()
+        except Exception as exc:  # library errors by category; anything else a logged 500
+            status, body, _ = http_error(exc, during_run=True)
+            if status != CLIENT_CLOSED:
+                yield event("error", body.model_dump_json())
+            return
+        if answer is None:  # the client went away; the run was cancelled
+            return
+        for name, data in sections(answer):
+            yield event(name, data)
+    finally:
+        started.cancel()
+        # Cancelled from outside (Starlette saw the disconnect first): stopping the waiter
+        # makes finish() cancel the run; it gives the ticket back when the thread is done.
+        waiter.cancel()
+
+
+async def _until_done_or_gone(
+    request: Request, runner: Runner, ticket: Ticket, run: Run[Answer]
+) -> Answer | None:
+    """The run's answer, or None if the client disconnected first (the run is cancelled)."""
+    finishing = _background(runner.finish(ticket, run))
+    watching = _background(_disconnected(request))
+    gone = False
+    try:
+        await asyncio.wait([finishing, watching], return_when=asyncio.FIRST_COMPLETED)
+        gone = not finishing.done()
+    finally:
+        watching.cancel()
+        if not finishing.done():
+            # The client left, or this task was cancelled (Starlette saw the disconnect
+            # first): cancelling finish() makes it stop the run and wait for the thread.
+            finishing.cancel()
+    if not gone:
+        answer: Answer = finishing.result()
+        return answer
+    with suppress(asyncio.CancelledError, GroundedAnswerError):
+        await finishing
+    _log.info("client disconnected; run cancelled")
+    return None
+
+
+async def _disconnected(request: Request) -> None:
+    # The body was read already, so the next message is the disconnect.
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+_TASKS: set[asyncio.Task[Any]] = set()
+
+
+def _background(coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    # The loop keeps only weak references to tasks; these must live until they end.
+    task = asyncio.ensure_future(coroutine)
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+    return task
+
+
+def sections(answer: Answer) -> list[tuple[str, str]]:
+    """The stream's events for a validated answer, in order, as (event, JSON)."""
+    out: list[tuple[str, str]] = []
+    plan = getattr(answer, "plan", None)
+    if plan is not None:
+        out.append(("plan", plan.model_dump_json() if hasattr(plan, "model_dump_json")
+                    else json.dumps(plan, ensure_ascii=False)))
+    out.append(("task", answer.task.model_dump_json()))
+    if answer.workflow is not None:
+        out += [("step", step.model_dump_json()) for step in answer.workflow.steps]
+        labels = {ref.source_id: ref.label for ref in answer.references}
+        allowed = [link_key(link) for link in answer.allowed_links]
+        summary = " → ".join(node["label"] for node in answer.workflow.to_graph()["nodes"])
+        out.append(("graph", GraphEvent(
+            svg=workflow_svg(answer.workflow, labels, allowed, standalone=True),
+            mermaid=answer.workflow.to_mermaid(), summary=summary,
+        ).model_dump_json()))
+    out += [("reference", ref.model_dump_json()) for ref in answer.references]
+    out.append(("answer", answer.to_json(indent=None)))
+    return out
+
+
+def _sse(name: str, data: str, number: int) -> bytes:
+    lines = "".join(f"data: {line}\n" for line in data.splitlines() or [""])
+    return f"id: {number}\nevent: {name}\n{lines}\n".encode()
+
+
+def _json_error(exc: Exception) -> Response:
+    status, body, headers = http_error(exc, during_run=True)
+    if status == CLIENT_CLOSED:
+        return Response(status_code=CLIENT_CLOSED)
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Rejected)
+    async def rejected(_request: Request, exc: Rejected) -> Response:
+        return JSONResponse(exc.body.model_dump(mode="json"), status_code=exc.status,
+                            headers=exc.headers)
+
+    @app.exception_handler(GroundedAnswerError)
+    async def library_error(_request: Request, exc: GroundedAnswerError) -> Response:
+        status, body, headers = http_error(exc)
+        return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+        kind = first.get("type", "")
+        if kind == "json_invalid":
+            field, message = "body", "the body is not valid JSON"
+        elif kind == "missing" and not loc:
+            field, message = "body", "the body is empty: send a JSON object"
+        else:
+            field = loc[0] if loc and not loc[0].isdigit() else "body"
+            reason = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+            message = f"{'.'.join(loc) or 'body'}: {reason}"
+        body = error_body(422, "RequestValidationError", "user_input", message, field=field)
+        return JSONResponse(body.model_dump(mode="json"), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_exception(_request: Request, exc: StarletteHTTPException) -> Response:
+        category = "user_input" if exc.status_code < 500 else "runtime"
+        body = error_body(exc.status_code, "HTTPError", category, str(exc.detail))
+        return JSONResponse(body.model_dump(mode="json"), status_code=exc.status_code,
+                            headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> Response:
+        status, body, headers = http_error(exc)
+        return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
