@@ -120,8 +120,9 @@ def explain(
     settings = settings or load_settings()
     sources, default_question = resolve_sources(bundle, corpus, settings)
     question = _check_question(question if question is not None else default_question, settings)
-    embedder = embedder or default_embedder(settings)
+    # Settings errors first: a wrong backend name must not wait for an encoder to load.
     backend = backend or make_backend(settings.llm)
+    embedder = embedder or default_embedder(settings)
     timings: dict[str, float] = {}
     mark = time.perf_counter()
     retriever = retriever_for(sources, embedder, settings)
