@@ -415,15 +415,13 @@ def _verdict(
                        reason="No source was provided for this question.")
     best = max(question_scores.values(), default=-1.0)
     models = [p for p in planned if p.relevance is Relevance.RECOMMENDED]
-    if reading.restated:
-        if best >= min_score:
-            return Verdict(answerable=True, basis="similarity", reason=(
-                f"The question, restated in English for the embedding model, matches the best "
-                f"source with similarity {best:.2f}."))
-        return Verdict(answerable=False, basis="similarity", reason=(
-            f"The provided sources do not cover this question: restated in English, its best "
-            f"match has similarity {best:.2f}, below {min_score:.2f}."))
+    if reading.restated and best >= min_score:
+        return Verdict(answerable=True, basis="similarity", reason=(
+            f"The question, restated in English for the embedding model, matches the best "
+            f"source with similarity {best:.2f}."))
     if not reading.readable:
+        # A weak match of a restatement may be the restatement's fault (a small model's
+        # English), so only a strong match counts; otherwise the recommendation decides.
         if models:
             return Verdict(answerable=True, basis="recommendation", reason=(
                 f"The question is written in {reading.script} script, which the embedding "
