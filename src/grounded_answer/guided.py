@@ -150,6 +150,9 @@ def validate_guided(
     if len(guided.why) != len(baseline.references):
         errors.append(f"why: write exactly {len(baseline.references)} sentence(s), one per "
                       "planned reference, in order")
+    named = _task_names(baseline, plan)
+    if named and not any(name in guided.task.lower() for name in named):
+        errors.append(f"task: name the task, as the draft does ({' or '.join(sorted(named))})")
     borderline = _borderline(plan)
     errors.extend(f"keep: {k.source_id} is not a borderline source; keep only "
                   f"{', '.join(borderline) or 'none'}"
@@ -182,6 +185,10 @@ def salvage_guided(
             return default
 
     task = slot(data.get("task"), _TASK, "task", fallback.task)
+    named = _task_names(baseline, plan)
+    if named and task is not fallback.task and not any(n in task.lower() for n in named):
+        dropped.append("task: did not name the task; the offline writer's text was used")
+        task = fallback.task
     steps = [slot(_item(data.get("steps"), n), _STEP, f"steps[{n}]", step)
              for n, step in enumerate(fallback.steps)]
     why = [slot(_item(data.get("why"), n), _WHY, f"why[{n}]", reason)
@@ -231,6 +238,12 @@ def _from_baseline(baseline: AnswerDraft) -> GuidedDraft:
         why=[r.why for r in baseline.references], keep=[], note=baseline.note,
         answerable=None,
     )
+
+
+def _task_names(baseline: AnswerDraft, plan: EvidencePlan) -> set[str]:
+    """The plan's task names that the offline statement uses: a rewrite must keep one."""
+    statement = baseline.task.statement.lower()
+    return {t.name.lower() for t in plan.tasks if t.name.lower() in statement}
 
 
 def _borderline(plan: EvidencePlan) -> list[str]:

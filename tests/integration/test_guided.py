@@ -46,7 +46,7 @@ def slots_for(body: Any, **change: Any) -> str:
     steps = props.get("steps", {}).get("minItems", 0)
     why = props.get("why", {}).get("minItems", 0)
     reply: dict[str, Any] = {
-        "task": "You want a sharp photo; the recommended model S1 removes blur.",
+        "task": "You want a sharp photo; S1 does image deblurring: it removes blur.",
         "steps": [{"input": "your photo", "action": "S1 sharpens it", "output": "a sharp photo"}
                   for _ in range(steps)],
         "why": [f"Source number {n + 1} supports the answer." for n in range(why)],
@@ -70,6 +70,19 @@ def test_guided_slots_fill_the_plan(tmp_path: Path, seed_bundle: Bundle) -> None
                          embedder=HashEmbedder())
     assert answer.validation.mode == "guided" and answer.validation.valid_first_try
     assert answer.task.statement.startswith("You want a sharp photo")
+
+
+def test_a_rewrite_must_keep_naming_the_task(tmp_path: Path, seed_bundle: Bundle) -> None:
+    def vague(body: Any) -> str:
+        return slots_for(body, task="Yes, AI can do that for you with the model S1.")
+
+    with ChatServer([answer_with(vague), answer_with(slots_for)]) as server:
+        answer = explain(bundle=seed_bundle, settings=settings_for(tmp_path, server.url),
+                         embedder=HashEmbedder())
+        repair = server.requests[1]["messages"][-1]["content"]
+    assert "name the task" in repair and "deblurring" in repair
+    assert "image deblurring" in answer.task.statement
+    assert answer.validation.attempts == 2
     assert answer.plan is not None and answer.workflow is not None
     assert [s.source_id for s in answer.workflow.steps] == [
         answer.plan.source(s.label).source_id for s in answer.plan.steps]
