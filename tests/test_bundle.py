@@ -83,9 +83,11 @@ def test_entries_without_github_summary_or_paper() -> None:
 
 
 def test_same_source_twice_is_deduplicated_by_link() -> None:
+    # The same entry twice: the title (up to case and spaces) and the link (up to its
+    # spelling) agree, so it is one source and the repeat fills what the first lacked.
     papers = (
         "Model: Paper A\nPaper: https://arxiv.org/abs/2101.00001\n\n"
-        "Model: Paper A again\nPaper: http://arxiv.org/pdf/2101.00001v2.pdf\n"
+        "Model: paper  a\nPaper: http://arxiv.org/pdf/2101.00001v2.pdf\n"
         "Summary: filled from the repeat\n"
     )
     bundle = parse_bundle(bundle_text(MSSNET, papers))

@@ -36,9 +36,9 @@ from .draft import (
     validate_draft,
 )
 from .embedding import Embedder
-from .errors import Attempt, QuestionError, UngroundedAnswerError
+from .errors import Attempt, BundleParseError, CorpusError, QuestionError, UngroundedAnswerError
 from .index import configure_faiss
-from .injection import quarantine
+from .injection import QUESTION_WITHHELD, quarantine
 from .links import defang, link_key, scrub_links
 from .prompts import (
     ChatMessage,
@@ -119,6 +119,7 @@ def explain(
         or None,
         withheld=tuple(sentence for _, sentence in withheld),
         instructions=(messages[0].content,),
+        question=context.question,
     )
     mark = time.perf_counter()
     usage = Usage()
@@ -127,7 +128,10 @@ def explain(
         report = report.model_copy(update={"withheld": [
             f"{where}: a sentence addressed to the model was withheld from the prompt"
             for where, _ in withheld
-        ]})
+        ] + (["question: nothing else was left, so the model was sent a neutral placeholder"]
+             if context.question == QUESTION_WITHHELD else [])})
+    if sources.dropped:
+        report = report.model_copy(update={"sources_dropped": [defang(d) for d in sources.dropped]})
     timings["generate"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
     provenance = Provenance(
@@ -179,13 +183,25 @@ def resolve_sources(
     corpus: Corpus | str | Path | None,
     settings: Settings,
 ) -> tuple[Corpus, str | None]:
-    """The corpus in play and its default question: the bundle's, else the corpus's."""
+    """The corpus in play and its default question: the bundle's, else the corpus's.
+
+    A :class:`Bundle` or :class:`Corpus` handed over as an object is held to the same
+    ``sources.max_bundle_sources`` / ``max_corpus_sources`` as one read from a file.
+    """
+    limits = settings.sources
     if bundle is not None:
-        parsed = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        parsed = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, settings=settings)
+        if len(parsed.corpus.sources) > limits.max_bundle_sources:
+            raise BundleParseError(
+                f"{len(parsed.corpus.sources)} sources; the limit is "
+                f"{limits.max_bundle_sources} (sources.max_bundle_sources)", path=parsed.path)
         return parsed.corpus, parsed.question
     if isinstance(corpus, Corpus):
+        if len(corpus.sources) > limits.max_corpus_sources:
+            raise CorpusError(f"{len(corpus.sources)} sources; the limit is "
+                              f"{limits.max_corpus_sources} (sources.max_corpus_sources)")
         return corpus, corpus.question
-    loaded = load_corpus(corpus or settings.corpus or default_corpus_path())
+    loaded = load_corpus(corpus or settings.corpus or default_corpus_path(), settings=settings)
     return loaded, loaded.question
 
 
@@ -274,7 +290,8 @@ def _prompt_context(
         return kept
 
     context = PromptContext(
-        question=safe(question, "question") or question,
+        # A question that was nothing but instructions is not sent, not even as a fallback.
+        question=safe(question, "question") or QUESTION_WITHHELD,
         sources=[
             PromptSource(alias=alias, source_id=s.id, role=s.role.value,
                          title=safe(s.title, f"title of {s.id}") or s.id,
