@@ -29,7 +29,7 @@ from ._files import UnreadableFileError, read_limited
 from .config import Settings, SourceSettings, load_settings
 from .corpus import Corpus, Role, Source, make_source_id
 from .errors import BundleParseError
-from .links import check_link, link_key
+from .links import check_link, cut_outside_links, link_key
 
 __all__ = ["Bundle", "load_bundle", "parse_bundle"]
 
@@ -276,7 +276,7 @@ def _to_sources(entries: list[_Entry], path: str | Path | None) -> _Sources:
             raise BundleParseError(f"entry {entry.title[:60]!r} has no Paper or GitHub link",
                                    path=path, line=entry.line)
         if entry.invalid:
-            found.dropped.append(f"{entry.invalid} (entry {entry.title[:60]!r}, line "
+            found.dropped.append(f"{entry.invalid} (entry {_quoted(entry.title)}, line "
                                  f"{entry.line}); the source was left out")
             continue
         # The same entry listed twice (same title, no link that disagrees) is one source:
@@ -295,8 +295,8 @@ def _to_sources(entries: list[_Entry], path: str | Path | None) -> _Sources:
             if other is not None and all(other is not seen for seen in others):
                 others.append(other)
         for other in others:
-            found.shared.append(f"line {entry.line} {entry.title[:60]!r} shares a link with "
-                                f"line {other.line} {other.title[:60]!r}; both are kept")
+            found.shared.append(f"line {entry.line} {_quoted(entry.title)} shares a link "
+                                f"with line {other.line} {_quoted(other.title)}; both are kept")
         try:
             source = Source(
                 id=make_source_id(entry.title, taken),
@@ -320,6 +320,12 @@ def _to_sources(entries: list[_Entry], path: str | Path | None) -> _Sources:
     # Recommended models first: the workflow is built from them.
     found.sources.sort(key=lambda s: s.role is not Role.MODEL)
     return found
+
+
+def _quoted(title: str) -> str:
+    # Not repr(): it would spell an invisible character as an escape, and a link spelled
+    # with one would no longer be found (and defanged) in the report that quotes it.
+    return f"'{cut_outside_links(' '.join(title.split()), 60)}'"
 
 
 def _same_entry(source: Source, entry: _Entry) -> bool:

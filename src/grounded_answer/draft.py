@@ -86,7 +86,9 @@ def _check_alias(value: str, info: ValidationInfo) -> str:
 
 def _check_prose(value: str, info: ValidationInfo) -> str:
     context = _context(info)
-    foreign = [m.text for m in find_links(value) if m.key not in context.link_keys]
+    # Quoted as a reader sees them: repr() of an obfuscated spelling would turn its
+    # invisible characters into escapes that hide the link from the report's defanging.
+    foreign = [m.plain or m.text for m in find_links(value) if m.key not in context.link_keys]
     if foreign:
         raise ValueError(
             "links are not allowed in text (cite source ids instead): "

@@ -115,19 +115,23 @@ def _normalise(text: str) -> _Normalised:
         ) != entity.group(0):
             pieces = [_fold(c) for c in decoded]
             unit_end = entity.end()
-        elif char == "\\" and i + 1 < n and text[i + 1] in _PUNCTUATION:
-            # A Markdown backslash escape: the reader sees the character after it.
-            pieces = [(text[i + 1], text[i + 1])]
-            unit_end = i + 2
         elif char.isascii() and (char.isprintable() or char.isspace()):
             pieces = [(char, char)]
         else:
             pieces = [_fold(char)]
         for shown_part, folded_part in pieces:
-            shown.append(shown_part)
-            folded.append(folded_part)
-            starts.extend([unit_start] * len(shown_part))
-            ends.extend([unit_end] * len(shown_part))
+            for shown_char, folded_char in zip(shown_part, folded_part, strict=True):
+                if folded_char in _PUNCTUATION and folded and folded[-1] == "\\":
+                    # A Markdown escape (a fullwidth backslash too, once NFKC has read it):
+                    # the reader sees the punctuation, not the backslash.
+                    shown.pop()
+                    folded.pop()
+                    unit_start = starts.pop()
+                    ends.pop()
+                shown.append(shown_char)
+                folded.append(folded_char)
+                starts.append(unit_start)
+                ends.append(unit_end)
         i = unit_end
     return _Normalised("".join(shown), "".join(folded), tuple(starts), tuple(ends))
 
@@ -157,17 +161,23 @@ _ARXIV_ID = (
     rf"(?:9[1-9]|0[0-7])(?:0[1-9]|1[0-2])\d{{3}})(?:v\d+)?"
 )
 _LINK_RE = re.compile(
-    # Any scheme followed by "//": http, hxxp, ftp, file, ...
-    rf"(?P<url>(?<![\w+.-])[^\W\d_][\w+.-]{{0,30}}://{_BODY})"
-    # Schemes that need no "//".
-    rf"|(?P<uri>(?<![\w+.-])(?:{_SCHEMES}):(?=[^\s<>\"`]){_BODY})"
+    # Any scheme followed by "//": http, hxxp, ftp, file, ... wherever it starts (".https://"
+    # is a link too); the scheme's length bound keeps this linear without a look-behind.
+    rf"(?P<url>[^\W\d_][\w+.-]{{0,30}}://{_BODY})"
+    # Schemes that need no "//", after anything but a letter or digit ("Deblur-mailto:",
+    # not "metadata:").
+    rf"|(?P<uri>(?<![^\W_])(?:{_SCHEMES}):(?=[^\s<>\"`]){_BODY})"
     # E-mail addresses, and git's user@host:path.
     rf"|(?P<email>(?<![\w.+-])[\w.+-]++@{_CHAIN})"
-    rf"|(?P<arxiv>(?<![\w./-])(?:arxiv\s*+:\s*+)?{_ARXIV_ID}(?![\w.]\d|\w))"
+    rf"|(?P<arxiv>(?<![\w.])(?:arxiv\s*+:\s*+)?{_ARXIV_ID}(?![\w.]\d|\w))"
     rf"|(?P<ip>(?<![\w.])(?://)?{_OCTET}(?:\.{_OCTET}){{3}}(?![\w.]?\d|\w))"
-    r"|(?P<local>(?<![\w.-])(?://)?localhost(?=:\d|/))"
+    r"|(?P<local>(?<![\w-])(?://)?localhost(?=:\d|/))"
     # Host names; whether the last label is a TLD is decided below, in Python.
     rf"|(?P<host>(?:(?<![\w:/\\-])//|(?<![\w-])){_CHAIN})",
+    re.IGNORECASE,
+)
+_IN_CHAIN = re.compile(
+    rf"(?<![\w.])(?:{_OCTET}(?:\.{_OCTET}){{3}}(?![\w.]?\d|\w)|{_ARXIV_ID}(?![\w.]\d|\w))",
     re.IGNORECASE,
 )
 _TAIL = re.compile(rf"(?::\d{{1,5}}(?!\d))?(?:[/?#\\](?:{_BODY})?)?")
@@ -290,7 +300,18 @@ def _find_links(text: str) -> tuple[LinkMatch, ...]:
     while (match := _LINK_RE.search(folded, pos)) is not None:
         span = _span(match, norm)
         if span is None:
+            # Not a host after all ("Deblur-10.66.77.88", "x-2401.12345" have no TLD), but
+            # an address or a paper id may sit inside it; the chain is searched once and
+            # then skipped, never rescanned.
             pos = match.end()
+            if folded.startswith(":", pos):
+                # "-.https://evil.io", "x.mailto:a@evil.io": the last label is a scheme.
+                pos = folded.rfind(".", match.start(), pos) + 1
+            for inner in _IN_CHAIN.finditer(folded, match.start(), match.end()):
+                tail = _TAIL.match(folded, inner.end())
+                end = _trim(folded, inner.start(), tail.end() if tail else inner.end())
+                found.append(_link_match(text, norm, inner.start(), end))
+                pos = max(pos, end)
             continue
         start, end = span
         if end > start:
@@ -385,7 +406,8 @@ def scrub_links(
 ) -> tuple[str, list[str]]:
     """Replace every link whose key is not in ``allowed``; return the text and what went.
 
-    ``allowed`` holds keys from :func:`link_key`.
+    ``allowed`` holds keys from :func:`link_key`. What went is listed as a reader saw it
+    (:attr:`LinkMatch.plain`), so a report that quotes it shows no invisible characters.
     """
     allowed_keys = set(allowed)
     removed: list[str] = []
@@ -394,7 +416,7 @@ def scrub_links(
     for found in find_links(text):
         if found.key in allowed_keys:
             continue
-        removed.append(found.text)
+        removed.append(found.plain or found.text)
         pieces.append(text[last : found.start])
         pieces.append(replacement)
         last = found.end
@@ -425,7 +447,9 @@ def defang(text: str) -> str:
 
 
 def _defanged(found: LinkMatch) -> str:
-    marks = ".:@/" if found.key.split("obfuscated:")[-1].startswith("arxiv:") else ".:@"
+    # "&" too: the reader's view of "&#x\uff12e;" is the entity "&#x2e;", which would
+    # spell a dot the second time the text is read.
+    marks = ".:@&/" if found.key.split("obfuscated:")[-1].startswith("arxiv:") else ".:@&"
     return "".join(f"[{c}]" if c in marks else c for c in (found.plain or found.text))
 
 
