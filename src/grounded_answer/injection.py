@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache, lru_cache
 
 __all__ = ["QUESTION_WITHHELD", "echoes", "quarantine"]
 
@@ -141,7 +141,14 @@ _JAPANESE = [
     r"(?:アシスタント|AI|モデル)(?:へ|に)の?\s*+(?:メモ|注意|指示|お知らせ|ノート)",
 ]
 _PATTERNS = [*_ENGLISH, *_FRENCH, *_SPANISH, *_GERMAN, *_KOREAN, *_CHINESE, *_JAPANESE]
-_INJECTION = re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE | re.DOTALL)
+
+
+@cache
+def _injection() -> re.Pattern[str]:
+    # Compiled on first use: it takes about 6 ms, which `import grounded_answer` should not.
+    return re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE | re.DOTALL)
+
+
 # A sentence ends at . ! ? followed by a space or the end (not inside "evil.io"), at a
 # CJK full stop, or at a newline. The look-behind tries a run of stops only at its first
 # stop, which keeps the splitter linear on "......".
@@ -159,7 +166,7 @@ def quarantine(text: str) -> tuple[str, list[str]]:
 @lru_cache(maxsize=8192)
 def _quarantine(text: str) -> tuple[str, tuple[str, ...]]:
     # Cached: the same source passages are screened on every question.
-    if not _INJECTION.search(text):
+    if not _injection().search(text):
         return text, ()
     kept: list[str] = []
     removed: list[str] = []
@@ -167,7 +174,7 @@ def _quarantine(text: str) -> tuple[str, tuple[str, ...]]:
         sentence = match.group(0)
         if not sentence.strip():
             kept.append(sentence)
-        elif _INJECTION.search(sentence):
+        elif _injection().search(sentence):
             removed.append(" ".join(sentence.split()))
         else:
             kept.append(sentence)

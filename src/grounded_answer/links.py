@@ -33,10 +33,8 @@ import string
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from urllib.parse import unquote, urlsplit
-
-from ._linkdata import CONFUSABLES, TLDS
 
 __all__ = [
     "MAX_LINK_CHARS",
@@ -61,7 +59,18 @@ _DOTS = {"\u3002": ".", "\uff0e": ".", "\uff61": "."}
 # Hangul fillers are letters that render as nothing.
 _FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
 _PUNCTUATION = frozenset(string.punctuation)
+# What may read differently from how it is written: anything but printable ASCII, an
+# entity's "&", a backslash.
+_NEEDS_WORK = re.compile(r"[^\t\n\r\x20-\x7e]|[&\\]")
 _BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+
+
+@cache
+def _tables() -> tuple[frozenset[str], dict[str, str]]:
+    """The TLDs and look-alikes, loaded on first use (a few ms `import` need not pay)."""
+    from ._linkdata import CONFUSABLES, TLDS
+
+    return TLDS, CONFUSABLES
 
 
 @lru_cache(maxsize=65536)
@@ -78,10 +87,11 @@ def _fold(char: str) -> tuple[str, str]:
         _DOTS.get(c, c) for c in unicodedata.normalize("NFKC", char)
         if unicodedata.category(c) not in ("Cf", "Mn", "Me")
     )
-    if not shown.isascii() and char in CONFUSABLES:
+    confusables = _tables()[1]
+    if not shown.isascii() and char in confusables:
         # Look-alike as written (GREEK LUNATE SIGMA looks like "c"; its NFKC form does not).
-        return char, CONFUSABLES[char]
-    return shown, "".join(CONFUSABLES.get(c, c) for c in shown)
+        return char, confusables[char]
+    return shown, "".join(confusables.get(c, c) for c in shown)
 
 
 @dataclass(frozen=True)
@@ -99,40 +109,56 @@ class _Normalised:
 
 
 def _normalise(text: str) -> _Normalised:
-    if text.isascii() and "&" not in text and "\\" not in text:
-        return _Normalised(text, text, None, None)
+    if "&" not in text and "\\" not in text and (
+        text.isascii() or all(_fold(c) == (c, c) for c in set(text) if not c.isascii())
+    ):
+        return _Normalised(text, text, None, None)  # the common case: nothing to change
     shown: list[str] = []
     folded: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
-    i, n = 0, len(text)
-    while i < n:
-        char = text[i]
-        unit_start, unit_end = i, i + 1
-        pieces: list[tuple[str, str]]
-        if char == "&" and (entity := _ENTITY.match(text, i)) and (
+
+    def emit(shown_char: str, folded_char: str, start: int, end: int) -> None:
+        if folded_char in _PUNCTUATION and folded and folded[-1] == "\\":
+            # A Markdown escape (a fullwidth backslash too, once NFKC has read it): the
+            # reader sees the punctuation, not the backslash.
+            shown.pop()
+            folded.pop()
+            start = starts.pop()
+            ends.pop()
+        shown.append(shown_char)
+        folded.append(folded_char)
+        starts.append(start)
+        ends.append(end)
+
+    def plain(start: int, end: int) -> None:
+        # Printable ASCII is its own reading: copied in bulk, but for a leading escape.
+        if start < end:
+            emit(text[start], text[start], start, start + 1)
+            shown.extend(text[start + 1 : end])
+            folded.extend(text[start + 1 : end])
+            starts.extend(range(start + 1, end))
+            ends.extend(range(start + 2, end + 1))
+
+    pos = 0
+    for special in _NEEDS_WORK.finditer(text):
+        i = special.start()
+        if i < pos:
+            continue  # inside an entity already read
+        plain(pos, i)
+        unit_end = i + 1
+        if text[i] == "&" and (entity := _ENTITY.match(text, i)) and (
             decoded := html.unescape(entity.group(0))
         ) != entity.group(0):
             pieces = [_fold(c) for c in decoded]
             unit_end = entity.end()
-        elif char.isascii() and (char.isprintable() or char.isspace()):
-            pieces = [(char, char)]
         else:
-            pieces = [_fold(char)]
+            pieces = [_fold(text[i])]
         for shown_part, folded_part in pieces:
             for shown_char, folded_char in zip(shown_part, folded_part, strict=True):
-                if folded_char in _PUNCTUATION and folded and folded[-1] == "\\":
-                    # A Markdown escape (a fullwidth backslash too, once NFKC has read it):
-                    # the reader sees the punctuation, not the backslash.
-                    shown.pop()
-                    folded.pop()
-                    unit_start = starts.pop()
-                    ends.pop()
-                shown.append(shown_char)
-                folded.append(folded_char)
-                starts.append(unit_start)
-                ends.append(unit_end)
-        i = unit_end
+                emit(shown_char, folded_char, i, unit_end)
+        pos = unit_end
+    plain(pos, len(text))
     return _Normalised("".join(shown), "".join(folded), tuple(starts), tuple(ends))
 
 
@@ -161,9 +187,9 @@ _ARXIV_ID = (
     rf"(?:9[1-9]|0[0-7])(?:0[1-9]|1[0-2])\d{{3}})(?:v\d+)?"
 )
 _LINK_RE = re.compile(
-    # Any scheme followed by "//": http, hxxp, ftp, file, ... wherever it starts (".https://"
-    # is a link too); the scheme's length bound keeps this linear without a look-behind.
-    rf"(?P<url>[^\W\d_][\w+.-]{{0,30}}://{_BODY})"
+    # Any scheme followed by "//": http, hxxp, ftp, file, ... also right after "." or "-"
+    # (".https://" is a link too); not mid-word, which would try every letter of prose.
+    rf"(?P<url>(?<![\w+])[^\W\d_][\w+.-]{{0,30}}://{_BODY})"
     # Schemes that need no "//", after anything but a letter or digit ("Deblur-mailto:",
     # not "metadata:").
     rf"|(?P<uri>(?<![^\W_])(?:{_SCHEMES}):(?=[^\s<>\"`]){_BODY})"
@@ -180,6 +206,7 @@ _IN_CHAIN = re.compile(
     rf"(?<![\w.])(?:{_OCTET}(?:\.{_OCTET}){{3}}(?![\w.]?\d|\w)|{_ARXIV_ID}(?![\w.]\d|\w))",
     re.IGNORECASE,
 )
+_CANDIDATE = re.compile(r"(?<!\S)[^\s.:/@]*+[.:/@]\S*+")
 _TAIL = re.compile(rf"(?::\d{{1,5}}(?!\d))?(?:[/?#\\](?:{_BODY})?)?")
 _SCP_PATH = re.compile(r":[\w.~/-]++")
 _ASCII_HEAD = re.compile(r"[a-z0-9-]+", re.IGNORECASE)
@@ -297,27 +324,37 @@ def _find_links(text: str) -> tuple[LinkMatch, ...]:
     folded = norm.folded
     found: list[LinkMatch] = []
     pos = 0
-    while (match := _LINK_RE.search(folded, pos)) is not None:
-        span = _span(match, norm)
-        if span is None:
-            # Not a host after all ("Deblur-10.66.77.88", "x-2401.12345" have no TLD), but
-            # an address or a paper id may sit inside it; the chain is searched once and
-            # then skipped, never rescanned.
-            pos = match.end()
-            if folded.startswith(":", pos):
-                # "-.https://evil.io", "x.mailto:a@evil.io": the last label is a scheme.
-                pos = folded.rfind(".", match.start(), pos) + 1
-            for inner in _IN_CHAIN.finditer(folded, match.start(), match.end()):
-                tail = _TAIL.match(folded, inner.end())
-                end = _trim(folded, inner.start(), tail.end() if tail else inner.end())
-                found.append(_link_match(text, norm, inner.start(), end))
-                pos = max(pos, end)
-            continue
-        start, end = span
-        if end > start:
-            found.append(_link_match(text, norm, start, end))
-        pos = max(end, match.start() + 1)
+    # Links hold no whitespace and always a ".", ":", "/" or "@": the full pattern only
+    # runs over the words that have one, which are a few in ordinary prose.
+    for word in _CANDIDATE.finditer(folded):
+        pos = max(pos, word.start())
+        while (match := _LINK_RE.search(folded, pos, word.end())) is not None:
+            pos = _read(match, norm, text, found)
     return tuple(found)
+
+
+def _read(match: re.Match[str], norm: _Normalised, text: str, found: list[LinkMatch]) -> int:
+    """Add the link(s) ``match`` stands for to ``found``; return where to search next."""
+    folded = norm.folded
+    span = _span(match, norm)
+    if span is None:
+        # Not a host after all ("Deblur-10.66.77.88", "x-2401.12345" have no TLD), but an
+        # address or a paper id may sit inside it; the chain is searched once and then
+        # skipped, never rescanned.
+        pos = match.end()
+        if folded.startswith(":", pos):
+            # "-.https://evil.io", "x.mailto:a@evil.io": the last label is a scheme.
+            pos = folded.rfind(".", match.start(), pos) + 1
+        for inner in _IN_CHAIN.finditer(folded, match.start(), match.end()):
+            tail = _TAIL.match(folded, inner.end())
+            end = _trim(folded, inner.start(), tail.end() if tail else inner.end())
+            found.append(_link_match(text, norm, inner.start(), end))
+            pos = max(pos, end)
+        return pos
+    start, end = span
+    if end > start:
+        found.append(_link_match(text, norm, start, end))
+    return max(end, match.start() + 1)
 
 
 def _span(match: re.Match[str], norm: _Normalised) -> tuple[int, int] | None:
@@ -349,6 +386,7 @@ def _span(match: re.Match[str], norm: _Normalised) -> tuple[int, int] | None:
 
 def _host_span(folded: str, shown: str, start: int, end: int) -> tuple[int, int] | None:
     """Where a chain of labels is a host: its last label (or its ASCII head) is a TLD."""
+    tlds = _tables()[0]
     labels = folded[start:end].split(".")
     offsets = [start]
     for label in labels[:-1]:
@@ -360,12 +398,12 @@ def _host_span(folded: str, shown: str, start: int, end: int) -> tuple[int, int]
         label = labels[k].lower()
         plain = shown[offsets[k] : offsets[k] + len(labels[k])].lower()
         length = None
-        if label in TLDS or plain in TLDS or label.startswith("xn--"):
+        if label in tlds or plain in tlds or label.startswith("xn--"):
             length = len(label)
         else:
             head = _ASCII_HEAD.match(label)
             # "evil.com에서": the host ends where the ASCII TLD meets other letters.
-            if head and head.end() < len(label) and head.group(0) in TLDS:
+            if head and head.end() < len(label) and head.group(0) in tlds:
                 length = head.end()
         if length is None:
             continue
