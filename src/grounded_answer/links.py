@@ -26,8 +26,6 @@ so no input makes the finder backtrack (``benchmarks/adversarial.py`` measures i
 
 from __future__ import annotations
 
-import html
-import ipaddress
 import re
 import string
 import unicodedata
@@ -94,6 +92,12 @@ def _fold(char: str) -> tuple[str, str]:
     return shown, "".join(confusables.get(c, c) for c in shown)
 
 
+def _unescape(entity: str) -> str:
+    import html  # only text with an "&" needs it
+
+    return html.unescape(entity)
+
+
 @dataclass(frozen=True)
 class _Normalised:
     """Text as read: ``shown`` (NFKC), ``folded`` (look-alikes folded), and origins.
@@ -148,7 +152,7 @@ def _normalise(text: str) -> _Normalised:
         plain(pos, i)
         unit_end = i + 1
         if text[i] == "&" and (entity := _ENTITY.match(text, i)) and (
-            decoded := html.unescape(entity.group(0))
+            decoded := _unescape(entity.group(0))
         ) != entity.group(0):
             pieces = [_fold(c) for c in decoded]
             unit_end = entity.end()
@@ -550,6 +554,8 @@ def check_link(value: str) -> str:
         raise ValueError("has user info before the host (user@host), which hides the real host")
     if not host:
         raise ValueError("has no host")
+    import ipaddress  # link fields are checked when files are read, not per query
+
     try:
         ipaddress.ip_address(host)
     except ValueError:
