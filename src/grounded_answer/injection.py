@@ -21,6 +21,8 @@ import re
 from collections.abc import Iterable
 from functools import cache, lru_cache
 
+from .links import as_read
+
 __all__ = ["QUESTION_WITHHELD", "echoes", "quarantine"]
 
 QUESTION_WITHHELD = "(The question was not shown: all of it was addressed to the assistant.)"
@@ -48,7 +50,7 @@ _ENGLISH = [
     r"\b(?:always|must|should)\s++(?:cite|link|reference|recommend|mention)\b",
     r"\b(?:cite|link\s++to|recommend|point\s++(?:users?|readers?)\s++to)\s++(?:https?://|www\.)",
     r"\b(?:assistant|ai|model|llm|chatbot)\s*+[:,]\s*+(?:ignore|please|you|do|cite|say|write)\b",
-    r"<\s*+/?\s*+(?:system|instructions?|im_start|im_end)\s*+>|\[/?INST\]",
+    r"<\s*+/?\s*+(?:system|instructions?|im_start|im_end)\s*+>|\[/?inst\]",
     r"\b(?:write|say|print|output|include|add|put|insert|append)\b.{0,60}\b(?:in|into|to|at)\s++"
     r"(?:the|your)\s++(?:answer|output|response|task|statement|reply|summary|references?)\b",
     # Paraphrases: "Note for the assistant: ...", "If you are an AI, ...".
@@ -116,7 +118,7 @@ _KOREAN = [
     r"(?:너의|당신의|네|니)\s*+(?:시스템\s*+)?(?:프롬프트|지시\S{0,2}|지침|규칙|설정)\S{0,3}\s*+"
     r"\S{0,4}(?:출력|보여|공개|알려|말해|반복)",
     r"(?:지금부터|이제부터|앞으로)\s*+(?:너는|넌|당신은)",
-    r"(?:어시스턴트|AI|인공지능|모델|챗봇)(?:에게|한테|께)\s*+(?:보내는\s*+|주는\s*+)?(?:참고|메모|지시|"
+    r"(?:어시스턴트|ai|인공지능|모델|챗봇)(?:에게|한테|께)\s*+(?:보내는\s*+|주는\s*+)?(?:참고|메모|지시|"
     r"알림|노트|주의|[:\uff1a])",
     r"(?:https?://|www\.)\S++\s*+(?:을|를)?\s*+(?:인용|추천|언급|링크)",
 ]
@@ -128,7 +130,7 @@ _CHINESE = [
     r"规则|規則|设定|設定)",
     r"你现在是|你現在是",
     r"(?:从现在开始|從現在開始|从现在起|從現在起)\s*+[,\uff0c]?\s*+(?:你|请|請|只)",
-    r"(?:给|給|致)\s*+(?:助手|AI|人工智能|模型|助理)\S{0,3}(?:说明|說明|提示|注意|备注|備註|指示|留言)",
+    r"(?:给|給|致)\s*+(?:助手|ai|人工智能|模型|助理)\S{0,3}(?:说明|說明|提示|注意|备注|備註|指示|留言)",
     r"(?:引用|推荐|推薦)\s*+(?:https?://|www\.)",
 ]
 _JAPANESE = [
@@ -138,15 +140,38 @@ _JAPANESE = [
     r"システム\s*+プロンプト|システムメッセージ",
     r"(?:あなたの|君の)\S{0,4}(?:プロンプト|指示|命令|ルール|設定)\S{0,4}(?:表示|出力|教え|見せ|繰り返)",
     r"あなたは今から|今からあなたは|これからあなたは|今後あなたは",
-    r"(?:アシスタント|AI|モデル)(?:へ|に)の?\s*+(?:メモ|注意|指示|お知らせ|ノート)",
+    r"(?:アシスタント|ai|モデル)(?:へ|に)の?\s*+(?:メモ|注意|指示|お知らせ|ノート)",
 ]
 _PATTERNS = [*_ENGLISH, *_FRENCH, *_SPANISH, *_GERMAN, *_KOREAN, *_CHINESE, *_JAPANESE]
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 @cache
-def _injection() -> re.Pattern[str]:
-    # Compiled on first use: it takes about 6 ms, which `import grounded_answer` should not.
-    return re.compile("|".join(f"(?:{p})" for p in _PATTERNS), re.IGNORECASE | re.DOTALL)
+def _groups() -> tuple[tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]]:
+    """The patterns compiled in small groups: Latin-script ones, and CJK ones.
+
+    Compiled on first use (about 6 ms that ``import grounded_answer`` should not pay). A
+    few small alternations search faster than one large one (47 against 94 us for a
+    question), the patterns are lower case and run on lower-cased text (IGNORECASE costs
+    1.6x), and the CJK groups only run on text that has CJK or Hangul characters.
+    """
+
+    def compiled(*groups: list[str]) -> tuple[re.Pattern[str], ...]:
+        return tuple(re.compile("|".join(f"(?:{p})" for p in group), re.DOTALL)
+                     for group in groups)
+
+    english = [_ENGLISH[i : i + 6] for i in range(0, len(_ENGLISH), 6)]
+    return compiled(*english, _FRENCH, _SPANISH, _GERMAN), compiled(_KOREAN, _CHINESE, _JAPANESE)
+
+
+def _addresses_model(text: str) -> bool:
+    # Screened as read: "ig\u200bnore", fullwidth or Cyrillic look-alike letters do not
+    # hide a sentence from the patterns.
+    read = as_read(text).lower()
+    latin, cjk = _groups()
+    return any(p.search(read) for p in latin) or (
+        _CJK.search(read) is not None and any(p.search(read) for p in cjk)
+    )
 
 
 # A sentence ends at . ! ? followed by a space or the end (not inside "evil.io"), at a
@@ -166,7 +191,7 @@ def quarantine(text: str) -> tuple[str, list[str]]:
 @lru_cache(maxsize=8192)
 def _quarantine(text: str) -> tuple[str, tuple[str, ...]]:
     # Cached: the same source passages are screened on every question.
-    if not _injection().search(text):
+    if not _addresses_model(text):
         return text, ()
     kept: list[str] = []
     removed: list[str] = []
@@ -174,7 +199,7 @@ def _quarantine(text: str) -> tuple[str, tuple[str, ...]]:
         sentence = match.group(0)
         if not sentence.strip():
             kept.append(sentence)
-        elif _injection().search(sentence):
+        elif _addresses_model(sentence):
             removed.append(" ".join(sentence.split()))
         else:
             kept.append(sentence)

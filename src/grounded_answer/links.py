@@ -37,6 +37,7 @@ from urllib.parse import unquote, urlsplit
 __all__ = [
     "MAX_LINK_CHARS",
     "LinkMatch",
+    "as_read",
     "check_link",
     "cut_outside_links",
     "defang",
@@ -241,6 +242,15 @@ class LinkMatch:
     text: str
     key: str
     plain: str = ""
+
+
+def as_read(text: str) -> str:
+    """``text`` as a reader sees it, the text :func:`find_links` looks at.
+
+    Entities decoded, invisible characters dropped, NFKC, look-alikes folded, Markdown
+    escapes removed; :mod:`grounded_answer.injection` screens this too.
+    """
+    return _normalise(text).folded
 
 
 def is_http_url(value: str) -> bool:
