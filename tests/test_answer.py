@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from grounded_answer import Answer, Settings, UngroundedAnswerError, explain
+from grounded_answer import Answer, BundleParseError, Settings, UngroundedAnswerError, explain
 from grounded_answer.backends.stub import StubBackend
 from grounded_answer.bundle import Bundle, parse_bundle
 from grounded_answer.draft import GroundingContext, draft_json_schema, validate_draft
 from grounded_answer.links import find_links, link_key
 
 from .conftest import SEED, HashEmbedder
+from .oracle import canonical, markdown_tokens, reader_view
 from .test_pipeline import foreign_links, good_draft
 
 CONTEXT = GroundingContext(
@@ -192,3 +194,87 @@ ALLOWED: set[str] = set()
 def _allowed(seed_bundle: Bundle) -> Any:
     ALLOWED.clear()
     ALLOWED.update(k for s in seed_bundle.corpus.sources for k in s.link_keys)
+
+
+# --- issue 13: the red team's Markdown and link-field attacks, end to end ---------------
+
+def only_library_links(answer: Answer) -> None:
+    """markdown-it finds no image or HTML, and links only to the answer's own sources."""
+    markdown = answer.to_markdown()
+    plain = markdown_tokens(markdown, linkify=False)
+    assert plain.images == [] and plain.html == [], (plain.images, plain.html)
+    rendered = [link for ref in answer.references for link in (ref.paper_url, ref.github_url)
+                if link]
+    assert [unquote(href) for href in plain.hrefs] == rendered
+    allowed = {canonical(link) for link in answer.allowed_links}
+    linked = markdown_tokens(markdown, linkify=True)
+    assert {canonical(unquote(href)) for href in linked.hrefs} <= allowed, linked.hrefs
+
+
+@pytest.mark.parametrize("title", [
+    r"Deblur \[x\](//evil.io/w)",
+    r"Deblur \<img src=//evil.io/p.png\>",
+    r"Deblur \\[x\\](https://evil.io/w)",
+    "Deblur [x](javascript:alert(1)) <img src=x onerror=alert(1)>",
+    "Deblur &#91;x&#93;(//evil.io/w) &lt;b&gt;",
+    "Deblur `code` **bold** | table |",
+])
+def test_hostile_titles_render_as_text(settings: Settings, title: str) -> None:
+    text = SEED.read_text().replace("Model: Deblur-MSSNet-RealBlurR", f"Model: {title}")
+    answer = explain(bundle=parse_bundle(text), settings=settings, embedder=HashEmbedder(),
+                     backend=StubBackend(script=[good_draft()]))
+    only_library_links(answer)
+    assert "evil.io" not in reader_view(answer.to_markdown())
+
+
+@pytest.mark.parametrize("question", [
+    r"Can AI deblur? \[x\](javascript:alert(1))",
+    r"Deblur \<img src=//evil.io/p.png\> please",
+    "Deblur? [x](<javascript:alert(1)>) ![i](https://evil.io/p.png)",
+])
+def test_hostile_questions_render_as_text(seed_bundle: Bundle, settings: Settings,
+                                          question: str) -> None:
+    answer = explain(question, bundle=seed_bundle, settings=settings, embedder=HashEmbedder())
+    only_library_links(answer)
+    view = reader_view(answer.to_markdown() + answer.to_json())
+    assert "javascript:" not in view and "evil.io" not in view
+
+
+WIKI = "https://en.wikipedia.org/wiki/Deblurring_(imaging)"
+
+
+def test_a_paper_link_with_parentheses_works_end_to_end(settings: Settings) -> None:
+    # It crashed explain with a pydantic traceback: the finder cut the link at "(".
+    text = SEED.read_text().replace(
+        "Paper: https://cg.postech.ac.kr/Research/MSSNet/MSSNet.pdf", f"Paper: {WIKI}")
+    answer = explain(bundle=parse_bundle(text), settings=settings, embedder=HashEmbedder())
+    assert answer.references[0].paper_url == WIKI
+    assert f"[Paper](<{WIKI}>)" in answer.to_markdown()
+    assert WIKI in json.loads(answer.to_json())["allowed_links"]
+    only_library_links(answer)
+
+
+def test_a_dropped_source_is_reported(settings: Settings) -> None:
+    text = SEED.read_text().replace("GitHub: https://github.com/kky7/MSSNet",
+                                    "GitHub: https://github.com/kky7/MSSNet\n\n"
+                                    "Model: Evil-Net\nPaper: https://evil.io@github.com/x/y")
+    with pytest.raises(BundleParseError, match="user info"):
+        parse_bundle(text, settings=settings)
+    dropping = settings.model_copy(update={"sources": settings.sources.model_copy(
+        update={"invalid_links": "drop"})})
+    bundle = parse_bundle(text, settings=dropping)
+    answer = explain(bundle=bundle, settings=dropping, embedder=HashEmbedder())
+    [note] = answer.validation.sources_dropped
+    assert "Evil-Net" in note and "user info" in note
+    assert all(ref.title != "Evil-Net" for ref in answer.references)
+    only_library_links(answer)
+
+
+def test_two_models_sharing_a_paper_both_reach_the_answer(settings: Settings) -> None:
+    text = SEED.read_text().replace(
+        "GitHub: https://github.com/kky7/MSSNet",
+        "GitHub: https://github.com/kky7/MSSNet\n\nModel: Deblur-MSSNet-GoPro\n"
+        "Paper: https://cg.postech.ac.kr/Research/MSSNet/MSSNet.pdf")
+    answer = explain(bundle=parse_bundle(text), settings=settings, embedder=HashEmbedder())
+    cited = [ref.title for ref in answer.references]
+    assert "Deblur-MSSNet-RealBlurR" in cited and "Deblur-MSSNet-GoPro" in cited

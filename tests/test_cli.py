@@ -166,3 +166,43 @@ def test_a_library_caller_gets_the_fast_path_too(tmp_path: Path) -> None:
     assert "preparing" not in second.stderr
     model, note, torch_loaded = json.loads(second.stdout)
     assert model.endswith("@int8") and not torch_loaded  # the second call needs no torch
+
+
+# --- issue 13: unbounded reads and off-topic questions --------------------------------
+
+def run_bounded(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
+    # A FIFO with no writer used to hang the read: the timeout turns a hang into a failure.
+    env = {**os.environ, "GROUNDED_ANSWER_INDEX__CACHE_DIR": str(cache)}
+    return subprocess.run([sys.executable, "-m", "grounded_answer.cli", *args],
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero and mkfifo")
+@pytest.mark.parametrize("kind", ["device", "fifo", "directory", "oversized"])
+def test_only_bounded_regular_files_are_read(tmp_path: Path, kind: str) -> None:
+    target = {"device": Path("/dev/zero"), "fifo": tmp_path / "fifo",
+              "directory": tmp_path / "dir", "oversized": tmp_path / "big.txt"}[kind]
+    words = {"device": "character device, not a regular file", "fifo": "named pipe",
+             "directory": "is a directory", "oversized": "sources.max_bundle_bytes"}[kind]
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "directory":
+        target.mkdir()
+    elif kind == "oversized":
+        target.write_bytes(SEED.read_bytes() + b" " * (1 << 20))
+    for option in ("--bundle", "--corpus"):
+        result = run_bounded("explain", "q?", option, str(target), cache=tmp_path / "cache")
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+        if option == "--bundle" or kind != "oversized":
+            assert words in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_an_off_topic_question_gets_a_polite_not_covered_answer(tmp_path: Path) -> None:
+    # It used to end in exit 1, "text repeats instructions": "show ... rules" was taken
+    # for an injection and the question was then sent (and echoed) word for word.
+    result = cli("explain", "Can you show me the rules of chess?", cache=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "do not cover this question" in result.stdout
+    assert "rules of chess" in result.stdout

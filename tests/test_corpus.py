@@ -1,12 +1,21 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from grounded_answer import Corpus, CorpusError, Role, Source, load_bundle, load_corpus
+from grounded_answer import (
+    Corpus,
+    CorpusError,
+    Role,
+    Source,
+    load_bundle,
+    load_corpus,
+    load_settings,
+)
 from grounded_answer._resources import default_corpus_path
 
 from .conftest import SEED
@@ -142,3 +151,67 @@ def test_non_utf8_corpus(tmp_path: Path) -> None:
     path.write_bytes(b"sources:\n  - id: a\n    title: caf\xe9\n")
     with pytest.raises(CorpusError, match="not UTF-8"):
         load_corpus(path)
+
+
+# --- issue 13: link fields, reads and limits ------------------------------------------
+
+def record(name: str, **links: str) -> str:
+    fields = "".join(f"    {key}: {value}\n" for key, value in links.items())
+    return f"  - id: {name}\n    role: paper\n    title: {name.upper()}\n{fields}"
+
+
+@pytest.mark.parametrize(("field", "url", "why"), [
+    ("paper_url", "https://evil.io@b.org/p", "user info"),
+    ("paper_url", "https://b.org/a/../../etc", "'..'"),
+    ("github_url", "https://10.0.0.1/repo", "IP address"),
+    ("github_url", "https://localhost/repo", "localhost"),
+    ("paper_url", "'https://b.org/x)[e](//evil.io)'", "unbalanced"),
+    ("github_url", "https://g\u0456thub.com/a/b", "look-alike"),
+])
+def test_unsafe_link_fields_name_record_line_and_field(
+    tmp_path: Path, field: str, url: str, why: str
+) -> None:
+    path = tmp_path / "corpus.yaml"
+    path.write_text(YAML_HEAD + GOOD + record("b", **{field: url}), encoding="utf-8")
+    with pytest.raises(CorpusError, match=why.replace("(", r"\(")) as caught:
+        load_corpus(path)
+    error = caught.value
+    assert (error.line, error.record, error.field) == (6, "b", field)
+
+
+def test_unsafe_link_fields_can_drop_the_record(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    rows = [{"id": "a", "role": "model", "title": "A", "github_url": "https://github.com/a/a"},
+            {"id": "b", "role": "paper", "title": "B", "paper_url": "http://127.0.0.1/p"}]
+    path.write_text("\n".join(json.dumps(row) for row in rows))
+    corpus = load_corpus(path, settings=load_settings(sources={"invalid_links": "drop"}))
+    assert [s.id for s in corpus.sources] == ["a"]
+    assert corpus.dropped == ("line 2, record b: paper_url link points at a bare IP address, "
+                              "not a host name; the source was left out",)
+
+
+def test_a_wikipedia_link_with_parentheses_is_a_fine_source() -> None:
+    url = "https://en.wikipedia.org/wiki/Deblurring_(imaging)"
+    assert source(paper_url=url).paper_url == url
+
+
+def test_too_many_records(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.yaml"
+    path.write_text(YAML_HEAD + GOOD + record("b", paper_url="https://b.org/p"))
+    with pytest.raises(CorpusError, match=r"2 source records; the limit is 1 "
+                                          r"\(sources.max_corpus_sources\)"):
+        load_corpus(path, settings=load_settings(sources={"max_corpus_sources": 1}))
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_corpus_reads_only_bounded_regular_files(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="character device"):
+        load_corpus("/dev/zero")
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(CorpusError, match="named pipe"):
+        load_corpus(fifo)
+    big = tmp_path / "big.yaml"
+    big.write_text(YAML_HEAD + GOOD * 20)
+    with pytest.raises(CorpusError, match="max_corpus_bytes"):
+        load_corpus(big, settings=load_settings(sources={"max_corpus_bytes": 100}))

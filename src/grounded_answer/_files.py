@@ -6,6 +6,9 @@ in by renames, so a crash or a concurrent reader sees the old directory or the n
 never a mixture; callers hold a file lock so two writers do not swap at once. Single
 files (the batch command's answers) are written beside their target and renamed the same
 way, so a file that exists is a whole one.
+
+Input files (bundles, corpora) are read by :func:`read_limited`: regular files only, and
+no more than a limit, so ``/dev/zero`` cannot exhaust memory and a FIFO cannot hang.
 """
 
 from __future__ import annotations
@@ -13,12 +16,68 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["replaced_dir", "sha256", "write_atomic"]
+__all__ = ["UnreadableFileError", "read_limited", "replaced_dir", "sha256", "write_atomic"]
+
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+class UnreadableFileError(Exception):
+    """An input file that :func:`read_limited` refused; the message says why."""
+
+
+def read_limited(path: Path, limit: int, *, setting: str, expected: str) -> bytes:
+    """The bytes of the regular file ``path``, refusing anything else or anything larger.
+
+    The file is opened without blocking (a FIFO with no writer would otherwise hang the
+    open) and checked with ``fstat`` on the open descriptor, so a path swapped between a
+    check and the read cannot slip a device in. At most ``limit`` + 1 bytes are read,
+    which also catches a file that grows after the size check. ``setting`` names the
+    limit in the message; ``expected`` says what the file should be.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        descriptor = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise UnreadableFileError("file does not exist") from None
+    except IsADirectoryError:
+        raise UnreadableFileError(f"is a directory, expected {expected}") from None
+    except OSError as exc:
+        raise UnreadableFileError(f"cannot read ({exc.strerror})") from None
+    try:
+        info = os.fstat(descriptor)
+        if stat.S_ISDIR(info.st_mode):
+            raise UnreadableFileError(f"is a directory, expected {expected}")
+        if not stat.S_ISREG(info.st_mode):
+            kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a file")
+            raise UnreadableFileError(f"is {kind}, not a regular file; expected {expected}")
+        too_big = UnreadableFileError(
+            f"is larger than {limit:,} bytes, the limit ({setting})"
+        )
+        if info.st_size > limit:
+            raise too_big
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit and (chunk := os.read(descriptor, min(1 << 20, limit + 1 - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise too_big
+        return b"".join(chunks)
+    except OSError as exc:
+        raise UnreadableFileError(f"cannot read ({exc.strerror})") from None
+    finally:
+        os.close(descriptor)
 
 
 def sha256(path: Path) -> str:

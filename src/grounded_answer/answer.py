@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ._markdown import escape, markdown_link
 from .backends.base import Completion
 from .corpus import Role
 from .links import cut_outside_links, find_links, link_key, scrub_links
@@ -131,6 +132,11 @@ class ValidationReport(BaseModel):
         default_factory=list,
         description="Where a sentence addressed to the model (a possible prompt injection) "
         "was kept out of the prompt.",
+    )
+    sources_dropped: list[str] = Field(
+        default_factory=list,
+        description="Sources left out when the bundle or corpus was read because a link "
+        "field was unsafe (sources.invalid_links = 'drop'): where, and why.",
     )
     policy: str
     valid_first_try: bool
@@ -264,10 +270,10 @@ class Answer(BaseModel):
         if not self.references:
             out.append("No provided source supports an answer to this question.")
         for ref in self.references:
-            links = [f"[Paper]({ref.paper_url})" if ref.paper_url else "",
-                     f"[GitHub]({ref.github_url})" if ref.github_url else ""]
+            links = [markdown_link("Paper", ref.paper_url) if ref.paper_url else "",
+                     markdown_link("GitHub", ref.github_url) if ref.github_url else ""]
             kind = "recommended model" if ref.role is Role.MODEL else "paper"
-            out.append(f"- {ref.label} **{_md(ref.title)}** ({kind}): {_md(ref.why)} "
+            out.append(f"- {_md(ref.label)} **{_md(ref.title)}** ({kind}): {_md(ref.why)} "
                        + " · ".join(link for link in links if link))
         if not self.answerable and self.note and self.workflow:
             out += ["", _md(self.note)]
@@ -279,9 +285,6 @@ class Answer(BaseModel):
         # The fields were validated; this catches a rendering bug (a cut or joined link)
         # before it reaches a user, whatever the cause.
         return scrub_links(rendered, {link_key(link) for link in self.allowed_links})[0]
-
-
-_MD_SPECIAL = re.compile(r"([\[\]<>`])")
 
 
 def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
@@ -296,10 +299,11 @@ def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
 
 
 def _md(text: str) -> str:
-    """Escape what could open a Markdown link, image, HTML tag or code span."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    """Escape everything that could make Markdown syntax (see grounded_answer._markdown)."""
+    return escape(text)
 
 
 def _mermaid_text(text: str) -> str:
-    label = re.sub(r"[\"\[\]{}()<>|`]", " ", " ".join(text.split()))
+    # Quotes, brackets and pipes end a label; "#60;" is Mermaid's entity syntax.
+    label = re.sub(r"[\"\[\]{}()<>|`#&\\]", " ", " ".join(text.split()))
     return cut_outside_links(label, 80).strip() or "-"

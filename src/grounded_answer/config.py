@@ -38,6 +38,7 @@ __all__ = [
     "RetrievalSettings",
     "ServeSettings",
     "Settings",
+    "SourceSettings",
     "load_settings",
 ]
 
@@ -317,6 +318,38 @@ class ServeSettings(_Section):
         return value
 
 
+class SourceSettings(_Section):
+    """What a bundle or corpus file may hold, and what happens to a source with a bad link."""
+
+    invalid_links: Literal["error", "drop"] = Field(
+        default="error",
+        description="A Paper/GitHub/paper_url/github_url field that is not a safe link "
+        "(http(s) only, a public host name, no user info, no '..' segments, balanced "
+        "brackets, nothing invisible or look-alike, at most 2,000 characters): 'error' "
+        "raises BundleParseError/CorpusError naming the line and field; 'drop' leaves the "
+        "source out and the answer's validation.sources_dropped says so.",
+    )
+    max_bundle_bytes: int = Field(
+        default=1 << 20, ge=1, le=1 << 30,
+        description="Largest bundle file read (bytes; the platform's bundles are a few KB). "
+        "Only regular files are read: a directory, FIFO or device is an error.",
+    )
+    max_corpus_bytes: int = Field(
+        default=256 << 20, ge=1, le=1 << 40,
+        description="Largest corpus file read (bytes). Only regular files are read.",
+    )
+    max_bundle_sources: int = Field(
+        default=50, ge=1, le=100_000,
+        description="Most entries in one bundle, and most sources in a Bundle passed to one "
+        "explain()/search() call: a bundle is embedded whole on every request.",
+    )
+    max_corpus_sources: int = Field(
+        default=1_000_000, ge=1, le=100_000_000,
+        description="Most source records in one corpus file or Corpus passed to one call; "
+        "a corpus is indexed once and kept, so its limit is far higher.",
+    )
+
+
 class Settings(BaseSettings):
     """Every knob of grounded-answer; the defaults answer offline with the stub backend."""
 
@@ -336,6 +369,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    sources: SourceSettings = Field(default_factory=SourceSettings)
 
     @classmethod
     def settings_customise_sources(

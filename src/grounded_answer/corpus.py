@@ -1,9 +1,12 @@
 """Source records, corpus files, and the passages retrieval works on.
 
 A :class:`Source` is the unit of trust: only the link fields of source records are
-links the library may ever show. A :class:`Corpus` is a set of sources with unique ids
-(and optionally an example question); a bundle parsed from the platform's prompt format
-is a corpus too (see :mod:`grounded_answer.bundle`).
+links the library may ever show, so they are checked when a record is made
+(:func:`grounded_answer.links.check_link`: one plain http(s) URL to a public host). A
+:class:`Corpus` is a set of sources with unique ids (and optionally an example question);
+a bundle parsed from the platform's prompt format is a corpus too (see
+:mod:`grounded_answer.bundle`). Corpus files are read as regular files of bounded size
+(``sources.max_corpus_bytes``) with a bounded number of records.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from pydantic import (
     model_validator,
 )
 
+from ._files import UnreadableFileError, read_limited
+from .config import Settings, SourceSettings, load_settings
 from .errors import CorpusError
-from .links import is_http_url, link_key
+from .links import check_link, link_key
 from .tasks import expand_name, guess_tasks
 
 __all__ = [
@@ -42,9 +47,10 @@ __all__ = [
 
 
 def _check_url(value: str) -> str:
-    if not is_http_url(value):
-        raise ValueError(f"not an http(s) URL: {value!r}")
-    return value
+    try:
+        return check_link(value)
+    except ValueError as exc:
+        raise ValueError(f"link {exc}: {value[:80]!r}") from None
 
 
 HttpLink = Annotated[str, AfterValidator(_check_url)]
@@ -180,6 +186,11 @@ class Corpus(_Memoized):
     name: str = Field(default="corpus", description="A label for logs and provenance.")
     question: str | None = Field(default=None, description="Example question for this corpus.")
     sources: tuple[Source, ...] = Field(min_length=1, description="The sources, in file order.")
+    dropped: tuple[str, ...] = Field(
+        default=(),
+        description="Sources left out when the file was read, and why (an unsafe link "
+        "field under sources.invalid_links = 'drop').",
+    )
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Self:
@@ -220,32 +231,44 @@ def make_source_id(title: str, taken: set[str]) -> str:
     return candidate
 
 
-def load_corpus(path: str | Path) -> Corpus:
+def load_corpus(path: str | Path, *, settings: Settings | None = None) -> Corpus:
     """Load a corpus from YAML (``sources:`` list, optional ``question``/``name``) or JSONL.
 
     JSONL holds one source record per line. Errors name the file, the line, the record
-    and the field at fault.
+    and the field at fault. ``settings.sources`` (default
+    :func:`grounded_answer.config.load_settings`) bounds the file's size and number of
+    records, and says whether a record with an unsafe link field is an error or is left
+    out (and listed in :attr:`Corpus.dropped`).
     """
     file = Path(path)
+    options = (settings or load_settings()).sources
     try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CorpusError("file does not exist", path=file) from None
-    except IsADirectoryError:
-        raise CorpusError("is a directory, expected a .yaml or .jsonl file", path=file) from None
+        data = read_limited(file, options.max_corpus_bytes, setting="sources.max_corpus_bytes",
+                            expected="a .yaml or .jsonl file")
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnreadableFileError as exc:
+        raise CorpusError(str(exc), path=file) from None
     except UnicodeDecodeError as exc:
         raise CorpusError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=file) from None
-    except OSError as exc:
-        raise CorpusError(f"cannot read ({exc.strerror})", path=file) from None
     if not text.strip():
         raise CorpusError("file is empty", path=file)
     if file.suffix.lower() == ".jsonl":
         records, lines, header = _read_jsonl(text, file)
     else:
         records, lines, header = _read_yaml(text, file)
-    sources = [_make_source(rec, file, lines[i], i) for i, rec in enumerate(records)]
+    if len(records) > options.max_corpus_sources:
+        raise CorpusError(
+            f"{len(records):,} source records; the limit is {options.max_corpus_sources:,} "
+            "(sources.max_corpus_sources)", path=file, line=lines[options.max_corpus_sources],
+        )
+    made = [_make_source(rec, file, lines[i], i, options) for i, rec in enumerate(records)]
+    dropped = [item for item in made if isinstance(item, str)]
+    sources = [item for item in made if isinstance(item, Source)]
+    lines = [lines[i] for i, item in enumerate(made) if isinstance(item, Source)]
     if not sources:
-        raise CorpusError("no sources in the file", path=file)
+        raise CorpusError("no sources in the file" + (
+            " (every record has an unsafe link: " + "; ".join(dropped[:3]) + ")"
+            if dropped else ""), path=file)
     seen: dict[str, int] = {}
     for i, source in enumerate(sources):
         if source.id in seen:
@@ -256,7 +279,7 @@ def load_corpus(path: str | Path) -> Corpus:
         seen[source.id] = i
     try:
         return Corpus(name=str(header.get("name") or file.stem), question=header.get("question"),
-                      sources=tuple(sources))
+                      sources=tuple(sources), dropped=tuple(dropped))
     except ValidationError as exc:
         raise CorpusError(_first_error(exc), path=file) from None
 
@@ -310,12 +333,25 @@ def _read_yaml(text: str, file: Path) -> tuple[list[Any], list[int | None], dict
     return records, lines, dict(data)
 
 
-def _make_source(record: Any, file: Path, line: int | None, index: int) -> Source:
+def _make_source(
+    record: Any, file: Path, line: int | None, index: int, options: SourceSettings
+) -> Source | str:
+    """The record's Source, or (``invalid_links = "drop"``) why it was left out."""
     label: str | int = index + 1
     if isinstance(record, Mapping) and isinstance(record.get("id"), str):
         label = record["id"]
     if not isinstance(record, Mapping):
         raise CorpusError("a source record must be a mapping", path=file, line=line, record=label)
+    if options.invalid_links == "drop":
+        for name in ("paper_url", "github_url"):
+            value = record.get(name)
+            if isinstance(value, str) and value.strip():
+                try:
+                    check_link(value.strip())
+                except ValueError as exc:
+                    where = f"line {line}, " if line is not None else ""
+                    return (f"{where}record {label}: {name} link {exc}; the source was "
+                            "left out")
     try:
         return Source.model_validate(record)
     except ValidationError as exc:

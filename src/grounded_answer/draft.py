@@ -68,6 +68,8 @@ class GroundingContext:
     step_aliases: frozenset[str] | None = None
     withheld: tuple[str, ...] = field(default=(), compare=False)
     instructions: tuple[str, ...] = field(default=(), compare=False)
+    # The question as the model saw it: restating it is not echoing the instructions.
+    question: str = field(default="", compare=False)
 
 
 def _context(info: ValidationInfo) -> GroundingContext:
@@ -88,7 +90,9 @@ def _check_alias(value: str, info: ValidationInfo) -> str:
 
 def _check_prose(value: str, info: ValidationInfo) -> str:
     context = _context(info)
-    foreign = [m.text for m in find_links(value) if m.key not in context.link_keys]
+    # Quoted as a reader sees them: repr() of an obfuscated spelling would turn its
+    # invisible characters into escapes that hide the link from the report's defanging.
+    foreign = [m.plain or m.text for m in find_links(value) if m.key not in context.link_keys]
     if foreign:
         raise ValueError(
             "links are not allowed in text (cite source ids instead): "
@@ -97,7 +101,9 @@ def _check_prose(value: str, info: ValidationInfo) -> str:
     unknown = sorted({f"S{n}" for n in ALIAS_RE.findall(value)} - context.aliases)
     if unknown:
         raise ValueError(f"unknown source id(s) {', '.join(unknown)} mentioned in text")
-    if _repeats_withheld(value, context.withheld) or echoes(value, context.instructions):
+    if _repeats_withheld(value, context.withheld) or echoes(
+        value, context.instructions, besides=context.question
+    ):
         raise ValueError(
             "text repeats instructions (from the prompt, or planted in a source or the "
             "question); explain the sources instead"
@@ -239,12 +245,14 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
             return "[unknown source]"
 
         cleaned = cut_outside_links(ALIAS_RE.sub(unknown, cleaned), limit)
-        if _repeats_withheld(cleaned, context.withheld) or echoes(cleaned, context.instructions):
+        if _repeats_withheld(cleaned, context.withheld) or echoes(
+            cleaned, context.instructions, besides=context.question
+        ):
             # Cut the sentences that carry instructions; if some still echo, drop it all.
             cleaned = quarantine(cleaned)[0]
             dropped.append(f"{where}: text that repeats instructions")
             if _repeats_withheld(cleaned, context.withheld) or echoes(
-                cleaned, context.instructions
+                cleaned, context.instructions, besides=context.question
             ):
                 return ""
         return cleaned
@@ -372,9 +380,13 @@ def _as_list(value: Any) -> list[Any]:
 
 def strip_fences(text: str) -> str:
     """Model output without a Markdown code fence around it."""
+    # By hand: the pattern this replaces, ``^```(?:json)?\s*(.*?)\s*```$``, was quadratic
+    # on an opening fence followed by a long run of spaces and no closing fence.
     stripped = text.strip()
-    fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", stripped, re.S)
-    return fenced.group(1) if fenced else stripped
+    if len(stripped) >= 6 and stripped.startswith("```") and stripped.endswith("```"):
+        inner = stripped[3:-3]
+        return inner.removeprefix("json").strip() if inner.startswith("json") else inner.strip()
+    return stripped
 
 
 def describe_error(error: Any) -> str:

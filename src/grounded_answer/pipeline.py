@@ -45,7 +45,7 @@ from .draft import (
     validate_draft,
 )
 from .embedding import Embedder
-from .errors import Attempt, QuestionError, UngroundedAnswerError
+from .errors import Attempt, BundleParseError, CorpusError, QuestionError, UngroundedAnswerError
 from .guided import (
     apply_translation,
     guided_schema,
@@ -56,7 +56,7 @@ from .guided import (
     validate_guided,
 )
 from .index import configure_faiss
-from .injection import quarantine
+from .injection import QUESTION_WITHHELD, quarantine
 from .links import defang, scrub_links
 from .plan import EvidencePlan, Relevance, make_plan, read_question
 from .prompts import (
@@ -158,6 +158,7 @@ def explain(
         step_aliases=frozenset(a for a, s in alias_to_source.items() if s.role is Role.MODEL)
         or None,
         withheld=tuple(sentence for _, sentence in withheld),
+        question=context.question,
     )
     mark = time.perf_counter()
     if mode == "guided":
@@ -178,11 +179,15 @@ def explain(
     withheld = _unique_pairs(withheld)
     report = report.model_copy(update={
         "withheld": [f"{where}: a sentence addressed to the model was withheld from the prompt"
-                     for where, _ in withheld],
+                     for where, _ in withheld]
+        + (["question: nothing else was left, so the model was sent a neutral placeholder"]
+           if context.question == QUESTION_WITHHELD else []),
         "plan": [plan.verdict.reason, *held],
         "mode": mode,
         "language": language if mode == "guided" else "en" if backend.offline else language,
     })
+    if sources.dropped:
+        report = report.model_copy(update={"sources_dropped": [defang(d) for d in sources.dropped]})
     timings["generate"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
     provenance = Provenance(
@@ -236,13 +241,25 @@ def resolve_sources(
     corpus: Corpus | str | Path | None,
     settings: Settings,
 ) -> tuple[Corpus, str | None]:
-    """The corpus in play and its default question: the bundle's, else the corpus's."""
+    """The corpus in play and its default question: the bundle's, else the corpus's.
+
+    A :class:`Bundle` or :class:`Corpus` handed over as an object is held to the same
+    ``sources.max_bundle_sources`` / ``max_corpus_sources`` as one read from a file.
+    """
+    limits = settings.sources
     if bundle is not None:
-        parsed = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        parsed = bundle if isinstance(bundle, Bundle) else load_bundle(bundle, settings=settings)
+        if len(parsed.corpus.sources) > limits.max_bundle_sources:
+            raise BundleParseError(
+                f"{len(parsed.corpus.sources)} sources; the limit is "
+                f"{limits.max_bundle_sources} (sources.max_bundle_sources)", path=parsed.path)
         return parsed.corpus, parsed.question
     if isinstance(corpus, Corpus):
+        if len(corpus.sources) > limits.max_corpus_sources:
+            raise CorpusError(f"{len(corpus.sources)} sources; the limit is "
+                              f"{limits.max_corpus_sources} (sources.max_corpus_sources)")
         return corpus, corpus.question
-    loaded = load_corpus(corpus or settings.corpus or default_corpus_path())
+    loaded = load_corpus(corpus or settings.corpus or default_corpus_path(), settings=settings)
     return loaded, loaded.question
 
 
@@ -438,7 +455,8 @@ def _prompt_context(
         return kept
 
     context = PromptContext(
-        question=safe(question, "question") or question,
+        # A question that was nothing but instructions is not sent, not even as a fallback.
+        question=safe(question, "question") or QUESTION_WITHHELD,
         sources=[
             PromptSource(alias=p.label, source_id=p.source_id, role=p.role.value,
                          title=p.title,
