@@ -159,6 +159,7 @@ def test_a_library_caller_gets_the_fast_path_too(tmp_path: Path) -> None:
                            text=True, env=env, timeout=600)
     assert first.returncode == 0, first.stderr
     assert "preparing the fast query encoder" in first.stderr
+    assert "[1/4] exporting" in first.stderr and "[4/4] checking int8" in first.stderr
     model, note, _ = json.loads(first.stdout)
     assert model.endswith("@int8") and note is None
     second = subprocess.run([sys.executable, "-c", code, str(SEED)], capture_output=True,

@@ -32,7 +32,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -308,12 +308,13 @@ def prepare_onnx(
     threads: int | None = 1,
     reference: Embedder | None = None,
     variant: Variant = "exact",
+    progress: Callable[[str], None] | None = None,
 ) -> OnnxEmbedder:
     """The checked export of ``model``, exporting and checking it first if needed.
 
-    Meant for index builds, where sentence-transformers is loaded anyway (the int8
-    variant is made from the exact export, which is made first). An export that failed
-    its check earlier for the same source files is not retried.
+    The int8 variant is made from the exact export, which is made first. An export that
+    failed its check earlier for the same source files is not retried. ``progress`` is told
+    each step as it starts (the steps take seconds each on a small machine).
 
     Raises:
         ConfigError: onnxruntime, tokenizers or onnx is not installed.
@@ -329,7 +330,9 @@ def prepare_onnx(
         return found
     exact = None
     if variant == "int8":
-        exact = prepare_onnx(model, cache_dir, threads=threads, reference=reference)
+        exact = prepare_onnx(model, cache_dir, threads=threads, reference=reference,
+                             progress=progress)
+    step = progress or (lambda _: None)
     target = onnx_dir(cache_dir, model, variant)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -341,12 +344,16 @@ def prepare_onnx(
             if earlier is not None:
                 raise IndexStoreError(f"{_failure(earlier)}; not used")
             if exact is not None:
+                step("quantizing the weights to int8")
                 onnx_export.quantize_onnx(onnx_dir(cache_dir, model), target, _locked=True)
+                step("checking int8 against the exact export")
                 onnx_export.verify_quantized(target, exact, _locked=True)
             else:
+                step("exporting the model to ONNX (loads torch once)")
                 onnx_export.export_onnx(model, target, threads=threads, _locked=True)
                 if reference is None:
                     reference = SentenceTransformerEmbedder(model, threads=threads)
+                step("checking the export against sentence-transformers")
                 onnx_export.verify_parity(target, reference, _locked=True)
     except Timeout:
         raise IndexStoreError(f"timed out waiting for the lock on {target}") from None
@@ -412,7 +419,13 @@ def _prepare_with_note(model: str | Path | None, cache_dir: Path, threads: int |
     print("grounded-answer: preparing the fast query encoder (ONNX export of the embedding "
           f"model, int8, checked), once for {cache_dir} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    made = prepare_onnx(model, cache_dir, threads=threads, variant="int8")
+    steps = iter(range(1, 5))
+
+    def progress(what: str) -> None:
+        print(f"grounded-answer:   [{next(steps, 4)}/4] {what} "
+              f"({time.perf_counter() - started:.0f}s)", file=sys.stderr, flush=True)
+
+    made = prepare_onnx(model, cache_dir, threads=threads, variant="int8", progress=progress)
     print(f"grounded-answer: query encoder ready in {time.perf_counter() - started:.1f}s",
           file=sys.stderr, flush=True)
     return made
