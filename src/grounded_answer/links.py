@@ -58,9 +58,6 @@ _DOTS = {"\u3002": ".", "\uff0e": ".", "\uff61": "."}
 # Hangul fillers are letters that render as nothing.
 _FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
 _PUNCTUATION = frozenset(string.punctuation)
-# What may read differently from how it is written: anything but printable ASCII, an
-# entity's "&", a backslash.
-_NEEDS_WORK = re.compile(r"[^\t\n\r\x20-\x7e]|[&\\]")
 _BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
@@ -93,6 +90,15 @@ def _fold(char: str) -> tuple[str, str]:
     return shown, "".join(confusables.get(c, c) for c in shown)
 
 
+def _reads_differently(char: str) -> bool:
+    """Whether ``char`` may read differently from how it is written (or start an entity)."""
+    if char in "&\\":
+        return True
+    if char.isascii() and (char.isprintable() or char in "\t\n\r"):
+        return False
+    return _fold(char) != (char, char)
+
+
 def _unescape(entity: str) -> str:
     import html  # only text with an "&" needs it
 
@@ -114,9 +120,9 @@ class _Normalised:
 
 
 def _normalise(text: str) -> _Normalised:
-    if "&" not in text and "\\" not in text and (
-        text.isascii() or all(_fold(c) == (c, c) for c in set(text) if not c.isascii())
-    ):
+    # Decided once per distinct character; everything else is copied in bulk below.
+    odd = {c for c in set(text) if _reads_differently(c)}
+    if not odd:
         return _Normalised(text, text, None, None)  # the common case: nothing to change
     shown: list[str] = []
     folded: list[str] = []
@@ -137,7 +143,7 @@ def _normalise(text: str) -> _Normalised:
         ends.append(end)
 
     def plain(start: int, end: int) -> None:
-        # Printable ASCII is its own reading: copied in bulk, but for a leading escape.
+        # Everything else is its own reading: copied in bulk, but for a leading escape.
         if start < end:
             emit(text[start], text[start], start, start + 1)
             shown.extend(text[start + 1 : end])
@@ -146,8 +152,7 @@ def _normalise(text: str) -> _Normalised:
             ends.extend(range(start + 2, end + 1))
 
     pos = 0
-    for special in _NEEDS_WORK.finditer(text):
-        i = special.start()
+    for i in [i for i, c in enumerate(text) if c in odd]:
         if i < pos:
             continue  # inside an entity already read
         plain(pos, i)
