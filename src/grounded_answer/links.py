@@ -534,6 +534,16 @@ def check_link(value: str) -> str:
     another), no bare IP address or localhost, no ``.``/``..`` path segments, balanced
     brackets, nothing invisible, encoded or look-alike, no second link in its query or
     fragment, and at most :data:`MAX_LINK_CHARS` characters.
+
+    Args:
+        value: A Paper/GitHub (``paper_url``/``github_url``) field as written.
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        ValueError: the first rule it breaks, worded to follow "Paper link ...".
+
     """
     if not value:
         raise ValueError("is empty")
