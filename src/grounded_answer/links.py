@@ -19,9 +19,12 @@ any scheme (``hxxp://``, ``ftp://``, ``//host``, ``mailto:``, ``javascript:``,
 ``data:``) or an arXiv id (new style, or old style such as ``cs/0112017``). A link that
 only matches after normalisation is *obfuscated*: its key never equals an allowed one.
 
-Every pattern is linear in the length of its input: each alternative can only start at
-the beginning of a token (a look-behind rules out the rest), and repeats are possessive,
-so no input makes the finder backtrack (``benchmarks/adversarial.py`` measures it).
+Every pattern is linear in the length of its input: an alternative starts only where a
+token can (a look-behind rules out the rest) or is bounded in length, repeats are
+possessive, and a label chain that is no host is searched once and skipped, so no input
+makes the finder backtrack (``benchmarks/adversarial.py`` measures it). It is cheap on
+ordinary prose too: the full pattern only runs over the words that hold ``.``, ``:``,
+``/`` or ``@``, and text that reads as written skips normalisation.
 """
 
 from __future__ import annotations
@@ -197,9 +200,10 @@ _ARXIV_ID = (
     rf"(?:9[1-9]|0[0-7])(?:0[1-9]|1[0-2])\d{{3}})(?:v\d+)?"
 )
 _LINK_RE = re.compile(
-    # Any scheme followed by "//": http, hxxp, ftp, file, ... also right after "." or "-"
-    # (".https://" is a link too); not mid-word, which would try every letter of prose.
-    rf"(?P<url>(?<![\w+])[^\W\d_][\w+.-]{{0,30}}://{_BODY})"
+    # Any scheme followed by "//": http, hxxp, ftp, file, ... also right after ".", "-" or
+    # "_" (".https://", "_https://_" are links too); not mid-word, which would try every
+    # letter of prose.
+    rf"(?P<url>(?<![^\W_])[^\W\d_][\w+.-]{{0,30}}://{_BODY})"
     # Schemes that need no "//", after anything but a letter or digit ("Deblur-mailto:",
     # not "metadata:").
     rf"|(?P<uri>(?<![^\W_])(?:{_SCHEMES}):(?=[^\s<>\"`]){_BODY})"
