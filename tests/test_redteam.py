@@ -37,10 +37,12 @@ from .conftest import SEED, HashEmbedder
 from .oracle import canonical, linkified, markdown_tokens, reader_view
 
 ATTACKER = "zqxevil"
-# What the attacker wants a reader to see; none may appear in the reader's view.
+TLDS = ["io", "zip", "sh", "com", "ai", "xyz", "co"]
+# What the attacker wants a reader to see; none may appear in the reader's view. A host
+# counts when its TLD ends there ("zqxevil.zip7" is no host anywhere).
 MARKERS = re.compile(
-    rf"{ATTACKER}\.[a-z]|javascript:|vbscript:|data:text|mailto:|file:/|10\.66\.77\.88|"
-    r"2312\.99999|cs/0112017|hep-th/9901001"
+    rf"{ATTACKER}\.(?:{'|'.join(TLDS)})(?![a-z0-9])|javascript:|vbscript:|data:text|mailto:|"
+    r"file:/|10\.66\.77\.88|2312\.99999|cs/0112017|hep-th/9901001"
 )
 FULLWIDTH = {c: chr(ord(c) + 0xFEE0) for c in map(chr, range(0x21, 0x7F))}
 LOOK_ALIKE = {"e": "\u0435", "o": "\u043e", "a": "\u0430", "c": "\u0441", "x": "\u0445",
@@ -53,7 +55,7 @@ DOTS = ["\u3002", "\uff0e", "\uff61", "&#46;", "&period;", "&#x2e;", "\\.", "\u2
 def host_link(draw: st.DrawFn) -> str:
     scheme = draw(st.sampled_from(["", "https://", "http://", "hxxp://", "//", "ftp://",
                                    "file://", "http:/", "https:\\\\", "HTTPS://", "www."]))
-    tld = draw(st.sampled_from(["io", "zip", "sh", "com", "ai", "xyz", "co"]))
+    tld = draw(st.sampled_from(TLDS))
     tail = draw(st.sampled_from(["", "/w", "/p.png", "/a/b?x=1", ":8080/x", "/x_(y)"]))
     link = f"{scheme}{ATTACKER}.{tld}{tail}"
     for _ in range(draw(st.integers(0, 3))):
@@ -88,14 +90,15 @@ def _look_alikes(draw: st.DrawFn, link: str) -> str:
 
 def _glue(draw: st.DrawFn, link: str) -> str:
     before = draw(st.sampled_from(["", "\uc0ac\uc774\ud2b8", "\u6765\u81ea", "\u3053\u3053",
-                                   ".", "/", "-", "@", "_", "(", "\\", "x"]))
+                                   ".", "/", "-", "@", "_", "(", "\\", "x", "+", "~", "=",
+                                   "'", "!", "*", "|", ","]))
     after = draw(st.sampled_from(["", "\uc5d0\uc11c", "\u7684\u6a21\u578b", "\u3092", ")", "_"]))
     return f"{before}{link}{after}"
 
 
 def _markdown(draw: st.DrawFn, link: str) -> str:
     form = draw(st.sampled_from(["[x]({})", "<{}>", "![i]({})", "\\[x\\]({})", "[x]: {}",
-                                 '<a href="{}">x</a>', "_{}_", "**{}**", "`{}`",
+                                 '<a href="{}">x</a>', "_{}_", "__{}__", "*{}*", "**{}**", "`{}`",
                                  "\\<img src={}\\>", "[x](<{}>)"]))
     return form.format(link)
 

@@ -42,8 +42,18 @@ def read_limited(path: Path, limit: int, *, setting: str, expected: str) -> byte
     The file is opened without blocking (a FIFO with no writer would otherwise hang the
     open) and checked with ``fstat`` on the open descriptor, so a path swapped between a
     check and the read cannot slip a device in. At most ``limit`` + 1 bytes are read,
-    which also catches a file that grows after the size check. ``setting`` names the
-    limit in the message; ``expected`` says what the file should be.
+    which also catches a file that grows after the size check.
+
+    Args:
+        path: The file to read.
+        limit: The most bytes accepted.
+        setting: The setting that sets ``limit``, named in the message.
+        expected: What the file should be ("a bundle text file"), for the message.
+
+    Raises:
+        UnreadableFileError: missing, unreadable, not a regular file, or too large; the
+            caller turns it into its own typed error with the path.
+
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:

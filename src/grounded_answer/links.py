@@ -19,9 +19,12 @@ any scheme (``hxxp://``, ``ftp://``, ``//host``, ``mailto:``, ``javascript:``,
 ``data:``) or an arXiv id (new style, or old style such as ``cs/0112017``). A link that
 only matches after normalisation is *obfuscated*: its key never equals an allowed one.
 
-Every pattern is linear in the length of its input: each alternative can only start at
-the beginning of a token (a look-behind rules out the rest), and repeats are possessive,
-so no input makes the finder backtrack (``benchmarks/adversarial.py`` measures it).
+Every pattern is linear in the length of its input: an alternative starts only where a
+token can (a look-behind rules out the rest) or is bounded in length, repeats are
+possessive, and a label chain that is no host is searched once and skipped, so no input
+makes the finder backtrack (``benchmarks/adversarial.py`` measures it). It is cheap on
+ordinary prose too: the full pattern only runs over the words that hold ``.``, ``:``,
+``/`` or ``@``, and text that reads as written skips normalisation.
 """
 
 from __future__ import annotations
@@ -58,9 +61,6 @@ _DOTS = {"\u3002": ".", "\uff0e": ".", "\uff61": "."}
 # Hangul fillers are letters that render as nothing.
 _FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
 _PUNCTUATION = frozenset(string.punctuation)
-# What may read differently from how it is written: anything but printable ASCII, an
-# entity's "&", a backslash.
-_NEEDS_WORK = re.compile(r"[^\t\n\r\x20-\x7e]|[&\\]")
 _BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
 
 
@@ -93,6 +93,15 @@ def _fold(char: str) -> tuple[str, str]:
     return shown, "".join(confusables.get(c, c) for c in shown)
 
 
+def _reads_differently(char: str) -> bool:
+    """Whether ``char`` may read differently from how it is written (or start an entity)."""
+    if char in "&\\":
+        return True
+    if char.isascii() and (char.isprintable() or char in "\t\n\r"):
+        return False
+    return _fold(char) != (char, char)
+
+
 def _unescape(entity: str) -> str:
     import html  # only text with an "&" needs it
 
@@ -114,9 +123,9 @@ class _Normalised:
 
 
 def _normalise(text: str) -> _Normalised:
-    if "&" not in text and "\\" not in text and (
-        text.isascii() or all(_fold(c) == (c, c) for c in set(text) if not c.isascii())
-    ):
+    # Decided once per distinct character; everything else is copied in bulk below.
+    odd = {c for c in set(text) if _reads_differently(c)}
+    if not odd:
         return _Normalised(text, text, None, None)  # the common case: nothing to change
     shown: list[str] = []
     folded: list[str] = []
@@ -137,7 +146,7 @@ def _normalise(text: str) -> _Normalised:
         ends.append(end)
 
     def plain(start: int, end: int) -> None:
-        # Printable ASCII is its own reading: copied in bulk, but for a leading escape.
+        # Everything else is its own reading: copied in bulk, but for a leading escape.
         if start < end:
             emit(text[start], text[start], start, start + 1)
             shown.extend(text[start + 1 : end])
@@ -146,8 +155,7 @@ def _normalise(text: str) -> _Normalised:
             ends.extend(range(start + 2, end + 1))
 
     pos = 0
-    for special in _NEEDS_WORK.finditer(text):
-        i = special.start()
+    for i in [i for i, c in enumerate(text) if c in odd]:
         if i < pos:
             continue  # inside an entity already read
         plain(pos, i)
@@ -192,9 +200,10 @@ _ARXIV_ID = (
     rf"(?:9[1-9]|0[0-7])(?:0[1-9]|1[0-2])\d{{3}})(?:v\d+)?"
 )
 _LINK_RE = re.compile(
-    # Any scheme followed by "//": http, hxxp, ftp, file, ... also right after "." or "-"
-    # (".https://" is a link too); not mid-word, which would try every letter of prose.
-    rf"(?P<url>(?<![\w+])[^\W\d_][\w+.-]{{0,30}}://{_BODY})"
+    # Any scheme followed by "//": http, hxxp, ftp, file, ... also right after ".", "-" or
+    # "_" (".https://", "_https://_" are links too); not mid-word, which would try every
+    # letter of prose.
+    rf"(?P<url>(?<![^\W_])[^\W\d_][\w+.-]{{0,30}}://{_BODY})"
     # Schemes that need no "//", after anything but a letter or digit ("Deblur-mailto:",
     # not "metadata:").
     rf"|(?P<uri>(?<![^\W_])(?:{_SCHEMES}):(?=[^\s<>\"`]){_BODY})"
@@ -529,6 +538,16 @@ def check_link(value: str) -> str:
     another), no bare IP address or localhost, no ``.``/``..`` path segments, balanced
     brackets, nothing invisible, encoded or look-alike, no second link in its query or
     fragment, and at most :data:`MAX_LINK_CHARS` characters.
+
+    Args:
+        value: A Paper/GitHub (``paper_url``/``github_url``) field as written.
+
+    Returns:
+        ``value`` unchanged.
+
+    Raises:
+        ValueError: the first rule it breaks, worded to follow "Paper link ...".
+
     """
     if not value:
         raise ValueError("is empty")
