@@ -54,6 +54,10 @@ class WorkflowStep(BaseModel):
     input: str
     action: str
     output: str
+    alternatives: list[str] = Field(
+        default_factory=list,
+        description="Other recommended models (source ids) for the same task: the plan "
+        "groups them into this step instead of chaining them.")
 
 
 class Workflow(BaseModel):
@@ -70,7 +74,7 @@ class Workflow(BaseModel):
         nodes: list[dict[str, Any]] = [{"id": "input", "type": "input", "label": self.input}]
         nodes += [
             {"id": s.id, "type": "model", "label": s.model, "source_id": s.source_id,
-             "action": s.action}
+             "action": s.action, "alternatives": s.alternatives}
             for s in self.steps
         ]
         nodes.append({"id": "output", "type": "output", "label": self.output})

@@ -146,8 +146,7 @@ def _score(
     models = {s.id for s in bundle.corpus.sources if s.role is Role.MODEL}
     steps = answer.workflow.steps if answer.workflow else []
     in_workflow = {step.source_id for step in steps} | {
-        s.id for s in bundle.corpus.sources
-        if any(s.title in step.action for step in steps)}
+        alternative for step in steps for alternative in step.alternatives}
     statement = answer.task.statement.lower()
     return BundleScore(
         bundle=path.name,

@@ -605,6 +605,7 @@ def _build_answer(
     # Titles come from records, which may be hostile: the plan's are quarantined and
     # scrubbed of links; prose was validated already.
     title_of = {p.source_id: p.title for p in plan.sources}
+    alternatives = {step.label: step.alternatives for step in plan.steps}
 
     steps = []
     if draft.workflow:
@@ -613,6 +614,8 @@ def _build_answer(
                 id=f"step{n}", source_id=alias_to_source[step.source_id].id,
                 model=title_of[alias_to_source[step.source_id].id],
                 input=step.input, action=step.action, output=step.output,
+                alternatives=[alias_to_source[a].id for a in alternatives.get(step.source_id, [])
+                              if a in alias_to_source],
             )
             for n, step in enumerate(draft.workflow.steps, start=1)
         ]

@@ -84,11 +84,10 @@ def check(answer: Answer, bundle: Path) -> None:
         assert answer.workflow and answer.workflow.steps and answer.references
         models = {s.id for s in sources if s.role.value == "model"}
         assert {step.source_id for step in answer.workflow.steps} <= models
-        # Every recommended model runs a step (or is named as its alternative) and is cited.
-        actions = " ".join(step.action for step in answer.workflow.steps)
-        for model in (s for s in sources if s.role.value == "model"):
-            assert model.id in {step.source_id for step in answer.workflow.steps} or (
-                model.title in actions)
+        # Every recommended model runs a step (or is that step's alternative) and is cited.
+        in_flow = {i for step in answer.workflow.steps for i in (step.source_id,
+                                                                   *step.alternatives)}
+        assert models <= in_flow
         assert models <= {ref.source_id for ref in answer.references}
     else:
         assert answer.note.strip()
