@@ -98,6 +98,7 @@ def test_a_question_the_embedder_cannot_read_follows_the_recommendation(
     assert answer.plan.verdict.basis == "recommendation"
     assert "cannot read" in answer.validation.plan[0]
     assert "not in English" in answer.note  # the stub says it answers in English
+    assert "*Note:* The question is not in English" in answer.to_markdown()
     assert {s.source_id for s in (answer.workflow.steps if answer.workflow else [])} == {
         korean.corpus.sources[0].id}
     # An English question off the topic is still declined.

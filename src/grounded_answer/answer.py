@@ -279,8 +279,10 @@ class Answer(BaseModel):
             kind = "recommended model" if ref.role is Role.MODEL else "paper"
             out.append(f"- {_md(ref.label)} **{_md(ref.title)}** ({kind}): {_md(ref.why)} "
                        + " · ".join(link for link in links if link))
-        if not self.answerable and self.note and self.workflow:
-            out += ["", _md(self.note)]
+        if self.note and (self.answerable or self.workflow):
+            # An answerable answer's note (the language it is written in, a caveat) would
+            # otherwise be in the JSON only.
+            out += ["", f"*Note:* {_md(self.note)}" if self.answerable else _md(self.note)]
         if self.plan is not None and self.plan.sources:
             out += ["", f"*Why these sources:* {_md(self.plan.why_line())}"]
         return self._last_guard("\n".join(out).rstrip() + "\n")
