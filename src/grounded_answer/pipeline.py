@@ -138,9 +138,9 @@ def explain(
         restated = restate_question(backend, prompts, question, usage)
         timings["restate"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    hits, ranked = retrieve_passages(retriever, restated or question, settings)
+    timings["embed_query"] = 0.0
+    hits, ranked = retrieve_passages(retriever, restated or question, settings, timings)
     timings["retrieve"] = time.perf_counter() - mark
-    timings["embed_query"] = retriever.last_embed_seconds
 
     mark = time.perf_counter()
     withheld: list[tuple[str, str]] = []
@@ -297,7 +297,8 @@ def _check_question(question: str | None, settings: Settings) -> str:
 
 
 def retrieve_passages(
-    retriever: Retriever, question: str, settings: Settings
+    retriever: Retriever, question: str, settings: Settings,
+    timings: dict[str, float] | None = None,
 ) -> tuple[list[Hit], list[tuple[Source, float]]]:
     """The top-k hits for ``question`` and every scored source, best first."""
     corpus = retriever.corpus
@@ -311,7 +312,7 @@ def retrieve_passages(
         max(k, len(retriever.index.passages)) if small else k,
         method=options.small_corpus_method if small else options.method,
         fusion=options.fusion, alpha=options.alpha,
-        max_per_source=options.max_per_source, stemmer=options.stemmer,
+        max_per_source=options.max_per_source, stemmer=options.stemmer, timings=timings,
     )
     ranked = retriever.rank_sources(everything)
     return everything[:k], ranked if small else ranked[: settings.retrieval.max_sources]

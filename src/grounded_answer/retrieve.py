@@ -93,7 +93,6 @@ class Retriever:
         self.corpus = corpus
         self.embedder = embedder
         self.index = index
-        self.last_embed_seconds = 0.0
         self._bm25: dict[str | None, BM25Index] = {}
         self._bm25_lock = threading.Lock()
         self._affinity: dict[str, float] | None = None
@@ -119,11 +118,14 @@ class Retriever:
         alpha: float = 0.5,
         max_per_source: int | None = None,
         stemmer: str | None = "english",
+        timings: dict[str, float] | None = None,
     ) -> list[Hit]:
         """The ``k`` best passages for ``question``, best first.
 
         With ``max_per_source``, a source gets at most that many of the first slots;
-        its further passages only fill slots nothing else wants.
+        its further passages only fill slots nothing else wants. The query encode's time
+        goes into the caller's ``timings`` (``embed_query``), never onto the retriever,
+        which many threads share.
         """
         passages = self.index.passages
         pool = min(len(passages), max(k * 4, 50))
@@ -132,7 +134,8 @@ class Retriever:
         if method in ("dense", "hybrid"):
             started = time.perf_counter()
             vector = self.embedder.encode([question])
-            self.last_embed_seconds = time.perf_counter() - started
+            if timings is not None:
+                timings["embed_query"] = time.perf_counter() - started
             dense = self.index.search(vector, pool)[0]
             cosine = dict(dense)
         sparse = (
