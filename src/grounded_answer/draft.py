@@ -44,6 +44,7 @@ __all__ = [
     "describe_error",
     "draft_json_schema",
     "salvage_draft",
+    "shorten",
     "strip_fences",
     "validate_draft",
 ]
@@ -376,6 +377,12 @@ def _base_schema() -> dict[str, Any]:
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` with its whitespace collapsed, cut at a word to fit ``limit`` (with "…")."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def strip_fences(text: str) -> str:

@@ -11,8 +11,10 @@ model, and its schema fixes the number of every list, so a short answer cannot d
 recommended model.
 
 Every slot is checked by the same validators as a free answer (links, source ids, echoed
-instructions, lengths) and, for the task statement, the requested language. A slot that
-stays bad after the repairs is replaced by the offline writer's sentence and reported.
+instructions, lengths), and the task statement must still name the plan's task. A slot
+that stays bad after the repairs is replaced by the offline writer's sentence and
+reported. The checked English slots are then translated, line by line, when the answer's
+language is not English; a line in the wrong script stays English and is reported.
 """
 
 from __future__ import annotations
@@ -136,7 +138,6 @@ def validate_guided(
     baseline: AnswerDraft,
     plan: EvidencePlan,
     grounding: GroundingContext,
-    language: str,
 ) -> tuple[GuidedDraft | None, list[str]]:
     """Parse and check the slots; return them, or None and every error found."""
     try:
@@ -165,7 +166,6 @@ def salvage_guided(
     baseline: AnswerDraft,
     plan: EvidencePlan,
     grounding: GroundingContext,
-    language: str,
 ) -> tuple[GuidedDraft, list[str]]:
     """Keep every slot that passes on its own; the offline writer's sentence replaces the rest."""
     dropped: list[str] = []

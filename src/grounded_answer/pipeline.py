@@ -41,6 +41,7 @@ from .draft import (
     GroundingContext,
     draft_json_schema,
     salvage_draft,
+    shorten,
     strip_fences,
     validate_draft,
 )
@@ -58,7 +59,7 @@ from .guided import (
 from .index import configure_faiss
 from .injection import QUESTION_WITHHELD, quarantine
 from .links import defang, scrub_links
-from .plan import EvidencePlan, Relevance, make_plan, read_question
+from .plan import EvidencePlan, PlannedSource, Relevance, make_plan, read_question
 from .prompts import (
     ChatMessage,
     PromptContext,
@@ -128,8 +129,7 @@ def explain(
     retriever = retriever_for(sources, embedder, settings)
     timings["index"] = time.perf_counter() - mark
     usage = Usage()
-    if settings.llm.cache:
-        backend = cached(backend, settings.index.cache_dir, settings.llm)
+    backend = cached(backend, settings.index.cache_dir, settings.llm)  # if llm.cache
     prompts = load_prompts(settings.answer.prompts_dir)
     reading = read_question(question)
     restated = None
@@ -396,7 +396,7 @@ def hold_to_plan(
             notes.append(f"{step.label} (a recommended model) was missing from the "
                          "workflow and was added from the plan")
             steps.append({"source_id": step.label, "input": step.input,
-                          "action": _cut(step.action, ACTION_CHARS), "output": step.output})
+                          "action": shorten(step.action, ACTION_CHARS), "output": step.output})
     order = {label: n for n, planned_step in enumerate(plan.steps)
              for label in (planned_step.label, *planned_step.alternatives)}
     steps.sort(key=lambda drafted: order.get(drafted["source_id"], len(order)))
@@ -412,24 +412,21 @@ def hold_to_plan(
         if planned.relevance is Relevance.RECOMMENDED and planned.label not in cited:
             notes.append(f"{planned.label} (a recommended model) was missing from the "
                          "references and was added from the plan")
-            references.append({"source_id": planned.label,
-                               "why": _cut(planned.reason[:1].upper() + planned.reason[1:]
-                                           + ".", WHY_CHARS)})
+            references.append(_planned_reference(planned))
     if not references and plan.cited:
-        first = plan.cited[0]
-        references.append({"source_id": first.label, "why": _cut(
-            first.reason[:1].upper() + first.reason[1:] + ".", WHY_CHARS)})
+        references.append(_planned_reference(plan.cited[0]))
     data.update(answerable=True, references=references)
     return AnswerDraft.model_validate(data, context=grounding), notes
 
 
+def _planned_reference(planned: PlannedSource) -> dict[str, str]:
+    """A reference written from the plan's reason: "Is the recommended model; …"."""
+    return {"source_id": planned.label,
+            "why": shorten(planned.reason[:1].upper() + planned.reason[1:] + ".", WHY_CHARS)}
+
+
 def _scored_whole(corpus: Corpus, settings: Settings) -> bool:
     return len(corpus.sources) <= settings.retrieval.whole_corpus_sources
-
-
-def _cut(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
 def _prompt_context(
@@ -549,11 +546,11 @@ def _write_guided(
     schema = guided_schema(baseline, plan, model_verdict=settings.answer.verdict == "model")
 
     def check(text: str) -> tuple[AnswerDraft | None, list[str]]:
-        guided, errors = validate_guided(text, baseline, plan, grounding, language)
+        guided, errors = validate_guided(text, baseline, plan, grounding)
         return (merge_guided(guided, baseline, plan, grounding) if guided else None), errors
 
     def salvage(text: str) -> tuple[AnswerDraft | None, list[str]]:
-        guided, dropped = salvage_guided(text, baseline, plan, grounding, language)
+        guided, dropped = salvage_guided(text, baseline, plan, grounding)
         return merge_guided(guided, baseline, plan, grounding), dropped
 
     draft, report = _write(backend, prompts, messages, context, schema, settings, usage,

@@ -298,9 +298,10 @@ def make_plan(
     candidates = _candidates(question_tasks, models, model_tasks, planned, papers)
     # Without a recommended model in play (a corpus of papers), the best relevant source
     # is the one step, as before there was a plan.
-    leading = models or [s for s in sources for p in planned[:1] if p.source_id == s.id
-                         and p.relevance is not Relevance.NOT_RELEVANT]
-    tasks_of = {**model_tasks, **{s.id: _model_tasks(s) for s in leading if s not in models}}
+    best = planned[0] if planned and planned[0].relevance is not Relevance.NOT_RELEVANT \
+        else None
+    leading = models or [s for s in sources if best is not None and s.id == best.source_id]
+    tasks_of = model_tasks if models else {s.id: _model_tasks(s) for s in leading}
     steps = _skeleton(leading, tasks_of, label_of, candidates) if verdict.answerable else []
     return EvidencePlan(question=reading, verdict=verdict, tasks=candidates, sources=planned,
                         steps=steps)

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from ..config import LLMSettings
-from ..draft import ACTION_CHARS, ALIAS_RE, IO_CHARS, STATEMENT_CHARS, WHY_CHARS
+from ..draft import ACTION_CHARS, ALIAS_RE, IO_CHARS, STATEMENT_CHARS, WHY_CHARS, shorten
 from ..links import scrub_links
 from ..plan import EvidencePlan, PlannedStep, Relevance
 from ..prompts import PromptContext, PromptSource
@@ -77,11 +77,11 @@ def stub_draft(context: PromptContext, *, language_note: bool = True) -> dict[st
         reason = plan.verdict.reason if plan else "No evidence plan was made for this question."
         return {
             "answerable": False,
-            "task": {"statement": _cut("The user asks: " + clean(context.question),
+            "task": {"statement": shorten("The user asks: " + clean(context.question),
                                        STATEMENT_CHARS), "source_ids": []},
             "workflow": None,
             "references": [],
-            "note": _cut(clean(reason) + language, STATEMENT_CHARS),
+            "note": shorten(clean(reason) + language, STATEMENT_CHARS),
         }
     shown = {s.alias: s for s in context.sources}
     models = [s for s in plan.sources if s.relevance is Relevance.RECOMMENDED]
@@ -102,18 +102,18 @@ def stub_draft(context: PromptContext, *, language_note: bool = True) -> dict[st
             summary = shown[source.label].summary if source.label in shown else ""
             evidence = _evidence_sentence(clean(summary), source.evidence.tasks)
             why = f"Related paper: it {source.reason}" + (f". {evidence}" if evidence else ".")
-        references.append({"source_id": source.label, "why": _cut(why, WHY_CHARS)})
+        references.append({"source_id": source.label, "why": shorten(why, WHY_CHARS)})
     return {
         "answerable": True,
         "task": {
-            "statement": _cut(_statement(plan, named, shown, clean), STATEMENT_CHARS),
+            "statement": shorten(_statement(plan, named, shown, clean), STATEMENT_CHARS),
             "source_ids": [s.label for s in models] or [s.label for s in plan.cited[:1]],
         },
         "workflow": {
-            "input": _cut(plan.steps[0].input.capitalize(), IO_CHARS) if plan.steps else
+            "input": shorten(plan.steps[0].input.capitalize(), IO_CHARS) if plan.steps else
             "The user's data",
             "steps": steps,
-            "output": _cut(steps[-1]["output"], IO_CHARS) if steps else "The result",
+            "output": shorten(steps[-1]["output"], IO_CHARS) if steps else "The result",
         } if steps else None,
         "references": references,
         "note": language.strip(),
@@ -183,9 +183,9 @@ def _step(
         action += ". Alternatives: " + ", ".join(named[a] for a in step.alternatives)
     return {
         "source_id": step.label,
-        "input": _cut(step.input, IO_CHARS),
-        "action": _cut(action, ACTION_CHARS),
-        "output": _cut(step.output, IO_CHARS),
+        "input": shorten(step.input, IO_CHARS),
+        "action": shorten(action, ACTION_CHARS),
+        "output": shorten(step.output, IO_CHARS),
     }
 
 
@@ -194,15 +194,10 @@ def _evidence_sentence(summary: str, tasks: list[str]) -> str:
     sentences = [s for s in _SENTENCE_END.split(summary.strip()) if s]
     for sentence in sentences:
         if tasks and tasks[0] in {h.name for h in guess_tasks(sentence)}:
-            return _cut(sentence, 220)
-    return _cut(sentences[0], 220) if sentences else ""
+            return shorten(sentence, 220)
+    return shorten(sentences[0], 220) if sentences else ""
 
 
 def _first_sentence(text: str, limit: int = 220) -> str:
     sentence = _SENTENCE_END.split(text.strip(), maxsplit=1)[0] if text.strip() else ""
-    return _cut(sentence, limit)
-
-
-def _cut(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+    return shorten(sentence, limit)
