@@ -78,7 +78,7 @@ def stub_draft(context: PromptContext, *, language_note: bool = True) -> dict[st
         return {
             "answerable": False,
             "task": {"statement": shorten("The user asks: " + clean(context.question),
-                                       STATEMENT_CHARS), "source_ids": []},
+                                          STATEMENT_CHARS), "source_ids": []},
             "workflow": None,
             "references": [],
             "note": shorten(clean(reason) + language, STATEMENT_CHARS),
