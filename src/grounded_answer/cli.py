@@ -96,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
 
     index = commands.add_parser("index", help="build (or verify) the index of a corpus")
     sources(index)
+    sharded = index.add_argument_group(
+        "sharded builds", "many processes or machines build one pgvector index: run "
+        "--shard K/N for every K (any order, in parallel), then --finalize once")
+    steps = sharded.add_mutually_exclusive_group()
+    steps.add_argument("--shard", metavar="K/N",
+                       help="embed only the sources whose id hashes to shard K of N")
+    steps.add_argument("--finalize", action="store_true",
+                       help="check every source is stored once, then build the vector index")
     index.set_defaults(run=_index)
 
     evaluate = commands.add_parser("eval", help="measure retrieval or answer quality")
@@ -274,10 +282,20 @@ def _index(args: argparse.Namespace) -> int:
     embedder = default_embedder(settings)
     started = time.perf_counter()
     passages = sum(len(s.passages()) for s in corpus.sources)
-    index = retriever_for(
-        corpus, embedder, settings,
-        show_progress=passages > _PROGRESS_ABOVE and sys.stderr.isatty(),
-    ).index
+    progress = passages > _PROGRESS_ABOVE and sys.stderr.isatty()
+    if args.shard or args.finalize:
+        from .stores import Shard, build_shard, finalize_shards
+
+        if args.shard:
+            status = build_shard(corpus, embedder, settings.index, Shard.parse(args.shard),
+                                 batch_size=settings.embedding.batch_size,
+                                 show_progress=progress)
+        else:
+            status = finalize_shards(corpus, embedder, settings.index)
+        print(f"{corpus.name}: {status} in {time.perf_counter() - started:.2f}s "
+              f"(model {embedder.model_id})")
+        return 0
+    index = retriever_for(corpus, embedder, settings, show_progress=progress).index
     seconds = time.perf_counter() - started
     reason = getattr(embedder, "fallback_reason", None)
     print(f"queries: {embedder.model_id}" + (f" ({reason})" if reason else ""),

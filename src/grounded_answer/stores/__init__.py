@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING
 from ..corpus import Corpus
 from ..embedding import Embedder
 from ..errors import ConfigError
-from ._base import HnswParams, StoreManifest, VectorStore, passages_hash, plan_sync
+from ._base import (
+    HnswParams,
+    Shard,
+    StoreManifest,
+    VectorStore,
+    passages_hash,
+    plan_sync,
+    shard_of,
+)
 from ._faiss import FaissStore, open_faiss_store
 from ._pgvector import PgVectorStore, open_pgvector_store
 
@@ -29,14 +37,18 @@ __all__ = [
     "FaissStore",
     "HnswParams",
     "PgVectorStore",
+    "Shard",
     "StoreManifest",
     "VectorStore",
+    "build_shard",
+    "finalize_shards",
     "hnsw_params",
     "open_faiss_store",
     "open_pgvector_store",
     "open_store",
     "passages_hash",
     "plan_sync",
+    "shard_of",
 ]
 
 
@@ -47,6 +59,42 @@ def hnsw_params(settings: IndexSettings) -> HnswParams:
         ef_construction=settings.hnsw_ef_construction,
         ef_search=settings.hnsw_ef_search,
     )
+
+
+def _pgvector(settings: IndexSettings, action: str) -> PgVectorStore:
+    if settings.store != "pgvector" or settings.dsn is None:
+        raise ConfigError(
+            f"{action} writes into the shared PostgreSQL store: set index.store to 'pgvector' "
+            "and index.dsn (GROUNDED_ANSWER_INDEX__STORE=pgvector, "
+            "GROUNDED_ANSWER_INDEX__DSN=postgresql://user:password@host:5432/dbname)"
+        )
+    return PgVectorStore(settings.dsn.get_secret_value(), kind=settings.kind,
+                         hnsw=hnsw_params(settings))
+
+
+def build_shard(
+    corpus: Corpus,
+    embedder: Embedder,
+    settings: IndexSettings,
+    shard: Shard,
+    *,
+    batch_size: int = 64,
+    show_progress: bool = False,
+) -> str:
+    """Embed shard ``shard`` of ``corpus`` into the pgvector store; returns what it did.
+
+    Run every shard (in any order, on any machines, at the same time or not), then
+    :func:`finalize_shards` once.
+    """
+    with _pgvector(settings, f"--shard {shard}") as store:
+        return store.sync_shard(corpus, embedder, shard, batch_size=batch_size,
+                                show_progress=show_progress)
+
+
+def finalize_shards(corpus: Corpus, embedder: Embedder, settings: IndexSettings) -> str:
+    """Check the sharded build of ``corpus`` is complete and build its index once."""
+    with _pgvector(settings, "--finalize") as store:
+        return store.finalize(corpus, embedder)
 
 
 def open_store(

@@ -29,12 +29,14 @@ __all__ = [
     "FORMAT_VERSION",
     "HnswParams",
     "Kind",
+    "Shard",
     "StoreManifest",
     "SyncPlan",
     "VectorStore",
     "embed_passages",
     "passages_hash",
     "plan_sync",
+    "shard_of",
     "store_slug",
 ]
 
@@ -65,6 +67,45 @@ class HnswParams:
                 f"index.hnsw_ef_construction ({self.ef_construction}) must be at least "
                 f"2 * index.hnsw_m ({2 * self.m})"
             )
+
+
+def shard_of(source_id: str, count: int) -> int:
+    """The shard (1 to ``count``) that holds ``source_id``: a stable hash, not an order.
+
+    Hashing the id keeps a source in its shard whatever else is added or removed, so any
+    number of processes agree on the split without talking to each other.
+    """
+    digest = hashlib.sha256(source_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``number`` of ``count`` (1-based, as ``grounded-answer index --shard K/N``)."""
+
+    number: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.number <= self.count:
+            raise ConfigError(
+                f"shard {self.number}/{self.count} does not exist: K/N needs 1 <= K <= N"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"2/4"`` -> ``Shard(2, 4)``; anything else is a :class:`ConfigError`."""
+        match = re.fullmatch(r"\s*(\d{1,6})\s*/\s*(\d{1,6})\s*", text)
+        if match is None:
+            raise ConfigError(f"--shard {text!r} is not K/N (e.g. 2/4: the second of four)")
+        return cls(int(match[1]), int(match[2]))
+
+    def holds(self, source_id: str) -> bool:
+        """Whether ``source_id`` belongs to this shard."""
+        return shard_of(source_id, self.count) == self.number
+
+    def __str__(self) -> str:
+        return f"{self.number}/{self.count}"
 
 
 class StoreManifest(BaseModel):
@@ -166,10 +207,16 @@ class SyncPlan:
         return f"updated: {parts} ({len(self.to_embed)} passages embedded)"
 
 
-def plan_sync(stored: Mapping[str, str], corpus: Corpus) -> SyncPlan:
-    """What to embed and what to drop to turn ``stored`` (source id -> hash) into ``corpus``."""
+def plan_sync(
+    stored: Mapping[str, str], corpus: Corpus, *, sources: Sequence[Source] | None = None
+) -> SyncPlan:
+    """What to embed and what to drop to turn ``stored`` (source id -> hash) into ``corpus``.
+
+    ``sources`` narrows the plan to part of the corpus (one shard): ``stored`` should then
+    hold only that part's sources, or the others would be planned for removal.
+    """
     plan = SyncPlan(corpus=corpus)
-    for source in corpus.sources:
+    for source in corpus.sources if sources is None else sources:
         passages = source.passages()
         digest = passages_hash(source, passages)
         plan.passages.extend(passages)
@@ -191,18 +238,42 @@ def embed_passages(
     batch_size: int = 64,
     show_progress: bool = False,
 ) -> NDArray[np.float32]:
-    """The vectors of ``passages``, checked for shape, as a contiguous float32 array."""
+    """The vectors of ``passages``, checked for shape, as a contiguous float32 array.
+
+    With ``show_progress`` the passages go to the embedder in blocks of a few batches, so
+    a progress bar on stderr counts passages and shows passages/s for any embedder (the
+    ONNX runtime has no bar of its own, and sentence-transformers' counts batches).
+    """
     if not passages:
         return np.zeros((0, dimension), dtype=np.float32)
-    vectors = embedder.encode(
-        [p.text for p in passages], batch_size=batch_size, show_progress=show_progress
-    )
-    if vectors.ndim != 2 or vectors.shape != (len(passages), dimension):
+    texts = [p.text for p in passages]
+    if show_progress:
+        from tqdm import tqdm
+
+        block = max(batch_size * 8, 512)
+        parts = []
+        with tqdm(total=len(texts), unit="passage", unit_scale=True, desc="embedding",
+                  smoothing=0.1) as bar:
+            for start in range(0, len(texts), block):
+                chunk = texts[start:start + block]
+                parts.append(_checked(embedder, embedder.encode(chunk, batch_size=batch_size),
+                                      len(chunk), dimension))
+                bar.update(len(chunk))
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    vectors = embedder.encode(texts, batch_size=batch_size)
+    return np.ascontiguousarray(_checked(embedder, vectors, len(texts), dimension),
+                                dtype=np.float32)
+
+
+def _checked(
+    embedder: Embedder, vectors: NDArray[np.float32], count: int, dimension: int
+) -> NDArray[np.float32]:
+    if vectors.ndim != 2 or vectors.shape != (count, dimension):
         raise IndexStoreError(
-            f"embedder {embedder.model_id!r} returned {vectors.shape} for {len(passages)} "
-            f"texts; expected ({len(passages)}, {dimension})"
+            f"embedder {embedder.model_id!r} returned {vectors.shape} for {count} "
+            f"texts; expected ({count}, {dimension})"
         )
-    return np.ascontiguousarray(vectors, dtype=np.float32)
+    return vectors
 
 
 def store_slug(*parts: str) -> str:

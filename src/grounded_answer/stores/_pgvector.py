@@ -32,10 +32,12 @@ from ._base import (
     FORMAT_VERSION,
     HnswParams,
     Kind,
+    Shard,
     StoreManifest,
     embed_passages,
     plan_sync,
     positions_of,
+    shard_of,
     store_slug,
 )
 
@@ -190,13 +192,7 @@ class PgVectorStore:
             meta = _read_meta(cur, table)
             cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
             exists = bool(_one(cur))
-            reason = ""
-            if meta is None or not exists:
-                reason = "" if meta is None and not exists else "table or metadata missing"
-            elif meta["format_version"] != FORMAT_VERSION:
-                reason = "format_version changed"
-            elif meta["model_id"] != embedder.model_id:
-                reason = "model_id changed"
+            reason = _mismatch(meta, exists, embedder.model_id)
             fresh = meta is None or not exists or bool(reason)
             same_index = meta is not None and meta["kind"] == self.kind and (
                 self.kind == "flat" or (meta["hnsw_m"], meta["hnsw_ef_construction"])
@@ -239,6 +235,139 @@ class PgVectorStore:
                       embedder.model_id, status)
         return status
 
+    def sync_shard(
+        self,
+        corpus: Corpus,
+        embedder: Embedder,
+        shard: Shard,
+        *,
+        batch_size: int = 64,
+        show_progress: bool = False,
+    ) -> str:
+        """Write shard ``shard`` of ``corpus`` into the shared table; :meth:`finalize` ends it.
+
+        Many processes (or machines) can each run one shard at the same time: the table is
+        claimed under the advisory lock, the shard's new and changed sources are embedded
+        with no lock held, and their rows are swapped in by one short transaction. A shard
+        that dies before that commit leaves nothing of itself behind; running it again
+        embeds only what is still missing or out of date, so a re-run is idempotent. Sources
+        removed from the corpus are deleted by the shard their id hashes to.
+        """
+        from psycopg import sql
+
+        table = "ga_" + store_slug(corpus.name, embedder.model_id)
+        ident = sql.Identifier(table)
+        mine = [source for source in corpus.sources if shard.holds(source.id)]
+        dimension = embedder.dimension
+        with self._lock, self._db_errors(f"shard {shard} sync"):
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(table),))
+                meta = _read_meta(cur, table)
+                cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+                exists = bool(_one(cur))
+                reason = _mismatch(meta, exists, embedder.model_id)
+                if meta is not None and not reason and meta["dimension"] != dimension:
+                    reason = "dimension changed"
+                stored: dict[str, str] = {}
+                if meta is None or not exists or reason:
+                    # The first shard to arrive makes the table; the others find it.
+                    _create_table(cur, table, dimension)
+                    _write_meta(cur, table, corpus, embedder.model_id, dimension, self.kind,
+                                self.hnsw, 0, 0, fingerprint="", shards=shard.count)
+                else:
+                    cur.execute(sql.SQL("SELECT DISTINCT source_id, source_hash FROM {}")
+                                .format(ident))
+                    stored = {str(sid): str(h) for sid, h in cur.fetchall()
+                              if shard.holds(str(sid))}
+            plan = plan_sync(stored, corpus, sources=mine)
+            vectors = embed_passages(embedder, plan.to_embed, dimension,
+                                     batch_size=batch_size, show_progress=show_progress)
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(table),))
+                meta = _read_meta(cur, table)
+                cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+                if _mismatch(meta, bool(_one(cur)), embedder.model_id) or meta is None \
+                        or meta["dimension"] != dimension:
+                    raise IndexStoreError(
+                        f"table {table} at {self._where} was dropped or rebuilt by another "
+                        f"process while shard {shard} was embedding; run the shard again")
+                # Rows of the same sources from a concurrent run of this shard go too.
+                gone = plan.stale + sorted({p.source_id for p in plan.to_embed})
+                if gone:
+                    cur.execute(sql.SQL("DELETE FROM {} WHERE source_id = ANY(%s)")
+                                .format(ident), (gone,))
+                self._copy(cur, table, plan.to_embed, plan.hashes, vectors)
+                cur.execute(sql.SQL("UPDATE {} SET fingerprint = '', shards = %s, "
+                                    "updated_at = now() WHERE table_name = %s")
+                            .format(sql.Identifier(META_TABLE)), (shard.count, table))
+        status = f"shard {shard}: {len(mine)} of {len(corpus.sources)} sources, " + (
+            "rebuilt table: " + reason + "; " if reason else "") + plan.describe()
+        self.table = table
+        self._status = status
+        return status
+
+    def finalize(self, corpus: Corpus, embedder: Embedder) -> str:
+        """Check that every source of ``corpus`` is stored exactly once, then index it.
+
+        Refuses, naming the shards to run, when a source is missing or stored from another
+        version of it; rows of sources no longer in the corpus are deleted. The HNSW graph
+        (``kind="hnsw"``) is built here, once, over every shard's rows.
+        """
+        from psycopg import sql
+
+        table = "ga_" + store_slug(corpus.name, embedder.model_id)
+        ident = sql.Identifier(table)
+        plan = plan_sync({}, corpus)
+        expected: dict[str, int] = {}
+        for passage in plan.passages:
+            expected[passage.source_id] = expected.get(passage.source_id, 0) + 1
+        with self._lock, self._db_errors("finalize"), self._conn.transaction(), \
+                self._conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(table),))
+            meta = _read_meta(cur, table)
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+            reason = _mismatch(meta, bool(_one(cur)), embedder.model_id)
+            if meta is None or reason:
+                raise IndexStoreError(
+                    f"nothing to finalize: no shard of corpus {corpus.name!r} for model "
+                    f"{embedder.model_id!r} is stored at {self._where}"
+                    + (f" ({reason})" if reason else "")
+                    + "; run `grounded-answer index --shard K/N` for every K first")
+            cur.execute(sql.SQL("SELECT source_id, source_hash, count(*) FROM {} "
+                                "GROUP BY source_id, source_hash").format(ident))
+            found: dict[str, list[tuple[str, int]]] = {}
+            for source_id, digest, count in cur.fetchall():
+                found.setdefault(str(source_id), []).append((str(digest), int(count)))
+            missing = [sid for sid, digest in plan.hashes.items()
+                       if found.get(sid) != [(digest, expected.get(sid, 0))]]
+            if missing:
+                count = int(meta["shards"]) or 1
+                shards = sorted({shard_of(sid, count) for sid in missing})
+                raise IndexStoreError(
+                    f"corpus {corpus.name!r} is incomplete in {table} at {self._where}: "
+                    f"{len(missing)} of {len(plan.hashes)} sources missing or stored from "
+                    f"another version (first: {missing[0]!r}); run `grounded-answer index "
+                    f"--shard K/{count}` for K in {', '.join(map(str, shards))}, then "
+                    "--finalize again")
+            extra = [sid for sid in found if sid not in plan.hashes]
+            if extra:
+                cur.execute(sql.SQL("DELETE FROM {} WHERE source_id = ANY(%s)").format(ident),
+                            (extra,))
+            same_index = meta["kind"] == self.kind and (
+                self.kind == "flat" or (meta["hnsw_m"], meta["hnsw_ef_construction"])
+                == (self.hnsw.m, self.hnsw.ef_construction))
+            built = self._ensure_index(cur, table, rebuild=not same_index)
+            _write_meta(cur, table, corpus, embedder.model_id, int(meta["dimension"]),
+                        self.kind, self.hnsw, len(plan.passages), len(plan.hashes),
+                        shards=int(meta["shards"]))
+            dimension = int(meta["dimension"])
+        status = (f"finalized: {len(plan.hashes)} sources, {len(plan.passages)} passages"
+                  + (f", {len(extra)} removed sources deleted" if extra else "")
+                  + (", hnsw index built" if built else ""))
+        self._publish(table, corpus, plan.passages, len(plan.hashes), dimension,
+                      embedder.model_id, status)
+        return status
+
     def _publish(self, table: str, corpus: Corpus, passages: list[Passage], sources: int,
                  dimension: int, model_id: str, status: str) -> None:
         self.table = table
@@ -269,8 +398,11 @@ class PgVectorStore:
                      vector)
                 )
 
-    def _ensure_index(self, cur: psycopg.Cursor[Any], table: str, *, rebuild: bool) -> None:
-        """Make the vector index match ``kind``: none for flat, HNSW with our settings."""
+    def _ensure_index(self, cur: psycopg.Cursor[Any], table: str, *, rebuild: bool) -> bool:
+        """Make the vector index match ``kind``: none for flat, HNSW with our settings.
+
+        Returns whether an HNSW graph was built now.
+        """
         from psycopg import sql
 
         name = f"{table}_hnsw"
@@ -280,7 +412,7 @@ class PgVectorStore:
             cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
             exists = False
         if self.kind == "flat" or exists:
-            return
+            return False
         if self.maintenance_work_mem:
             # A graph that does not fit in memory is built far more slowly, on disk.
             cur.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(
@@ -290,6 +422,7 @@ class PgVectorStore:
             "WITH (m = {}, ef_construction = {})"
         ).format(sql.Identifier(name), sql.Identifier(table), sql.Literal(self.hnsw.m),
                  sql.Literal(self.hnsw.ef_construction)))
+        return True
 
     @contextmanager
     def _db_errors(self, action: str) -> Iterator[None]:
@@ -404,11 +537,12 @@ CREATE TABLE IF NOT EXISTS {META_TABLE} (
     passages integer NOT NULL,
     sources integer NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
-)
+);
+ALTER TABLE {META_TABLE} ADD COLUMN IF NOT EXISTS shards integer NOT NULL DEFAULT 0
 """
 
 _META_COLUMNS = ("corpus_name", "model_id", "dimension", "fingerprint", "kind", "hnsw_m",
-                 "hnsw_ef_construction", "format_version", "passages", "sources")
+                 "hnsw_ef_construction", "format_version", "passages", "sources", "shards")
 
 
 def _read_meta(cur: psycopg.Cursor[Any], table: str) -> dict[str, Any] | None:
@@ -424,11 +558,13 @@ def _read_meta(cur: psycopg.Cursor[Any], table: str) -> dict[str, Any] | None:
 
 
 def _write_meta(cur: psycopg.Cursor[Any], table: str, corpus: Corpus, model_id: str,
-                dimension: int, kind: str, hnsw: HnswParams, passages: int, sources: int) -> None:
+                dimension: int, kind: str, hnsw: HnswParams, passages: int, sources: int,
+                *, fingerprint: str | None = None, shards: int = 0) -> None:
     from psycopg import sql
 
-    values = (corpus.name, model_id, dimension, corpus.fingerprint, kind, hnsw.m,
-              hnsw.ef_construction, FORMAT_VERSION, passages, sources)
+    values = (corpus.name, model_id, dimension,
+              corpus.fingerprint if fingerprint is None else fingerprint, kind, hnsw.m,
+              hnsw.ef_construction, FORMAT_VERSION, passages, sources, shards)
     columns = sql.SQL(", ").join(map(sql.Identifier, ("table_name", *_META_COLUMNS)))
     updates = sql.SQL(", ").join(
         sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
@@ -440,6 +576,17 @@ def _write_meta(cur: psycopg.Cursor[Any], table: str, corpus: Corpus, model_id: 
             sql.SQL(", ").join(sql.Placeholder() * (len(values) + 1)), updates),
         (table, *values),
     )
+
+
+def _mismatch(meta: dict[str, Any] | None, exists: bool, model_id: str) -> str:
+    """Why the stored table cannot be kept ('' when it can, or when there is none)."""
+    if meta is None or not exists:
+        return "" if meta is None and not exists else "table or metadata missing"
+    if meta["format_version"] != FORMAT_VERSION:
+        return "format_version changed"
+    if meta["model_id"] != model_id:
+        return "model_id changed"
+    return ""
 
 
 def _create_table(cur: psycopg.Cursor[Any], table: str, dimension: int) -> None:
