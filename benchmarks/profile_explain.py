@@ -32,7 +32,7 @@ import workload  # noqa: E402
 from workers import Precomputed  # noqa: E402
 
 from grounded_answer import explain, load_bundle, load_settings  # noqa: E402
-from grounded_answer.onnx_embedding import select_embedder  # noqa: E402
+from grounded_answer.embeddings import select_embedder  # noqa: E402
 
 
 def main() -> None:
@@ -44,7 +44,9 @@ def main() -> None:
     args = parser.parse_args()
 
     cache = Path(tempfile.mkdtemp(prefix="grounded-answer-profile-"))
-    embedder = select_embedder(None, cache, backend=args.embedder)
+    embedder = select_embedder(load_settings(index={"cache_dir": str(cache)},
+                                             embedding={"backend": args.embedder,
+                                                        "export_dir": str(cache)}))
     pairs = workload.questions()
     bundles = {f.name: load_bundle(f) for f in workload.bundle_files()}
     report = [f"embedder {embedder.model_id}, {len(pairs)} questions x {args.rounds} rounds"]
@@ -71,7 +73,8 @@ def main() -> None:
         head = (f"[{label}] explain p50 {statistics.median(times) * 1000:.2f} ms under "
                 f"cProfile, {len(times)} calls")
         explain_s = _cumulative(stats, "pipeline.py", "explain")
-        encode_s = _cumulative(stats, "embedding.py", "encode")
+        encode_s = _cumulative(stats, ("embeddings/onnx.py", "embeddings/sentence_transformers.py"),
+                               "encode")
         if label == "whole" and explain_s:
             head += f"; query encode {100 * encode_s / explain_s:.0f}% of explain"
         report += ["", head, text.getvalue()]
@@ -82,7 +85,8 @@ def main() -> None:
     print(f"written to {target}")
 
 
-def _cumulative(stats: pstats.Stats, file_suffix: str, function: str) -> float:
+def _cumulative(stats: pstats.Stats, file_suffix: str | tuple[str, ...], function: str
+                ) -> float:
     """Cumulative seconds of the outermost matching function (recursion counted once)."""
     rows: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     return float(sum(row[3] for (path, _, name), row in rows.items()

@@ -58,7 +58,7 @@ def _set_faiss_threads(threads: int | None) -> None:
 
 def task_export(args: dict[str, Any]) -> dict[str, Any]:
     """Export the packaged model to ONNX in the cache and check parity (timed)."""
-    from grounded_answer.onnx_embedding import onnx_dir, prepare_onnx
+    from grounded_answer.embeddings.onnx_export import onnx_dir, prepare_onnx
 
     cache = Path(args["cache_dir"])
     started = time.perf_counter()
@@ -83,10 +83,10 @@ def task_export(args: dict[str, Any]) -> dict[str, Any]:
 
 def _embedder(kind: str, cache: Path, threads: int) -> Any:
     if kind == "torch":
-        from grounded_answer.embedding import SentenceTransformerEmbedder
+        from grounded_answer.embeddings import SentenceTransformerEmbedder
 
         return SentenceTransformerEmbedder(threads=threads)
-    from grounded_answer.onnx_embedding import find_onnx
+    from grounded_answer.embeddings.onnx import find_onnx
 
     found = find_onnx(None, cache, threads=threads,
                       variant="int8" if kind == "onnx-int8" else "exact")
@@ -183,7 +183,7 @@ def task_build(args: dict[str, Any]) -> dict[str, Any]:
 
     import workload
 
-    from grounded_answer.embedding import SentenceTransformerEmbedder
+    from grounded_answer.embeddings import SentenceTransformerEmbedder
     from grounded_answer.index import build_index, open_index
 
     threads = int(args.get("threads", 1))
@@ -195,7 +195,7 @@ def task_build(args: dict[str, Any]) -> dict[str, Any]:
     model.encode(texts[:64], batch_size=64)  # warm-up: first batches allocate
     onnx = None
     if args.get("cache_dir"):
-        from grounded_answer.onnx_embedding import find_onnx
+        from grounded_answer.embeddings.onnx import find_onnx
 
         onnx = find_onnx(None, Path(args["cache_dir"]), threads=threads)
         if onnx is not None:
@@ -253,8 +253,9 @@ def task_threads(args: dict[str, Any]) -> dict[str, Any]:
     """Single-query encode time by thread count, torch and onnxruntime, same questions."""
     import workload
 
-    from grounded_answer.embedding import SentenceTransformerEmbedder
-    from grounded_answer.onnx_embedding import Variant, find_onnx
+    from grounded_answer.embeddings import SentenceTransformerEmbedder
+    from grounded_answer.embeddings.onnx import find_onnx
+    from grounded_answer.embeddings.onnx_format import Variant
 
     pairs = workload.questions()[: int(args.get("questions", 100))]
     out: dict[str, Any] = {}
@@ -292,7 +293,7 @@ def task_cold_onnx(args: dict[str, Any]) -> dict[str, Any]:
     """What ``grounded-answer explain --bundle`` does once the CLI uses the ONNX export."""
     started = time.perf_counter()
     from grounded_answer import explain, load_settings
-    from grounded_answer.onnx_embedding import find_onnx
+    from grounded_answer.embeddings.onnx import find_onnx
 
     settings = load_settings(index={"cache_dir": args["cache_dir"]})
     embedder = find_onnx(None, settings.index.cache_dir, threads=1)

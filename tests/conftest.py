@@ -97,7 +97,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, export_dir: P
 @pytest.fixture(scope="session")
 def real_embedder() -> object:
     """The packaged all-MiniLM-L6-v2, loaded once per test session."""
-    from grounded_answer.embedding import SentenceTransformerEmbedder
+    from grounded_answer.embeddings import SentenceTransformerEmbedder
 
     embedder = SentenceTransformerEmbedder()
     embedder.encode(["warm up"])

@@ -14,19 +14,23 @@ import numpy as np
 import pytest
 
 from grounded_answer.bundle import Bundle
-from grounded_answer.embedding import PACKAGED_MODEL, SentenceTransformerEmbedder
-from grounded_answer.errors import ConfigError, IndexStoreError
-from grounded_answer.onnx_embedding import (
-    INT8_SUFFIX,
-    MANIFEST_FILE,
-    MODEL_FILE,
+from grounded_answer.config import Settings, load_settings
+from grounded_answer.embeddings import (
+    PACKAGED_MODEL,
+    Embedder,
     OnnxEmbedder,
-    find_onnx,
-    onnx_dir,
-    prepare_onnx,
-    select_embedder,
+    SentenceTransformerEmbedder,
 )
-from grounded_answer.onnx_export import export_onnx, verify_parity, verify_quantized
+from grounded_answer.embeddings import select_embedder as select_for_settings
+from grounded_answer.embeddings.onnx import find_onnx
+from grounded_answer.embeddings.onnx_export import (
+    export_onnx,
+    prepare_onnx,
+    verify_parity,
+    verify_quantized,
+)
+from grounded_answer.embeddings.onnx_format import INT8_SUFFIX, MANIFEST_FILE, MODEL_FILE, onnx_dir
+from grounded_answer.errors import ConfigError, IndexStoreError
 
 from .conftest import HashEmbedder
 
@@ -59,6 +63,18 @@ def quantized(exported: Path) -> Path:
     return onnx_dir(exported.parent.parent, None, "int8")
 
 
+def _settings(model: Path | None, cache: Path, backend: str = "auto") -> Settings:
+    return load_settings(
+        embedding={"model": None if model is None else str(model), "export_dir": str(cache),
+                   "backend": backend},
+    )
+
+
+def select_embedder(model: Path | None, cache: Path, *, backend: str = "auto") -> Embedder:
+    """The library's choice for these settings (what explain() and the CLI get)."""
+    return select_for_settings(_settings(model, cache, backend))
+
+
 def _copy(exported: Path, tmp_path: Path, variant: Any = "exact") -> Path:
     target = onnx_dir(tmp_path / "cache", None, variant)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +92,7 @@ def _edit_manifest(directory: Path, **changes: Any) -> None:
 def test_importing_the_module_does_not_import_torch() -> None:
     code = (
         "import sys\n"
-        "import grounded_answer.onnx_embedding as m\n"
+        "import grounded_answer.embeddings.onnx as m\n"
         "m.find_onnx(None, __import__('pathlib').Path('/nonexistent-cache'))\n"
         "heavy = [n for n in ('torch', 'sentence_transformers', 'onnxruntime') "
         "if n in sys.modules]\n"
@@ -119,8 +135,14 @@ def test_auto_falls_back_to_torch_with_the_reason_once(tmp_path: Path,
     assert "preparing" not in capsys.readouterr().err
     assert isinstance(select_embedder(None, tmp_path, backend="torch"),
                       SentenceTransformerEmbedder)
-    with pytest.raises(ConfigError, match="unknown embedding backend"):
+    with pytest.raises(ConfigError, match=r"embedding\.backend"):  # refused by the settings
         select_embedder(None, tmp_path, backend="tensorflow")
+    unchecked = Settings.model_construct(
+        embedding=_settings(None, tmp_path).embedding.model_copy(update={"backend": "tf"}),
+        index=_settings(None, tmp_path).index,
+    )
+    with pytest.raises(ConfigError, match="unknown embedding backend"):
+        select_for_settings(unchecked)
 
 
 @pytest.mark.slow
@@ -185,7 +207,7 @@ def test_query_path_does_not_import_torch(exported: Path) -> None:
     cache = exported.parent.parent
     code = (
         "import sys, pathlib\n"
-        "from grounded_answer.onnx_embedding import find_onnx\n"
+        "from grounded_answer.embeddings.onnx import find_onnx\n"
         f"e = find_onnx(None, pathlib.Path({str(cache)!r}))\n"
         "v = e.encode(['a question about photos'])\n"
         "assert v.shape == (1, 384), v.shape\n"

@@ -26,7 +26,7 @@ from .backends.base import Backend
 from .bundle import load_bundle
 from .config import Settings
 from .corpus import Role
-from .embedding import Embedder
+from .embeddings import Embedder
 from .errors import ConfigError, GroundedAnswerError
 from .links import find_links, link_key
 from .pipeline import explain

@@ -22,9 +22,9 @@ from pydantic import BaseModel, Field
 from ._files import write_atomic
 from .answer import Answer
 from .config import Settings, load_settings
-from .embedding import Embedder
+from .embeddings import Embedder, select_embedder
 from .errors import ConfigError, GroundedAnswerError, UserInputError
-from .pipeline import default_embedder, explain
+from .pipeline import explain
 
 __all__ = ["FORMATS", "BatchItem", "Format", "bundle_files", "render", "run_batch"]
 
@@ -114,7 +114,7 @@ def run_batch(
         else:
             todo.append((path, output))
     if todo:
-        shared = embedder or default_embedder(settings)
+        shared = embedder or select_embedder(settings)
         for item in _answer_all(todo, fmt, jobs, settings, shared):
             items[item.bundle] = item
             if on_item:

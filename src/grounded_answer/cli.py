@@ -242,9 +242,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
+    from .embeddings import select_embedder
     from .pipeline import (
         _check_question,
-        default_embedder,
         resolve_sources,
         retrieve_passages,
         retriever_for,
@@ -253,7 +253,7 @@ def _search(args: argparse.Namespace) -> int:
     settings = _settings(args)
     corpus, default_question = resolve_sources(args.bundle, args.corpus, settings)
     question = _check_question(args.question or default_question, settings)
-    embedder = default_embedder(settings)
+    embedder = select_embedder(settings)
     retriever = retriever_for(corpus, embedder, settings)
     hits, _ = retrieve_passages(retriever, question, settings)
     rows = []
@@ -274,12 +274,13 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from .pipeline import default_embedder, resolve_sources, retriever_for
+    from .embeddings import select_embedder
+    from .pipeline import resolve_sources, retriever_for
 
     settings = _settings(args)
     corpus, _ = resolve_sources(args.bundle, args.corpus, settings)
     # Passages are embedded by the model queries will use (the same choice as explain()).
-    embedder = default_embedder(settings)
+    embedder = select_embedder(settings)
     started = time.perf_counter()
     passages = sum(len(s.passages()) for s in corpus.sources)
     progress = passages > _PROGRESS_ABOVE and sys.stderr.isatty()
@@ -307,9 +308,9 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _eval_retrieval(args: argparse.Namespace) -> int:
+    from .embeddings import select_embedder
     from .evaluation import evaluate_retrieval, load_beir
     from .index import configure_faiss
-    from .pipeline import default_embedder
 
     settings = _settings(args)
     method = args.method or settings.retrieval.method
@@ -317,7 +318,7 @@ def _eval_retrieval(args: argparse.Namespace) -> int:
     if args.threads is not None:
         settings = settings.model_copy(update={"embedding": settings.embedding.model_copy(
             update={"threads": args.threads})})
-    embedder = None if method == "bm25" else default_embedder(settings)
+    embedder = None if method == "bm25" else select_embedder(settings)
     if embedder is not None:
         configure_faiss(settings.index.threads, embedder.dimension)
     print(f"{args.beir} [{args.split}]: {len(data.doc_ids)} documents, "

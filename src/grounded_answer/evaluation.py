@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .embedding import Embedder
+from .embeddings import Embedder
 from .errors import ConfigError, CorpusError, IndexStoreError
 from .retrieve import Fusion, Method, fuse
 from .sparse import BM25Index

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from ._files import replaced_dir, sha256
 from .corpus import Corpus, Passage
-from .embedding import Embedder
+from .embeddings import Embedder
 from .errors import ConfigError, IndexStoreError
 
 if TYPE_CHECKING:

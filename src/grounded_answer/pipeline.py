@@ -45,7 +45,7 @@ from .draft import (
     strip_fences,
     validate_draft,
 )
-from .embedding import Embedder
+from .embeddings import Embedder, select_embedder
 from .errors import Attempt, BundleParseError, CorpusError, QuestionError, UngroundedAnswerError
 from .guided import (
     apply_translation,
@@ -72,7 +72,6 @@ from .retrieve import Hit, Retriever, get_retriever
 
 __all__ = [
     "aexplain",
-    "default_embedder",
     "explain",
     "hold_to_plan",
     "plan_evidence",
@@ -123,7 +122,7 @@ def explain(
     question = _check_question(question if question is not None else default_question, settings)
     # Settings errors first: a wrong backend name must not wait for an encoder to load.
     backend = backend or make_backend(settings.llm)
-    embedder = embedder or default_embedder(settings)
+    embedder = embedder or select_embedder(settings)
     timings: dict[str, float] = {}
     mark = time.perf_counter()
     retriever = retriever_for(sources, embedder, settings)
@@ -223,16 +222,6 @@ async def aexplain(
     return await asyncio.to_thread(
         explain, question, bundle=bundle, corpus=corpus, settings=settings, backend=backend,
         embedder=embedder,
-    )
-
-
-def default_embedder(settings: Settings) -> Embedder:
-    """The configured embedder (see :func:`grounded_answer.onnx_embedding.select_embedder`)."""
-    from .onnx_embedding import select_embedder
-
-    return select_embedder(
-        settings.embedding.model, settings.embedding.export_dir or settings.index.cache_dir,
-        threads=settings.embedding.threads or None, backend=settings.embedding.backend,
     )
 
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .config import IndexSettings
 from .corpus import Corpus, Role, Source
-from .embedding import Embedder
+from .embeddings import Embedder
 from .index import VectorIndex, open_index
 from .sparse import BM25Index
 

@@ -13,7 +13,7 @@ from ..config import Settings, load_settings
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..embedding import Embedder
+    from ..embeddings import Embedder
 
 __all__ = ["create_app", "run"]
 

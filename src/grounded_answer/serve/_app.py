@@ -31,10 +31,10 @@ from ..backends.base import Cancellation, make_backend
 from ..bundle import Bundle, parse_bundle
 from ..config import Settings
 from ..corpus import Corpus, load_corpus
-from ..embedding import Embedder
+from ..embeddings import Embedder, select_embedder
 from ..errors import ConfigError, GroundedAnswerError, UserInputError
 from ..links import link_key
-from ..pipeline import _check_question, default_embedder, explain, retriever_for
+from ..pipeline import _check_question, explain, retriever_for
 from ._errors import CLIENT_CLOSED, Rejected, error_body, http_error
 from ._middleware import BodyLimit, SecurityHeaders
 from ._models import ErrorBody, ExplainRequest, GraphEvent, Health, StatusEvent
@@ -79,7 +79,7 @@ class AnswerService:
 
     def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder or default_embedder(settings)
+        self.embedder = embedder or select_embedder(settings)
         serve = settings.serve
         self.runner = Runner(max_concurrent=serve.max_concurrent, max_queue=serve.max_queue,
                              timeout=serve.request_timeout)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..corpus import Corpus
-from ..embedding import Embedder
+from ..embeddings import Embedder
 from ..errors import ConfigError
 from ._base import (
     HnswParams,

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..corpus import Corpus, Passage, Source
-from ..embedding import Embedder
+from ..embeddings import Embedder
 from ..errors import ConfigError, IndexStoreError
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .._files import replaced_dir, sha256
 from ..corpus import Corpus, Passage
-from ..embedding import Embedder
+from ..embeddings import Embedder
 from ..errors import IndexStoreError
 from ..index import _ensure_dir
 from ._base import (

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..corpus import Corpus, Passage
-from ..embedding import Embedder
+from ..embeddings import Embedder
 from ..errors import ConfigError, IndexStoreError
 from ._base import (
     FORMAT_VERSION,

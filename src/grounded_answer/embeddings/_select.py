@@ -1,0 +1,93 @@
+"""The one place the embedder is chosen, for the CLI, ``explain()`` and the server alike.
+
+Whoever needs vectors first (an index build, a query, the server's start) gets the same
+embedder from the same settings, so passages and questions are always encoded by one
+model and an export made for one is there for every other.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError, IndexStoreError
+from .base import Embedder
+from .onnx import OnnxEmbedder, find_onnx
+from .onnx_export import prepare_onnx
+from .sentence_transformers import SentenceTransformerEmbedder
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+__all__ = ["select_embedder"]
+
+_log = logging.getLogger(__name__)
+# Export failures per (model, cache directory), so a process tries once, not per query.
+_FAILED: dict[tuple[str, str], str] = {}
+
+
+def select_embedder(settings: Settings) -> Embedder:
+    """The embedder ``settings.embedding`` asks for (see ``EmbeddingSettings.backend``).
+
+    ``auto`` is the fast path: the int8 ONNX export, made and checked the first time it
+    is needed (a one-line note on stderr while that happens, once per export directory),
+    then loaded in milliseconds without torch. When it cannot be made, sentence-
+    transformers answers and ``fallback_reason`` on the returned embedder says why.
+    ``torch`` is always sentence-transformers; ``onnx`` and ``onnx-int8`` make their
+    export on first use and fail loudly if they cannot. Exports live in
+    ``embedding.export_dir``, else ``index.cache_dir``.
+
+    Raises:
+        ConfigError: an unknown backend, or a missing package for ``onnx``/``onnx-int8``.
+        IndexStoreError: ``onnx``/``onnx-int8`` could not make or check the export.
+
+    """
+    model = settings.embedding.model
+    cache_dir = settings.embedding.export_dir or settings.index.cache_dir
+    threads = settings.embedding.threads or None
+    backend = settings.embedding.backend
+    if backend == "torch":
+        return SentenceTransformerEmbedder(model, threads=threads)
+    if backend == "onnx":
+        return prepare_onnx(model, cache_dir, threads=threads)
+    if backend == "onnx-int8":
+        return prepare_onnx(model, cache_dir, threads=threads, variant="int8")
+    if backend != "auto":
+        raise ConfigError(
+            f"unknown embedding backend {backend!r}; use auto, torch, onnx or onnx-int8"
+        )
+    found = find_onnx(model, cache_dir, threads=threads, variant="int8")
+    if found is not None:
+        return found
+    key = (str(model), str(cache_dir))
+    reason = _FAILED.get(key)
+    if reason is None:
+        try:
+            return _prepare_with_note(model, cache_dir, threads)
+        except (ConfigError, IndexStoreError) as exc:
+            reason = f"the fast query encoder could not be prepared ({exc})"
+            _FAILED[key] = reason
+            _log.warning("queries use sentence-transformers: %s", reason)
+    fallback = SentenceTransformerEmbedder(model, threads=threads)
+    fallback.fallback_reason = reason
+    return fallback
+
+
+def _prepare_with_note(model: str | None, cache_dir: Path, threads: int | None
+                       ) -> OnnxEmbedder:
+    print("grounded-answer: preparing the fast query encoder (ONNX export of the embedding "
+          f"model, int8, checked), once for {cache_dir} ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    steps = iter(range(1, 5))
+
+    def progress(what: str) -> None:
+        print(f"grounded-answer:   [{next(steps, 4)}/4] {what} "
+              f"({time.perf_counter() - started:.0f}s)", file=sys.stderr, flush=True)
+
+    made = prepare_onnx(model, cache_dir, threads=threads, variant="int8", progress=progress)
+    print(f"grounded-answer: query encoder ready in {time.perf_counter() - started:.1f}s",
+          file=sys.stderr, flush=True)
+    return made
