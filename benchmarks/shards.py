@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO))
 
 from tests.integration.pg_server import PostgresServer  # noqa: E402
 
-WORDS = ("image video audio speech text model network layer attention diffusion noise "
+WORDS = (  # noqa: SIM905 (a word list read as prose)
+    "image video audio speech text model network layer attention diffusion noise "
          "resolution blur sharp detail frame pixel feature encoder decoder token train loss "
          "dataset benchmark accuracy latency transformer convolution signal spectrum music "
          "voice language translate summary document table chart graph depth motion flow "

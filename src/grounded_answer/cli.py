@@ -20,6 +20,7 @@ from .errors import GroundedAnswerError, UserInputError
 
 if TYPE_CHECKING:
     from .batch import BatchItem
+    from .embeddings import BuildRecord
 
 __all__ = ["main"]
 
@@ -104,6 +105,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="embed only the sources whose id hashes to shard K of N")
     steps.add_argument("--finalize", action="store_true",
                        help="check every source is stored once, then build the vector index")
+    index.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None,
+                       help="where passages are embedded (embedding.device; default auto)")
+    index.add_argument("--batch-size", type=int, default=None, metavar="N",
+                       help="texts per encode batch (embedding.batch_size; 1024+ on a GPU)")
     index.set_defaults(run=_index)
 
     evaluate = commands.add_parser("eval", help="measure retrieval or answer quality")
@@ -274,13 +279,20 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from .embeddings import select_embedder
+    from .embeddings import build_embedder
     from .pipeline import resolve_sources, retriever_for
 
     settings = _settings(args)
+    embedding = {key: value for key, value in (("device", args.device),
+                                               ("batch_size", args.batch_size)) if value}
+    if embedding:
+        settings = settings.model_copy(update={
+            "embedding": settings.embedding.model_validate(
+                {**settings.embedding.model_dump(), **embedding})})
     corpus, _ = resolve_sources(args.bundle, args.corpus, settings)
     # Passages are embedded by the model queries will use (the same choice as explain()).
-    embedder = select_embedder(settings)
+    build = build_embedder(settings)  # a device that is not there fails first
+    embedder = build.query
     started = time.perf_counter()
     passages = sum(len(s.passages()) for s in corpus.sources)
     progress = passages > _PROGRESS_ABOVE and sys.stderr.isatty()
@@ -288,23 +300,33 @@ def _index(args: argparse.Namespace) -> int:
         from .stores import Shard, build_shard, finalize_shards
 
         if args.shard:
-            status = build_shard(corpus, embedder, settings.index, Shard.parse(args.shard),
+            status = build_shard(corpus, build, settings.index, Shard.parse(args.shard),
                                  batch_size=settings.embedding.batch_size,
                                  show_progress=progress)
         else:
             status = finalize_shards(corpus, embedder, settings.index)
+        where = "" if build.record is None else f", built on {_where(build.record)}"
         print(f"{corpus.name}: {status} in {time.perf_counter() - started:.2f}s "
-              f"(model {embedder.model_id})")
+              f"(model {embedder.model_id}{where})")
         return 0
     index = retriever_for(corpus, embedder, settings, show_progress=progress).index
     seconds = time.perf_counter() - started
     reason = getattr(embedder, "fallback_reason", None)
     print(f"queries: {embedder.model_id}" + (f" ({reason})" if reason else ""),
           file=sys.stderr)
+    record = getattr(index.manifest, "build", None)
+    where = "" if record is None else f", built on {_where(record)}"
     print(f"{corpus.name}: {len(corpus.sources)} sources, {index.manifest.passages} passages, "
           f"{index.status} in {seconds:.2f}s (model {index.manifest.model_id}, "
-          f"fingerprint {index.manifest.fingerprint[:12]})")
+          f"fingerprint {index.manifest.fingerprint[:12]}{where})")
     return 0
+
+
+def _where(record: BuildRecord) -> str:
+    if record.parity_min_cosine is None:
+        return record.device
+    return (f"{record.device} ({record.precision}; parity with the CPU on "
+            f"{record.parity_sample} passages, least cosine {record.parity_min_cosine:.5f})")
 
 
 def _eval_retrieval(args: argparse.Namespace) -> int:

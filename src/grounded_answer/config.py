@@ -32,6 +32,7 @@ from .errors import ConfigError
 
 __all__ = [
     "AnswerSettings",
+    "Device",
     "EmbeddingSettings",
     "IndexSettings",
     "LLMSettings",
@@ -41,6 +42,10 @@ __all__ = [
     "SourceSettings",
     "load_settings",
 ]
+
+
+#: Where the embedding model runs: ``auto`` is CUDA, then Apple's MPS, then the CPU.
+Device = Literal["auto", "cpu", "cuda", "mps"]
 
 
 def _default_cache_dir() -> Path:
@@ -65,7 +70,24 @@ class EmbeddingSettings(_Section):
         description="torch threads (0 = torch's default). One is fastest for single queries "
         "on small machines shared with other work.",
     )
-    batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encode batch.")
+    batch_size: int = Field(
+        default=64, ge=1, le=65536,
+        description="Texts per encode batch. On a GPU, 1,024 or more (benchmarks/gpu_build.py).",
+    )
+    device: Device = Field(
+        default="auto",
+        description="Where index builds embed passages. 'auto': a GPU (CUDA, then MPS) when "
+        "torch sees one and the build embeds at least 4,096 passages, else the CPU; "
+        "'cpu', 'cuda', 'mps' force it. A GPU runs the exact model in float16 after a "
+        "parity check against the CPU on a sample (cosine >= 0.999 each, recorded in the "
+        "index manifest); it needs backend 'onnx' or 'torch', since the int8 export's "
+        "vectors are made on the CPU only.",
+    )
+    query_device: Device = Field(
+        default="cpu",
+        description="Where questions are encoded. 'cpu' keeps the fast CPU path (the ONNX "
+        "export); another value runs the 'torch' backend on that device (float32).",
+    )
     export_dir: Path | None = Field(
         default=None,
         description="Where the ONNX exports of the embedding model are kept (made once, "

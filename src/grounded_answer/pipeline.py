@@ -45,7 +45,7 @@ from .draft import (
     strip_fences,
     validate_draft,
 )
-from .embeddings import Embedder, select_embedder
+from .embeddings import Embedder, build_embedder, select_embedder
 from .errors import Attempt, BundleParseError, CorpusError, QuestionError, UngroundedAnswerError
 from .guided import (
     apply_translation,
@@ -265,6 +265,7 @@ def retriever_for(
     return get_retriever(
         corpus, embedder, settings.index.cache_dir, batch_size=settings.embedding.batch_size,
         show_progress=show_progress, store=None if small else settings.index,
+        build=None if small else build_embedder(settings, embedder),
     )
 
 

@@ -222,12 +222,15 @@ def get_retriever(
     batch_size: int = 64,
     show_progress: bool = False,
     store: IndexSettings | None = None,
+    build: Embedder | None = None,
 ) -> Retriever:
     """A process-wide shared retriever for this corpus, opening or building its index once.
 
     With ``store`` settings the passages live in a vector store (FAISS or pgvector) that
     is synced incrementally; without, in a FAISS flat index rebuilt whole on any change,
-    which is what a bundle of a few sources needs.
+    which is what a bundle of a few sources needs. ``build`` embeds the store's passages
+    (a :class:`~grounded_answer.embeddings.BuildEmbedder` that may use a GPU) under
+    ``embedder``'s model id; questions are always encoded by ``embedder``.
     """
     key: tuple[str, ...] = (str(cache_dir), corpus.fingerprint, embedder.model_id)
     if store is not None:
@@ -247,7 +250,8 @@ def get_retriever(
             from .stores import open_store  # numpy and faiss only when a store is used
 
             index = open_store(
-                corpus, embedder, store, batch_size=batch_size, show_progress=show_progress
+                corpus, build or embedder, store, batch_size=batch_size,
+                show_progress=show_progress,
             )
         retriever = Retriever(corpus, embedder, index)
         _RETRIEVERS[key] = retriever

@@ -25,8 +25,9 @@ import psycopg
 from pydantic import SecretStr
 
 from grounded_answer.cli import main
-from grounded_answer.config import IndexSettings
+from grounded_answer.config import EmbeddingSettings, IndexSettings
 from grounded_answer.corpus import Corpus
+from grounded_answer.embeddings import BuildEmbedder
 from grounded_answer.errors import ConfigError, IndexStoreError
 from grounded_answer.stores import (
     Shard,
@@ -219,3 +220,23 @@ def test_shards_need_the_pgvector_store(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"set index\.store to 'pgvector'"):
         build_shard(synthetic_corpus(3), SyntheticEmbedder(), IndexSettings(cache_dir=tmp_path),
                     Shard(1, 2))
+
+
+def test_a_shard_built_on_an_accelerator_records_its_parity_or_writes_nothing(
+        pg_dsn: str) -> None:
+    data = synthetic_corpus(60, name="accelerated")
+    index = settings(pg_dsn)
+    shifted = SyntheticEmbedder(noise=0.5)  # other vectors for the same texts
+    refused = BuildEmbedder(SyntheticEmbedder(), EmbeddingSettings(), accelerator=shifted)
+    with pytest.raises(IndexStoreError, match="disagree with the CPU's"):
+        build_shard(data, refused, index, Shard(1, 1))
+    assert rows(pg_dsn, table_of(data)) == {}  # the table was claimed, no row written
+    accepted = BuildEmbedder(SyntheticEmbedder(), EmbeddingSettings(),
+                             accelerator=SyntheticEmbedder())
+    build_shard(data, accepted, index, Shard(1, 1))
+    finalize_shards(data, SyntheticEmbedder(), index)
+    with open_pgvector_store(data, SyntheticEmbedder(), pg_dsn) as store:
+        assert store.status == "loaded"
+        assert store.manifest.build is not None
+        assert store.manifest.build.parity_sample == 60
+        assert store.manifest.build.parity_min_cosine == pytest.approx(1.0)

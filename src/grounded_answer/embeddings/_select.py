@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, IndexStoreError
 from .base import Embedder
+from .devices import BuildEmbedder, resolve_device
 from .onnx import OnnxEmbedder, find_onnx
 from .onnx_export import prepare_onnx
 from .sentence_transformers import SentenceTransformerEmbedder
@@ -22,7 +23,7 @@ from .sentence_transformers import SentenceTransformerEmbedder
 if TYPE_CHECKING:
     from ..config import Settings
 
-__all__ = ["select_embedder"]
+__all__ = ["build_embedder", "select_embedder"]
 
 _log = logging.getLogger(__name__)
 # Export failures per (model, cache directory), so a process tries once, not per query.
@@ -49,6 +50,14 @@ def select_embedder(settings: Settings) -> Embedder:
     cache_dir = settings.embedding.export_dir or settings.index.cache_dir
     threads = settings.embedding.threads or None
     backend = settings.embedding.backend
+    if settings.embedding.query_device != "cpu":
+        device = resolve_device(settings.embedding.query_device)
+        if device != "cpu":
+            if backend not in ("auto", "torch"):
+                raise ConfigError(
+                    f"embedding.query_device is {settings.embedding.query_device!r}, but the "
+                    f"{backend!r} backend runs on the CPU; use backend 'torch' (or 'auto')")
+            return SentenceTransformerEmbedder(model, threads=threads, device=device)
     if backend == "torch":
         return SentenceTransformerEmbedder(model, threads=threads)
     if backend == "onnx":
@@ -91,3 +100,24 @@ def _prepare_with_note(model: str | None, cache_dir: Path, threads: int | None
     print(f"grounded-answer: query encoder ready in {time.perf_counter() - started:.1f}s",
           file=sys.stderr, flush=True)
     return made
+
+
+def build_embedder(
+    settings: Settings, query: Embedder | None = None, *, accelerator: Embedder | None = None
+) -> BuildEmbedder:
+    """The embedder an index build uses: the queries' model, on ``embedding.device``.
+
+    Its vectors carry the query embedder's id (``query``, else :func:`select_embedder`'s),
+    so an index built on a GPU is searched by questions encoded on the CPU; the parity
+    check in :class:`~grounded_answer.embeddings.devices.BuildEmbedder` is what makes that
+    claim true.
+
+    Raises:
+        ConfigError: ``embedding.device`` names a GPU that torch cannot use (checked now,
+            not when the first passage is embedded).
+
+    """
+    if settings.embedding.device not in ("auto", "cpu"):
+        resolve_device(settings.embedding.device)
+    return BuildEmbedder(select_embedder(settings) if query is None else query,
+                         settings.embedding, accelerator=accelerator)

@@ -23,20 +23,33 @@ if TYPE_CHECKING:
 
 __all__ = ["SentenceTransformerEmbedder"]
 
-_MODELS: dict[tuple[str, int | None], Any] = {}
+_MODELS: dict[tuple[str, int | None, str, bool], Any] = {}
 _MODELS_LOCK = threading.Lock()
 
 
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local path, strictly offline.
 
-    Loading is shared: every instance with the same path and thread count uses one model
-    object, loaded once even when many threads ask at the same moment.
+    Loading is shared: every instance with the same path, thread count, device and
+    precision uses one model object, loaded once even when many threads ask at once.
+    ``device`` is a torch device name (``cpu``, ``cuda``, ``cuda:1``, ``mps``); ``half``
+    runs the model in float16 there, as index builds on a GPU do (see
+    :mod:`grounded_answer.embeddings.devices`, which checks such vectors against the CPU's).
+    Vectors always come back as float32.
     """
 
-    def __init__(self, model: str | Path | None = None, *, threads: int | None = 1) -> None:
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        *,
+        threads: int | None = 1,
+        device: str = "cpu",
+        half: bool = False,
+    ) -> None:
         self._path = None if model is None else str(model)
         self._threads = threads
+        self.device = device
+        self.half = half
         self._lock = threading.Lock()
         #: Why this embedder answers instead of the fast ONNX path, when it is a fallback.
         self.fallback_reason: str | None = None
@@ -78,14 +91,14 @@ class SentenceTransformerEmbedder:
         The ONNX export traces this object: at index time it is the one that just encoded
         the corpus, so exporting loads nothing twice.
         """
-        key = (self._path or PACKAGED_MODEL, self._threads)
+        key = (self._path or PACKAGED_MODEL, self._threads, self.device, self.half)
         model = _MODELS.get(key)
         if model is not None:
             return model
         with _MODELS_LOCK:
             model = _MODELS.get(key)
             if model is None:
-                model = _load(self._path, self._threads)
+                model = _load(self._path, self._threads, self.device, self.half)
                 _MODELS[key] = model
         return model
 
@@ -101,7 +114,7 @@ def _keep_threads(threads: int | None) -> None:
             torch.set_num_threads(threads)
 
 
-def _load(path: str | None, threads: int | None) -> Any:
+def _load(path: str | None, threads: int | None, device: str, half: bool) -> Any:
     # The hub is never asked: a name lookup stalls ~70 s offline before failing.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -129,6 +142,8 @@ def _load(path: str | None, threads: int | None) -> Any:
             f"embedding model path {path!r} does not exist (models load from disk only)"
         )
     try:
-        return SentenceTransformer(path, device="cpu", local_files_only=True)
+        model = SentenceTransformer(path, device=device, local_files_only=True)
     except Exception as exc:  # the library raises many unrelated types for a bad folder
-        raise ConfigError(f"cannot load embedding model from {path!r}: {exc}") from exc
+        raise ConfigError(
+            f"cannot load embedding model from {path!r} on {device}: {exc}") from exc
+    return model.half() if half else model

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..corpus import Corpus, Passage, Source
-from ..embeddings import Embedder
+from ..embeddings import BuildEmbedder, BuildRecord, Embedder
 from ..errors import ConfigError, IndexStoreError
 
 if TYPE_CHECKING:
@@ -122,6 +122,9 @@ class StoreManifest(BaseModel):
     fingerprint: str
     passages: int
     sources: int
+    #: Where the latest sync's vectors were made (a GPU build's parity check); None when
+    #: that sync embedded nothing or its embedder was not a build embedder.
+    build: BuildRecord | None = None
 
 
 @runtime_checkable
@@ -246,6 +249,8 @@ def embed_passages(
     """
     if not passages:
         return np.zeros((0, dimension), dtype=np.float32)
+    if isinstance(embedder, BuildEmbedder):
+        embedder.expect(len(passages))  # a large build may go to a GPU
     texts = [p.text for p in passages]
     if show_progress:
         from tqdm import tqdm

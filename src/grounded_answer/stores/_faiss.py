@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .._files import replaced_dir, sha256
 from ..corpus import Corpus, Passage
-from ..embeddings import Embedder
+from ..embeddings import BuildEmbedder, BuildRecord, Embedder
 from ..errors import IndexStoreError
 from ..index import _ensure_dir
 from ._base import (
@@ -88,6 +88,7 @@ class _DiskManifest(BaseModel):
     index_sha256: str
     state_sha256: str
     sync_seconds: float
+    build: BuildRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,8 @@ class FaissStore:
         self.path = path
         self._status = "empty"
         self._sync_seconds = 0.0
+        #: Where the latest embedded vectors were made (see BuildRecord).
+        self.build: BuildRecord | None = None
         self._write_lock = threading.Lock()
         self._snap = _make_snapshot(self._new_index(), kind, [], [], {}, frozenset(), 0, "", "")
 
@@ -157,6 +160,7 @@ class FaissStore:
             format_version=FORMAT_VERSION, store="faiss", kind=self.kind,
             model_id=self.model_id, dimension=self.dimension, corpus_name=snap.corpus_name,
             fingerprint=snap.fingerprint, passages=len(snap.passages), sources=len(snap.hashes),
+            build=self.build,
         )
 
     @property
@@ -244,6 +248,8 @@ class FaissStore:
             embedder, plan.to_embed, self.dimension,
             batch_size=batch_size, show_progress=show_progress,
         )
+        if plan.to_embed and isinstance(embedder, BuildEmbedder):
+            self.build = embedder.record
         index = self._new_index() if fresh else faiss.clone_index(snap.index)
         kept: dict[str, int] = {}
         stale: list[int] = []
@@ -342,7 +348,7 @@ class FaissStore:
                 fingerprint=snap.fingerprint, passages=len(snap.passages),
                 sources=len(snap.hashes), ntotal=int(snap.index.ntotal),
                 index_sha256=sha256(index_file), state_sha256=sha256(state_file),
-                sync_seconds=self._sync_seconds,
+                sync_seconds=self._sync_seconds, build=self.build,
             )
             (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2))
 
@@ -379,6 +385,7 @@ class FaissStore:
         )
         store = cls(model_id=manifest.model_id, dimension=manifest.dimension,
                     kind=manifest.kind, hnsw=hnsw, path=target)
+        store.build = manifest.build
         passages = [Passage(id=e.id, source_id=e.source_id, text=e.text) for e in state.passages]
         store._snap = _make_snapshot(
             index, manifest.kind, passages, [e.label for e in state.passages], state.sources,

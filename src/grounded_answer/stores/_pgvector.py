@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..corpus import Corpus, Passage
-from ..embeddings import Embedder
+from ..embeddings import BuildEmbedder, BuildRecord, Embedder
 from ..errors import ConfigError, IndexStoreError
 from ._base import (
     FORMAT_VERSION,
@@ -201,7 +201,7 @@ class PgVectorStore:
                     meta["fingerprint"] == corpus.fingerprint):
                 plan = plan_sync({}, corpus)
                 self._publish(table, corpus, plan.passages, len(plan.hashes), meta["dimension"],
-                              embedder.model_id, "loaded")
+                              embedder.model_id, "loaded", _build_of(embedder, False, meta))
                 return self._status
             dimension = embedder.dimension
             if not fresh and meta is not None and meta["dimension"] != dimension:
@@ -220,8 +220,9 @@ class PgVectorStore:
                             (plan.stale,))
             self._copy(cur, table, plan.to_embed, plan.hashes, vectors)
             self._ensure_index(cur, table, rebuild=fresh or not same_index)
+            build = _build_of(embedder, bool(plan.to_embed), None if fresh else meta)
             _write_meta(cur, table, corpus, embedder.model_id, dimension, self.kind, self.hnsw,
-                        len(plan.passages), len(plan.hashes))
+                        len(plan.passages), len(plan.hashes), build=build)
         if reason:
             status = f"rebuilt: {reason}"
         elif fresh:
@@ -232,7 +233,7 @@ class PgVectorStore:
                 notes.append(plan.describe())
             status = "; ".join(notes)
         self._publish(table, corpus, plan.passages, len(plan.hashes), dimension,
-                      embedder.model_id, status)
+                      embedder.model_id, status, build)
         return status
 
     def sync_shard(
@@ -297,9 +298,12 @@ class PgVectorStore:
                     cur.execute(sql.SQL("DELETE FROM {} WHERE source_id = ANY(%s)")
                                 .format(ident), (gone,))
                 self._copy(cur, table, plan.to_embed, plan.hashes, vectors)
-                cur.execute(sql.SQL("UPDATE {} SET fingerprint = '', shards = %s, "
+                build = _build_of(embedder, bool(plan.to_embed), meta)
+                cur.execute(sql.SQL("UPDATE {} SET fingerprint = '', shards = %s, build = %s, "
                                     "updated_at = now() WHERE table_name = %s")
-                            .format(sql.Identifier(META_TABLE)), (shard.count, table))
+                            .format(sql.Identifier(META_TABLE)),
+                            (shard.count, None if build is None else build.model_dump_json(),
+                             table))
         status = f"shard {shard}: {len(mine)} of {len(corpus.sources)} sources, " + (
             "rebuilt table: " + reason + "; " if reason else "") + plan.describe()
         self.table = table
@@ -357,19 +361,21 @@ class PgVectorStore:
                 self.kind == "flat" or (meta["hnsw_m"], meta["hnsw_ef_construction"])
                 == (self.hnsw.m, self.hnsw.ef_construction))
             built = self._ensure_index(cur, table, rebuild=not same_index)
+            build = _build_of(embedder, False, meta)
             _write_meta(cur, table, corpus, embedder.model_id, int(meta["dimension"]),
                         self.kind, self.hnsw, len(plan.passages), len(plan.hashes),
-                        shards=int(meta["shards"]))
+                        shards=int(meta["shards"]), build=build)
             dimension = int(meta["dimension"])
         status = (f"finalized: {len(plan.hashes)} sources, {len(plan.passages)} passages"
                   + (f", {len(extra)} removed sources deleted" if extra else "")
                   + (", hnsw index built" if built else ""))
         self._publish(table, corpus, plan.passages, len(plan.hashes), dimension,
-                      embedder.model_id, status)
+                      embedder.model_id, status, build)
         return status
 
     def _publish(self, table: str, corpus: Corpus, passages: list[Passage], sources: int,
-                 dimension: int, model_id: str, status: str) -> None:
+                 dimension: int, model_id: str, status: str,
+                 build: BuildRecord | None = None) -> None:
         self.table = table
         self._passages = passages
         self._positions = positions_of(passages)
@@ -377,7 +383,7 @@ class PgVectorStore:
         self._manifest = StoreManifest(
             format_version=FORMAT_VERSION, store="pgvector", kind=self.kind, model_id=model_id,
             dimension=dimension, corpus_name=corpus.name, fingerprint=corpus.fingerprint,
-            passages=len(passages), sources=sources,
+            passages=len(passages), sources=sources, build=build,
         )
 
     def _copy(self, cur: psycopg.Cursor[Any], table: str, passages: list[Passage],
@@ -538,11 +544,13 @@ CREATE TABLE IF NOT EXISTS {META_TABLE} (
     sources integer NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-ALTER TABLE {META_TABLE} ADD COLUMN IF NOT EXISTS shards integer NOT NULL DEFAULT 0
+ALTER TABLE {META_TABLE} ADD COLUMN IF NOT EXISTS shards integer NOT NULL DEFAULT 0;
+ALTER TABLE {META_TABLE} ADD COLUMN IF NOT EXISTS build text
 """
 
 _META_COLUMNS = ("corpus_name", "model_id", "dimension", "fingerprint", "kind", "hnsw_m",
-                 "hnsw_ef_construction", "format_version", "passages", "sources", "shards")
+                 "hnsw_ef_construction", "format_version", "passages", "sources", "shards",
+                 "build")
 
 
 def _read_meta(cur: psycopg.Cursor[Any], table: str) -> dict[str, Any] | None:
@@ -559,12 +567,14 @@ def _read_meta(cur: psycopg.Cursor[Any], table: str) -> dict[str, Any] | None:
 
 def _write_meta(cur: psycopg.Cursor[Any], table: str, corpus: Corpus, model_id: str,
                 dimension: int, kind: str, hnsw: HnswParams, passages: int, sources: int,
-                *, fingerprint: str | None = None, shards: int = 0) -> None:
+                *, fingerprint: str | None = None, shards: int = 0,
+                build: BuildRecord | None = None) -> None:
     from psycopg import sql
 
     values = (corpus.name, model_id, dimension,
               corpus.fingerprint if fingerprint is None else fingerprint, kind, hnsw.m,
-              hnsw.ef_construction, FORMAT_VERSION, passages, sources, shards)
+              hnsw.ef_construction, FORMAT_VERSION, passages, sources, shards,
+              None if build is None else build.model_dump_json())
     columns = sql.SQL(", ").join(map(sql.Identifier, ("table_name", *_META_COLUMNS)))
     updates = sql.SQL(", ").join(
         sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
@@ -576,6 +586,15 @@ def _write_meta(cur: psycopg.Cursor[Any], table: str, corpus: Corpus, model_id: 
             sql.SQL(", ").join(sql.Placeholder() * (len(values) + 1)), updates),
         (table, *values),
     )
+
+
+def _build_of(embedder: Embedder, embedded: bool, meta: dict[str, Any] | None
+              ) -> BuildRecord | None:
+    """The record of this sync's vectors if it embedded any, else the stored one."""
+    if embedded and isinstance(embedder, BuildEmbedder) and embedder.record is not None:
+        return embedder.record
+    stored = None if meta is None else meta.get("build")
+    return None if not stored else BuildRecord.model_validate_json(stored)
 
 
 def _mismatch(meta: dict[str, Any] | None, exists: bool, model_id: str) -> str:
