@@ -148,3 +148,16 @@ def test_the_cli_names_a_missing_gpu(tmp_path: Path, capsys: pytest.CaptureFixtu
                  "--device", "cuda"])
     err = capsys.readouterr().err
     assert code == 2 and "embedding.device is 'cuda', but torch" in err, err
+
+
+@pytest.mark.slow
+def test_the_pipelined_gpu_encoder_gives_sentence_transformers_vectors() -> None:
+    from grounded_answer.embeddings.sentence_transformers import encode_pipelined
+
+    embedder = SentenceTransformerEmbedder()
+    texts = ["A multi-scale network removes motion blur.", "x",
+             "Speech recognition of long meetings. " * 40,  # truncated at 256 word pieces
+             "Ünïcode and emoji 📷 in a title", ""] * 7
+    reference = embedder.encode(texts)
+    got = encode_pipelined(embedder.loaded(), texts, batch_size=4)
+    np.testing.assert_allclose(got, reference, atol=1e-5)
