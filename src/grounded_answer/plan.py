@@ -23,12 +23,14 @@ recorded with the judgement:
 2. *Model affinity*: the best cosine between the paper's passages and the recommended
    models' passages. It needs no question, so it still works when the question is in a
    language the embedding model cannot read, and it is what decides when a title names
-   no task.
+   no task. It is also read relative to the bundle's closest paper (``model_gap``): a
+   bundle's closest paper is nearly always on the models' task, even when the task table
+   does not know that task.
 3. *Question similarity*: the best cosine between the paper and the question, shown as
    evidence and used alone only when there is no recommended model to compare with.
 
-The thresholds were tuned on ``benchmarks/bundles/dev`` only; ``test`` is the held-out
-split that README reports.
+The thresholds were tuned on ``benchmarks/bundles/dev`` only (see the comment on
+``AFFINITY_RELEVANT``); ``test`` is the held-out split that README reports.
 """
 
 from __future__ import annotations
