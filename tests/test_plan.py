@@ -199,3 +199,45 @@ def test_a_backend_is_held_to_the_plan(seed_bundle: Bundle, settings: Settings) 
     ruled_out = {s.source_id for s in answer.plan.sources
                  if s.relevance is Relevance.NOT_RELEVANT}
     assert not ruled_out & {r.source_id for r in answer.references}
+
+
+def opaque_bundle_sources(*papers: tuple[str, str]) -> list[Source]:
+    """A model whose name says no task, and papers whose titles name none the table knows."""
+    return [Source(id="m", role="model", title="Zorblax-v2", paper_url="https://a.org/m"),
+            *(Source(id=pid, role="paper", title=title, paper_url=f"https://a.org/{pid}",
+                     summary="A method with a new architecture.") for pid, title in papers)]
+
+
+def test_the_paper_closest_to_the_model_counts_when_the_table_knows_no_task() -> None:
+    # The task table knows nothing here, so affinity alone decides: the closest paper is
+    # relevant from a modest cosine; one a few hundredths further is only borderline.
+    sources = opaque_bundle_sources(("a", "Quillwork: Learning Strokes"),
+                                    ("b", "Fernlight: A Study"), ("c", "Ombrel"))
+    plan = make_plan("How does this work?", sources, {"m": 0.4, "a": 0.3, "b": 0.3, "c": 0.1},
+                     {"a": 0.36, "b": 0.335, "c": 0.2}, min_score=0.2)
+    judged = {s.source_id: s for s in plan.sources}
+    assert judged["a"].relevance is Relevance.RELEVANT and "closest" in judged["a"].reason
+    assert judged["a"].evidence.model_gap == 0.0
+    assert judged["b"].relevance is Relevance.BORDERLINE
+    assert judged["b"].evidence.model_gap == pytest.approx(-0.025)
+    assert judged["c"].relevance is Relevance.NOT_RELEVANT
+    # Close to the models but not the closest, a paper needs a high cosine of its own.
+    plan = make_plan("How does this work?", sources, {"m": 0.4, "a": 0.3, "b": 0.3, "c": 0.1},
+                     {"a": 0.7, "b": 0.56, "c": 0.5}, min_score=0.2)
+    judged = {s.source_id: s for s in plan.sources}
+    assert judged["b"].relevance is Relevance.RELEVANT
+    assert judged["c"].relevance is Relevance.BORDERLINE
+
+
+def test_a_title_on_another_task_counts_only_as_the_closest_and_very_close_paper() -> None:
+    # The table may read a task it does not know as a neighbour ("segmentation"), so a
+    # title on another task is not the last word, but only for the closest paper.
+    sources = opaque_bundle_sources(("a", "Segment Anything"), ("b", "Fernlight: A Study"))
+    closest = make_plan("How does this work?", sources, {"m": 0.4, "a": 0.3, "b": 0.3},
+                        {"a": 0.6, "b": 0.4}, min_score=0.2).source("S2")
+    assert closest.source_id == "a" and closest.relevance is Relevance.RELEVANT
+    assert "image segmentation" in closest.reason
+    second = {s.source_id: s for s in make_plan(
+        "How does this work?", sources, {"m": 0.4, "a": 0.3, "b": 0.3},
+        {"a": 0.6, "b": 0.65}, min_score=0.2).sources}["a"]
+    assert second.relevance is Relevance.BORDERLINE and "different task" in second.reason
