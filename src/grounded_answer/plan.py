@@ -23,14 +23,12 @@ recorded with the judgement:
 2. *Model affinity*: the best cosine between the paper's passages and the recommended
    models' passages. It needs no question, so it still works when the question is in a
    language the embedding model cannot read, and it is what decides when a title names
-   no task. It is also read relative to the bundle's closest paper (``model_gap``): a
-   bundle's closest paper is nearly always on the models' task, even when the task table
-   does not know that task.
+   no task.
 3. *Question similarity*: the best cosine between the paper and the question, shown as
    evidence and used alone only when there is no recommended model to compare with.
 
-The thresholds were tuned on ``benchmarks/bundles/dev`` only (see the comment on
-``AFFINITY_RELEVANT``); ``test`` is the held-out split that README reports.
+The thresholds were tuned on ``benchmarks/bundles/dev`` only; ``test`` is the held-out
+split that README reports.
 """
 
 from __future__ import annotations
@@ -61,28 +59,11 @@ __all__ = [
     "read_question",
 ]
 
-# A related paper's relevance to the recommended models rests on two measurements: its
-# affinity (best cosine to a model's passages) and how far that falls short of the bundle's
-# closest paper (the gap). The task table says which threshold applies. The thresholds were
-# chosen on ``benchmarks/bundles/dev`` by leave-one-bundle-out cross-validation, on each
-# bundle as written and again with its own task taken out of the table, since a bundle
-# nobody tuned for often has a task the table does not know (or reads as another task):
-#
-# - the title names the models' task: relevant (the table is right when it matches);
-# - the summary names it: relevant from AFFINITY_TASK;
-# - no task the table knows: relevant from AFFINITY_RELEVANT, or from AFFINITY_CLOSEST
-#   when it is (within CLOSEST_GAP of) the paper closest to the models, since a bundle's
-#   closest paper is nearly always on the models' task;
-# - the title names another task: relevant only as the closest paper and from
-#   AFFINITY_OTHER_TASK (the table may not know the task and read a neighbour);
-# - other data (an audio paper for an image model): never.
-#
-# Below those, a paper is borderline from AFFINITY_BORDERLINE.
-AFFINITY_RELEVANT = 0.55
+# A paper whose title names no task is relevant when its passages are this close to a
+# recommended model's (cosine), or this close and about a task the summary shares with
+# the models or the question; borderline above the lower mark.
+AFFINITY_RELEVANT = 0.45
 AFFINITY_TASK = 0.30
-AFFINITY_CLOSEST = 0.30
-CLOSEST_GAP = 0.02
-AFFINITY_OTHER_TASK = 0.55
 AFFINITY_BORDERLINE = 0.33
 # Without recommended models to compare with (a corpus whose retrieval found none), a
 # paper is relevant when it scores within this margin of the best paper.
@@ -120,10 +101,6 @@ class Evidence(BaseModel):
     tasks: list[str] = Field(default_factory=list, description="Tasks the source names.")
     agreement: Agreement = Field(
         default="unknown", description="How those tasks relate to the recommended models'."
-    )
-    model_gap: float | None = Field(
-        default=None, description="How far model_score falls short of the closest related "
-        "paper's (0 for that paper; None where model_score is None)."
     )
 
 
@@ -277,7 +254,6 @@ def make_plan(
         # so the task the question describes stands in for it.
         all_model_tasks = set(question_tasks[:2])
     best_paper = max((question_scores.get(p.id, -1.0) for p in papers), default=-1.0)
-    best_affinity = max(((model_scores or {}).get(p.id, -1.0) for p in papers), default=-1.0)
 
     judged: list[tuple[Source, Relevance, str, Evidence]] = []
     for model in models:
@@ -297,8 +273,7 @@ def make_plan(
                            "says so)", evidence))
             continue
         judged.append(_judge_paper(paper, question_scores, model_scores, reading,
-                                   question_tasks, all_model_tasks, bool(models),
-                                   (best_paper, best_affinity)))
+                                   question_tasks, all_model_tasks, bool(models), best_paper))
 
     order = {Relevance.RECOMMENDED: 0, Relevance.RELEVANT: 1, Relevance.BORDERLINE: 2,
              Relevance.NOT_RELEVANT: 3}
@@ -340,7 +315,7 @@ def _judge_paper(
     question_tasks: tuple[TaskHint, ...],
     model_tasks: set[TaskHint],
     have_models: bool,
-    best: tuple[float, float],
+    best_paper: float,
 ) -> tuple[Source, Relevance, str, Evidence]:
     title_tasks = tasks_in_order(expand_name(paper.title))
     summary_tasks = tasks_in_order(paper.summary)
@@ -349,7 +324,6 @@ def _judge_paper(
     evidence = _evidence(paper, question_scores, affinity, reading, title_tasks or summary_tasks,
                          agreement)
     named = title_tasks[0].name if title_tasks else ""
-    best_paper, best_affinity = best
     if not have_models or affinity is None:
         score = question_scores.get(paper.id)
         if score is not None and score >= best_paper - QUESTION_MARGIN and (
@@ -364,9 +338,6 @@ def _judge_paper(
     families = {h.family for h in model_tasks}
     kin = {h for h in question_tasks if h.family in families or not model_tasks}
     shared = set(title_tasks) & (model_tasks | kin)
-    on_task = [] if title_tasks else [h for h in summary_tasks if h in model_tasks | kin]
-    closest = affinity >= best_affinity - CLOSEST_GAP
-    evidence = evidence.model_copy(update={"model_gap": round(affinity - best_affinity, 4)})
     if shared:
         name = next(h.name for h in title_tasks if h in shared)
         whose = "the recommended model's task" if any(h in model_tasks for h in shared) \
@@ -378,13 +349,14 @@ def _judge_paper(
         return paper, Relevance.NOT_RELEVANT, f"is about {named or 'other'} ({kinds} data), " \
             "not the data the recommended model works on", evidence
     if title_tasks:
-        if closest and affinity >= AFFINITY_OTHER_TASK:
-            return paper, Relevance.RELEVANT, "is the paper closest in content to the " \
-                f"recommended model, though its title names {named}", evidence
         mark = Relevance.BORDERLINE if affinity >= AFFINITY_BORDERLINE else \
             Relevance.NOT_RELEVANT
         return paper, mark, f"is about {named}, a different task", evidence
-    if on_task and affinity >= AFFINITY_TASK:
+    on_task = [h for h in summary_tasks if h in model_tasks | kin]
+    if affinity >= AFFINITY_RELEVANT or (on_task and affinity >= AFFINITY_TASK):
+        if not on_task:
+            return paper, Relevance.RELEVANT, "is close in content to the recommended " \
+                "model", evidence
         decisive = on_task[0]
         # The decisive task first, so a writer quotes the sentence that names it.
         evidence = evidence.model_copy(update={"tasks": list(dict.fromkeys(
@@ -392,12 +364,6 @@ def _judge_paper(
         whose = "" if decisive in model_tasks else ", what the question describes"
         return paper, Relevance.RELEVANT, f"is related work on {decisive.name}{whose}", \
             evidence
-    if affinity >= AFFINITY_RELEVANT:
-        return paper, Relevance.RELEVANT, "is close in content to the recommended model", \
-            evidence
-    if closest and affinity >= AFFINITY_CLOSEST:
-        return paper, Relevance.RELEVANT, "is the paper closest in content to the " \
-            "recommended model", evidence
     if affinity >= AFFINITY_BORDERLINE:
         return paper, Relevance.BORDERLINE, "is only loosely related to the recommended " \
             "model", evidence
