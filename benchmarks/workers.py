@@ -191,7 +191,7 @@ def task_build(args: dict[str, Any]) -> dict[str, Any]:
     corpus = workload.build_corpus(int(args["passages"]))
     texts = [p.text for p in corpus.passages()]
     embedder = SentenceTransformerEmbedder(threads=threads)
-    model = embedder._model()
+    model = embedder.loaded()
     model.encode(texts[:64], batch_size=64)  # warm-up: first batches allocate
     onnx = None
     if args.get("cache_dir"):
@@ -259,7 +259,7 @@ def task_threads(args: dict[str, Any]) -> dict[str, Any]:
 
     pairs = workload.questions()[: int(args.get("questions", 100))]
     out: dict[str, Any] = {}
-    model = SentenceTransformerEmbedder(threads=1)._model()
+    model = SentenceTransformerEmbedder(threads=1).loaded()
     import torch
 
     for threads in (1, 2):
