@@ -111,7 +111,7 @@ def test_large_corpus_goes_to_the_store_and_syncs_incrementally(tmp_path: Path) 
     embedder = Counting()
     first = explain("topic 3", corpus=corpus_of("Deblurring photos."), settings=settings,
                     embedder=embedder)
-    assert (tmp_path / "stores").is_dir()  # a store, not the throw-away bundle index
+    assert (tmp_path / "stores").is_dir()
     before = Counting.texts
     second = explain("topic 3", corpus=corpus_of("Denoising photos."), settings=settings,
                      embedder=embedder)

@@ -12,7 +12,6 @@ import pytest
 
 from grounded_answer import ConfigError, Corpus, Source
 from grounded_answer.config import IndexSettings
-from grounded_answer.index import open_index
 from grounded_answer.retrieve import Retriever
 from grounded_answer.stores import (
     FaissStore,
@@ -150,24 +149,30 @@ def test_reorder_and_metadata_only_edits_embed_nothing(tmp_path: Path) -> None:
     assert store.manifest.fingerprint == tagged.fingerprint != reordered.fingerprint
 
 
-def test_search_matches_the_flat_index(tmp_path: Path) -> None:
+def test_search_matches_exact_cosine(tmp_path: Path) -> None:
     embedder = HashEmbedder()
     store = open_faiss_store(corpus(), embedder, tmp_path)
-    index = open_index(corpus(), embedder, tmp_path)
     vectors = embedder.encode(QUERIES)
-    assert store.search(vectors, 12) == index.search(vectors, 12)
+    exact = vectors @ embedder.encode([p.text for p in store.passages]).T
+    for row, scores in zip(store.search(vectors, 12), exact, strict=True):
+        assert len(row) == 12
+        assert [round(s, 5) for _, s in row] == \
+            [round(float(s), 5) for s in sorted(scores, reverse=True)[:12]]
+        assert all(abs(scores[p] - s) < 1e-5 for p, s in row)
     assert store.search(vectors, 0) == [[]] * len(QUERIES)
+    assert np.allclose(store.vectors(), embedder.encode([p.text for p in store.passages]))
 
 
-def test_retriever_accepts_a_store(tmp_path: Path) -> None:
+def test_retriever_over_a_reopened_store_ranks_the_same(tmp_path: Path) -> None:
     embedder = HashEmbedder()
     store = open_faiss_store(corpus(), embedder, tmp_path)
-    index = open_index(corpus(), embedder, tmp_path)
-    with_store = Retriever(corpus(), embedder, store)  # type: ignore[arg-type]
-    with_index = Retriever(corpus(), embedder, index)
+    reopened = open_faiss_store(corpus(), embedder, tmp_path)
+    assert reopened.status == "loaded"
+    with_store = Retriever(corpus(), embedder, store)
+    with_reopened = Retriever(corpus(), embedder, reopened)
     for question in QUERIES:
         assert with_store.search(question, 5, max_per_source=2) == \
-            with_index.search(question, 5, max_per_source=2)
+            with_reopened.search(question, 5, max_per_source=2)
     assert isinstance(store, VectorStore)
 
 

@@ -22,7 +22,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["UnreadableFileError", "read_limited", "replaced_dir", "sha256", "write_atomic"]
+from .errors import ConfigError
+
+__all__ = [
+    "UnreadableFileError",
+    "read_limited",
+    "replaced_dir",
+    "sha256",
+    "writable_dir",
+    "write_atomic",
+]
 
 _KINDS = (
     (stat.S_ISFIFO, "a named pipe (FIFO)"),
@@ -90,6 +99,25 @@ def read_limited(path: Path, limit: int, *, setting: str, expected: str) -> byte
         os.close(descriptor)
 
 
+def writable_dir(path: Path) -> Path:
+    """``path``, created if needed and checked writable before anything is built for it.
+
+    A cache directory that cannot be written is the caller's setting to fix, so this is
+    a :class:`~grounded_answer.errors.ConfigError` naming the setting, raised before any
+    embedding work is spent.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"index cache directory {path} is not writable ({exc.strerror or exc}); "
+            "set GROUNDED_ANSWER_INDEX__CACHE_DIR to a writable directory"
+        ) from None
+    return path
+
+
 def sha256(path: Path) -> str:
     """The hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
@@ -119,12 +147,16 @@ def replaced_dir(target: Path) -> Iterator[Path]:
         raise
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (all or nothing)."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (all or nothing).
+
+    Text is written as UTF-8. Readers see the old file or the whole new one, never a
+    part: a file that exists is complete, which is what lets a batch resume.
+    """
     handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data.encode() if isinstance(data, str) else data)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(staging, 0o644)  # mkstemp's 0600 is for the staging file only

@@ -292,7 +292,7 @@ def _index(args: argparse.Namespace) -> int:
 def _eval_retrieval(args: argparse.Namespace) -> int:
     from .embeddings import select_embedder
     from .evaluation import evaluate_retrieval, load_beir
-    from .index import configure_faiss
+    from .stores import configure_faiss
 
     settings = _settings(args)
     method = args.method or settings.retrieval.method

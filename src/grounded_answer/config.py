@@ -176,7 +176,7 @@ class RetrievalSettings(_Section):
     whole_corpus_sources: int = Field(
         default=64, ge=1, le=10_000,
         description="A corpus of at most this many sources (every bundle) is scored whole "
-        "in a throw-away flat index: every source is judged, none is lost to a top-k cut.",
+        "in a small flat FAISS store: every source is judged, none is lost to a top-k cut.",
     )
     min_score: float = Field(
         default=0.2, ge=-1.0, le=1.0,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 import time
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._files import write_atomic
 from .embeddings import Embedder
 from .errors import ConfigError, CorpusError, IndexStoreError
 from .retrieve import Fusion, Method, fuse
@@ -105,11 +107,11 @@ def cached_embeddings(
         except (OSError, ValueError):
             pass  # truncated or corrupt: encode again below
     vectors = embedder.encode(texts, batch_size=batch_size, show_progress=show_progress)
+    buffer = io.BytesIO()
+    np.save(buffer, vectors, allow_pickle=False)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(f".{time.time_ns()}.tmp.npy")
-        np.save(partial, vectors, allow_pickle=False)
-        partial.replace(target)
+        write_atomic(target, buffer.getvalue())
     except OSError as exc:
         raise IndexStoreError(f"cannot write embedding cache {target}: {exc}") from exc
     return vectors

@@ -56,7 +56,6 @@ from .guided import (
     translation_lines,
     validate_guided,
 )
-from .index import configure_faiss
 from .injection import QUESTION_WITHHELD, quarantine
 from .links import defang, scrub_links
 from .plan import EvidencePlan, PlannedSource, Relevance, make_plan, read_question
@@ -69,6 +68,7 @@ from .prompts import (
     load_prompts,
 )
 from .retrieve import Hit, Retriever, get_retriever
+from .stores import configure_faiss
 
 __all__ = [
     "aexplain",
@@ -257,8 +257,8 @@ def retriever_for(
 ) -> Retriever:
     """The shared retriever for ``corpus`` under ``settings``.
 
-    A corpus small enough to be scored whole (a bundle) gets a throw-away FAISS flat
-    index; a real corpus goes to the configured store, synced incrementally.
+    A corpus small enough to be scored whole (a bundle) gets a small flat FAISS store; a
+    real corpus goes to the configured store. Both are synced incrementally.
     """
     small = _scored_whole(corpus, settings)
     configure_faiss(settings.index.threads, embedder.dimension)

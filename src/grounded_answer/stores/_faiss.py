@@ -1,5 +1,8 @@
 """The embedded store: a FAISS ``IndexIDMap2`` over a flat or HNSW index, kept in the cache dir.
 
+This is the library's one FAISS path: a large corpus gets a store of the configured kind,
+and a bundle (a corpus scored whole) a small flat one, persisted the same way.
+
 Every passage vector carries a stable 64-bit label, so a sync removes and adds labels
 instead of rebuilding. A flat index deletes for real. FAISS HNSW graphs cannot delete,
 so removed labels become tombstones that searches skip (an ``IDSelector``), and the
@@ -9,7 +12,7 @@ vectors the same way.
 
 On disk a store is ``index.faiss``, ``state.json`` (labels, passages, per-source hashes,
 tombstones) and ``manifest.json`` with both files' checksums, written to a staging
-directory and renamed into place under a file lock, as :mod:`grounded_answer.index` does.
+directory and renamed into place under a file lock (:mod:`grounded_answer._files`).
 A store whose files do not match their manifest is rebuilt, never used.
 """
 
@@ -26,11 +29,10 @@ import numpy as np
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .._files import replaced_dir, sha256
+from .._files import replaced_dir, sha256, writable_dir
 from ..corpus import Corpus, Passage
 from ..embeddings import Embedder
 from ..errors import IndexStoreError
-from ..index import _ensure_dir
 from ._base import (
     FORMAT_VERSION,
     HnswParams,
@@ -44,11 +46,27 @@ from ._base import (
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["FaissStore", "open_faiss_store"]
+__all__ = ["FaissStore", "configure_faiss", "open_faiss_store"]
 
 #: Share of an HNSW graph that may be tombstones before it is rebuilt from its vectors.
 COMPACT_RATIO = 0.2
 _LOCK_TIMEOUT_S = 600.0
+
+
+def configure_faiss(threads: int, dimension: int) -> None:
+    """Set FAISS's process-wide OpenMP threads and its BLAS cut-over for ``dimension``.
+
+    Both are globals inside faiss, shared with anything else in the process that uses it,
+    and torch may have set OpenMP differently depending on import order, so they are set
+    explicitly before every use. ``threads`` 0 leaves faiss's own default. faiss uses BLAS
+    for a batch of queries only past ``distance_compute_blas_threshold``; ``20 *
+    dimension`` makes large query batches much faster and leaves single queries as they
+    were (benchmarks/run.py, section faiss, measures it).
+    """
+    faiss = _faiss()
+    if threads > 0:
+        faiss.omp_set_num_threads(threads)
+    faiss.cvar.distance_compute_blas_threshold = 20 * dimension
 
 
 class _Entry(BaseModel):
@@ -158,6 +176,18 @@ class FaissStore:
             model_id=self.model_id, dimension=self.dimension, corpus_name=snap.corpus_name,
             fingerprint=snap.fingerprint, passages=len(snap.passages), sources=len(snap.hashes),
         )
+
+    def vectors(self) -> NDArray[np.float32]:
+        """The stored vector of every live passage, one row per :attr:`passages` entry.
+
+        Read back from the index, so nothing is embedded again (the evidence plan compares
+        a bundle's sources with each other this way).
+        """
+        snap = self._snap
+        if not snap.labels:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        keys = np.asarray(snap.labels, dtype=np.int64)
+        return np.ascontiguousarray(snap.index.reconstruct_batch(keys), dtype=np.float32)
 
     @property
     def tombstones(self) -> int:
@@ -428,19 +458,27 @@ def open_faiss_store(
     hnsw: HnswParams | None = None,
     batch_size: int = 64,
     show_progress: bool = False,
+    check_passages: bool = False,
 ) -> FaissStore:
     """The persisted FAISS store of ``corpus`` for ``embedder``, synced and saved.
 
     ``status`` says what happened: ``loaded`` (nothing changed), ``built`` (nothing
     cached), ``updated: ...`` (only changed sources embedded) or ``rebuilt: <reason>``.
+
+    A stored corpus with the same fingerprint is reused as it is, unless
+    ``check_passages``: then every source is cut into passages again and compared with
+    what is stored, so a new way of cutting (another library version) is caught too. That
+    costs tens of microseconds a source: right for a bundle, opened on every answer, and
+    left to the fingerprint for a large corpus.
     """
     hnsw = hnsw or HnswParams()
-    root = _ensure_dir(cache_dir / "stores")
+    root = writable_dir(cache_dir / "stores")
     target = root / f"faiss-{store_slug(corpus.name, embedder.model_id)}"
     store, reason = FaissStore.load(target, ef_search=hnsw.ef_search)
     if (store is not None and store.model_id == embedder.model_id
             and store.manifest.fingerprint == corpus.fingerprint and store.kind == kind
-            and (kind == "flat" or store.hnsw == hnsw)):
+            and (kind == "flat" or store.hnsw == hnsw)
+            and not (check_passages and not plan_sync(store._snap.hashes, corpus).empty)):
         return store
     lock = FileLock(str(target) + ".lock", timeout=_LOCK_TIMEOUT_S)
     try:
