@@ -7,6 +7,10 @@ never a mixture; callers hold a file lock so two writers do not swap at once. Si
 files (the batch command's answers) are written beside their target and renamed the same
 way, so a file that exists is a whole one.
 
+:func:`locked` is the one file lock: every writer of a cache directory holds it, and a
+wait that runs out is the library's own :class:`~grounded_answer.errors.IndexStoreError`,
+never a raw ``filelock.Timeout``.
+
 Input files (bundles, corpora) are read by :func:`read_limited`: regular files only, and
 no more than a limit, so ``/dev/zero`` cannot exhaust memory and a FIFO cannot hang.
 """
@@ -22,16 +26,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ConfigError
+from filelock import FileLock, Timeout
+
+from .errors import ConfigError, IndexStoreError
 
 __all__ = [
+    "LOCK_TIMEOUT_S",
     "UnreadableFileError",
+    "locked",
     "read_limited",
     "replaced_dir",
     "sha256",
     "writable_dir",
     "write_atomic",
 ]
+
+#: How long a writer waits for another process's build of the same cache entry. Builds
+#: embed whole corpora or export a model, which can take minutes on a small machine.
+LOCK_TIMEOUT_S = 600.0
 
 _KINDS = (
     (stat.S_ISFIFO, "a named pipe (FIFO)"),
@@ -97,6 +109,29 @@ def read_limited(path: Path, limit: int, *, setting: str, expected: str) -> byte
         raise UnreadableFileError(f"cannot read ({exc.strerror})") from None
     finally:
         os.close(descriptor)
+
+
+@contextmanager
+def locked(target: Path, *, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the file lock of ``target`` (``<target>.lock`` beside it) for the body.
+
+    Processes that share a cache take it before building or replacing an entry, so one
+    builds and the others then find the result. Locks are not re-entrant across
+    ``locked`` calls: code that already holds one passes that on instead of locking again.
+
+    Raises:
+        IndexStoreError: the lock was not free within ``timeout`` seconds.
+
+    """
+    lock = FileLock(str(target) + ".lock", timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise IndexStoreError(f"timed out waiting for the lock on {target}") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def writable_dir(path: Path) -> Path:

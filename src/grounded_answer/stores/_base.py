@@ -31,6 +31,7 @@ __all__ = [
     "Kind",
     "StoreManifest",
     "SyncPlan",
+    "SyncState",
     "VectorStore",
     "embed_passages",
     "passages_hash",
@@ -42,6 +43,8 @@ __all__ = [
 FORMAT_VERSION = 1
 #: Exact search over every vector, or an HNSW graph (see IndexSettings.kind).
 Kind = Literal["flat", "hnsw"]
+#: What one sync did, for code to act on; a store's ``status`` says the same in words.
+SyncState = Literal["unchanged", "built", "updated", "rebuilt"]
 
 
 @dataclass(frozen=True)

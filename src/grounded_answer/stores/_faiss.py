@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .._files import replaced_dir, sha256, writable_dir
+from .._files import locked, replaced_dir, sha256, writable_dir
 from ..corpus import Corpus, Passage
 from ..embeddings import Embedder
 from ..errors import IndexStoreError
@@ -38,6 +37,7 @@ from ._base import (
     HnswParams,
     Kind,
     StoreManifest,
+    SyncState,
     embed_passages,
     plan_sync,
     store_slug,
@@ -50,7 +50,6 @@ __all__ = ["FaissStore", "configure_faiss", "open_faiss_store"]
 
 #: Share of an HNSW graph that may be tombstones before it is rebuilt from its vectors.
 COMPACT_RATIO = 0.2
-_LOCK_TIMEOUT_S = 600.0
 
 
 def configure_faiss(threads: int, dimension: int) -> None:
@@ -233,16 +232,13 @@ class FaissStore:
         """
         if self.path is None:
             with self._write_lock:
-                return self._sync(corpus, embedder, batch_size, show_progress)
-        lock = FileLock(str(self.path) + ".lock", timeout=_LOCK_TIMEOUT_S)
+                return self._sync(corpus, embedder, batch_size, show_progress)[1]
         try:
-            with self._write_lock, lock:
-                status = self._sync(corpus, embedder, batch_size, show_progress)
-                if not status.startswith("unchanged"):
+            with self._write_lock, locked(self.path):
+                state, status = self._sync(corpus, embedder, batch_size, show_progress)
+                if state != "unchanged":
                     self.save(self.path)
                 return status
-        except Timeout:
-            raise IndexStoreError(f"timed out waiting for the lock on {self.path}") from None
         except OSError as exc:
             raise IndexStoreError(f"cannot write store {self.path}: {exc}") from exc
 
@@ -253,7 +249,8 @@ class FaissStore:
 
     def _sync(
         self, corpus: Corpus, embedder: Embedder, batch_size: int, show_progress: bool
-    ) -> str:
+    ) -> tuple[SyncState, str]:
+        """What this sync did, as a state for code and as the ``status`` text for people."""
         faiss = _faiss()
         snap = self._snap
         reason = ""
@@ -265,7 +262,7 @@ class FaissStore:
             plan = plan_sync({}, corpus)
         if not reason and plan.empty and snap.fingerprint == corpus.fingerprint:
             self._status = "unchanged"
-            return self._status
+            return "unchanged", self._status
         started = time.perf_counter()
         fresh = not snap.hashes or bool(reason)
         if fresh:  # an empty store takes the embedder's model, whatever it was made with
@@ -305,14 +302,15 @@ class FaissStore:
             index, self.kind, plan.passages, labels, plan.hashes, frozenset(dead), next_label,
             corpus.fingerprint, corpus.name,
         )
+        state: SyncState
         if reason:
-            self._status = f"rebuilt: {reason}"
+            state, self._status = "rebuilt", f"rebuilt: {reason}"
         elif fresh:
-            self._status = "built"
+            state, self._status = "built", "built"
         else:
-            self._status = plan.describe()
+            state, self._status = "updated", plan.describe()
         self._sync_seconds = round(time.perf_counter() - started, 4)
-        return self._status
+        return state, self._status
 
     def convert(self, kind: Kind, hnsw: HnswParams | None = None) -> None:
         """Switch to another index kind or HNSW build settings, reusing the stored vectors."""
@@ -377,12 +375,17 @@ class FaissStore:
             (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2))
 
     @classmethod
-    def load(cls, target: Path, *, ef_search: int | None = None) -> tuple[FaissStore | None, str]:
-        """The store saved in ``target`` and ``""``, or None and why it cannot be used."""
+    def load(cls, target: Path, *, ef_search: int | None = None
+             ) -> tuple[FaissStore | None, str | None]:
+        """The store saved in ``target``, or why there is none to use.
+
+        Returns ``(store, None)`` when it loaded, ``(None, None)`` when nothing is stored
+        there yet, and ``(None, reason)`` when what is stored cannot be used.
+        """
         faiss = _faiss()
         manifest_file = target / "manifest.json"
         if not manifest_file.exists():
-            return None, "no cached store"
+            return None, None
         try:
             manifest = _DiskManifest.model_validate_json(manifest_file.read_bytes())
         except (ValidationError, OSError) as exc:
@@ -415,7 +418,7 @@ class FaissStore:
             frozenset(state.dead), state.next_label, manifest.fingerprint, manifest.corpus_name,
         )
         store._status = "loaded"
-        return store, ""
+        return store, None
 
 
 def _make_snapshot(
@@ -480,29 +483,26 @@ def open_faiss_store(
             and (kind == "flat" or store.hnsw == hnsw)
             and not (check_passages and not plan_sync(store._snap.hashes, corpus).empty)):
         return store
-    lock = FileLock(str(target) + ".lock", timeout=_LOCK_TIMEOUT_S)
     try:
-        with lock:
+        with locked(target):
             # Another process may have synced it while this one waited for the lock.
             store, reason = FaissStore.load(target, ef_search=hnsw.ef_search)
             notes = []
             if store is None:
                 store = FaissStore(model_id=embedder.model_id, dimension=embedder.dimension,
                                    kind=kind, hnsw=hnsw)
-                if reason != "no cached store":
+                if reason is not None:
                     notes.append(f"rebuilt: {reason}")
             elif store.kind != kind or (kind == "hnsw" and store.hnsw != hnsw):
                 store.convert(kind, hnsw)
                 notes.append("rebuilt: index settings changed (vectors reused)")
-            status = store._sync(corpus, embedder, batch_size, show_progress)
+            state, status = store._sync(corpus, embedder, batch_size, show_progress)
             store.path = target
-            if status != "unchanged" or notes:
+            if state != "unchanged" or notes:
                 store.save(target)
-            if status.startswith("updated") or not notes:
-                notes.append("loaded" if status == "unchanged" else status)
+            if state == "updated" or not notes:
+                notes.append("loaded" if state == "unchanged" else status)
             store.status = "; ".join(notes)
             return store
-    except Timeout:
-        raise IndexStoreError(f"timed out waiting for the lock on {target}") from None
     except OSError as exc:
         raise IndexStoreError(f"cannot write store {target}: {exc}") from exc
