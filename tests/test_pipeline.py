@@ -15,7 +15,7 @@ from grounded_answer import (
 )
 from grounded_answer.backends.stub import StubBackend
 from grounded_answer.bundle import Bundle
-from grounded_answer.links import find_links, link_key
+from grounded_answer.grounding.links import find_links, link_key
 
 from .conftest import BUNDLES, HashEmbedder
 
@@ -203,7 +203,7 @@ def test_bundle_path_and_only_its_sources(settings: Settings) -> None:
 
 def test_drop_keeps_allowed_links_whole_at_the_length_limit(seed_bundle: Bundle,
                                                               settings: Settings) -> None:
-    from grounded_answer.draft import IO_CHARS
+    from grounded_answer.grounding.draft import IO_CHARS
 
     link = "https://github.com/kky7/MSSNet"
     long_output = "y" * (IO_CHARS - 10) + " " + link

@@ -28,7 +28,7 @@ from .config import Settings
 from .corpus import Role
 from .embeddings import Embedder
 from .errors import ConfigError, GroundedAnswerError
-from .links import find_links, link_key
+from .grounding.links import find_links, link_key
 from .pipeline import explain
 
 __all__ = [

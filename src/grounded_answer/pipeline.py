@@ -33,20 +33,23 @@ from .backends.stub import stub_draft
 from .bundle import Bundle, load_bundle
 from .config import Settings, load_settings
 from .corpus import Corpus, Role, Source, load_corpus
-from .draft import (
+from .embeddings import Embedder, select_embedder
+from .errors import Attempt, BundleParseError, CorpusError, QuestionError, UngroundedAnswerError
+from .grounding.draft import (
     ACTION_CHARS,
     ALIAS_RE,
     WHY_CHARS,
     AnswerDraft,
     GroundingContext,
+    check_draft,
     draft_json_schema,
     salvage_draft,
     shorten,
     strip_fences,
     validate_draft,
 )
-from .embeddings import Embedder, select_embedder
-from .errors import Attempt, BundleParseError, CorpusError, QuestionError, UngroundedAnswerError
+from .grounding.injection import QUESTION_WITHHELD, quarantine
+from .grounding.links import defang, scrub_links
 from .guided import (
     apply_translation,
     guided_schema,
@@ -56,8 +59,6 @@ from .guided import (
     translation_lines,
     validate_guided,
 )
-from .injection import QUESTION_WITHHELD, quarantine
-from .links import defang, scrub_links
 from .plan import EvidencePlan, PlannedSource, Relevance, make_plan, read_question
 from .prompts import (
     ChatMessage,
@@ -436,7 +437,7 @@ def _prompt_context(
 
     def safe(text: str, where: str) -> str:
         # Source text and the question are data: sentences that address the model are
-        # not shown to it (see grounded_answer.injection).
+        # not shown to it (see grounded_answer.grounding.injection).
         kept, removed = quarantine(text)
         withheld.extend((where, sentence) for sentence in removed)
         return kept
@@ -528,8 +529,7 @@ def _write_guided(
     usage: Usage,
 ) -> tuple[AnswerDraft, ValidationReport]:
     """The plan's structure with the model's prose (see :mod:`grounded_answer.guided`)."""
-    baseline = AnswerDraft.model_validate(stub_draft(context, language_note=False),
-                                          context=grounding)
+    baseline = check_draft(stub_draft(context, language_note=False), grounding)
     messages = prompts.guided(context, baseline.model_dump(), language_name(language))
     grounding = replace(grounding, instructions=(messages[0].content,))
     schema = guided_schema(baseline, plan, model_verdict=settings.answer.verdict == "model")

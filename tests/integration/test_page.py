@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from grounded_answer import Answer, explain, load_settings, parse_bundle
-from grounded_answer.links import find_links, link_key
+from grounded_answer.grounding.links import find_links, link_key
 from grounded_answer.serve import create_app
 
 from ..conftest import SEED, HashEmbedder

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from grounded_answer import Answer, Settings, load_settings
-from grounded_answer.links import find_links, link_key
+from grounded_answer.grounding.links import find_links, link_key
 from grounded_answer.serve import create_app
 from grounded_answer.serve._app import sections
 

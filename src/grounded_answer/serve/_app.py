@@ -33,7 +33,7 @@ from ..config import Settings
 from ..corpus import Corpus, load_corpus
 from ..embeddings import Embedder, select_embedder
 from ..errors import ConfigError, GroundedAnswerError, UserInputError
-from ..links import link_key
+from ..grounding.links import link_key
 from ..pipeline import _check_question, explain, retriever_for
 from ._errors import CLIENT_CLOSED, Rejected, error_body, http_error
 from ._middleware import BodyLimit, SecurityHeaders

@@ -8,7 +8,7 @@ sentence copied back, or a run of words from the system prompt that the question
 not already hold. The patterns cover English, French, Spanish, German, Korean, Chinese
 and Japanese phrasings, the languages the platform serves; they stop the common forms,
 not every wording, so links are enforced structurally as well (only source records'
-link fields are allowed links anywhere: see :mod:`grounded_answer.links`).
+link fields are allowed links anywhere: see :mod:`grounded_answer.grounding.links`).
 
 The patterns are written to stay linear: every unbounded repeat is possessive or
 followed by something it cannot match, and the sentence splitter only tries a sentence
