@@ -73,6 +73,7 @@ from .stores import configure_faiss
 
 __all__ = [
     "aexplain",
+    "check_question",
     "explain",
     "hold_to_plan",
     "plan_evidence",
@@ -120,7 +121,7 @@ def explain(
     started = time.perf_counter()
     settings = settings or load_settings()
     sources, default_question = resolve_sources(bundle, corpus, settings)
-    question = _check_question(question if question is not None else default_question, settings)
+    question = check_question(question if question is not None else default_question, settings)
     # Settings errors first: a wrong backend name must not wait for an encoder to load.
     backend = backend or make_backend(settings.llm)
     embedder = embedder or select_embedder(settings)
@@ -269,7 +270,17 @@ def retriever_for(
     )
 
 
-def _check_question(question: str | None, settings: Settings) -> str:
+def check_question(question: str | None, settings: Settings) -> str:
+    """The question with its whitespace collapsed, checked before any work is spent on it.
+
+    The CLI, the server and :func:`explain` all call it, so every entry point refuses the
+    same questions with the same words.
+
+    Raises:
+        QuestionError: no question, not text, empty, or longer than
+            ``answer.max_question_chars``.
+
+    """
     if question is None:
         raise QuestionError("no question given, and the bundle or corpus has no example question")
     if not isinstance(question, str):

@@ -16,20 +16,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .config import IndexSettings
+from .config import Fusion, IndexSettings, Method
 from .corpus import Corpus, Role, Source
 from .embeddings import Embedder
 from .sparse import BM25Index
 from .stores import FaissStore, VectorStore, open_faiss_store, open_store
 
-__all__ = ["Hit", "Method", "Retriever", "fuse", "get_retriever"]
+__all__ = ["Hit", "Retriever", "fuse", "get_retriever"]
 
-Method = Literal["dense", "bm25", "hybrid"]
-Fusion = Literal["rrf", "weighted"]
 
 _RETRIEVERS: OrderedDict[tuple[str, ...], Retriever] = OrderedDict()
 _RETRIEVERS_LOCK = threading.Lock()
@@ -55,7 +52,7 @@ def fuse(
     dense: Sequence[tuple[int, float]],
     sparse: Sequence[tuple[int, float]],
     *,
-    method: Fusion = "rrf",
+    method: Fusion = "weighted",
     alpha: float = 0.5,
     rrf_k: int = 60,
 ) -> list[tuple[int, float]]:

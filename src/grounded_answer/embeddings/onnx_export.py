@@ -350,9 +350,9 @@ def quantize_onnx(exact_dir: str | Path, target_dir: str | Path, *, _locked: boo
 
     onnxruntime's dynamic quantization, per output channel, of the MatMul weights only:
     activations stay float and are quantized per call, embeddings and layer norms stay
-    float. On one core of the development machine that made a 34-token query 2.2x faster
-    (10.7 to 4.8 ms), at a cosine of 0.979 or more to the exact vectors. The agreement
-    check is :func:`verify_quantized`'s job.
+    float. That roughly halves the time of a query on one core, at a small loss of cosine
+    to the exact vectors (benchmarks/run.py measures both; the manifest records the
+    check). The agreement check is :func:`verify_quantized`'s job.
 
     Raises:
         ConfigError: onnxruntime's quantization tools (which need onnx) are missing.

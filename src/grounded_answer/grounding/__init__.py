@@ -10,3 +10,5 @@
 Nothing is re-exported here: :mod:`grounded_answer.errors` needs the link finder, and
 importing this package must not build the draft models for it.
 """
+
+__all__: list[str] = []

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from ..config import IndexKind as Kind
 from ..corpus import Corpus, Passage, Source
 from ..embeddings import Embedder
 from ..errors import ConfigError, IndexStoreError
@@ -41,8 +42,6 @@ __all__ = [
 
 #: Bumped when the stored layout changes; a store of another version is rebuilt.
 FORMAT_VERSION = 1
-#: Exact search over every vector, or an HNSW graph (see IndexSettings.kind).
-Kind = Literal["flat", "hnsw"]
 #: What one sync did, for code to act on; a store's ``status`` says the same in words.
 SyncState = Literal["unchanged", "built", "updated", "rebuilt"]
 

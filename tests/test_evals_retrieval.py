@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grounded_answer.evaluation import cached_embeddings, ndcg_at_k
+from grounded_answer.evals.retrieval import cached_embeddings, ndcg_at_k
 
 from .conftest import HashEmbedder
 

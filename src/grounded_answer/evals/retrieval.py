@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._files import locked, write_atomic
-from .embeddings import Embedder
-from .errors import ConfigError, CorpusError, IndexStoreError
-from .retrieve import Fusion, Method, fuse
-from .sparse import BM25Index
+from .._files import locked, write_atomic
+from ..config import Fusion, Method
+from ..embeddings import Embedder
+from ..errors import ConfigError, CorpusError, IndexStoreError
+from ..retrieve import fuse
+from ..sparse import BM25Index
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
