@@ -15,7 +15,8 @@ from grounded_answer import ConfigError, Corpus, Source
 from grounded_answer.embeddings import Embedder
 from grounded_answer.stores import FaissStore, open_faiss_store
 
-from .conftest import REPO, HashEmbedder
+from .fakes import HashEmbedder
+from .paths import REPO
 
 
 def corpus(summary: str = "Removes motion blur from photos.") -> Corpus:
@@ -138,7 +139,7 @@ def test_processes_building_at_once_agree(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(REPO)!r})
-        from tests.conftest import HashEmbedder
+        from tests.fakes import HashEmbedder
         from tests.test_bundle_store import open_index, corpus
         from pathlib import Path
         index = open_index(corpus(), HashEmbedder(), Path({str(tmp_path)!r}))

@@ -8,7 +8,7 @@ import numpy as np
 
 from grounded_answer.evals.retrieval import cached_embeddings, ndcg_at_k
 
-from .conftest import HashEmbedder
+from .fakes import HashEmbedder
 
 
 def test_embeddings_are_cached_per_model_and_texts(tmp_path: Path) -> None:

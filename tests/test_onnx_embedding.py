@@ -34,7 +34,7 @@ from grounded_answer.embeddings.onnx_format import INT8_SUFFIX, MANIFEST_FILE, M
 from grounded_answer.errors import ConfigError, IndexStoreError
 from grounded_answer.stores import FaissStore
 
-from .conftest import HashEmbedder
+from .fakes import HashEmbedder
 
 TEXTS = [
     "",

@@ -21,25 +21,12 @@ from grounded_answer.stores import (
     open_store,
 )
 
-from .conftest import HashEmbedder
+from .fakes import HashEmbedder
 from .synthetic import SyntheticEmbedder, exact_top_k, recall_at_k, synthetic_corpus
 
 Kind = Literal["flat", "hnsw"]
 QUERIES = ["remove motion blur", "transcribe speech audio", "image quality score",
            "segment objects in video", "denoise a photo", "source 7 paper"]
-
-
-class CountingEmbedder(HashEmbedder):
-    """HashEmbedder that records every text it was asked to embed."""
-
-    def __init__(self, dimension: int = 256, model_id: str = "test/hash-embedder") -> None:
-        super().__init__(dimension, model_id)
-        self.texts: list[str] = []
-
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
-               show_progress: bool = False) -> np.ndarray:
-        self.texts.extend(texts)
-        return super().encode(texts, batch_size=batch_size, show_progress=show_progress)
 
 
 def source(i: int, summary: str | None = None) -> Source:
@@ -73,7 +60,7 @@ def edited() -> Corpus:
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_build_then_load_embeds_nothing(tmp_path: Path, kind: Kind) -> None:
-    embedder = CountingEmbedder()
+    embedder = HashEmbedder()
     first = open_faiss_store(corpus(), embedder, tmp_path, kind=kind)
     assert first.status == "built"
     assert len(embedder.texts) == len(corpus().passages())
@@ -87,7 +74,7 @@ def test_build_then_load_embeds_nothing(tmp_path: Path, kind: Kind) -> None:
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_add_change_remove_embeds_only_changed_sources(tmp_path: Path, kind: Kind) -> None:
-    embedder = CountingEmbedder()
+    embedder = HashEmbedder()
     open_faiss_store(corpus(), embedder, tmp_path, kind=kind)
     embedder.texts.clear()
     store = open_faiss_store(edited(), embedder, tmp_path, kind=kind)
@@ -122,7 +109,7 @@ def test_hnsw_removal_leaves_tombstones_that_search_skips(tmp_path: Path) -> Non
 
 
 def test_hnsw_compacts_when_tombstones_pass_a_fifth(tmp_path: Path) -> None:
-    embedder = CountingEmbedder()
+    embedder = HashEmbedder()
     store = open_faiss_store(corpus(), embedder, tmp_path, kind="hnsw")
     embedder.texts.clear()
     store.sync(corpus(range(20)), embedder)  # a third of the graph removed
@@ -133,7 +120,7 @@ def test_hnsw_compacts_when_tombstones_pass_a_fifth(tmp_path: Path) -> None:
 
 
 def test_reorder_and_metadata_only_edits_embed_nothing(tmp_path: Path) -> None:
-    embedder = CountingEmbedder()
+    embedder = HashEmbedder()
     open_faiss_store(corpus(), embedder, tmp_path)
     embedder.texts.clear()
     reordered = corpus(list(range(29, -1, -1)))
@@ -177,7 +164,7 @@ def test_retriever_over_a_reopened_store_ranks_the_same(tmp_path: Path) -> None:
 
 
 def test_kind_change_reuses_the_stored_vectors(tmp_path: Path) -> None:
-    embedder = CountingEmbedder()
+    embedder = HashEmbedder()
     flat = open_faiss_store(corpus(), embedder, tmp_path)
     embedder.texts.clear()
     hnsw = open_faiss_store(corpus(), embedder, tmp_path, kind="hnsw")

@@ -22,7 +22,8 @@ from grounded_answer.grounding.links import find_links, link_key
 from grounded_answer.plan import Relevance
 from grounded_answer.prompts import ChatMessage, PromptContext
 
-from ..conftest import SEED, HashEmbedder
+from ..fakes import HashEmbedder
+from ..paths import SEED
 from .chat_server import ChatServer, answer_with, ok
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ from grounded_answer import Answer, Settings, explain, load_bundle, load_setting
 from grounded_answer.grounding.links import find_links, link_key
 from grounded_answer.guided import script_matches
 
-from ..conftest import BUNDLES, REPO
+from ..paths import BUNDLES, REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm]
 

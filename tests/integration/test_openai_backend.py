@@ -34,7 +34,7 @@ from grounded_answer.errors import (
 from grounded_answer.grounding.draft import draft_json_schema
 from grounded_answer.prompts import ChatMessage, PromptContext, PromptSource
 
-from ..conftest import HashEmbedder
+from ..fakes import HashEmbedder
 from .chat_server import (
     ChatServer,
     answer_with,
