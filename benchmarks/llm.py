@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from grounded_answer import load_settings
-from grounded_answer.answer_eval import evaluate_answers, format_table
+from grounded_answer.evals.answers import evaluate_answers, format_table
 
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = ["foreign_links", "models_cited", "models_in_workflow", "answerable_accuracy",

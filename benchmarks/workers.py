@@ -184,14 +184,14 @@ def task_build(args: dict[str, Any]) -> dict[str, Any]:
     import workload
 
     from grounded_answer.embeddings import SentenceTransformerEmbedder
-    from grounded_answer.index import build_index, open_index
+    from grounded_answer.stores import FaissStore, open_faiss_store
 
     threads = int(args.get("threads", 1))
     reps = int(args.get("reps", 2))
     corpus = workload.build_corpus(int(args["passages"]))
     texts = [p.text for p in corpus.passages()]
     embedder = SentenceTransformerEmbedder(threads=threads)
-    model = embedder._model()
+    model = embedder.loaded()
     model.encode(texts[:64], batch_size=64)  # warm-up: first batches allocate
     onnx = None
     if args.get("cache_dir"):
@@ -208,11 +208,12 @@ def task_build(args: dict[str, Any]) -> dict[str, Any]:
         model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         runs["raw_encode"].append(time.perf_counter() - mark)
         mark = time.perf_counter()
-        build_index(corpus, embedder, batch_size=64)
+        FaissStore(model_id=embedder.model_id, dimension=embedder.dimension).sync(
+            corpus, embedder, batch_size=64)
         runs["build_index"].append(time.perf_counter() - mark)
         with tempfile.TemporaryDirectory() as tmp:
             mark = time.perf_counter()
-            open_index(corpus, embedder, Path(tmp), batch_size=64)
+            open_faiss_store(corpus, embedder, Path(tmp), batch_size=64, check_passages=True)
             runs["open_index"].append(time.perf_counter() - mark)
         if onnx is not None:
             mark = time.perf_counter()
@@ -259,7 +260,7 @@ def task_threads(args: dict[str, Any]) -> dict[str, Any]:
 
     pairs = workload.questions()[: int(args.get("questions", 100))]
     out: dict[str, Any] = {}
-    model = SentenceTransformerEmbedder(threads=1)._model()
+    model = SentenceTransformerEmbedder(threads=1).loaded()
     import torch
 
     for threads in (1, 2):

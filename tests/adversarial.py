@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from grounded_answer import load_settings
 from grounded_answer.bundle import parse_bundle
-from grounded_answer.draft import strip_fences
-from grounded_answer.injection import _quarantine
-from grounded_answer.links import _find_links
+from grounded_answer.grounding.draft import strip_fences
+from grounded_answer.grounding.injection import _quarantine
+from grounded_answer.grounding.links import _find_links
 from grounded_answer.tasks import _guess_tasks, expand_name
 
 SETTINGS = load_settings(sources={"max_bundle_bytes": 1 << 30})
@@ -38,7 +38,7 @@ def _parse(text: str) -> object:
 
 
 def _check(text: str) -> object:
-    from grounded_answer.links import check_link
+    from grounded_answer.grounding.links import check_link
 
     try:
         return check_link(text)

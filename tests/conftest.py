@@ -1,60 +1,18 @@
-"""Shared fixtures: a fake embedder whose vectors vary with the text, small corpora."""
+"""Shared fixtures: the fake embedder, settings with a private cache, the seed bundle."""
 
 from __future__ import annotations
 
-import hashlib
-import re
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from grounded_answer import Settings, load_settings
 from grounded_answer.bundle import Bundle, load_bundle
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-# A byte-for-byte copy of the shared seed.
-SEED = REPO / "benchmarks" / "bundles" / "dev" / "00_seed.txt"
-BUNDLES = REPO / "benchmarks" / "bundles" / "dev"  # tuned on; test/ beside it is held out
+from .fakes import HashEmbedder
+from .paths import SEED
 
-
-class HashEmbedder:
-    """Hashed bag of words and character trigrams: similar texts get similar vectors.
-
-    Different texts give different vectors, so ranking is really exercised (unlike a
-    constant fake), and it needs no model, so index and pipeline tests run in milliseconds.
-    """
-
-    def __init__(self, dimension: int = 256, model_id: str = "test/hash-embedder") -> None:
-        self._dimension = dimension
-        self._model_id = model_id
-        self.calls = 0
-
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    def encode(
-        self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
-    ) -> np.ndarray:
-        self.calls += 1
-        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            words = re.findall(r"[a-z0-9]+", text.lower())
-            features = words + [w[i : i + 3] for w in words for i in range(max(1, len(w) - 2))]
-            for feature in features:
-                digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
-                out[row, int.from_bytes(digest[:4], "little") % self._dimension] += 1.0
-            norm = float(np.linalg.norm(out[row]))
-            if norm:
-                out[row] /= norm
-        return out
+# Fixtures only: helpers live in tests/fakes.py and tests/paths.py, imported from there.
 
 
 @pytest.fixture

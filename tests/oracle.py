@@ -5,7 +5,7 @@ The guarantees are checked the way a reader and a renderer would meet the output
 * :func:`reader_view` normalises text with the standard library and the
   ``confusable_homoglyphs`` package directly (HTML entities, NFKC, invisible characters,
   Markdown escapes, ideographic full stops, look-alike letters), not with
-  ``grounded_answer.links``;
+  ``grounded_answer.grounding.links``;
 * :func:`linkified` runs linkify-it-py (markdown-it's linkifier) with the full Public
   Suffix List from tldextract over that view;
 * :func:`markdown_tokens` parses Markdown with markdown-it-py, linkify on or off, and

@@ -18,32 +18,20 @@ import numpy as np
 
 from grounded_answer import Corpus, Source
 
+from .fakes import HashEmbedder
 
-class SyntheticEmbedder:
+
+class SyntheticEmbedder(HashEmbedder):
     """Deterministic, text-keyed vectors of low intrinsic dimension; counts what it embeds."""
 
     def __init__(self, dimension: int = 384, rank: int = 32, noise: float = 0.1,
                  model_id: str = "test/synthetic") -> None:
-        self._dimension = dimension
-        self._model_id = model_id
+        super().__init__(dimension, model_id)
         self._rank = rank
         self._noise = noise
         self._basis = np.random.default_rng(0).standard_normal((rank, dimension))
-        self.calls = 0
-        self.texts: list[str] = []
 
-    @property
-    def model_id(self) -> str:
-        return self._model_id
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
-               show_progress: bool = False) -> np.ndarray:
-        self.calls += 1
-        self.texts.extend(texts)
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
         out = np.empty((len(texts), self._dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")

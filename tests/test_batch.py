@@ -11,8 +11,9 @@ import pytest
 from grounded_answer import ConfigError, Settings, load_settings
 from grounded_answer.batch import BatchItem, run_batch
 
-from .conftest import BUNDLES, SEED, HashEmbedder
+from .fakes import HashEmbedder
 from .integration.chat_server import refused_url
+from .paths import BUNDLES, SEED
 from .test_cli import cli
 
 

@@ -15,7 +15,7 @@ from grounded_answer import (
     parse_bundle,
 )
 
-from .conftest import SEED, SHARED
+from .paths import SEED, SHARED
 
 HEAD = """You are an AI scientist.
 
@@ -129,7 +129,7 @@ def test_no_trailing_answer_several_models_non_english() -> None:
 
 
 def test_every_shipped_bundle_parses() -> None:
-    from .conftest import BUNDLES
+    from .paths import BUNDLES
 
     files = sorted(BUNDLES.parent.glob("*/*.txt"))  # dev/ and test/
     assert len(files) >= 40

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BUNDLES, SEED
+from .paths import BUNDLES, SEED
 
 
 def cli(
@@ -90,6 +90,7 @@ def test_bad_input_exit_2(tmp_path: Path, args: list[str], env: dict[str, str],
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # explain chooses the embedder (may export it, loading torch) before the cache
 def test_bad_corpus_and_cache_exit_2(tmp_path: Path) -> None:
     corpus = tmp_path / "c.yaml"
     corpus.write_text("sources:\n  - id: a\n    role: paper\n    title: A\n"
@@ -105,6 +106,7 @@ def test_bad_corpus_and_cache_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # answers up to the backend call: loads the embedding model
 def test_runtime_failure_exit_1(tmp_path: Path) -> None:
     env = {"GROUNDED_ANSWER_LLM__BACKEND": "openai",
            "GROUNDED_ANSWER_LLM__BASE_URL": "http://127.0.0.1:9/v1",
@@ -116,6 +118,7 @@ def test_runtime_failure_exit_1(tmp_path: Path) -> None:
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
 
+@pytest.mark.slow  # embeds the passages with the real model
 def test_index_command(tmp_path: Path) -> None:
     result = cli("index", "--bundle", str(SEED), cache=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -38,7 +38,7 @@ def test_eight_threads_match_sequential(seed_bundle: Bundle, settings: Settings,
 
 
 def test_threads_share_one_index_build(seed_bundle: Bundle, settings: Settings) -> None:
-    from .conftest import HashEmbedder
+    from .fakes import HashEmbedder
 
     embedder = HashEmbedder()
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -51,7 +51,7 @@ def test_threads_share_one_index_build(seed_bundle: Bundle, settings: Settings) 
 
 
 def test_aexplain_runs_concurrently(seed_bundle: Bundle, settings: Settings) -> None:
-    from .conftest import HashEmbedder
+    from .fakes import HashEmbedder
 
     embedder = HashEmbedder()
 

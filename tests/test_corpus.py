@@ -18,7 +18,7 @@ from grounded_answer import (
 )
 from grounded_answer._resources import default_corpus_path
 
-from .conftest import SEED
+from .paths import SEED
 
 
 def source(**fields: object) -> Source:

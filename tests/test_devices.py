@@ -29,7 +29,7 @@ from grounded_answer.embeddings.devices import GPU_MIN_PASSAGES
 from grounded_answer.errors import ConfigError, IndexStoreError
 from grounded_answer.stores import open_faiss_store, open_store
 
-from .conftest import HashEmbedder
+from .fakes import HashEmbedder
 
 torch = pytest.importorskip("torch")
 
@@ -92,7 +92,7 @@ def test_a_small_auto_build_stays_on_the_cpu_without_importing_torch(tmp_path: P
         "import sys\n"
         "from grounded_answer.config import EmbeddingSettings\n"
         "from grounded_answer.embeddings import BuildEmbedder\n"
-        "from tests.conftest import HashEmbedder\n"
+        "from tests.fakes import HashEmbedder\n"
         "build = BuildEmbedder(HashEmbedder(), EmbeddingSettings())\n"
         f"build.expect({GPU_MIN_PASSAGES - 1})\n"
         "build.encode(['a passage'])\n"

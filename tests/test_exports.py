@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
+import types
+
+import pytest
 
 import grounded_answer
 
@@ -21,6 +25,34 @@ def test_public_names() -> None:
     ])
     for name in grounded_answer.__all__:
         assert hasattr(grounded_answer, name), name
+
+
+def _namespace(module: types.ModuleType) -> set[str]:
+    """What ``module`` really offers: the public names its own modules define, lazy or not.
+
+    Submodules, names it only imports for its own use (``Corpus`` in ``stores``) and
+    typing helpers are not part of the surface.
+    """
+    def ours(value: object) -> bool:
+        home = getattr(value, "__module__", None)
+        return home is None or str(home).startswith(module.__name__)
+
+    lazy = set(getattr(module, "_LAZY", {}))
+    own = {name for name, value in vars(module).items()
+           if not name.startswith("_") and not isinstance(value, types.ModuleType)
+           and name not in {"TYPE_CHECKING", "annotations"} and ours(value)}
+    return own | lazy | ({"__version__"} if hasattr(module, "__version__") else set())
+
+
+@pytest.mark.parametrize("name", [
+    "grounded_answer", "grounded_answer.embeddings", "grounded_answer.stores",
+    "grounded_answer.backends", "grounded_answer.serve", "grounded_answer.grounding",
+    "grounded_answer.evals",
+])
+def test_all_is_the_real_namespace(name: str) -> None:
+    module = importlib.import_module(name)
+    assert sorted(module.__all__) == sorted(_namespace(module))
+    assert sorted(dir(module)) == sorted(module.__all__) or not hasattr(module, "_LAZY")
 
 
 def test_errors_split_misuse_from_runtime() -> None:

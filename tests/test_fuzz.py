@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from grounded_answer import BundleParseError, CorpusError, load_corpus, parse_bundle
 from grounded_answer.bundle import Bundle
 
-from .conftest import SEED
+from .paths import SEED
 
 LINES = st.sampled_from([
     "A user has asked the following question:", '"How do I deblur?"', "", "   ",

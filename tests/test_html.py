@@ -11,9 +11,10 @@ import pytest
 
 from grounded_answer import Answer, Settings, explain, parse_bundle
 from grounded_answer._html import answer_html, plan_view, workflow_svg
-from grounded_answer.links import find_links, link_key
+from grounded_answer.grounding.links import find_links, link_key
 
-from .conftest import SEED, HashEmbedder
+from .fakes import HashEmbedder
+from .paths import SEED
 
 HOSTILE = "\n".join([
     "A user has asked the following question:",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grounded_answer.links import defang, find_links, is_http_url, link_key, scrub_links
+from grounded_answer.grounding.links import defang, find_links, is_http_url, link_key, scrub_links
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_is_http_url(url: str, ok: bool) -> None:
 
 
 def test_cutting_never_splits_a_link() -> None:
-    from grounded_answer.links import cut_outside_links
+    from grounded_answer.grounding.links import cut_outside_links
 
     text = "x" * 20 + " https://github.com/kky7/MSSNet and more"
     for limit in range(20, len(text)):
@@ -214,7 +214,7 @@ def test_markdown_escapes_do_not_hide_an_allowed_link() -> None:
     "https://de.wikipedia.org/wiki/Sch%C3%A4rfe",
 ])
 def test_check_link_accepts_plain_public_links(url: str) -> None:
-    from grounded_answer.links import check_link
+    from grounded_answer.grounding.links import check_link
 
     assert check_link(url) == url
 
@@ -245,7 +245,7 @@ def test_check_link_accepts_plain_public_links(url: str) -> None:
     ("", "empty"),
 ])
 def test_check_link_rejects_unsafe_link_fields(url: str, why: str) -> None:
-    from grounded_answer.links import check_link
+    from grounded_answer.grounding.links import check_link
 
     with pytest.raises(ValueError, match=re.escape(why)):
         check_link(url)
@@ -261,7 +261,7 @@ def test_link_tables_match_their_libraries() -> None:
 
 
 def test_tld_table_is_complete_enough() -> None:
-    from grounded_answer._linkdata import TLDS
+    from grounded_answer.grounding._linkdata import TLDS
 
     assert {"com", "io", "zip", "sh", "py", "ai", "dev", "app", "mov", "xn--p1ai"} - TLDS <= {
         "xn--p1ai"}

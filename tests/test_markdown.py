@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from grounded_answer._markdown import escape, markdown_link
+from grounded_answer.grounding._markdown import escape, markdown_link
 
 from .oracle import markdown_tokens
 

@@ -15,6 +15,7 @@ import pytest
 
 from grounded_answer.bundle import Bundle
 from grounded_answer.config import Settings, load_settings
+from grounded_answer.corpus import Corpus
 from grounded_answer.embeddings import (
     PACKAGED_MODEL,
     Embedder,
@@ -31,8 +32,9 @@ from grounded_answer.embeddings.onnx_export import (
 )
 from grounded_answer.embeddings.onnx_format import INT8_SUFFIX, MANIFEST_FILE, MODEL_FILE, onnx_dir
 from grounded_answer.errors import ConfigError, IndexStoreError
+from grounded_answer.stores import FaissStore
 
-from .conftest import HashEmbedder
+from .fakes import HashEmbedder
 
 TEXTS = [
     "",
@@ -61,6 +63,13 @@ def quantized(exported: Path) -> Path:
     """The int8 variant, made from the module's exact export."""
     prepare_onnx(None, exported.parent.parent, variant="int8")
     return onnx_dir(exported.parent.parent, None, "int8")
+
+
+def build_index(data: Corpus, embedder: Embedder) -> FaissStore:
+    """An in-memory flat store of ``data`` (nothing written)."""
+    store = FaissStore(model_id=embedder.model_id, dimension=embedder.dimension)
+    store.sync(data, embedder)
+    return store
 
 
 def _settings(model: Path | None, cache: Path, backend: str = "auto") -> Settings:
@@ -190,8 +199,6 @@ def test_parity_with_sentence_transformers(exported: Path, real_embedder: Any) -
 def test_same_ranking_on_the_seed_bundle(
     exported: Path, real_embedder: Any, seed_bundle: Bundle
 ) -> None:
-    from grounded_answer.index import build_index
-
     index = build_index(seed_bundle.corpus, real_embedder)
     onnx = OnnxEmbedder(exported)
     questions = [seed_bundle.question or "", "sharpen a blurry photo", "image quality"]
@@ -345,8 +352,6 @@ def test_int8_is_the_default_and_exact_is_chosen_when_asked(
 def test_int8_ranks_the_seed_bundle_like_the_exact_model(
     exported: Path, quantized: Path, seed_bundle: Bundle
 ) -> None:
-    from grounded_answer.index import build_index
-
     onnx, int8 = OnnxEmbedder(exported), OnnxEmbedder(quantized)
     exact_index = build_index(seed_bundle.corpus, onnx)
     int8_index = build_index(seed_bundle.corpus, int8)

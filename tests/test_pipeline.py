@@ -15,9 +15,10 @@ from grounded_answer import (
 )
 from grounded_answer.backends.stub import StubBackend
 from grounded_answer.bundle import Bundle
-from grounded_answer.links import find_links, link_key
+from grounded_answer.grounding.links import find_links, link_key
 
-from .conftest import BUNDLES, HashEmbedder
+from .fakes import HashEmbedder
+from .paths import BUNDLES
 
 
 def good_draft(**changes: Any) -> str:
@@ -203,15 +204,20 @@ def test_bundle_path_and_only_its_sources(settings: Settings) -> None:
 
 def test_drop_keeps_allowed_links_whole_at_the_length_limit(seed_bundle: Bundle,
                                                               settings: Settings) -> None:
-    from grounded_answer.draft import IO_CHARS
+    from grounded_answer.grounding.draft import IO_CHARS
 
     link = "https://github.com/kky7/MSSNet"
-    long_output = "y" * (IO_CHARS - 10) + " " + link
+    fits = "Sharp photos with " + link + " " + "z" * IO_CHARS  # the cut falls after the link
+    straddles = "y" * (IO_CHARS - 10) + " " + link  # the cut would fall inside the link
     bad = json.loads(good_draft())
-    bad["workflow"]["output"] = long_output  # too long: invalid, so salvaged under drop
+    bad["workflow"]["input"] = fits  # too long: invalid, so salvaged under drop
+    bad["workflow"]["output"] = straddles
     answer, _ = run(seed_bundle, settings, [json.dumps(bad)], policy="drop", max_repairs=0)
     assert answer.workflow is not None
-    assert "kky7/MSS" not in answer.workflow.output or link in answer.workflow.output
+    # A link that fits stays whole; one the cut would split goes whole, never half of it.
+    assert link in answer.workflow.input
+    assert len(answer.workflow.input) <= IO_CHARS
+    assert answer.workflow.output == "y" * (IO_CHARS - 10)
     assert foreign_links(answer) == []
 
 

@@ -15,7 +15,8 @@ from grounded_answer.bundle import Bundle
 from grounded_answer.corpus import Role, Source
 from grounded_answer.plan import Relevance, make_plan, read_question
 
-from .conftest import SEED, HashEmbedder
+from .fakes import HashEmbedder
+from .paths import SEED
 
 PREAMBLE = 'You are an AI scientist.\n\nA user has asked the following question:\n"{q}"\n\n'
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+from .paths import REPO
 
 BIN = Path(sys.executable).parent
 
 
+@pytest.mark.quality
 @pytest.mark.parametrize("command", [
     ["ruff", "check", "src", "tests", "benchmarks"],
     ["mypy"],

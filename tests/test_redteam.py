@@ -33,8 +33,9 @@ from grounded_answer import (
 )
 from grounded_answer.backends.stub import StubBackend
 
-from .conftest import SEED, HashEmbedder
+from .fakes import HashEmbedder
 from .oracle import canonical, linkified, markdown_tokens, reader_view
+from .paths import SEED
 
 ATTACKER = "zqxevil"
 TLDS = ["io", "zip", "sh", "com", "ai", "xyz", "co"]

@@ -8,7 +8,8 @@ import pytest
 from grounded_answer import Corpus, Source, load_bundle
 from grounded_answer.retrieve import fuse, get_retriever
 
-from .conftest import BUNDLES, SEED, HashEmbedder
+from .fakes import HashEmbedder
+from .paths import BUNDLES, SEED
 
 
 def test_rrf_rewards_agreement() -> None:
@@ -91,13 +92,6 @@ def test_hybrid_finds_exact_names_dense_misses(tmp_path: Path, real_embedder: An
 def test_large_corpus_goes_to_the_store_and_syncs_incrementally(tmp_path: Path) -> None:
     from grounded_answer import explain, load_settings
 
-    class Counting(HashEmbedder):
-        texts = 0
-
-        def encode(self, texts: Any, **kwargs: Any) -> Any:
-            Counting.texts += len(texts)
-            return super().encode(texts, **kwargs)
-
     def corpus_of(summary: str) -> Corpus:
         sources = [Source(id=f"p{n}", role="paper", title=f"Paper {n} on topic {n}",
                           summary=f"Topic {n} is studied here.",
@@ -108,14 +102,14 @@ def test_large_corpus_goes_to_the_store_and_syncs_incrementally(tmp_path: Path) 
     # Twelve sources, more than this corpus may have to be scored whole.
     settings = load_settings(index={"cache_dir": str(tmp_path)},
                              retrieval={"whole_corpus_sources": 8})
-    embedder = Counting()
+    embedder = HashEmbedder()
     first = explain("topic 3", corpus=corpus_of("Deblurring photos."), settings=settings,
                     embedder=embedder)
-    assert (tmp_path / "stores").is_dir()  # a store, not the throw-away bundle index
-    before = Counting.texts
+    assert (tmp_path / "stores").is_dir()
+    before = len(embedder.texts)
     second = explain("topic 3", corpus=corpus_of("Denoising photos."), settings=settings,
                      embedder=embedder)
     # Only source p3's passages (a head and one summary chunk) and the question re-encoded.
-    assert Counting.texts - before == 2 + 1
+    assert len(embedder.texts) - before == 2 + 1
     assert first.provenance.corpus_fingerprint != second.provenance.corpus_fingerprint
     assert any("Denoising" in hit.text for hit in second.provenance.retrieved)

@@ -12,7 +12,6 @@ import pytest
 
 from grounded_answer import ConfigError, Corpus, Source
 from grounded_answer.config import IndexSettings
-from grounded_answer.index import open_index
 from grounded_answer.retrieve import Retriever
 from grounded_answer.stores import (
     FaissStore,
@@ -22,25 +21,12 @@ from grounded_answer.stores import (
     open_store,
 )
 
-from .conftest import HashEmbedder
+from .fakes import HashEmbedder
 from .synthetic import SyntheticEmbedder, exact_top_k, recall_at_k, synthetic_corpus
 
 Kind = Literal["flat", "hnsw"]
 QUERIES = ["remove motion blur", "transcribe speech audio", "image quality score",
            "segment objects in video", "denoise a photo", "source 7 paper"]
-
-
-class CountingEmbedder(HashEmbedder):
-    """HashEmbedder that records every text it was asked to embed."""
-
-    def __init__(self, dimension: int = 256, model_id: str = "test/hash-embedder") -> None:
-        super().__init__(dimension, model_id)
-        self.texts: list[str] = []
-
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
-               show_progress: bool = False) -> np.ndarray:
-        self.texts.extend(texts)
-        return super().encode(texts, batch_size=batch_size, show_progress=show_progress)
 
 
 def source(i: int, summary: str | None = None) -> Source:
@@ -74,7 +60,7 @@ def edited() -> Corpus:
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_build_then_load_embeds_nothing(tmp_path: Path, kind: Kind) -> None:
-    embedder = CountingEmbedder()
+    embedder = HashEmbedder()
     first = open_faiss_store(corpus(), embedder, tmp_path, kind=kind)
     assert first.status == "built"
     assert len(embedder.texts) == len(corpus().passages())
@@ -88,7 +74,7 @@ def test_build_then_load_embeds_nothing(tmp_path: Path, kind: Kind) -> None:
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_add_change_remove_embeds_only_changed_sources(tmp_path: Path, kind: Kind) -> None:
-    embedder = CountingEmbedder()
+    embedder = HashEmbedder()
     open_faiss_store(corpus(), embedder, tmp_path, kind=kind)
     embedder.texts.clear()
     store = open_faiss_store(edited(), embedder, tmp_path, kind=kind)
@@ -123,7 +109,7 @@ def test_hnsw_removal_leaves_tombstones_that_search_skips(tmp_path: Path) -> Non
 
 
 def test_hnsw_compacts_when_tombstones_pass_a_fifth(tmp_path: Path) -> None:
-    embedder = CountingEmbedder()
+    embedder = HashEmbedder()
     store = open_faiss_store(corpus(), embedder, tmp_path, kind="hnsw")
     embedder.texts.clear()
     store.sync(corpus(range(20)), embedder)  # a third of the graph removed
@@ -134,7 +120,7 @@ def test_hnsw_compacts_when_tombstones_pass_a_fifth(tmp_path: Path) -> None:
 
 
 def test_reorder_and_metadata_only_edits_embed_nothing(tmp_path: Path) -> None:
-    embedder = CountingEmbedder()
+    embedder = HashEmbedder()
     open_faiss_store(corpus(), embedder, tmp_path)
     embedder.texts.clear()
     reordered = corpus(list(range(29, -1, -1)))
@@ -150,29 +136,35 @@ def test_reorder_and_metadata_only_edits_embed_nothing(tmp_path: Path) -> None:
     assert store.manifest.fingerprint == tagged.fingerprint != reordered.fingerprint
 
 
-def test_search_matches_the_flat_index(tmp_path: Path) -> None:
+def test_search_matches_exact_cosine(tmp_path: Path) -> None:
     embedder = HashEmbedder()
     store = open_faiss_store(corpus(), embedder, tmp_path)
-    index = open_index(corpus(), embedder, tmp_path)
     vectors = embedder.encode(QUERIES)
-    assert store.search(vectors, 12) == index.search(vectors, 12)
+    exact = vectors @ embedder.encode([p.text for p in store.passages]).T
+    for row, scores in zip(store.search(vectors, 12), exact, strict=True):
+        assert len(row) == 12
+        assert [round(s, 5) for _, s in row] == \
+            [round(float(s), 5) for s in sorted(scores, reverse=True)[:12]]
+        assert all(abs(scores[p] - s) < 1e-5 for p, s in row)
     assert store.search(vectors, 0) == [[]] * len(QUERIES)
+    assert np.allclose(store.vectors(), embedder.encode([p.text for p in store.passages]))
 
 
-def test_retriever_accepts_a_store(tmp_path: Path) -> None:
+def test_retriever_over_a_reopened_store_ranks_the_same(tmp_path: Path) -> None:
     embedder = HashEmbedder()
     store = open_faiss_store(corpus(), embedder, tmp_path)
-    index = open_index(corpus(), embedder, tmp_path)
-    with_store = Retriever(corpus(), embedder, store)  # type: ignore[arg-type]
-    with_index = Retriever(corpus(), embedder, index)
+    reopened = open_faiss_store(corpus(), embedder, tmp_path)
+    assert reopened.status == "loaded"
+    with_store = Retriever(corpus(), embedder, store)
+    with_reopened = Retriever(corpus(), embedder, reopened)
     for question in QUERIES:
         assert with_store.search(question, 5, max_per_source=2) == \
-            with_index.search(question, 5, max_per_source=2)
+            with_reopened.search(question, 5, max_per_source=2)
     assert isinstance(store, VectorStore)
 
 
 def test_kind_change_reuses_the_stored_vectors(tmp_path: Path) -> None:
-    embedder = CountingEmbedder()
+    embedder = HashEmbedder()
     flat = open_faiss_store(corpus(), embedder, tmp_path)
     embedder.texts.clear()
     hnsw = open_faiss_store(corpus(), embedder, tmp_path, kind="hnsw")

@@ -7,6 +7,10 @@ never a mixture; callers hold a file lock so two writers do not swap at once. Si
 files (the batch command's answers) are written beside their target and renamed the same
 way, so a file that exists is a whole one.
 
+:func:`locked` is the one file lock: every writer of a cache directory holds it, and a
+wait that runs out is the library's own :class:`~grounded_answer.errors.IndexStoreError`,
+never a raw ``filelock.Timeout``.
+
 Input files (bundles, corpora) are read by :func:`read_limited`: regular files only, and
 no more than a limit, so ``/dev/zero`` cannot exhaust memory and a FIFO cannot hang.
 """
@@ -22,7 +26,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["UnreadableFileError", "read_limited", "replaced_dir", "sha256", "write_atomic"]
+from filelock import FileLock, Timeout
+
+from .errors import ConfigError, IndexStoreError
+
+__all__ = [
+    "LOCK_TIMEOUT_S",
+    "UnreadableFileError",
+    "locked",
+    "read_limited",
+    "replaced_dir",
+    "sha256",
+    "writable_dir",
+    "write_atomic",
+]
+
+#: How long a writer waits for another process's build of the same cache entry. Builds
+#: embed whole corpora or export a model, which can take minutes on a small machine.
+LOCK_TIMEOUT_S = 600.0
 
 _KINDS = (
     (stat.S_ISFIFO, "a named pipe (FIFO)"),
@@ -90,6 +111,48 @@ def read_limited(path: Path, limit: int, *, setting: str, expected: str) -> byte
         os.close(descriptor)
 
 
+@contextmanager
+def locked(target: Path, *, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold the file lock of ``target`` (``<target>.lock`` beside it) for the body.
+
+    Processes that share a cache take it before building or replacing an entry, so one
+    builds and the others then find the result. Locks are not re-entrant across
+    ``locked`` calls: code that already holds one passes that on instead of locking again.
+
+    Raises:
+        IndexStoreError: the lock was not free within ``timeout`` seconds.
+
+    """
+    lock = FileLock(str(target) + ".lock", timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise IndexStoreError(f"timed out waiting for the lock on {target}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def writable_dir(path: Path) -> Path:
+    """``path``, created if needed and checked writable before anything is built for it.
+
+    A cache directory that cannot be written is the caller's setting to fix, so this is
+    a :class:`~grounded_answer.errors.ConfigError` naming the setting, raised before any
+    embedding work is spent.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"index cache directory {path} is not writable ({exc.strerror or exc}); "
+            "set GROUNDED_ANSWER_INDEX__CACHE_DIR to a writable directory"
+        ) from None
+    return path
+
+
 def sha256(path: Path) -> str:
     """The hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
@@ -119,12 +182,16 @@ def replaced_dir(target: Path) -> Iterator[Path]:
         raise
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (all or nothing)."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (all or nothing).
+
+    Text is written as UTF-8. Readers see the old file or the whole new one, never a
+    part: a file that exists is complete, which is what lets a batch resume.
+    """
     handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
+        with os.fdopen(handle, "wb") as out:
+            out.write(data.encode() if isinstance(data, str) else data)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(staging, 0o644)  # mkstemp's 0600 is for the staging file only

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .corpus import Role
-from .links import cut_outside_links, link_key, scrub_links
+from .grounding.links import cut_outside_links, link_key, scrub_links
 
 if TYPE_CHECKING:
     from .answer import Answer, Workflow

@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ._markdown import escape, markdown_link
 from .backends.base import Completion
 from .corpus import Role
-from .links import cut_outside_links, find_links, link_key, scrub_links
+from .grounding._markdown import escape, markdown_link
+from .grounding.links import cut_outside_links, find_links, link_key, scrub_links
 from .plan import EvidencePlan
 from .retrieve import Hit
 
@@ -305,7 +305,7 @@ def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
 
 
 def _md(text: str) -> str:
-    """Escape everything that could make Markdown syntax (see grounded_answer._markdown)."""
+    """Escape everything that could make Markdown syntax (see grounding._markdown)."""
     return escape(text)
 
 

@@ -21,14 +21,14 @@ from pydantic import BaseModel, Field
 
 from ._files import write_atomic
 from .answer import Answer
-from .config import Settings, load_settings
+from .config import AnswerFormat, ErrorCategory, Settings, load_settings
 from .embeddings import Embedder, select_embedder
 from .errors import ConfigError, GroundedAnswerError, UserInputError
 from .pipeline import explain
 
 __all__ = ["FORMATS", "BatchItem", "Format", "bundle_files", "render", "run_batch"]
 
-Format = Literal["json", "markdown", "html"]
+Format = AnswerFormat
 
 #: Output format -> file suffix.
 FORMATS: dict[str, str] = {"json": ".json", "markdown": ".md", "html": ".html"}
@@ -45,7 +45,7 @@ class BatchItem(BaseModel):
     answerable: bool | None = Field(default=None, description="The answer's verdict.")
     references: int | None = Field(default=None, description="References in the answer.")
     error: str | None = Field(default=None, description="Why it failed: one line.")
-    category: Literal["user_input", "runtime"] | None = Field(
+    category: ErrorCategory | None = Field(
         default=None, description="'user_input': the bundle is bad; 'runtime': the backend "
         "or the machine failed (retrying may help).")
 

@@ -6,7 +6,7 @@ question after "A user has asked the following question:", then entries of
 and "### Related Papers:". Real files vary (CRLF, stray spaces, missing fields,
 repeated entries, no trailing ``Answer:``), so the parser is lenient about layout and
 strict about content: a missing question, an untitled entry, a link field that is not a
-safe link (:func:`grounded_answer.links.check_link`; with ``sources.invalid_links =
+safe link (:func:`grounded_answer.grounding.links.check_link`; with ``sources.invalid_links =
 "drop"`` the entry is left out and the corpus says so instead), more entries than
 ``sources.max_bundle_sources``, or no sources at all is a :class:`BundleParseError`
 naming the file and line. An entry listed twice (same title, no link that disagrees) is
@@ -29,7 +29,7 @@ from ._files import UnreadableFileError, read_limited
 from .config import Settings, SourceSettings, load_settings
 from .corpus import Corpus, Role, Source, make_source_id
 from .errors import BundleParseError
-from .links import check_link, cut_outside_links, link_key
+from .grounding.links import check_link, cut_outside_links, link_key
 
 __all__ = ["Bundle", "load_bundle", "parse_bundle"]
 

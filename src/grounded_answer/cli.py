@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from .errors import GroundedAnswerError, UserInputError
 
@@ -49,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .config import AnswerFormat, Method  # the choices are declared once, in config
+
     parser = argparse.ArgumentParser(
         prog="grounded-answer",
         description="Explain recommended AI models from the provided sources only.",
@@ -70,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("question", nargs="?", help="default: the bundle's or corpus's question")
     sources(explain)
     explain.add_argument("--backend", help="LLM backend: stub (offline) or openai")
-    explain.add_argument("--format", choices=["markdown", "json", "html"], default=None,
+    explain.add_argument("--format", choices=get_args(AnswerFormat), default=None,
                          help="default: markdown; json for a batch")
     batch = explain.add_argument_group(
         "batch", "answer every *.txt bundle in a folder, one file each; resumable")
@@ -116,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     retrieval = kinds.add_parser("retrieval", help="nDCG@10 / recall@100 on a BEIR directory")
     retrieval.add_argument("--beir", metavar="DIR", required=True, help="BEIR-layout directory")
     retrieval.add_argument("--split", default="test", help="qrels split (default: test)")
-    retrieval.add_argument("--method", choices=["dense", "bm25", "hybrid"], default=None,
+    retrieval.add_argument("--method", choices=get_args(Method), default=None,
                            help="default: the configured retrieval.method")
     retrieval.add_argument("--cache-dir", metavar="DIR", help="embedding cache directory")
     retrieval.add_argument("--threads", type=int, default=None,
@@ -249,7 +251,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     from .embeddings import select_embedder
     from .pipeline import (
-        _check_question,
+        check_question,
         resolve_sources,
         retrieve_passages,
         retriever_for,
@@ -257,7 +259,7 @@ def _search(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     corpus, default_question = resolve_sources(args.bundle, args.corpus, settings)
-    question = _check_question(args.question or default_question, settings)
+    question = check_question(args.question or default_question, settings)
     embedder = select_embedder(settings)
     retriever = retriever_for(corpus, embedder, settings)
     hits, _ = retrieve_passages(retriever, question, settings)
@@ -331,8 +333,8 @@ def _where(record: BuildRecord) -> str:
 
 def _eval_retrieval(args: argparse.Namespace) -> int:
     from .embeddings import select_embedder
-    from .evaluation import evaluate_retrieval, load_beir
-    from .index import configure_faiss
+    from .evals.retrieval import evaluate_retrieval, load_beir
+    from .stores import configure_faiss
 
     settings = _settings(args)
     method = args.method or settings.retrieval.method
@@ -359,7 +361,7 @@ def _eval_retrieval(args: argparse.Namespace) -> int:
 
 
 def _eval_answers(args: argparse.Namespace) -> int:
-    from .answer_eval import evaluate_answers, format_table, splits_of
+    from .evals.answers import evaluate_answers, format_table, splits_of
 
     settings = _settings(args)
     splits = {"": Path(args.bundles)} if args.labels else splits_of(args.bundles)

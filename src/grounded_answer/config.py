@@ -31,17 +31,56 @@ from pydantic_settings import (
 from .errors import ConfigError
 
 __all__ = [
+    "AnswerFormat",
     "AnswerSettings",
     "Device",
+    "EmbeddingBackend",
     "EmbeddingSettings",
+    "ErrorCategory",
+    "Fusion",
+    "IndexKind",
     "IndexSettings",
+    "InvalidLinks",
     "LLMSettings",
+    "Method",
+    "Policy",
     "RetrievalSettings",
     "ServeSettings",
     "Settings",
     "SourceSettings",
+    "StoreName",
+    "StructuredOutput",
+    "Verdict",
+    "WritingMode",
     "load_settings",
 ]
+
+# Every set of named choices is declared here once; the modules that act on a choice
+# import its type, and the command line takes its choices from it (typing.get_args).
+#: How passages are ranked: sentence embeddings, BM25 terms, or both fused.
+Method = Literal["dense", "bm25", "hybrid"]
+#: How hybrid retrieval combines two rankings.
+Fusion = Literal["rrf", "weighted"]
+#: Exact search over every vector, or an HNSW graph.
+IndexKind = Literal["flat", "hnsw"]
+#: Where a large corpus's vectors live.
+StoreName = Literal["faiss", "pgvector"]
+#: Which runtime encodes text (see EmbeddingSettings.backend).
+EmbeddingBackend = Literal["auto", "torch", "onnx", "onnx-int8"]
+#: How the answer's shape is asked of an OpenAI-compatible server.
+StructuredOutput = Literal["auto", "json_schema", "json_object"]
+#: What happens after the repairs run out.
+Policy = Literal["strict", "drop"]
+#: Who writes the answer's structure: the plan (guided), the model (free), or either.
+WritingMode = Literal["auto", "guided", "free"]
+#: Who decides whether a question is answerable.
+Verdict = Literal["plan", "model"]
+#: What a bundle or corpus field with an unsafe link does.
+InvalidLinks = Literal["error", "drop"]
+#: The renderings an answer is written to a file or stream in.
+AnswerFormat = Literal["json", "markdown", "html"]
+#: The two kinds of failure: the caller's input to fix, or the run (CLI exit 2 and 1).
+ErrorCategory = Literal["user_input", "runtime"]
 
 
 #: Where the embedding model runs: ``auto`` is CUDA, then Apple's MPS, then the CPU.
@@ -93,7 +132,7 @@ class EmbeddingSettings(_Section):
         description="Where the ONNX exports of the embedding model are kept (made once, "
         "checked, shared by every process); None = index.cache_dir.",
     )
-    backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+    backend: EmbeddingBackend = Field(
         default="auto",
         description="'auto' (the fast path): the int8 ONNX export, made and checked on "
         "first use (a note on stderr), then run without torch; sentence-transformers, with "
@@ -111,7 +150,7 @@ class IndexSettings(_Section):
         default_factory=_default_cache_dir,
         description="Directory for persisted indexes; created on demand.",
     )
-    store: Literal["faiss", "pgvector"] = Field(
+    store: StoreName = Field(
         default="faiss",
         description="'faiss': an embedded index in cache_dir; 'pgvector': a table in the "
         "PostgreSQL database named by dsn (needs grounded-answer[pgvector]).",
@@ -125,10 +164,11 @@ class IndexSettings(_Section):
     threads: int = Field(
         default=1, ge=0, le=256,
         description="FAISS OpenMP threads, process-wide (0 = faiss's default, one per core). "
-        "One is fastest for single queries; on a busy 2-core machine two made them 50x "
-        "slower (benchmarks/run.py). More help batched builds on idle many-core machines.",
+        "One is fastest for single queries; on a busy small machine more make them many "
+        "times slower (benchmarks/run.py measures it). More help batched builds on idle "
+        "many-core machines.",
     )
-    kind: Literal["flat", "hnsw"] = Field(
+    kind: IndexKind = Field(
         default="flat",
         description="'flat': exact search over every vector; 'hnsw': an approximate graph "
         "index, sub-linear for large corpora (recall tuned by the hnsw_* settings).",
@@ -145,8 +185,8 @@ class IndexSettings(_Section):
     hnsw_ef_search: int = Field(
         default=200, ge=1, le=1000,
         description="HNSW candidate list size per query (raised to k when k is larger): "
-        "more = better recall, slower queries. 200 finds ~0.99 of the exact top-10 at 100k "
-        "passages (benchmarks/stores.py).",
+        "more = better recall, slower queries (benchmarks/stores.py measures the recall "
+        "at 100k passages).",
     )
 
 
@@ -154,15 +194,15 @@ class RetrievalSettings(_Section):
     """How passages are found for a question."""
 
     k: int = Field(default=8, ge=1, le=1000, description="Passages retrieved per question.")
-    method: Literal["dense", "bm25", "hybrid"] = Field(
+    method: Method = Field(
         default="hybrid", description="Dense embeddings, BM25, or both fused."
     )
-    small_corpus_method: Literal["dense", "bm25", "hybrid"] = Field(
+    small_corpus_method: Method = Field(
         default="dense",
         description="Method for a corpus scored whole (see whole_corpus_sources), which is "
         "scored whole: BM25 statistics over a dozen passages are noise.",
     )
-    fusion: Literal["rrf", "weighted"] = Field(
+    fusion: Fusion = Field(
         default="weighted", description="How hybrid combines the two rankings."
     )
     alpha: float = Field(
@@ -198,7 +238,7 @@ class RetrievalSettings(_Section):
     whole_corpus_sources: int = Field(
         default=64, ge=1, le=10_000,
         description="A corpus of at most this many sources (every bundle) is scored whole "
-        "in a throw-away flat index: every source is judged, none is lost to a top-k cut.",
+        "in a small flat FAISS store: every source is judged, none is lost to a top-k cut.",
     )
     min_score: float = Field(
         default=0.2, ge=-1.0, le=1.0,
@@ -242,7 +282,7 @@ class LLMSettings(_Section):
         description="Before retrieval, have the language model restate in English a question "
         "written in a script the embedding model cannot read (one short call, cached).",
     )
-    structured_output: Literal["auto", "json_schema", "json_object"] = Field(
+    structured_output: StructuredOutput = Field(
         default="auto",
         description="'auto' sends a JSON schema and falls back to JSON mode if refused.",
     )
@@ -254,7 +294,7 @@ class AnswerSettings(_Section):
     max_repairs: int = Field(
         default=2, ge=0, le=10, description="Re-asks with the errors after a bad answer."
     )
-    policy: Literal["strict", "drop"] = Field(
+    policy: Policy = Field(
         default="drop",
         description="After the repairs: 'strict' raises UngroundedAnswerError, 'drop' removes "
         "the offending content and reports it.",
@@ -266,7 +306,7 @@ class AnswerSettings(_Section):
         default=None, description="Directory with your own system.j2 / user.j2 / repair.j2 "
         "(and optionally guided_system.j2 / guided_user.j2 / restate.j2)."
     )
-    mode: Literal["auto", "guided", "free"] = Field(
+    mode: WritingMode = Field(
         default="auto",
         description="'guided': the evidence plan fixes sources, steps and verdict and the "
         "model rewrites only the prose slots (small models); 'free': the model writes the "
@@ -278,7 +318,7 @@ class AnswerSettings(_Section):
         description="Language of the answer's prose: 'auto' = the question's, or an ISO "
         "639-1 code such as 'ko'. The offline stub writes English and says so.",
     )
-    verdict: Literal["plan", "model"] = Field(
+    verdict: Verdict = Field(
         default="plan",
         description="Who decides whether the question is answerable: the evidence plan "
         "(the model may only add a reason), or the model (for strong models; an overruled "
@@ -343,7 +383,7 @@ class ServeSettings(_Section):
 class SourceSettings(_Section):
     """What a bundle or corpus file may hold, and what happens to a source with a bad link."""
 
-    invalid_links: Literal["error", "drop"] = Field(
+    invalid_links: InvalidLinks = Field(
         default="error",
         description="A Paper/GitHub/paper_url/github_url field that is not a safe link "
         "(http(s) only, a public host name, no user info, no '..' segments, balanced "

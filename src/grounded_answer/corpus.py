@@ -2,7 +2,7 @@
 
 A :class:`Source` is the unit of trust: only the link fields of source records are
 links the library may ever show, so they are checked when a record is made
-(:func:`grounded_answer.links.check_link`: one plain http(s) URL to a public host). A
+(:func:`grounded_answer.grounding.links.check_link`: one plain http(s) URL to a public host). A
 :class:`Corpus` is a set of sources with unique ids (and optionally an example question);
 a bundle parsed from the platform's prompt format is a corpus too (see
 :mod:`grounded_answer.bundle`). Corpus files are read as regular files of bounded size
@@ -33,7 +33,7 @@ from pydantic import (
 from ._files import UnreadableFileError, read_limited
 from .config import Settings, SourceSettings, load_settings
 from .errors import CorpusError
-from .links import check_link, link_key
+from .grounding.links import check_link, link_key
 from .tasks import expand_name, guess_tasks
 
 __all__ = [
@@ -110,7 +110,7 @@ class Source(_Memoized):
 
     @cached_property
     def link_keys(self) -> frozenset[str]:
-        """Normalised forms of :attr:`links` (see :func:`grounded_answer.links.link_key`)."""
+        """Normalised forms of :attr:`links` (see :func:`.grounding.links.link_key`)."""
         return frozenset(link_key(link) for link in self.links)
 
     def content_hash(self) -> str:

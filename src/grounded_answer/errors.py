@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .links import defang
+from .grounding.links import defang
 
 __all__ = [
     "AnswerRunError",

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from .draft import (
+from .grounding.draft import (
     ACTION_CHARS,
     IO_CHARS,
     STATEMENT_CHARS,

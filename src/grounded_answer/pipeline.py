@@ -33,20 +33,23 @@ from .backends.stub import stub_draft
 from .bundle import Bundle, load_bundle
 from .config import Settings, load_settings
 from .corpus import Corpus, Role, Source, load_corpus
-from .draft import (
+from .embeddings import Embedder, build_embedder, select_embedder
+from .errors import Attempt, BundleParseError, CorpusError, QuestionError, UngroundedAnswerError
+from .grounding.draft import (
     ACTION_CHARS,
     ALIAS_RE,
     WHY_CHARS,
     AnswerDraft,
     GroundingContext,
+    check_draft,
     draft_json_schema,
     salvage_draft,
     shorten,
     strip_fences,
     validate_draft,
 )
-from .embeddings import Embedder, build_embedder, select_embedder
-from .errors import Attempt, BundleParseError, CorpusError, QuestionError, UngroundedAnswerError
+from .grounding.injection import QUESTION_WITHHELD, quarantine
+from .grounding.links import defang, scrub_links
 from .guided import (
     apply_translation,
     guided_schema,
@@ -56,9 +59,6 @@ from .guided import (
     translation_lines,
     validate_guided,
 )
-from .index import configure_faiss
-from .injection import QUESTION_WITHHELD, quarantine
-from .links import defang, scrub_links
 from .plan import EvidencePlan, PlannedSource, Relevance, make_plan, read_question
 from .prompts import (
     ChatMessage,
@@ -69,9 +69,11 @@ from .prompts import (
     load_prompts,
 )
 from .retrieve import Hit, Retriever, get_retriever
+from .stores import configure_faiss
 
 __all__ = [
     "aexplain",
+    "check_question",
     "explain",
     "hold_to_plan",
     "plan_evidence",
@@ -119,7 +121,7 @@ def explain(
     started = time.perf_counter()
     settings = settings or load_settings()
     sources, default_question = resolve_sources(bundle, corpus, settings)
-    question = _check_question(question if question is not None else default_question, settings)
+    question = check_question(question if question is not None else default_question, settings)
     # Settings errors first: a wrong backend name must not wait for an encoder to load.
     backend = backend or make_backend(settings.llm)
     embedder = embedder or select_embedder(settings)
@@ -257,8 +259,8 @@ def retriever_for(
 ) -> Retriever:
     """The shared retriever for ``corpus`` under ``settings``.
 
-    A corpus small enough to be scored whole (a bundle) gets a throw-away FAISS flat
-    index; a real corpus goes to the configured store, synced incrementally.
+    A corpus small enough to be scored whole (a bundle) gets a small flat FAISS store; a
+    real corpus goes to the configured store. Both are synced incrementally.
     """
     small = _scored_whole(corpus, settings)
     configure_faiss(settings.index.threads, embedder.dimension)
@@ -269,7 +271,17 @@ def retriever_for(
     )
 
 
-def _check_question(question: str | None, settings: Settings) -> str:
+def check_question(question: str | None, settings: Settings) -> str:
+    """The question with its whitespace collapsed, checked before any work is spent on it.
+
+    The CLI, the server and :func:`explain` all call it, so every entry point refuses the
+    same questions with the same words.
+
+    Raises:
+        QuestionError: no question, not text, empty, or longer than
+            ``answer.max_question_chars``.
+
+    """
     if question is None:
         raise QuestionError("no question given, and the bundle or corpus has no example question")
     if not isinstance(question, str):
@@ -437,7 +449,7 @@ def _prompt_context(
 
     def safe(text: str, where: str) -> str:
         # Source text and the question are data: sentences that address the model are
-        # not shown to it (see grounded_answer.injection).
+        # not shown to it (see grounded_answer.grounding.injection).
         kept, removed = quarantine(text)
         withheld.extend((where, sentence) for sentence in removed)
         return kept
@@ -529,8 +541,7 @@ def _write_guided(
     usage: Usage,
 ) -> tuple[AnswerDraft, ValidationReport]:
     """The plan's structure with the model's prose (see :mod:`grounded_answer.guided`)."""
-    baseline = AnswerDraft.model_validate(stub_draft(context, language_note=False),
-                                          context=grounding)
+    baseline = check_draft(stub_draft(context, language_note=False), grounding)
     messages = prompts.guided(context, baseline.model_dump(), language_name(language))
     grounding = replace(grounding, instructions=(messages[0].content,))
     schema = guided_schema(baseline, plan, model_verdict=settings.answer.verdict == "model")

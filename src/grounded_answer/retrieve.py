@@ -16,23 +16,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .config import IndexSettings
+from .config import Fusion, IndexSettings, Method
 from .corpus import Corpus, Role, Source
 from .embeddings import Embedder
-from .index import VectorIndex, open_index
 from .sparse import BM25Index
+from .stores import FaissStore, VectorStore, open_faiss_store, open_store
 
-if TYPE_CHECKING:
-    from .stores import VectorStore
+__all__ = ["Hit", "Retriever", "fuse", "get_retriever"]
 
-__all__ = ["Hit", "Method", "Retriever", "fuse", "get_retriever"]
-
-Method = Literal["dense", "bm25", "hybrid"]
-Fusion = Literal["rrf", "weighted"]
 
 _RETRIEVERS: OrderedDict[tuple[str, ...], Retriever] = OrderedDict()
 _RETRIEVERS_LOCK = threading.Lock()
@@ -58,7 +52,7 @@ def fuse(
     dense: Sequence[tuple[int, float]],
     sparse: Sequence[tuple[int, float]],
     *,
-    method: Fusion = "rrf",
+    method: Fusion = "weighted",
     alpha: float = 0.5,
     rrf_k: int = 60,
 ) -> list[tuple[int, float]]:
@@ -88,8 +82,7 @@ class Retriever:
     """Ranked passages of one corpus for a question."""
 
     def __init__(
-        self, corpus: Corpus, embedder: Embedder, index: VectorIndex | VectorStore
-    ) -> None:
+        self, corpus: Corpus, embedder: Embedder, index: VectorStore) -> None:
         self.corpus = corpus
         self.embedder = embedder
         self.index = index
@@ -165,14 +158,14 @@ class Retriever:
 
         It needs no question: the evidence plan uses it to tell the papers about a
         recommended model's task from the distractors, in any language. Computed once per
-        corpus from the stored vectors; None for a vector store, whose vectors stay there.
+        corpus from the stored vectors; None for a pgvector store, whose vectors stay there.
         """
-        if self._affinity is not None or not isinstance(self.index, VectorIndex):
+        if self._affinity is not None or not isinstance(self.index, FaissStore):
             return self._affinity
         import numpy as np
 
         passages = self.index.passages
-        vectors = self.index.faiss_index.reconstruct_n(0, len(passages))
+        vectors = self.index.vectors()
         owners = np.array([p.source_id for p in passages])
         is_model = np.array([self.corpus.get(p.source_id).role is Role.MODEL for p in passages])
         affinity: dict[str, float] = {}
@@ -226,10 +219,11 @@ def get_retriever(
 ) -> Retriever:
     """A process-wide shared retriever for this corpus, opening or building its index once.
 
-    With ``store`` settings the passages live in a vector store (FAISS or pgvector) that
-    is synced incrementally; without, in a FAISS flat index rebuilt whole on any change,
-    which is what a bundle of a few sources needs. ``build`` embeds the store's passages
-    (a :class:`~grounded_answer.embeddings.BuildEmbedder` that may use a GPU) under
+    With ``store`` settings the passages live in the store they name (FAISS or
+    pgvector); without, in a small flat FAISS store whose passages are checked on every
+    open, which is what a bundle of a few sources needs. Both sync incrementally.
+    ``build`` embeds a store's passages (a
+    :class:`~grounded_answer.embeddings.BuildEmbedder` that may use a GPU) under
     ``embedder``'s model id; questions are always encoded by ``embedder``.
     """
     key: tuple[str, ...] = (str(cache_dir), corpus.fingerprint, embedder.model_id)
@@ -241,14 +235,13 @@ def get_retriever(
         if retriever is not None:
             _RETRIEVERS.move_to_end(key)
             return retriever
-        index: VectorIndex | VectorStore
+        index: VectorStore
         if store is None:
-            index = open_index(
-                corpus, embedder, cache_dir, batch_size=batch_size, show_progress=show_progress
+            index = open_faiss_store(
+                corpus, embedder, cache_dir, batch_size=batch_size, show_progress=show_progress,
+                check_passages=True,
             )
         else:
-            from .stores import open_store  # numpy and faiss only when a store is used
-
             index = open_store(
                 corpus, build or embedder, store, batch_size=batch_size,
                 show_progress=show_progress,

@@ -18,11 +18,12 @@ from grounded_answer.backends.cache import cached
 from grounded_answer.backends.openai import OpenAIBackend
 from grounded_answer.bundle import Bundle, parse_bundle
 from grounded_answer.config import LLMSettings
-from grounded_answer.links import find_links, link_key
+from grounded_answer.grounding.links import find_links, link_key
 from grounded_answer.plan import Relevance
 from grounded_answer.prompts import ChatMessage, PromptContext
 
-from ..conftest import SEED, HashEmbedder
+from ..fakes import HashEmbedder
+from ..paths import SEED
 from .chat_server import ChatServer, answer_with, ok
 
 pytestmark = pytest.mark.integration

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from grounded_answer import Answer, Settings, explain, load_bundle, load_settings
+from grounded_answer.grounding.links import find_links, link_key
 from grounded_answer.guided import script_matches
-from grounded_answer.links import find_links, link_key
 
-from ..conftest import BUNDLES, REPO
+from ..paths import BUNDLES, REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm]
 

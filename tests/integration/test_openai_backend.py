@@ -22,7 +22,6 @@ from grounded_answer.backends.base import Backend, Cancellation, CompletionReque
 from grounded_answer.backends.openai import OpenAIBackend
 from grounded_answer.bundle import Bundle
 from grounded_answer.config import LLMSettings
-from grounded_answer.draft import draft_json_schema
 from grounded_answer.errors import (
     BackendConnectionError,
     BackendError,
@@ -32,9 +31,10 @@ from grounded_answer.errors import (
     RunCancelledError,
     UngroundedAnswerError,
 )
+from grounded_answer.grounding.draft import draft_json_schema
 from grounded_answer.prompts import ChatMessage, PromptContext, PromptSource
 
-from ..conftest import HashEmbedder
+from ..fakes import HashEmbedder
 from .chat_server import (
     ChatServer,
     answer_with,

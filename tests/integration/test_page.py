@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from grounded_answer import Answer, explain, load_settings, parse_bundle
-from grounded_answer.links import find_links, link_key
+from grounded_answer.grounding.links import find_links, link_key
 from grounded_answer.serve import create_app
 
-from ..conftest import SEED, HashEmbedder
+from ..fakes import HashEmbedder
+from ..paths import SEED
 from .browser import Browser, Page, find_chromium
 from .chat_server import ChatServer, slow
 from .serve_server import ServeServer

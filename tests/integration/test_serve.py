@@ -23,11 +23,12 @@ import httpx
 import pytest
 
 from grounded_answer import Answer, Settings, load_settings
-from grounded_answer.links import find_links, link_key
+from grounded_answer.grounding.links import find_links, link_key
 from grounded_answer.serve import create_app
 from grounded_answer.serve._app import sections
 
-from ..conftest import SEED, HashEmbedder
+from ..fakes import HashEmbedder
+from ..paths import SEED
 from .chat_server import ChatServer, ok, rate_limit, refused_url, slow, status
 from .serve_server import ServeServer
 from .test_openai_backend import GOOD

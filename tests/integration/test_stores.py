@@ -32,9 +32,9 @@ from grounded_answer.stores import (
     open_store,
 )
 
-from ..conftest import HashEmbedder
+from ..fakes import HashEmbedder
 from ..synthetic import SyntheticEmbedder, exact_top_k, recall_at_k, synthetic_corpus
-from ..test_stores import QUERIES, CountingEmbedder, corpus, edited, ranked
+from ..test_stores import QUERIES, corpus, edited, ranked
 from .pg_server import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -107,7 +107,7 @@ def _uses_hnsw(dsn: str, table: str, query: np.ndarray) -> bool:
 def test_incremental_sync_embeds_only_changed_sources(
     pg_dsn: str, tmp_path: Path, kind: Kind
 ) -> None:
-    embedder = CountingEmbedder()
+    embedder = HashEmbedder()
     with open_pgvector_store(corpus(), embedder, pg_dsn, kind=kind) as first:
         assert first.status == "built"
         assert len(embedder.texts) == len(corpus().passages())
@@ -164,7 +164,7 @@ def test_another_version_in_the_table_is_an_error_not_a_result(pg_dsn: str) -> N
 
 
 def test_kind_switch_reuses_vectors(pg_dsn: str) -> None:
-    embedder = CountingEmbedder()
+    embedder = HashEmbedder()
     open_pgvector_store(corpus(), embedder, pg_dsn).close()
     embedder.texts.clear()
     with open_pgvector_store(corpus(), embedder, pg_dsn, kind="hnsw") as store:

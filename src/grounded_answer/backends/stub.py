@@ -11,14 +11,25 @@ and every request is recorded, like pydantic-ai's ``TestModel``.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Callable, Sequence
 
 from ..config import LLMSettings
-from ..draft import ACTION_CHARS, ALIAS_RE, IO_CHARS, STATEMENT_CHARS, WHY_CHARS, shorten
-from ..links import scrub_links
+from ..grounding.draft import (
+    ACTION_CHARS,
+    ALIAS_RE,
+    IO_CHARS,
+    STATEMENT_CHARS,
+    WHY_CHARS,
+    AnswerDraft,
+    DraftReference,
+    DraftStep,
+    DraftTask,
+    DraftWorkflow,
+    shorten,
+)
+from ..grounding.links import scrub_links
 from ..plan import EvidencePlan, PlannedStep, Relevance
 from ..prompts import PromptContext, PromptSource
 from ..tasks import guess_tasks
@@ -50,14 +61,18 @@ class StubBackend:
             self.requests.append(request)
             scripted = self.script.pop(0) if self.script else None
         if scripted is None:
-            text = json.dumps(stub_draft(request.context), ensure_ascii=False)
+            text = stub_draft(request.context).model_dump_json()
         else:
             text = scripted(request) if callable(scripted) else scripted
         return Completion(text=text, finish_reason="stop", model=self.model)
 
 
-def stub_draft(context: PromptContext, *, language_note: bool = True) -> dict[str, object]:
-    """The offline answer as a draft dict (aliases, no links), written from the plan only.
+def stub_draft(context: PromptContext, *, language_note: bool = True) -> AnswerDraft:
+    """The offline answer as a draft (aliases, no links), written from the plan only.
+
+    The draft is built, not validated: it goes through the same checks as any model's
+    output (:func:`~grounded_answer.grounding.draft.check_draft`, or its JSON through
+    :func:`~grounded_answer.grounding.draft.validate_draft`), so the stub earns no trust.
 
     ``language_note`` adds that the answer is in English when the question is not; guided
     writing turns it off, since the language model then writes in the question's language.
@@ -75,21 +90,22 @@ def stub_draft(context: PromptContext, *, language_note: bool = True) -> dict[st
                 " The question is not in English; this offline answer is written in English.")
     if plan is None or not plan.verdict.answerable:
         reason = plan.verdict.reason if plan else "No evidence plan was made for this question."
-        return {
-            "answerable": False,
-            "task": {"statement": shorten("The user asks: " + clean(context.question),
-                                          STATEMENT_CHARS), "source_ids": []},
-            "workflow": None,
-            "references": [],
-            "note": shorten(clean(reason) + language, STATEMENT_CHARS),
-        }
+        return AnswerDraft.model_construct(
+            answerable=False,
+            task=DraftTask.model_construct(
+                statement=shorten("The user asks: " + clean(context.question), STATEMENT_CHARS),
+                source_ids=[]),
+            workflow=None,
+            references=[],
+            note=shorten(clean(reason) + language, STATEMENT_CHARS),
+        )
     shown = {s.alias: s for s in context.sources}
     models = [s for s in plan.sources if s.relevance is Relevance.RECOMMENDED]
     named = {s.label: f"{clean(s.title)} ({s.label})" for s in plan.sources}
     steps = [_step(step, named, shown, clean) for step in plan.steps]
     step_of = {step.label: n for n, step in enumerate(plan.steps, start=1)}
     step_of.update({alt: step_of[step.label] for step in plan.steps for alt in step.alternatives})
-    references = []
+    references: list[DraftReference] = []
     for source in plan.cited:
         if source.relevance is Relevance.RECOMMENDED:
             task = next((s.task for s in plan.steps
@@ -102,22 +118,23 @@ def stub_draft(context: PromptContext, *, language_note: bool = True) -> dict[st
             summary = shown[source.label].summary if source.label in shown else ""
             evidence = _evidence_sentence(clean(summary), source.evidence.tasks)
             why = f"Related paper: it {source.reason}" + (f". {evidence}" if evidence else ".")
-        references.append({"source_id": source.label, "why": shorten(why, WHY_CHARS)})
-    return {
-        "answerable": True,
-        "task": {
-            "statement": shorten(_statement(plan, named, shown, clean), STATEMENT_CHARS),
-            "source_ids": [s.label for s in models] or [s.label for s in plan.cited[:1]],
-        },
-        "workflow": {
-            "input": shorten(plan.steps[0].input.capitalize(), IO_CHARS) if plan.steps else
-            "The user's data",
-            "steps": steps,
-            "output": shorten(steps[-1]["output"], IO_CHARS) if steps else "The result",
-        } if steps else None,
-        "references": references,
-        "note": language.strip(),
-    }
+        references.append(
+            DraftReference.model_construct(source_id=source.label, why=shorten(why, WHY_CHARS)))
+    workflow = DraftWorkflow.model_construct(
+        input=shorten(plan.steps[0].input.capitalize(), IO_CHARS),
+        steps=steps,
+        output=shorten(steps[-1].output, IO_CHARS),
+    ) if steps else None
+    return AnswerDraft.model_construct(
+        answerable=True,
+        task=DraftTask.model_construct(
+            statement=shorten(_statement(plan, named, shown, clean), STATEMENT_CHARS),
+            source_ids=[s.label for s in models] or [s.label for s in plan.cited[:1]],
+        ),
+        workflow=workflow,
+        references=references,
+        note=language.strip(),
+    )
 
 
 def _statement(
@@ -173,7 +190,7 @@ def _step(
     named: dict[str, str],
     shown: dict[str, PromptSource],
     clean: Callable[[str], str],
-) -> dict[str, str]:
+) -> DraftStep:
     action = f"{named[step.label]} {step.action}"
     summary_line = _first_sentence(clean(shown[step.label].summary)) if step.label in shown \
         else ""
@@ -181,12 +198,12 @@ def _step(
         action += f". {summary_line}"
     if step.alternatives:
         action += ". Alternatives: " + ", ".join(named[a] for a in step.alternatives)
-    return {
-        "source_id": step.label,
-        "input": shorten(step.input, IO_CHARS),
-        "action": shorten(action, ACTION_CHARS),
-        "output": shorten(step.output, IO_CHARS),
-    }
+    return DraftStep.model_construct(
+        source_id=step.label,
+        input=shorten(step.input, IO_CHARS),
+        action=shorten(action, ACTION_CHARS),
+        output=shorten(step.output, IO_CHARS),
+    )
 
 
 def _evidence_sentence(summary: str, tasks: list[str]) -> str:

@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from filelock import FileLock, Timeout
 
-from .._files import replaced_dir, sha256
+from .._files import locked, replaced_dir, sha256
 from ..errors import ConfigError, IndexStoreError
 from .base import PACKAGED_MODEL, Embedder, model_id_of
 from .onnx import OnnxEmbedder, find_onnx, onnx_available
@@ -61,7 +60,6 @@ __all__ = [
 ]
 
 OPSET = 17
-_LOCK_TIMEOUT_S = 600.0
 PARITY_TOLERANCE = 1e-5
 # Measured on all-MiniLM-L6-v2: 0.980 at worst (empty text), 0.99+ for real text.
 AGREEMENT_TOLERANCE = 0.97
@@ -121,28 +119,25 @@ def prepare_onnx(
     step = progress or (lambda _: None)
     target = onnx_dir(cache_dir, model, variant)
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with FileLock(str(target) + ".lock", timeout=_LOCK_TIMEOUT_S):
-            found = find_onnx(model, cache_dir, threads=threads, variant=variant)
-            if found is not None:
-                return found
-            earlier = _failed_before(target)
-            if earlier is not None:
-                raise IndexStoreError(f"{_failure(earlier)}; not used")
-            if exact is not None:
-                step("quantizing the weights to int8")
-                quantize_onnx(onnx_dir(cache_dir, model), target, _locked=True)
-                step("checking int8 against the exact export")
-                verify_quantized(target, exact, _locked=True)
-            else:
-                step("exporting the model to ONNX (loads torch once)")
-                export_onnx(model, target, threads=threads, _locked=True)
-                if reference is None:
-                    reference = SentenceTransformerEmbedder(model, threads=threads)
-                step("checking the export against sentence-transformers")
-                verify_parity(target, reference, _locked=True)
-    except Timeout:
-        raise IndexStoreError(f"timed out waiting for the lock on {target}") from None
+    with locked(target):
+        found = find_onnx(model, cache_dir, threads=threads, variant=variant)
+        if found is not None:
+            return found
+        earlier = _failed_before(target)
+        if earlier is not None:
+            raise IndexStoreError(f"{_failure(earlier)}; not used")
+        if exact is not None:
+            step("quantizing the weights to int8")
+            quantize_onnx(onnx_dir(cache_dir, model), target, _locked=True)
+            step("checking int8 against the exact export")
+            verify_quantized(target, exact, _locked=True)
+        else:
+            step("exporting the model to ONNX (loads torch once)")
+            export_onnx(model, target, threads=threads, _locked=True)
+            if reference is None:
+                reference = SentenceTransformerEmbedder(model, threads=threads)
+            step("checking the export against sentence-transformers")
+            verify_parity(target, reference, _locked=True)
     found = find_onnx(model, cache_dir, threads=threads, variant=variant)
     if found is None:  # pragma: no cover - the checks raised already
         raise IndexStoreError(f"the ONNX export in {target} is not usable")
@@ -196,11 +191,8 @@ def export_onnx(
         raise IndexStoreError(f"cannot create {target.parent}: {exc}") from exc
     if _locked:
         return _export(model, target, opset, threads)
-    try:
-        with FileLock(str(target) + ".lock", timeout=_LOCK_TIMEOUT_S):
-            return _export(model, target, opset, threads)
-    except Timeout:
-        raise IndexStoreError(f"timed out waiting for the lock on {target}") from None
+    with locked(target):
+        return _export(model, target, opset, threads)
 
 
 def verify_parity(
@@ -358,9 +350,9 @@ def quantize_onnx(exact_dir: str | Path, target_dir: str | Path, *, _locked: boo
 
     onnxruntime's dynamic quantization, per output channel, of the MatMul weights only:
     activations stay float and are quantized per call, embeddings and layer norms stay
-    float. On one core of the development machine that made a 34-token query 2.2x faster
-    (10.7 to 4.8 ms), at a cosine of 0.979 or more to the exact vectors. The agreement
-    check is :func:`verify_quantized`'s job.
+    float. That roughly halves the time of a query on one core, at a small loss of cosine
+    to the exact vectors (benchmarks/run.py measures both; the manifest records the
+    check). The agreement check is :func:`verify_quantized`'s job.
 
     Raises:
         ConfigError: onnxruntime's quantization tools (which need onnx) are missing.
@@ -375,11 +367,8 @@ def quantize_onnx(exact_dir: str | Path, target_dir: str | Path, *, _locked: boo
         raise ConfigError(f"quantizing an ONNX export needs the onnx package; {INSTALL_HINT}")
     if _locked:
         return _quantize(exact, exact_dir, target)
-    try:
-        with FileLock(str(target) + ".lock", timeout=_LOCK_TIMEOUT_S):
-            return _quantize(exact, exact_dir, target)
-    except Timeout:
-        raise IndexStoreError(f"timed out waiting for the lock on {target}") from None
+    with locked(target):
+        return _quantize(exact, exact_dir, target)
 
 
 def verify_quantized(
@@ -419,7 +408,7 @@ def _check(
     target: Path,
     reference: Embedder,
     texts: Sequence[str],
-    locked: bool,
+    held: bool,
     measure: Callable[[NDArray[np.float32], list[NDArray[np.float32]]], float],
     fields: Callable[[float], dict[str, float]],
 ) -> tuple[OnnxManifest, float]:
@@ -438,7 +427,7 @@ def _check(
         "parity_checked_with": {**_versions("onnxruntime", "tokenizers"),
                                 "reference": reference.model_id},
     })
-    _record(target, updated, locked)
+    _record(target, updated, held)
     return updated, value
 
 
@@ -500,9 +489,9 @@ def _quiet_root() -> Iterator[None]:
         root.removeFilter(drop)
 
 
-def _record(target: Path, manifest: OnnxManifest, locked: bool) -> None:
-    if locked:
+def _record(target: Path, manifest: OnnxManifest, held: bool) -> None:
+    if held:  # the caller holds the export's lock already
         write_manifest(target, manifest)
         return
-    with FileLock(str(target) + ".lock", timeout=_LOCK_TIMEOUT_S):
+    with locked(target):
         write_manifest(target, manifest)

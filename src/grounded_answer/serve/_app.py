@@ -33,8 +33,8 @@ from ..config import Settings
 from ..corpus import Corpus, load_corpus
 from ..embeddings import Embedder, select_embedder
 from ..errors import ConfigError, GroundedAnswerError, UserInputError
-from ..links import link_key
-from ..pipeline import _check_question, explain, retriever_for
+from ..grounding.links import link_key
+from ..pipeline import check_question, explain, retriever_for
 from ._errors import CLIENT_CLOSED, Rejected, error_body, http_error
 from ._middleware import BodyLimit, SecurityHeaders
 from ._models import ErrorBody, ExplainRequest, GraphEvent, Health, StatusEvent
@@ -131,7 +131,7 @@ class AnswerService:
                     f"{', '.join(sorted(self.corpora))}"), field="corpus")
             default_question = corpus.question
         try:
-            question = _check_question(
+            question = check_question(
                 request.question if request.question is not None else default_question,
                 settings)
         except UserInputError as exc:

@@ -26,7 +26,7 @@ from ..errors import (
     UngroundedAnswerError,
     UserInputError,
 )
-from ..links import defang
+from ..grounding.links import defang
 from ._models import ErrorBody, ErrorDetail
 
 __all__ = ["CLIENT_CLOSED", "Rejected", "error_body", "http_error"]

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..config import ErrorCategory
+
 __all__ = [
     "ErrorBody",
     "ErrorDetail",
@@ -71,7 +73,7 @@ class ErrorDetail(BaseModel):
 
     type: str = Field(description="The exception class, e.g. BundleParseError, "
                       "BackendConnectionError, RequestValidationError.")
-    category: Literal["user_input", "runtime"] = Field(
+    category: ErrorCategory = Field(
         description="'user_input': fix the request and send it again (4xx); 'runtime': "
         "something outside the request failed, retry later (429, 5xx).")
     message: str = Field(description="One line for a person; links in it are defanged.")

@@ -1,5 +1,9 @@
 """Vector stores behind one interface: embedded FAISS (the default) or PostgreSQL + pgvector.
 
+This package is the library's only vector persistence: a bundle gets a small flat FAISS
+store (:func:`open_faiss_store`), a larger corpus the store its settings name
+(:func:`open_store`).
+
 Both keep a hash of each source's passages, so a changed corpus costs only the embedding
 of its added and changed sources. Both search flat (exact) or HNSW (approximate); the
 store, the kind and the HNSW parameters come from :class:`~grounded_answer.config.IndexSettings`::
@@ -27,7 +31,7 @@ from ._base import (
     plan_sync,
     shard_of,
 )
-from ._faiss import FaissStore, open_faiss_store
+from ._faiss import FaissStore, configure_faiss, open_faiss_store
 from ._pgvector import PgVectorStore, open_pgvector_store
 
 if TYPE_CHECKING:
@@ -41,6 +45,7 @@ __all__ = [
     "StoreManifest",
     "VectorStore",
     "build_shard",
+    "configure_faiss",
     "finalize_shards",
     "hnsw_params",
     "open_faiss_store",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from ..config import IndexKind as Kind
 from ..corpus import Corpus, Passage, Source
 from ..embeddings import BuildEmbedder, BuildRecord, Embedder
 from ..errors import ConfigError, IndexStoreError
@@ -32,6 +33,7 @@ __all__ = [
     "Shard",
     "StoreManifest",
     "SyncPlan",
+    "SyncState",
     "VectorStore",
     "embed_passages",
     "passages_hash",
@@ -42,8 +44,8 @@ __all__ = [
 
 #: Bumped when the stored layout changes; a store of another version is rebuilt.
 FORMAT_VERSION = 1
-#: Exact search over every vector, or an HNSW graph (see IndexSettings.kind).
-Kind = Literal["flat", "hnsw"]
+#: What one sync did, for code to act on; a store's ``status`` says the same in words.
+SyncState = Literal["unchanged", "built", "updated", "rebuilt"]
 
 
 @dataclass(frozen=True)

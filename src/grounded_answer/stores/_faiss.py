@@ -1,5 +1,8 @@
 """The embedded store: a FAISS ``IndexIDMap2`` over a flat or HNSW index, kept in the cache dir.
 
+This is the library's one FAISS path: a large corpus gets a store of the configured kind,
+and a bundle (a corpus scored whole) a small flat one, persisted the same way.
+
 Every passage vector carries a stable 64-bit label, so a sync removes and adds labels
 instead of rebuilding. A flat index deletes for real. FAISS HNSW graphs cannot delete,
 so removed labels become tombstones that searches skip (an ``IDSelector``), and the
@@ -9,7 +12,7 @@ vectors the same way.
 
 On disk a store is ``index.faiss``, ``state.json`` (labels, passages, per-source hashes,
 tombstones) and ``manifest.json`` with both files' checksums, written to a staging
-directory and renamed into place under a file lock, as :mod:`grounded_answer.index` does.
+directory and renamed into place under a file lock (:mod:`grounded_answer._files`).
 A store whose files do not match their manifest is rebuilt, never used.
 """
 
@@ -23,19 +26,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .._files import replaced_dir, sha256
+from .._files import locked, replaced_dir, sha256, writable_dir
 from ..corpus import Corpus, Passage
 from ..embeddings import BuildEmbedder, BuildRecord, Embedder
 from ..errors import IndexStoreError
-from ..index import _ensure_dir
 from ._base import (
     FORMAT_VERSION,
     HnswParams,
     Kind,
     StoreManifest,
+    SyncState,
     embed_passages,
     plan_sync,
     store_slug,
@@ -44,11 +46,26 @@ from ._base import (
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-__all__ = ["FaissStore", "open_faiss_store"]
+__all__ = ["FaissStore", "configure_faiss", "open_faiss_store"]
 
 #: Share of an HNSW graph that may be tombstones before it is rebuilt from its vectors.
 COMPACT_RATIO = 0.2
-_LOCK_TIMEOUT_S = 600.0
+
+
+def configure_faiss(threads: int, dimension: int) -> None:
+    """Set FAISS's process-wide OpenMP threads and its BLAS cut-over for ``dimension``.
+
+    Both are globals inside faiss, shared with anything else in the process that uses it,
+    and torch may have set OpenMP differently depending on import order, so they are set
+    explicitly before every use. ``threads`` 0 leaves faiss's own default. faiss uses BLAS
+    for a batch of queries only past ``distance_compute_blas_threshold``; ``20 *
+    dimension`` makes large query batches much faster and leaves single queries as they
+    were (benchmarks/run.py, section faiss, measures it).
+    """
+    faiss = _faiss()
+    if threads > 0:
+        faiss.omp_set_num_threads(threads)
+    faiss.cvar.distance_compute_blas_threshold = 20 * dimension
 
 
 class _Entry(BaseModel):
@@ -163,6 +180,18 @@ class FaissStore:
             build=self.build,
         )
 
+    def vectors(self) -> NDArray[np.float32]:
+        """The stored vector of every live passage, one row per :attr:`passages` entry.
+
+        Read back from the index, so nothing is embedded again (the evidence plan compares
+        a bundle's sources with each other this way).
+        """
+        snap = self._snap
+        if not snap.labels:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        keys = np.asarray(snap.labels, dtype=np.int64)
+        return np.ascontiguousarray(snap.index.reconstruct_batch(keys), dtype=np.float32)
+
     @property
     def tombstones(self) -> int:
         """Removed vectors still in the HNSW graph (always 0 for flat)."""
@@ -207,16 +236,13 @@ class FaissStore:
         """
         if self.path is None:
             with self._write_lock:
-                return self._sync(corpus, embedder, batch_size, show_progress)
-        lock = FileLock(str(self.path) + ".lock", timeout=_LOCK_TIMEOUT_S)
+                return self._sync(corpus, embedder, batch_size, show_progress)[1]
         try:
-            with self._write_lock, lock:
-                status = self._sync(corpus, embedder, batch_size, show_progress)
-                if not status.startswith("unchanged"):
+            with self._write_lock, locked(self.path):
+                state, status = self._sync(corpus, embedder, batch_size, show_progress)
+                if state != "unchanged":
                     self.save(self.path)
                 return status
-        except Timeout:
-            raise IndexStoreError(f"timed out waiting for the lock on {self.path}") from None
         except OSError as exc:
             raise IndexStoreError(f"cannot write store {self.path}: {exc}") from exc
 
@@ -227,7 +253,8 @@ class FaissStore:
 
     def _sync(
         self, corpus: Corpus, embedder: Embedder, batch_size: int, show_progress: bool
-    ) -> str:
+    ) -> tuple[SyncState, str]:
+        """What this sync did, as a state for code and as the ``status`` text for people."""
         faiss = _faiss()
         snap = self._snap
         reason = ""
@@ -239,7 +266,7 @@ class FaissStore:
             plan = plan_sync({}, corpus)
         if not reason and plan.empty and snap.fingerprint == corpus.fingerprint:
             self._status = "unchanged"
-            return self._status
+            return "unchanged", self._status
         started = time.perf_counter()
         fresh = not snap.hashes or bool(reason)
         if fresh:  # an empty store takes the embedder's model, whatever it was made with
@@ -281,14 +308,15 @@ class FaissStore:
             index, self.kind, plan.passages, labels, plan.hashes, frozenset(dead), next_label,
             corpus.fingerprint, corpus.name,
         )
+        state: SyncState
         if reason:
-            self._status = f"rebuilt: {reason}"
+            state, self._status = "rebuilt", f"rebuilt: {reason}"
         elif fresh:
-            self._status = "built"
+            state, self._status = "built", "built"
         else:
-            self._status = plan.describe()
+            state, self._status = "updated", plan.describe()
         self._sync_seconds = round(time.perf_counter() - started, 4)
-        return self._status
+        return state, self._status
 
     def convert(self, kind: Kind, hnsw: HnswParams | None = None) -> None:
         """Switch to another index kind or HNSW build settings, reusing the stored vectors."""
@@ -353,12 +381,17 @@ class FaissStore:
             (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2))
 
     @classmethod
-    def load(cls, target: Path, *, ef_search: int | None = None) -> tuple[FaissStore | None, str]:
-        """The store saved in ``target`` and ``""``, or None and why it cannot be used."""
+    def load(cls, target: Path, *, ef_search: int | None = None
+             ) -> tuple[FaissStore | None, str | None]:
+        """The store saved in ``target``, or why there is none to use.
+
+        Returns ``(store, None)`` when it loaded, ``(None, None)`` when nothing is stored
+        there yet, and ``(None, reason)`` when what is stored cannot be used.
+        """
         faiss = _faiss()
         manifest_file = target / "manifest.json"
         if not manifest_file.exists():
-            return None, "no cached store"
+            return None, None
         try:
             manifest = _DiskManifest.model_validate_json(manifest_file.read_bytes())
         except (ValidationError, OSError) as exc:
@@ -392,7 +425,7 @@ class FaissStore:
             frozenset(state.dead), state.next_label, manifest.fingerprint, manifest.corpus_name,
         )
         store._status = "loaded"
-        return store, ""
+        return store, None
 
 
 def _make_snapshot(
@@ -435,43 +468,48 @@ def open_faiss_store(
     hnsw: HnswParams | None = None,
     batch_size: int = 64,
     show_progress: bool = False,
+    check_passages: bool = False,
 ) -> FaissStore:
     """The persisted FAISS store of ``corpus`` for ``embedder``, synced and saved.
 
     ``status`` says what happened: ``loaded`` (nothing changed), ``built`` (nothing
     cached), ``updated: ...`` (only changed sources embedded) or ``rebuilt: <reason>``.
+
+    A stored corpus with the same fingerprint is reused as it is, unless
+    ``check_passages``: then every source is cut into passages again and compared with
+    what is stored, so a new way of cutting (another library version) is caught too. That
+    costs tens of microseconds a source: right for a bundle, opened on every answer, and
+    left to the fingerprint for a large corpus.
     """
     hnsw = hnsw or HnswParams()
-    root = _ensure_dir(cache_dir / "stores")
+    root = writable_dir(cache_dir / "stores")
     target = root / f"faiss-{store_slug(corpus.name, embedder.model_id)}"
     store, reason = FaissStore.load(target, ef_search=hnsw.ef_search)
     if (store is not None and store.model_id == embedder.model_id
             and store.manifest.fingerprint == corpus.fingerprint and store.kind == kind
-            and (kind == "flat" or store.hnsw == hnsw)):
+            and (kind == "flat" or store.hnsw == hnsw)
+            and not (check_passages and not plan_sync(store._snap.hashes, corpus).empty)):
         return store
-    lock = FileLock(str(target) + ".lock", timeout=_LOCK_TIMEOUT_S)
     try:
-        with lock:
+        with locked(target):
             # Another process may have synced it while this one waited for the lock.
             store, reason = FaissStore.load(target, ef_search=hnsw.ef_search)
             notes = []
             if store is None:
                 store = FaissStore(model_id=embedder.model_id, dimension=embedder.dimension,
                                    kind=kind, hnsw=hnsw)
-                if reason != "no cached store":
+                if reason is not None:
                     notes.append(f"rebuilt: {reason}")
             elif store.kind != kind or (kind == "hnsw" and store.hnsw != hnsw):
                 store.convert(kind, hnsw)
                 notes.append("rebuilt: index settings changed (vectors reused)")
-            status = store._sync(corpus, embedder, batch_size, show_progress)
+            state, status = store._sync(corpus, embedder, batch_size, show_progress)
             store.path = target
-            if status != "unchanged" or notes:
+            if state != "unchanged" or notes:
                 store.save(target)
-            if status.startswith("updated") or not notes:
-                notes.append("loaded" if status == "unchanged" else status)
+            if state == "updated" or not notes:
+                notes.append("loaded" if state == "unchanged" else status)
             store.status = "; ".join(notes)
             return store
-    except Timeout:
-        raise IndexStoreError(f"timed out waiting for the lock on {target}") from None
     except OSError as exc:
         raise IndexStoreError(f"cannot write store {target}: {exc}") from exc

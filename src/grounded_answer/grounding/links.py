@@ -257,7 +257,7 @@ def as_read(text: str) -> str:
     """``text`` as a reader sees it, the text :func:`find_links` looks at.
 
     Entities decoded, invisible characters dropped, NFKC, look-alikes folded, Markdown
-    escapes removed; :mod:`grounded_answer.injection` screens this too.
+    escapes removed; :mod:`grounded_answer.grounding.injection` screens this too.
     """
     return _normalise(text).folded
 

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from grounded_answer import ConfigError, Settings
-from grounded_answer.answer_eval import evaluate_answers, format_table, splits_of
 from grounded_answer.backends.base import CompletionRequest
 from grounded_answer.backends.stub import StubBackend
+from grounded_answer.evals.answers import evaluate_answers, format_table, splits_of
 
-from .conftest import BUNDLES, SEED, HashEmbedder
+from .fakes import HashEmbedder
+from .paths import BUNDLES, SEED
 
 
 @pytest.mark.slow

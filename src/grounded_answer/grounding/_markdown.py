@@ -17,7 +17,7 @@ text into text, whatever it holds:
 
 Whitespace runs, newlines included, collapse to one space, so no field can start a new
 block. Links to sources are written by :func:`markdown_link` only, with a destination
-checked by :func:`grounded_answer.links.check_link` and put in angle brackets when it
+checked by :func:`grounded_answer.grounding.links.check_link` and put in angle brackets when it
 holds parentheses (``https://en.wikipedia.org/wiki/Deblurring_(imaging)``). The tests
 parse every rendering with markdown-it-py to prove it: the only link tokens are these.
 """

@@ -8,7 +8,7 @@ sentence copied back, or a run of words from the system prompt that the question
 not already hold. The patterns cover English, French, Spanish, German, Korean, Chinese
 and Japanese phrasings, the languages the platform serves; they stop the common forms,
 not every wording, so links are enforced structurally as well (only source records'
-link fields are allowed links anywhere: see :mod:`grounded_answer.links`).
+link fields are allowed links anywhere: see :mod:`grounded_answer.grounding.links`).
 
 The patterns are written to stay linear: every unbounded repeat is possessive or
 followed by something it cannot match, and the sentence splitter only tries a sentence
@@ -150,10 +150,11 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 def _groups() -> tuple[tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]]:
     """The patterns compiled in small groups: Latin-script ones, and CJK ones.
 
-    Compiled on first use (about 6 ms that ``import grounded_answer`` should not pay). A
-    few small alternations search faster than one large one (47 against 94 us for a
-    question), the patterns are lower case and run on lower-cased text (IGNORECASE costs
-    1.6x), and the CJK groups only run on text that has CJK or Hangul characters.
+    Compiled on first use (milliseconds that ``import grounded_answer`` should not pay).
+    A few small alternations search faster than one large one, the patterns are lower
+    case and run on lower-cased text (IGNORECASE is markedly slower), and the CJK groups
+    only run on text that has CJK or Hangul characters (README's Performance section has
+    the figures).
     """
 
     def compiled(*groups: list[str]) -> tuple[re.Pattern[str], ...]:

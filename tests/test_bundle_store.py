@@ -1,3 +1,5 @@
+"""A bundle's small flat FAISS store: reused only while it matches, rebuilt otherwise."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +12,11 @@ from typing import Any
 import pytest
 
 from grounded_answer import ConfigError, Corpus, Source
-from grounded_answer.index import open_index
+from grounded_answer.embeddings import Embedder
+from grounded_answer.stores import FaissStore, open_faiss_store
 
-from .conftest import REPO, HashEmbedder
+from .fakes import HashEmbedder
+from .paths import REPO
 
 
 def corpus(summary: str = "Removes motion blur from photos.") -> Corpus:
@@ -26,8 +30,13 @@ def corpus(summary: str = "Removes motion blur from photos.") -> Corpus:
     ))
 
 
+def open_index(data: Corpus, embedder: Embedder, cache: Path) -> FaissStore:
+    """The store as retrieve.get_retriever opens it for a bundle."""
+    return open_faiss_store(data, embedder, cache, check_passages=True)
+
+
 def slot(cache: Path) -> Path:
-    (found,) = [p for p in (cache / "indexes").iterdir() if p.is_dir() and
+    (found,) = [p for p in (cache / "stores").iterdir() if p.is_dir() and
                 not p.name.startswith(".")]
     return found
 
@@ -57,7 +66,7 @@ def test_search_ranks_by_meaning_of_text(tmp_path: Path, embedder: HashEmbedder)
 def test_changed_summary_rebuilds(tmp_path: Path, embedder: HashEmbedder) -> None:
     open_index(corpus(), embedder, tmp_path)
     changed = open_index(corpus("Now about denoising."), embedder, tmp_path)
-    assert changed.status == "rebuilt: fingerprint changed"
+    assert changed.status.startswith("updated: 1 changed")  # only that source embedded
     assert any("denoising" in p.text for p in changed.passages)
     assert open_index(corpus("Now about denoising."), embedder, tmp_path).status == "loaded"
 
@@ -68,8 +77,8 @@ def test_changed_summary_rebuilds(tmp_path: Path, embedder: HashEmbedder) -> Non
         ("index.faiss", lambda b: b[: len(b) // 2], "index file checksum mismatch"),
         ("index.faiss", lambda b: b[:200] + bytes([b[200] ^ 0xFF]) + b[201:],
          "index file checksum mismatch"),
-        ("passages.json", lambda b: b.replace(b"Transcribes", b"Translates!"),
-         "passages file checksum mismatch"),
+        ("state.json", lambda b: b.replace(b"Transcribes", b"Translates!"),
+         "state file checksum mismatch"),
         ("manifest.json", lambda b: b[:20], "unreadable manifest"),
         ("manifest.json", lambda b: b.replace(b'"format_version": 1', b'"format_version": 0'),
          "format_version changed"),
@@ -98,7 +107,11 @@ def test_new_passage_cutting_rebuilds(tmp_path: Path, embedder: HashEmbedder,
                 for p in original(self, max_words)]
 
     monkeypatch.setattr(Source, "passages", cut_differently)
-    assert open_index(corpus(), embedder, tmp_path).status == "rebuilt: passages_digest changed"
+    # The fingerprint is the same; the passages on disk are not what the corpus cuts now.
+    status = open_index(corpus(), embedder, tmp_path).status
+    assert status.startswith("updated: 3 changed"), status
+    assert all(p.text.endswith("(cut anew)") for p in
+               open_index(corpus(), embedder, tmp_path).passages)
 
 
 def test_deleted_file_is_rebuilt(tmp_path: Path, embedder: HashEmbedder) -> None:
@@ -112,7 +125,7 @@ def test_other_dimension_is_not_reused(tmp_path: Path) -> None:
     manifest = slot(tmp_path) / "manifest.json"
     manifest.write_text(manifest.read_text().replace('"dimension": 64', '"dimension": 32'))
     index = open_index(corpus(), HashEmbedder(dimension=64, model_id="m"), tmp_path)
-    assert index.status == "rebuilt: dimension mismatch"
+    assert index.status == "rebuilt: index does not match its manifest"
 
 
 def test_unwritable_cache_dir_is_a_config_error(tmp_path: Path, embedder: HashEmbedder) -> None:
@@ -126,12 +139,11 @@ def test_processes_building_at_once_agree(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(REPO)!r})
-        from tests.conftest import HashEmbedder
-        from tests.test_index import corpus
-        from grounded_answer.index import open_index
+        from tests.fakes import HashEmbedder
+        from tests.test_bundle_store import open_index, corpus
         from pathlib import Path
         index = open_index(corpus(), HashEmbedder(), Path({str(tmp_path)!r}))
-        print(index.status, index.faiss_index.ntotal)
+        print(index.status, len(index.passages))
     """)
     procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(4)]
@@ -140,5 +152,5 @@ def test_processes_building_at_once_agree(tmp_path: Path) -> None:
     statuses = [out.split()[0] for out, _ in results]
     assert statuses.count("built") == 1, statuses  # the lock let exactly one build
     assert {out.split()[1] for out, _ in results} == {str(len(corpus().passages()))}
-    leftovers = [p.name for p in (tmp_path / "indexes").iterdir() if p.name.startswith(".")]
+    leftovers = [p.name for p in (tmp_path / "stores").iterdir() if p.name.startswith(".")]
     assert leftovers == []

@@ -41,6 +41,7 @@ __all__ = [
     "GroundingContext",
     "Prose",
     "SourceRef",
+    "check_draft",
     "describe_error",
     "draft_json_schema",
     "salvage_draft",
@@ -269,24 +270,22 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
     if not statement.strip():
         return None, [*dropped, "no task statement"]
     ids = [alias(v, "task.source_ids") for v in _as_list(task.get("source_ids"))]
-    salvaged: dict[str, Any] = {
-        "answerable": bool(data.get("answerable", False)),
-        "task": {"statement": statement, "source_ids": [i for i in ids if i]},
-        "note": prose(data.get("note"), "note", STATEMENT_CHARS),
-        "references": [],
-        "workflow": None,
-    }
+    answerable = bool(data.get("answerable", False))
+    draft_task = DraftTask.model_construct(statement=statement, source_ids=[i for i in ids if i])
+    note = prose(data.get("note"), "note", STATEMENT_CHARS)
+    references: list[DraftReference] = []
     for n, ref in enumerate(_as_list(data.get("references"))[:MAX_REFERENCES]):
         ref = ref if isinstance(ref, dict) else {}
         source = alias(ref.get("source_id"), f"references[{n}]")
         if source:
             why = prose(ref.get("why"), f"references[{n}].why", WHY_CHARS) or "Cited by the model."
-            salvaged["references"].append({"source_id": source, "why": why})
+            references.append(DraftReference.model_construct(source_id=source, why=why))
+    workflow: DraftWorkflow | None = None
     flow: dict[str, Any] | None = (
         data["workflow"] if isinstance(data.get("workflow"), dict) else None
     )
     if flow:
-        steps = []
+        steps: list[DraftStep] = []
         for n, step in enumerate(_as_list(flow.get("steps"))[:MAX_STEPS]):
             step = step if isinstance(step, dict) else {}
             source = alias(step.get("source_id"), f"workflow.steps[{n}]")
@@ -294,35 +293,54 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
                 dropped.append(f"workflow.steps[{n}]: {source} is not a recommended model")
                 source = None
             if source:
-                steps.append({
-                    "source_id": source,
-                    **{k: prose(step.get(k), f"workflow.steps[{n}].{k}", IO_CHARS) or "-"
-                       for k in ("input", "output")},
-                    "action": prose(step.get("action"), f"workflow.steps[{n}].action", ACTION_CHARS)
-                    or "-",
-                })
+                where = f"workflow.steps[{n}]"
+                steps.append(DraftStep.model_construct(
+                    source_id=source,
+                    input=prose(step.get("input"), f"{where}.input", IO_CHARS) or "-",
+                    output=prose(step.get("output"), f"{where}.output", IO_CHARS) or "-",
+                    action=prose(step.get("action"), f"{where}.action", ACTION_CHARS) or "-",
+                ))
         if steps:
-            salvaged["workflow"] = {
-                "input": prose(flow.get("input"), "workflow.input", IO_CHARS) or "-",
-                "steps": steps,
-                "output": prose(flow.get("output"), "workflow.output", IO_CHARS) or "-",
-            }
-    if salvaged["workflow"] and not salvaged["references"]:
+            workflow = DraftWorkflow.model_construct(
+                input=prose(flow.get("input"), "workflow.input", IO_CHARS) or "-",
+                steps=steps,
+                output=prose(flow.get("output"), "workflow.output", IO_CHARS) or "-",
+            )
+    if workflow and not references:
         # The sources a workflow step uses support the answer by construction.
-        for step in salvaged["workflow"]["steps"]:
-            if step["source_id"] not in {r["source_id"] for r in salvaged["references"]}:
-                salvaged["references"].append(
-                    {"source_id": step["source_id"], "why": "Used in the workflow."}
+        for used in workflow.steps:
+            if used.source_id not in {r.source_id for r in references}:
+                references.append(
+                    DraftReference.model_construct(source_id=used.source_id,
+                                                   why="Used in the workflow.")
                 )
-    if salvaged["answerable"] and not (salvaged["workflow"] and salvaged["references"]):
+    if answerable and not (workflow and references):
         dropped.append("answerable dropped to false: workflow or references missing")
-        salvaged["answerable"] = False
-    if not salvaged["answerable"] and not salvaged["note"].strip():
-        salvaged["note"] = "The model's answer could not be fully grounded in the sources."
+        answerable = False
+    if not answerable and not note.strip():
+        note = "The model's answer could not be fully grounded in the sources."
+    salvaged = AnswerDraft.model_construct(
+        task=draft_task, workflow=workflow, references=references, note=note,
+        answerable=answerable,
+    )
     try:
-        return AnswerDraft.model_validate(salvaged, context=context), dropped
+        return check_draft(salvaged, context), dropped
     except ValidationError as exc:  # pragma: no cover - salvage builds valid drafts
         return None, [*dropped, *(describe_error(e) for e in exc.errors(include_url=False))]
+
+
+def check_draft(draft: AnswerDraft, context: GroundingContext) -> AnswerDraft:
+    """A draft built in code (salvage, the offline stub), validated as model output is.
+
+    Code builds drafts with ``model_construct``, which checks nothing, so that the models
+    stay the one statement of the answer's shape; this runs every validator on the result
+    with ``context``, exactly as :func:`validate_draft` does for the model's JSON.
+
+    Raises:
+        pydantic.ValidationError: the draft is not grounded in ``context``.
+
+    """
+    return AnswerDraft.model_validate(draft.model_dump(), context=context)
 
 
 def draft_json_schema(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import math
 import time
@@ -20,10 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .embeddings import Embedder
-from .errors import ConfigError, CorpusError, IndexStoreError
-from .retrieve import Fusion, Method, fuse
-from .sparse import BM25Index
+from .._files import locked, write_atomic
+from ..config import Fusion, Method
+from ..embeddings import Embedder
+from ..errors import ConfigError, CorpusError, IndexStoreError
+from ..retrieve import fuse
+from ..sparse import BM25Index
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -91,28 +94,46 @@ def cached_embeddings(
     batch_size: int = 64,
     show_progress: bool = False,
 ) -> NDArray[np.float32]:
-    """Embeddings of ``texts``, from the cache when the same model saw the same texts."""
+    """Embeddings of ``texts``, from the cache when the same model saw the same texts.
+
+    The cache file is written under the same file lock and rename as every other cache
+    entry (:mod:`grounded_answer._files`), so two runs encode a dataset once and a reader
+    never sees half a file.
+    """
     digest = hashlib.sha256(embedder.model_id.encode())
     for text in texts:
         digest.update(hashlib.sha256(text.encode()).digest())
     folder = cache_dir / "embeddings"
     target = folder / f"{digest.hexdigest()[:32]}.npy"
-    if target.is_file():
-        try:
-            vectors = np.load(target, allow_pickle=False)
-            if vectors.shape[0] == len(texts) and vectors.dtype == np.float32:
-                return np.asarray(vectors)
-        except (OSError, ValueError):
-            pass  # truncated or corrupt: encode again below
-    vectors = embedder.encode(texts, batch_size=batch_size, show_progress=show_progress)
+    found = _read_vectors(target, len(texts))
+    if found is not None:
+        return found
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(f".{time.time_ns()}.tmp.npy")
-        np.save(partial, vectors, allow_pickle=False)
-        partial.replace(target)
+        with locked(target):
+            found = _read_vectors(target, len(texts))  # another run may have written it
+            if found is not None:
+                return found
+            vectors = embedder.encode(texts, batch_size=batch_size, show_progress=show_progress)
+            buffer = io.BytesIO()
+            np.save(buffer, vectors, allow_pickle=False)
+            write_atomic(target, buffer.getvalue())
     except OSError as exc:
         raise IndexStoreError(f"cannot write embedding cache {target}: {exc}") from exc
     return vectors
+
+
+def _read_vectors(target: Path, rows: int) -> NDArray[np.float32] | None:
+    """The cached vectors in ``target``, or None when missing, truncated or corrupt."""
+    if not target.is_file():
+        return None
+    try:
+        vectors = np.load(target, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if vectors.shape[0] == rows and vectors.dtype == np.float32:
+        return np.asarray(vectors)
+    return None
 
 
 def evaluate_retrieval(
