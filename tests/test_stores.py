@@ -265,3 +265,15 @@ def test_faiss_hnsw_recall_at_10() -> None:
     truth = exact_top_k(vectors, queries, 10)
     found = [[p for p, _ in row] for row in store.search(queries, 10)]
     assert recall_at_k(found, truth, 10) >= 0.95
+
+
+def test_a_long_build_shows_passages_per_second(capsys: pytest.CaptureFixture[str]) -> None:
+    from grounded_answer.stores._base import embed_passages
+
+    passages = corpus(range(600)).passages()
+    embedder = HashEmbedder()
+    vectors = embed_passages(embedder, passages, embedder.dimension, batch_size=16,
+                             show_progress=True)
+    np.testing.assert_allclose(vectors, embedder.encode([p.text for p in passages]))
+    err = capsys.readouterr().err
+    assert "1.20k/1.20k" in err and "passage/s" in err  # unit_scale: 1,200 passages

@@ -8,9 +8,10 @@ loaded by path. Both the sentence-transformers embedder and the ONNX export find
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, runtime_checkable
 
 from ..errors import ConfigError
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["PACKAGED_MODEL", "Embedder", "model_id_of", "packaged_model_path"]
+__all__ = ["PACKAGED_MODEL", "Embedder", "LoadedOnce", "model_id_of", "packaged_model_path"]
 
 PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -46,6 +47,32 @@ class Embedder(Protocol):
     ) -> NDArray[np.float32]:
         """One normalised row per text."""
         ...
+
+
+_Item = TypeVar("_Item")
+
+
+class LoadedOnce(Generic[_Item]):
+    """Models loaded once per process and key, even when many threads ask at the same time.
+
+    A model takes seconds and hundreds of megabytes to load; every embedder with the same
+    key shares one. Loads are serialised (two at once would only fight for the same cores).
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[Hashable, _Item] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, load: Callable[[], _Item]) -> _Item:
+        """The item for ``key``, loaded by ``load()`` on first use."""
+        item = self._items.get(key)
+        if item is None:
+            with self._lock:
+                item = self._items.get(key)
+                if item is None:
+                    item = load()
+                    self._items[key] = item
+        return item
 
 
 def model_id_of(model: str | Path | None) -> str:

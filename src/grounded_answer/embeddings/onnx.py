@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ import numpy as np
 
 from .._files import sha256
 from ..errors import ConfigError, IndexStoreError
-from .base import model_id_of
+from .base import LoadedOnce, model_id_of
 from .onnx_format import (
     INSTALL_HINT,
     MODEL_FILE,
@@ -42,8 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["OnnxEmbedder", "find_onnx", "onnx_available"]
 
-_RUNTIMES: dict[tuple[str, str, int], _Runtime] = {}
-_RUNTIMES_LOCK = threading.Lock()
+_RUNTIMES: LoadedOnce[_Runtime] = LoadedOnce()
 
 
 def onnx_available() -> bool:
@@ -106,16 +104,8 @@ class OnnxEmbedder:
         return out
 
     def _runtime(self) -> _Runtime:
-        key = self._key
-        runtime = _RUNTIMES.get(key)
-        if runtime is not None:
-            return runtime
-        with _RUNTIMES_LOCK:
-            runtime = _RUNTIMES.get(key)
-            if runtime is None:
-                runtime = _Runtime(self._dir, self._manifest, self._threads)
-                _RUNTIMES[key] = runtime
-        return runtime
+        return _RUNTIMES.get(self._key,
+                             lambda: _Runtime(self._dir, self._manifest, self._threads))
 
 
 class _Runtime:

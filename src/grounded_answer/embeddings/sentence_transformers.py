@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from .base import PACKAGED_MODEL, model_id_of, packaged_model_path
+from .base import PACKAGED_MODEL, LoadedOnce, model_id_of, packaged_model_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,8 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SentenceTransformerEmbedder", "encode_pipelined"]
 
-_MODELS: dict[tuple[str, int | None, str, bool], Any] = {}
-_MODELS_LOCK = threading.Lock()
+_MODELS: LoadedOnce[Any] = LoadedOnce()
 
 
 class SentenceTransformerEmbedder:
@@ -94,15 +93,8 @@ class SentenceTransformerEmbedder:
         the corpus, so exporting loads nothing twice.
         """
         key = (self._path or PACKAGED_MODEL, self._threads, self.device, self.half)
-        model = _MODELS.get(key)
-        if model is not None:
-            return model
-        with _MODELS_LOCK:
-            model = _MODELS.get(key)
-            if model is None:
-                model = _load(self._path, self._threads, self.device, self.half)
-                _MODELS[key] = model
-        return model
+        return _MODELS.get(key, lambda: _load(self._path, self._threads, self.device,
+                                              self.half))
 
 
 def encode_pipelined(
