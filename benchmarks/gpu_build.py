@@ -39,6 +39,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _text import synthetic_texts  # noqa: E402
 
 from grounded_answer.bundle import load_bundle  # noqa: E402
 from grounded_answer.config import Settings  # noqa: E402
@@ -48,25 +51,6 @@ from grounded_answer.embeddings import (  # noqa: E402
     check_parity,
     resolve_device,
 )
-
-WORDS = (  # noqa: SIM905 (a word list read as prose)
-    "image video audio speech text model network layer attention diffusion noise "
-         "resolution blur sharp detail frame pixel feature encoder decoder token train loss "
-         "dataset benchmark accuracy latency transformer convolution signal spectrum music "
-         "voice language translate summary document table chart graph depth motion flow "
-         "segment object detect track pose face restore enhance generate prior sample").split()
-
-
-def synthetic(n: int, seed: int = 0) -> list[str]:
-    """~100 words each (about 128 word pieces, the length the reference figures used).
-
-    10,000 word sequences numbered apart: every text differs, and a million of them are
-    made in a second rather than a minute.
-    """
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(WORDS), size=(min(n, 10_000), 100))
-    pool = [" ".join(WORDS[j] for j in row) for row in picks]
-    return [f"Paper {i}: {pool[i % len(pool)]}" for i in range(n)]
 
 
 def bundle_passages() -> list[str]:
@@ -111,7 +95,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
           f"built on {report['build_record']}", file=sys.stderr)
 
     # 2. throughput by batch size, tokenizer pool on and off
-    sample = synthetic(args.sample)
+    sample = synthetic_texts(args.sample)
     build.encode(sample[:2048], batch_size=512)  # warm-up: kernels, allocator
     by_batch = []
     for parallel in ("false", "true"):
@@ -127,7 +111,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if best["tokenizer_parallel"] else "false"
 
     # 3. the large build, then exact search on the device
-    texts = synthetic(args.n, seed=1)
+    texts = synthetic_texts(args.n, seed=1)
     started = time.perf_counter()
     vectors = build.encode(texts, batch_size=best["batch_size"])
     seconds = time.perf_counter() - started

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import subprocess
 import sys
 import tempfile
@@ -33,25 +32,21 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.integration.pg_server import PostgresServer  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-WORDS = (  # noqa: SIM905 (a word list read as prose)
-    "image video audio speech text model network layer attention diffusion noise "
-         "resolution blur sharp detail frame pixel feature encoder decoder token train loss "
-         "dataset benchmark accuracy latency transformer convolution signal spectrum music "
-         "voice language translate summary document table chart graph depth motion flow "
-         "segment object detect track pose face restore enhance generate prior sample").split()
+from _text import synthetic_texts  # noqa: E402
+
+from tests.integration.pg_server import PostgresServer  # noqa: E402
 
 
 def write_corpus(path: Path, n: int, seed: int) -> int:
     """A JSONL corpus of ``n`` papers, one ~100-word passage each; returns the passages."""
-    rng = random.Random(seed)
+    texts = synthetic_texts(n, seed)
     with path.open("w") as out:  # the corpus is named after the file: shardbench.jsonl
-        for i in range(n):
-            summary = " ".join(rng.choice(WORDS) for _ in range(80)) + "."
-            out.write(json.dumps({"id": f"p{i:07d}", "role": "paper",
-                                  "title": f"Paper {i} on {rng.choice(WORDS)}",
-                                  "summary": summary,
+        for i, text in enumerate(texts):
+            title, summary = text.split(": ", 1)
+            out.write(json.dumps({"id": f"p{i:07d}", "role": "paper", "title": title,
+                                  "summary": summary + ".",
                                   "paper_url": f"https://arxiv.org/abs/2401.{i:05d}"}) + "\n")
     return n
 

@@ -31,9 +31,9 @@ from .grounding.draft import (
     STATEMENT_CHARS,
     WHY_CHARS,
     AnswerDraft,
+    DraftReference,
     GroundingContext,
     Prose,
-    SourceRef,
     describe_error,
     strip_fences,
 )
@@ -41,7 +41,6 @@ from .plan import LANGUAGE_NAMES, EvidencePlan, Relevance
 
 __all__ = [
     "GuidedDraft",
-    "GuidedKeep",
     "GuidedStep",
     "apply_translation",
     "guided_schema",
@@ -70,15 +69,6 @@ class GuidedStep(BaseModel):
     output: Prose = Field(min_length=1, max_length=IO_CHARS)
 
 
-class GuidedKeep(BaseModel):
-    """A borderline source the writer chose to cite, with why."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    source_id: SourceRef
-    why: Prose = Field(min_length=1, max_length=WHY_CHARS)
-
-
 class GuidedDraft(BaseModel):
     """What a guided model writes: prose slots only."""
 
@@ -88,7 +78,8 @@ class GuidedDraft(BaseModel):
     steps: list[GuidedStep] = Field(default_factory=list)
     why: list[Annotated[Prose, Field(min_length=1, max_length=WHY_CHARS)]] = Field(
         default_factory=list)
-    keep: list[GuidedKeep] = Field(default_factory=list)
+    #: Borderline sources the writer chose to cite, each with why (a reference's shape).
+    keep: list[DraftReference] = Field(default_factory=list)
     note: Prose = Field(default="", max_length=STATEMENT_CHARS)
     answerable: bool | None = None
 
@@ -279,7 +270,7 @@ _TASK: TypeAdapter[str] = TypeAdapter(
 _WHY: TypeAdapter[str] = TypeAdapter(Annotated[Prose, Field(min_length=1, max_length=WHY_CHARS)])
 _NOTE: TypeAdapter[str] = TypeAdapter(Annotated[Prose, Field(max_length=STATEMENT_CHARS)])
 _STEP: TypeAdapter[GuidedStep] = TypeAdapter(GuidedStep)
-_KEEP: TypeAdapter[GuidedKeep] = TypeAdapter(GuidedKeep)
+_KEEP: TypeAdapter[DraftReference] = TypeAdapter(DraftReference)
 
 
 def translation_lines(draft: AnswerDraft) -> list[tuple[str, str]]:
