@@ -31,8 +31,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .grounding.links import defang
-
 __all__ = [
     "AnswerRunError",
     "Attempt",
@@ -161,14 +159,12 @@ class UngroundedAnswerError(AnswerRunError):
     """The model broke the grounding rules on every attempt (policy ``strict``).
 
     ``attempts`` keeps each raw output with its errors, so the failure can be inspected
-    or logged without re-running the model.
+    or logged without re-running the model. ``detail`` is the last attempt's errors as
+    the message shows them (the raiser defangs the links they quote).
     """
 
-    def __init__(self, message: str, *, attempts: Sequence[Attempt]) -> None:
+    def __init__(self, message: str, *, attempts: Sequence[Attempt], detail: str = "") -> None:
         self.attempts = tuple(attempts)
-        last = self.attempts[-1].errors if self.attempts else ()
-        # The errors quote the offending links; the message shows them defanged.
-        detail = defang("; ".join(last[:3])) + (" ..." if len(last) > 3 else "")
         super().__init__(
             f"{message} after {len(self.attempts)} attempt(s)" + (f": {detail}" if detail else "")
         )

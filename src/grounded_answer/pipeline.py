@@ -254,6 +254,13 @@ def resolve_sources(
     return loaded, loaded.question
 
 
+def _ungrounded(message: str, attempts: list[Attempt]) -> UngroundedAnswerError:
+    last = attempts[-1].errors if attempts else ()
+    # The errors quote the offending links; the message shows them defanged.
+    detail = defang("; ".join(last[:3])) + (" ..." if len(last) > 3 else "")
+    return UngroundedAnswerError(message, attempts=attempts, detail=detail)
+
+
 def retriever_for(
     corpus: Corpus, embedder: Embedder, settings: Settings, *, show_progress: bool = False
 ) -> Retriever:
@@ -514,15 +521,12 @@ def _write(
         messages = [*messages, ChatMessage(role="assistant", content=completion.text[:20_000]),
                     prompts.repair(context, errors)]
     if settings.answer.policy == "strict" or completion is None:
-        raise UngroundedAnswerError(
-            f"the {backend.name} backend's answer broke the grounding rules", attempts=attempts
-        )
+        raise _ungrounded(f"the {backend.name} backend's answer broke the grounding rules",
+                          attempts)
     salvaged, dropped = salvage(completion.text)
     if salvaged is None:
-        raise UngroundedAnswerError(
-            f"nothing grounded could be kept from the {backend.name} backend's answer",
-            attempts=attempts,
-        )
+        raise _ungrounded(
+            f"nothing grounded could be kept from the {backend.name} backend's answer", attempts)
     return salvaged, ValidationReport(
         checks=CHECKS, attempts=len(attempts), dropped=dropped,
         unresolved=list(attempts[-1].errors), policy=settings.answer.policy,

@@ -7,8 +7,8 @@
     draft        what the model writes (the draft models), the validators that ground it,
                  and salvage, which keeps the grounded part of a bad draft
 
-Nothing is re-exported here: :mod:`grounded_answer.errors` needs the link finder, and
-importing this package must not build the draft models for it.
+Nothing is re-exported here: a caller that needs only the link finder (the CLI's error
+lines, the bundle parser) must not pay for building the draft models.
 """
 
 __all__: list[str] = []
