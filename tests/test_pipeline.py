@@ -138,6 +138,8 @@ def test_strict_policy_raises_with_attempts(seed_bundle: Bundle, settings: Setti
     assert len(caught.value.attempts) == 3
     assert all("evil.io/x" in " ".join(a.errors) for a in caught.value.attempts)
     assert caught.value.attempts[0].output == bad
+    # The message quotes the last errors, with the offending link defanged.
+    assert "evil" in str(caught.value) and "evil.io/x" not in str(caught.value)
 
 
 def test_drop_policy_removes_and_reports(seed_bundle: Bundle, settings: Settings) -> None:
