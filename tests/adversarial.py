@@ -17,7 +17,7 @@ from grounded_answer.bundle import parse_bundle
 from grounded_answer.grounding.draft import strip_fences
 from grounded_answer.grounding.injection import _quarantine
 from grounded_answer.grounding.links import _find_links
-from grounded_answer.tasks import _guess_tasks, expand_name
+from grounded_answer.task_table import _guess_tasks, expand_name
 
 SETTINGS = load_settings(sources={"max_bundle_bytes": 1 << 30})
 

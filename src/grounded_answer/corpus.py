@@ -34,7 +34,7 @@ from ._files import UnreadableFileError, read_limited
 from .config import Settings, SourceSettings, load_settings
 from .errors import CorpusError
 from .grounding.links import check_link, link_key
-from .tasks import expand_name, guess_tasks
+from .task_table import expand_name, guess_tasks
 
 __all__ = [
     "Corpus",

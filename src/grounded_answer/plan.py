@@ -16,7 +16,7 @@ Invariants, whatever ``retrieval.k`` is:
 Relevance is judged per source, not per passage, from three kinds of evidence, each
 recorded with the judgement:
 
-1. *Task agreement*: the tasks a paper's title names (:mod:`grounded_answer.tasks`)
+1. *Task agreement*: the tasks a paper's title names (:mod:`grounded_answer.task_table`)
    against the recommended models' tasks and the task the question describes. The same
    task is strong evidence; another task on the same kind of data is weak; another kind
    of data (an audio paper for an image model) rules a paper out.
@@ -43,7 +43,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .corpus import Role, Source
-from .tasks import TaskHint, expand_name, tasks_in_order
+from .task_table import TaskHint, expand_name, tasks_in_order
 
 __all__ = [
     "LANGUAGE_NAMES",

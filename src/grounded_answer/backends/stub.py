@@ -32,7 +32,7 @@ from ..grounding.draft import (
 from ..grounding.links import scrub_links
 from ..plan import EvidencePlan, PlannedStep, Relevance
 from ..prompts import PromptContext, PromptSource
-from ..tasks import guess_tasks
+from ..task_table import guess_tasks
 from .base import Completion, CompletionRequest
 
 __all__ = ["StubBackend", "stub_draft"]

@@ -1,11 +1,12 @@
 """Where index builds run: a GPU when there is one, checked against the CPU's vectors.
 
 Building an index is the one step whose cost grows with the corpus; on a GPU the same
-model runs hundreds of times faster (benchmarks/gpu_build.py). Queries stay on the CPU
-path (one short text: the ONNX export answers in milliseconds), so a build on a GPU must
-give the vectors a CPU would: :class:`BuildEmbedder` encodes a sample on both before it
-embeds anything else, refuses the build when any passage's cosine falls below
-:data:`PARITY_TOLERANCE`, and leaves a :class:`BuildRecord` for the store's manifest.
+model runs far faster (benchmarks/gpu_build.py; README, "Scaling the index"). Queries
+stay on the CPU path (one short text: the ONNX export answers in milliseconds), so a
+build on a GPU must give the vectors a CPU would: :class:`BuildEmbedder` encodes a sample
+on both before it embeds anything else, refuses the build when any passage's cosine
+falls below :data:`PARITY_TOLERANCE`, and leaves a :class:`BuildRecord` for the store's
+manifest.
 
 The GPU runs the exact model (sentence-transformers, float16). The int8 ONNX export that
 queries use by default is a CPU quantisation whose vectors no GPU makes, so a GPU build
@@ -48,7 +49,7 @@ _log = logging.getLogger(__name__)
 GPU_MIN_PASSAGES = 4096
 #: Passages encoded on both devices before a GPU build; every one must agree.
 PARITY_SAMPLE = 64
-#: Least cosine between a passage's GPU and CPU vectors (float16 gives ~0.9999).
+#: Least cosine between a passage's GPU and CPU vectors (float16 stays well above it).
 PARITY_TOLERANCE = 0.999
 
 

@@ -100,18 +100,17 @@ class SentenceTransformerEmbedder:
 def encode_pipelined(
     model: Any, texts: Sequence[str], *, batch_size: int = 1024
 ) -> NDArray[np.float32]:
-    """Encode on the model's device while a worker thread tokenises the next batch.
+    """Encode on the model's device while a pool of threads tokenises the next batches.
 
-    On a GPU the model is not what limits a build: measured on an H200, the tokenizer
-    behind ``SentenceTransformer.encode`` turned 5,700 texts/s into tensors while the
-    float16 forward pass took 25,000/s, and the Rust tokenizer's own ``encode_batch`` did
-    33,000/s. So this path tokenises with the Rust tokenizer (which releases the GIL) on
-    a pool of threads, a few batches ahead, pads each length-sorted batch with numpy, and
-    overlaps that with the device's work. The pool does not depend on
-    ``TOKENIZERS_PARALLELISM`` (which this package sets to false for single queries):
-    with one tokenizing thread that setting made the build 5x slower on the H200.
-    Truncation and special tokens are the model's own; the vectors are the ones
-    ``encode`` gives (the parity check of a build compares them with the CPU's).
+    On a GPU the model is not what limits a build: the tokenizer behind
+    ``SentenceTransformer.encode`` turns texts into tensors several times slower than the
+    float16 forward pass consumes them (README, "Scaling the index", has the figures). So
+    this path tokenises with the Rust tokenizer (which releases the GIL) on a pool of
+    threads, a few batches ahead, pads each length-sorted batch with numpy, and overlaps
+    that with the device's work. The pool does not depend on ``TOKENIZERS_PARALLELISM``,
+    which this package sets to false for single queries. Truncation and special tokens
+    are the model's own; the vectors are the ones ``encode`` gives (the parity check of a
+    build compares them with the CPU's).
     """
     from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -171,7 +170,7 @@ def _keep_threads(threads: int | None) -> None:
 
 
 def _load(path: str | None, threads: int | None, device: str, half: bool) -> Any:
-    # The hub is never asked: a name lookup stalls ~70 s offline before failing.
+    # The hub is never asked: offline, a name lookup stalls for a long time before failing.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
