@@ -9,7 +9,8 @@ which are about other data altogether, and to order a chain of models by what ea
 consumes and produces.
 
 The table is data, not logic: extend it, don't special-case. Each entry names the data a
-task takes and gives (``image``, ``video``, ``audio``, ``text``, ``3d``) and a family of
+task takes and gives (``image``, ``video``, ``audio``, ``text``, ``3d``, ``tabular`` for
+time series and tables) and a family of
 close tasks, and its pattern lists the words people use for the task *and* for the effect
 they see ("choppy" video, a "muffled" voice), since users describe what they saw rather than
 name the task. Every pattern is a plain alternation of literals with word boundaries, so
@@ -25,7 +26,7 @@ from typing import Literal
 
 __all__ = ["Modality", "TaskHint", "expand_name", "guess_tasks", "tasks_in_order"]
 
-Modality = Literal["image", "video", "audio", "text", "3d"]
+Modality = Literal["image", "video", "audio", "text", "3d", "tabular"]
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ _LEXICON: tuple[tuple[str, TaskHint], ...] = (
     (r"video object segmentation|\bvos\b",
      _hint("video object segmentation", ("a video", "object masks in every frame"),
            "segments the objects in every frame", "video>video", "video")),
-    (r"text[- ]to[- ]video|video generation|video synthesis",
+    (r"text[- ]to[- ]video|image[- ]to[- ]video|video generation|video synthesis",
      _hint("text-to-video generation", ("a text prompt", "a generated video"),
            "generates a video that matches the prompt", "text>video", "generation")),
     (r"lip[- ]?sync|talking[- ]head|talking face|wav2lip",
@@ -132,18 +133,21 @@ _LEXICON: tuple[tuple[str, TaskHint], ...] = (
      r"|sheet music|\bmidi\b|written down as notes",
      _hint("music transcription", ("a music recording", "the notes (MIDI or a score)"),
            "writes down the notes that are played", "audio>text", "audio")),
+    (r"voice activity|\bvad\b|speech detection",
+     _hint("voice activity detection", ("an audio recording", "where someone is speaking"),
+           "marks the stretches that contain speech", "audio>text", "speech")),
     (r"speaker diarization|diariz|who spoke",
      _hint("speaker diarization", ("a multi-speaker recording", "who spoke when"),
            "splits the recording by speaker", "audio>text", "speech")),
-    (r"speech enhancement|noise suppression|noise reduction|\bdenoise audio|muffled|echo cancel"
-     r"|background noise|speech denois",
+    (r"speech enhanc|enhanc\w* speech|noise suppression|noise reduction|\bdenoise audio|muffled"
+     r"|echo cancel|background noise|speech denois",
      _hint("speech enhancement", ("a noisy speech recording", "clean speech"),
            "suppresses noise and keeps the voice", "audio>audio", "speech")),
     (r"voice conversion|voice cloning|voice clone|clone (?:a |my )?voice|\bvc\b",
      _hint("voice conversion", ("a speech recording", "the same words in another voice"),
            "changes the voice while keeping the words", "audio>audio", "speech")),
     (r"source separation|music separation|stem separation|demix|vocal (?:removal|isolation)"
-     r"|isolate (?:the )?vocals|karaoke",
+     r"|isolate (?:the )?vocals|karaoke|separat\w* (?:the )?(?:music|vocals|stems|sources)",
      _hint("audio source separation",
            ("a mixed recording", "separate tracks (vocals, instruments)"),
            "splits the mixture into its sources", "audio>audio", "audio")),
@@ -183,9 +187,19 @@ _LEXICON: tuple[tuple[str, TaskHint], ...] = (
      _hint("machine translation", ("a text in the source language",
                                    "the text in the target language"),
            "translates the text", "text>text", "language")),
+    (r"semantic search|sentence similarity|semantic similarity|sentence embedding"
+     r"|text embedding|embedding model|dense (?:passage )?retrieval|passage retrieval"
+     r"|neural retrieval|information retrieval|\brerank|text ranking",
+     _hint("semantic search", ("a query and a collection of texts", "the most similar texts"),
+           "embeds texts so that similar meanings lie close together", "text>text",
+           "language")),
     (r"summari",
      _hint("text summarization", ("a long text", "a short summary"),
            "condenses the text into its key points", "text>text", "language")),
+    (r"text classif|document classif|topic classif|intent (?:classif|detection)"
+     r"|spam (?:detection|filter)",
+     _hint("text classification", ("a text", "its category"),
+           "assigns the text to categories", "text>text", "language")),
     (r"sentiment|opinion mining|emotion classification",
      _hint("sentiment analysis", ("a text", "its sentiment"),
            "tells whether the text is positive or negative", "text>text", "language")),
@@ -224,6 +238,16 @@ _LEXICON: tuple[tuple[str, TaskHint], ...] = (
      r"|how many people",
      _hint("crowd counting", ("a photo of a crowd", "the number of people"),
            "estimates how many people are in the image", "image>text", "detection")),
+    (r"forecast|time[- ]series prediction|demand prediction|sales prediction",
+     _hint("time-series forecasting", ("past values of a time series", "predicted future values"),
+           "predicts how the series continues", "tabular>tabular", "time series")),
+    (r"time[- ]series classif",
+     _hint("time-series classification", ("a time series", "its class label"),
+           "assigns the series to categories", "tabular>text", "time series")),
+    (r"tabular (?:data|classification|regression|learning|prediction)|gradient[- ]boost"
+     r"|\bxgboost\b",
+     _hint("tabular prediction", ("a table of features", "a predicted label or value"),
+           "predicts a target from the table's columns", "tabular>text", "tabular")),
     (r"anomaly detection|defect detection|\banomal|\bdefects?\b",
      _hint("anomaly detection", ("an image of a product or scene", "where it looks abnormal"),
            "flags what deviates from normal examples", "image>text", "detection")),
@@ -257,6 +281,8 @@ _ABBREVIATIONS = {
     "deblur": "deblurring",
     "denoise": "denoising",
     "seg": "segmentation",
+    "embed": "text embedding",
+    "sep": "separation",
     "det": "detection",
     "vc": "voice conversion",
     "se": "speech enhancement",
@@ -306,12 +332,14 @@ def expand_name(name: str) -> str:
             words.append(spelled)
             continue
         words.append(token)
-        parts = re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+", token)
+        parts = re.findall(r"\d+[A-Z](?![a-z])|[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+",
+                           token)
         if len(parts) > 1:
-            # "VideoCls" -> "Video classification"; two-letter parts stay as they are,
-            # since "SR" inside "TripoSR" is a product name, not super-resolution.
-            words.extend(_ABBREVIATIONS.get(part.lower(), part) if len(part) > 2 else part
-                         for part in parts)
+            # "VideoCls" -> "Video classification", "ImageTo3D" -> "Image To 3D". Two-letter
+            # capitals are left out: "SR" inside "TripoSR" is a product name, not
+            # super-resolution (a task prefix is its own token: "SR-RealESRGAN").
+            words.extend(_ABBREVIATIONS.get(part.lower(), part) for part in parts
+                         if len(part) > 2 or not part.isalpha() or not part.isupper())
     return " ".join(words)
 
 
