@@ -200,3 +200,31 @@ def test_a_backend_is_held_to_the_plan(seed_bundle: Bundle, settings: Settings) 
     ruled_out = {s.source_id for s in answer.plan.sources
                  if s.relevance is Relevance.NOT_RELEVANT}
     assert not ruled_out & {r.source_id for r in answer.references}
+
+
+def name_only_bundle(model: str, github: str) -> Bundle:
+    lines = [PREAMBLE.format(q="Can this tell me something about my plants?"),
+             "### Recommended AI Models:", f"Model: {model}",
+             "Paper: https://arxiv.org/abs/2301.00001", f"GitHub: {github}", "",
+             "### Related Papers:"]
+    for n, (title, summary) in enumerate(DISTRACTORS[:3]):
+        lines += [f"Model: {title}", f"Paper: https://arxiv.org/abs/2001.{n:05d}",
+                  f"Summary: {summary}", ""]
+    return parse_bundle("\n".join(lines) + "\nAnswer:\n")
+
+
+def test_a_task_the_table_never_saw_is_read_from_the_name_prefix(settings: Settings) -> None:
+    bundle = name_only_bundle("PlantHealth-FooNet-v2", "https://github.com/example/foonet")
+    answer = explain(bundle=bundle, settings=settings, embedder=HashEmbedder())
+    model = next(s for s in answer.plan.sources if s.relevance is Relevance.RECOMMENDED)
+    assert model.evidence.tasks == [] and model.evidence.name_says == "plant health"
+    assert answer.task.statement.startswith("PlantHealth-FooNet-v2 (S1) is named for plant health")
+
+
+def test_a_product_name_first_is_not_read_as_a_task(settings: Settings) -> None:
+    # "HTDemucs" is the product (its repository is .../demucs), not a task prefix.
+    bundle = name_only_bundle("HTDemucs-v4-ft", "https://github.com/facebookresearch/demucs")
+    answer = explain(bundle=bundle, settings=settings, embedder=HashEmbedder())
+    model = next(s for s in answer.plan.sources if s.relevance is Relevance.RECOMMENDED)
+    assert model.evidence.name_says == ""
+    assert "named for" not in answer.task.statement

@@ -43,7 +43,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .corpus import Role, Source
-from .task_table import TaskHint, expand_name, tasks_in_order
+from .task_table import TaskHint, expand_name, name_prefix_words, tasks_in_order
 
 __all__ = [
     "LANGUAGE_NAMES",
@@ -99,6 +99,10 @@ class Evidence(BaseModel):
         "(None for the models themselves, or when no model is in play)."
     )
     tasks: list[str] = Field(default_factory=list, description="Tasks the source names.")
+    name_says: str = Field(
+        default="", description="For a recommended model whose task the table does not "
+        "know: what the first part of its name spells out ('LowLight-' -> 'low light')."
+    )
     agreement: Agreement = Field(
         default="unknown", description="How those tasks relate to the recommended models'."
     )
@@ -290,7 +294,9 @@ def make_plan(
     planned = [
         PlannedSource(label=f"S{n}", source_id=source.id,
                       title=titles.get(source.id, source.title), role=source.role,
-                      relevance=relevance, reason=reason, evidence=evidence)
+                      relevance=relevance, reason=reason,
+                      evidence=evidence if evidence.tasks or relevance is not Relevance.RECOMMENDED
+                      else evidence.model_copy(update={"name_says": _name_says(source)}))
         for n, (source, relevance, reason, evidence) in enumerate(judged, start=1)
     ]
     verdict = _verdict(reading, planned, question_scores, min_score)
@@ -552,6 +558,18 @@ def _model_tasks(model: Source) -> tuple[TaskHint, ...]:
         return described
     repo = model.github_url.rstrip("/").rsplit("/", 1)[-1] if model.github_url else ""
     return named or described or tasks_in_order(expand_name(repo))[:1]
+
+
+def _name_says(model: Source) -> str:
+    """The words of a model name's task prefix, unless they are its product's name.
+
+    "HTDemucs-v4" starts with the product, not a task: a part of the prefix that its own
+    repository or paper link spells ("demucs") marks it as a product name.
+    """
+    words = name_prefix_words(model.title)
+    links = " ".join(link.lower() for link in model.links)
+    parts = re.findall(r"[a-z]{4,}", words.lower())
+    return "" if not words or any(part in links for part in parts) else words
 
 
 def _built_on(paper: Source, models: Sequence[Source]) -> Source | None:

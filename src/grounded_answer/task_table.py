@@ -24,7 +24,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-__all__ = ["Modality", "TaskHint", "expand_name", "guess_tasks", "tasks_in_order"]
+__all__ = [
+    "Modality",
+    "TaskHint",
+    "expand_name",
+    "guess_tasks",
+    "name_prefix_words",
+    "tasks_in_order",
+]
 
 Modality = Literal["image", "video", "audio", "text", "3d", "tabular"]
 
@@ -315,6 +322,10 @@ _ABBREVIATIONS = {
 }
 
 
+#: CamelCase parts: "ImageTo3D" -> Image, To, 3D; "HTDemucs" -> HT, Demucs.
+_CAMEL = re.compile(r"\d+[A-Z](?![a-z])|[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+
 @lru_cache(maxsize=4096)
 def expand_name(name: str) -> str:
     """Spell a terse model name out as words.
@@ -332,8 +343,7 @@ def expand_name(name: str) -> str:
             words.append(spelled)
             continue
         words.append(token)
-        parts = re.findall(r"\d+[A-Z](?![a-z])|[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+",
-                           token)
+        parts = _CAMEL.findall(token)
         if len(parts) > 1:
             # "VideoCls" -> "Video classification", "ImageTo3D" -> "Image To 3D". Two-letter
             # capitals are left out: "SR" inside "TripoSR" is a product name, not
@@ -341,6 +351,28 @@ def expand_name(name: str) -> str:
             words.extend(_ABBREVIATIONS.get(part.lower(), part) for part in parts
                          if len(part) > 2 or not part.isalpha() or not part.isupper())
     return " ".join(words)
+
+
+def name_prefix_words(name: str) -> str:
+    """What a platform name's first part spells out, when the table knows no task for it.
+
+    Platform names put the task first ("LowLight-ZeroDCE-SICE", "ASR-Whisper-large-v3"),
+    and a task the table has never seen is still readable there: "low light", "automatic
+    speech recognition". Only a known abbreviation or a compound of several words counts:
+    a single word may be the product itself ("Whisper-large"). '' when there is none.
+    """
+    tokens = [token for token in re.split(r"[\s_\-/.:]+", name) if token]
+    if len(tokens) < 2:
+        return ""
+    first = tokens[0]
+    spelled = _ABBREVIATIONS.get(first.lower())
+    if spelled:
+        return spelled
+    parts = _CAMEL.findall(first)
+    if sum(part.isalpha() for part in parts) < 2:  # "BLIP2" is a product, "LowLight" words
+        return ""
+    return " ".join(_ABBREVIATIONS.get(part.lower(), part if part.isupper() else part.lower())
+                    for part in parts)
 
 
 def guess_tasks(text: str) -> list[TaskHint]:
