@@ -69,7 +69,6 @@ from .prompts import (
     load_prompts,
 )
 from .retrieve import Hit, Retriever, get_retriever
-from .stores import configure_faiss
 
 __all__ = [
     "aexplain",
@@ -269,6 +268,8 @@ def retriever_for(
     A corpus small enough to be scored whole (a bundle) gets a small flat FAISS store; a
     real corpus goes to the configured store. Both are synced incrementally.
     """
+    from .stores import configure_faiss  # numpy and faiss load with the first index
+
     small = _scored_whole(corpus, settings)
     configure_faiss(settings.index.threads, embedder.dimension)
     return get_retriever(

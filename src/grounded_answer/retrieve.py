@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,7 +24,9 @@ from .config import Fusion, IndexSettings, Method
 from .corpus import Corpus, Role, Source
 from .embeddings import Embedder
 from .sparse import BM25Index
-from .stores import FaissStore, VectorStore, open_faiss_store, open_store
+
+if TYPE_CHECKING:
+    from .stores import VectorStore
 
 __all__ = ["Hit", "Retriever", "fuse", "get_retriever"]
 
@@ -160,6 +163,8 @@ class Retriever:
         recommended model's task from the distractors, in any language. Computed once per
         corpus from the stored vectors; None for a pgvector store, whose vectors stay there.
         """
+        from .stores import FaissStore  # numpy and faiss load with the first index
+
         if self._affinity is not None or not isinstance(self.index, FaissStore):
             return self._affinity
         import numpy as np
@@ -235,6 +240,8 @@ def get_retriever(
         if retriever is not None:
             _RETRIEVERS.move_to_end(key)
             return retriever
+        from .stores import open_faiss_store, open_store  # numpy and faiss: not at import
+
         index: VectorStore
         if store is None:
             index = open_faiss_store(

@@ -17,7 +17,6 @@ from ..errors import ConfigError, IndexStoreError
 from .base import Embedder
 from .devices import BuildEmbedder, resolve_device
 from .onnx import OnnxEmbedder, find_onnx
-from .onnx_export import prepare_onnx
 from .sentence_transformers import SentenceTransformerEmbedder
 
 if TYPE_CHECKING:
@@ -60,6 +59,9 @@ def select_embedder(settings: Settings) -> Embedder:
             return SentenceTransformerEmbedder(model, threads=threads, device=device)
     if backend == "torch":
         return SentenceTransformerEmbedder(model, threads=threads)
+    # Making an export needs numpy and onnx: imported when one is asked for, not before.
+    from .onnx_export import prepare_onnx
+
     if backend == "onnx":
         return prepare_onnx(model, cache_dir, threads=threads)
     if backend == "onnx-int8":
@@ -95,6 +97,8 @@ def _prepare_with_note(model: str | None, cache_dir: Path, threads: int | None
     def progress(what: str) -> None:
         print(f"grounded-answer:   [{next(steps, 4)}/4] {what} "
               f"({time.perf_counter() - started:.0f}s)", file=sys.stderr, flush=True)
+
+    from .onnx_export import prepare_onnx
 
     made = prepare_onnx(model, cache_dir, threads=threads, variant="int8", progress=progress)
     print(f"grounded-answer: query encoder ready in {time.perf_counter() - started:.1f}s",

@@ -19,8 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .._files import sha256
 from ..errors import ConfigError, IndexStoreError
 from .base import LoadedOnce, model_id_of
@@ -37,6 +35,7 @@ from .onnx_format import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     from numpy.typing import NDArray
 
 __all__ = ["OnnxEmbedder", "find_onnx", "onnx_available"]
@@ -87,6 +86,8 @@ class OnnxEmbedder:
         self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
     ) -> NDArray[np.float32]:
         """One L2-normalised row per text; ``show_progress`` is accepted and ignored."""
+        import numpy as np
+
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of texts, not one string")
         if not texts:
@@ -153,6 +154,8 @@ class _Runtime:
         self.input_names = list(manifest.input_names)
 
     def embed(self, texts: list[str]) -> NDArray[np.float32]:
+        import numpy as np
+
         encodings = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
