@@ -161,3 +161,53 @@ def test_the_pipelined_gpu_encoder_gives_sentence_transformers_vectors() -> None
     reference = embedder.encode(texts)
     got = encode_pipelined(embedder.loaded(), texts, batch_size=4)
     np.testing.assert_allclose(got, reference, atol=1e-5)
+
+
+def test_a_non_finite_vector_fails_the_parity_check() -> None:
+    vectors = HashEmbedder().encode([f"passage {i}" for i in range(6)])
+    for bad in (np.nan, np.inf):
+        broken = vectors.copy()
+        broken[2, 5] = bad
+        with pytest.raises(IndexStoreError, match="sample passage 2"):
+            check_parity(vectors, broken)
+
+
+def test_an_empty_first_call_does_not_switch_the_parity_check_off() -> None:
+    build = BuildEmbedder(HashEmbedder(), EmbeddingSettings(), accelerator=Perturbed())
+    assert build.encode([]).shape == (0, 256) and build.record is None
+    with pytest.raises(IndexStoreError, match="disagree"):
+        build.encode([f"passage {i} about blur" for i in range(10)])
+
+
+def test_an_accelerator_that_overflows_is_refused() -> None:
+    class Overflows(HashEmbedder):
+        def encode(self, texts: Sequence[str], *, batch_size: int = 64,
+                   show_progress: bool = False) -> np.ndarray:
+            vectors = super().encode(texts)
+            if len(texts) > 64:  # passes the 64-passage sample, overflows later
+                vectors[-1, 0] = np.inf
+            return vectors
+
+    build = BuildEmbedder(HashEmbedder(), EmbeddingSettings(), accelerator=Overflows())
+    with pytest.raises(IndexStoreError, match="not finite"):
+        build.encode([f"passage {i}" for i in range(100)])
+
+
+def test_a_built_store_opens_wherever_the_gpu_named_for_builds_is_missing(
+        tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    built = open_faiss_store(corpus(), HashEmbedder(), tmp_path)
+    settings = Settings(index=IndexSettings(cache_dir=tmp_path),
+                        embedding={"device": "cuda"})  # type: ignore[arg-type]
+    build = build_embedder(settings, HashEmbedder())  # no error: nothing to embed yet
+    again = open_faiss_store(corpus(), build, tmp_path)
+    assert again.status == "loaded" and again.manifest == built.manifest
+    with pytest.raises(ConfigError, match=r"embedding\.device is 'cuda'"):
+        open_faiss_store(corpus(20), build, tmp_path)  # 8 new sources must be embedded
+
+
+def test_the_cli_checks_the_batch_size(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["index", "--corpus", "x.jsonl", "--batch-size", "0"])
+    assert caught.value.code == 2 and "not between 1 and 65536" in capsys.readouterr().err

@@ -109,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="check every source is stored once, then build the vector index")
     index.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None,
                        help="where passages are embedded (embedding.device; default auto)")
-    index.add_argument("--batch-size", type=int, default=None, metavar="N",
+    index.add_argument("--batch-size", type=_batch_size, default=None, metavar="N",
                        help="texts per encode batch (embedding.batch_size; 1024+ on a GPU)")
     index.set_defaults(run=_index)
 
@@ -281,19 +281,22 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from .embeddings import build_embedder
+    from .embeddings import build_embedder, resolve_device
     from .pipeline import resolve_sources, retriever_for
 
     settings = _settings(args)
     embedding = {key: value for key, value in (("device", args.device),
-                                               ("batch_size", args.batch_size)) if value}
+                                               ("batch_size", args.batch_size))
+                 if value is not None}
     if embedding:
         settings = settings.model_copy(update={
             "embedding": settings.embedding.model_validate(
                 {**settings.embedding.model_dump(), **embedding})})
     corpus, _ = resolve_sources(args.bundle, args.corpus, settings)
     # Passages are embedded by the model queries will use (the same choice as explain()).
-    build = build_embedder(settings)  # a device that is not there fails first
+    if not args.finalize and settings.embedding.device not in ("auto", "cpu"):
+        resolve_device(settings.embedding.device)  # a GPU that is not there fails first
+    build = build_embedder(settings)
     embedder = build.query
     started = time.perf_counter()
     passages = sum(len(s.passages()) for s in corpus.sources)
@@ -322,6 +325,17 @@ def _index(args: argparse.Namespace) -> int:
           f"{index.status} in {seconds:.2f}s (model {index.manifest.model_id}, "
           f"fingerprint {index.manifest.fingerprint[:12]}{where})")
     return 0
+
+
+def _batch_size(text: str) -> int:
+    """``--batch-size``: a whole number from 1 to 65,536 (argparse reports anything else)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 65536:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 65536")
+    return value
 
 
 def _where(record: BuildRecord) -> str:

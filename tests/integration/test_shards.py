@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from grounded_answer.corpus import Corpus
 from grounded_answer.embeddings import BuildEmbedder
 from grounded_answer.errors import ConfigError, IndexStoreError
 from grounded_answer.stores import (
+    PgVectorStore,
     Shard,
     build_shard,
     finalize_shards,
@@ -48,6 +50,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def settings(dsn: str, kind: str = "flat") -> IndexSettings:
     return IndexSettings(store="pgvector", dsn=SecretStr(dsn), kind=kind)  # type: ignore[arg-type]
+
+
+def done(status: str) -> str:
+    """A finalize status without the table it names."""
+    head, _, table = status.partition("; table ga_")
+    assert table, status
+    return head
 
 
 def table_of(data: Corpus) -> str:
@@ -74,7 +83,7 @@ def test_two_shards_equal_one_unsharded_build(pg_dsn: str, pg_server: PostgresSe
     assert statuses[0].startswith("shard 2/2: ") and statuses[1].startswith("shard 1/2: ")
     held = [sum(Shard(k, 2).holds(s.id) for s in data.sources) for k in (1, 2)]
     assert sum(held) == 300 and min(held) > 100  # a hash split, roughly even
-    assert finalize_shards(data, embedder, index) == (
+    assert done(finalize_shards(data, embedder, index)) == (
         "finalized: 300 sources, 300 passages, hnsw index built")
     sharded = rows(pg_dsn, table_of(data))
     # One unsharded build of the same corpus in another database of the same server.
@@ -121,7 +130,7 @@ def test_rerun_is_idempotent_and_an_edit_touches_only_its_shard(pg_dsn: str) -> 
     changed = len(edited.sources[7].passages())
     assert changed == 2 and work == {k: changed if k == shard_of(edited_id, 3) else 0
                                      for k in (1, 2, 3)}
-    assert finalize_shards(edited, SyntheticEmbedder(), index) == (
+    assert done(finalize_shards(edited, SyntheticEmbedder(), index)) == (
         "finalized: 119 sources, 120 passages")  # no stale rows left to delete
 
 
@@ -139,7 +148,8 @@ def test_finalize_refuses_a_missing_shard_and_names_it(pg_dsn: str) -> None:
     assert "--shard K/4` for K in 3," in str(caught.value)
     # A query's store is not published as complete either: it embeds what is missing.
     build_shard(data, SyntheticEmbedder(), index, Shard(3, 4))
-    assert finalize_shards(data, SyntheticEmbedder(), index).startswith("finalized: 80 sources")
+    assert done(finalize_shards(data, SyntheticEmbedder(), index)).startswith(
+        "finalized: 80 sources")
 
 
 _SLOW_SHARD = """
@@ -186,7 +196,7 @@ def test_a_killed_shard_leaves_nothing_and_its_rerun_completes(pg_dsn: str,
     with pytest.raises(IndexStoreError, match="K/2` for K in 1,"):
         finalize_shards(data, SyntheticEmbedder(), index)
     build_shard(data, SyntheticEmbedder(), index, Shard(1, 2))
-    assert finalize_shards(data, SyntheticEmbedder(), index) == (
+    assert done(finalize_shards(data, SyntheticEmbedder(), index)) == (
         "finalized: 90 sources, 90 passages")
 
 
@@ -240,3 +250,73 @@ def test_a_shard_built_on_an_accelerator_records_its_parity_or_writes_nothing(
         assert store.manifest.build is not None
         assert store.manifest.build.parity_sample == 60
         assert store.manifest.build.parity_min_cosine == pytest.approx(1.0)
+
+
+def test_a_no_op_shard_keeps_a_finalized_store_loaded(pg_dsn: str) -> None:
+    data = synthetic_corpus(40, name="noop")
+    index = settings(pg_dsn)
+    for k in (1, 2):
+        build_shard(data, SyntheticEmbedder(), index, Shard(k, 2))
+    finalize_shards(data, SyntheticEmbedder(), index)
+    build_shard(data, SyntheticEmbedder(), index, Shard(1, 2))  # nothing to do
+    with open_pgvector_store(data, SyntheticEmbedder(), pg_dsn) as store:
+        assert store.status == "loaded"
+
+
+def test_a_query_does_not_finish_a_sharded_build_behind_its_back(pg_dsn: str) -> None:
+    data = synthetic_corpus(40, name="unfinished")
+    build_shard(data, SyntheticEmbedder(), settings(pg_dsn), Shard(1, 2))
+    counting = SyntheticEmbedder()
+    with pytest.raises(IndexStoreError, match=r"not finished; run .*--shard K/2.*--finalize"):
+        open_pgvector_store(data, counting, pg_dsn)
+    assert not counting.texts
+
+
+def test_a_shard_never_drops_a_table_it_cannot_extend(pg_dsn: str) -> None:
+    data = synthetic_corpus(30, name="serving")
+    with open_pgvector_store(data, SyntheticEmbedder(), pg_dsn) as store:
+        table = store.table
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # a store of another format
+        conn.execute("UPDATE ga_stores SET format_version = 0 WHERE table_name = %s", (table,))
+    with pytest.raises(IndexStoreError, match=r"cannot extend .*format_version changed"):
+        build_shard(data, SyntheticEmbedder(), settings(pg_dsn), Shard(1, 2))
+    assert len(rows(pg_dsn, table)) == 30  # still serving
+
+
+def test_shards_running_at_the_same_time_build_one_complete_index(pg_dsn: str) -> None:
+    data = synthetic_corpus(200, name="parallel")
+    index = settings(pg_dsn)
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            build_shard(data, SyntheticEmbedder(), index, Shard(k, 3))
+        except BaseException as exc:
+            errors.append(exc)
+
+    # Three shards and a second copy of shard 2, all at once, each on its own connection.
+    threads = [threading.Thread(target=run, args=(k,)) for k in (1, 2, 3, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert done(finalize_shards(data, SyntheticEmbedder(), index)) == (
+        "finalized: 200 sources, 200 passages")
+
+
+def test_a_new_connection_does_not_wait_for_a_long_sync(pg_dsn: str) -> None:
+    data = synthetic_corpus(5, name="long")
+    open_pgvector_store(data, SyntheticEmbedder(), pg_dsn).close()
+    with psycopg.connect(pg_dsn) as busy:  # a sync in progress holds a lock on ga_stores
+        busy.execute("SELECT * FROM ga_stores")
+        opened = threading.Event()
+
+        def connect() -> None:
+            PgVectorStore(pg_dsn).close()
+            opened.set()
+
+        worker = threading.Thread(target=connect, daemon=True)
+        worker.start()
+        assert opened.wait(timeout=10), "connecting waited for another transaction"
+        busy.rollback()

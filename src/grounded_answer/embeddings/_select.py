@@ -114,14 +114,9 @@ def build_embedder(
     Its vectors carry the query embedder's id (``query``, else :func:`select_embedder`'s),
     so an index built on a GPU is searched by questions encoded on the CPU; the parity
     check in :class:`~grounded_answer.embeddings.devices.BuildEmbedder` is what makes that
-    claim true.
-
-    Raises:
-        ConfigError: ``embedding.device`` names a GPU that torch cannot use (checked now,
-            not when the first passage is embedded).
-
+    claim true. The device is chosen when the first passage is embedded, so a store that
+    is already built opens anywhere, whatever ``embedding.device`` says (a GPU named there
+    and absent here is an error only when something must be embedded).
     """
-    if settings.embedding.device not in ("auto", "cpu"):
-        resolve_device(settings.embedding.device)
     return BuildEmbedder(select_embedder(settings) if query is None else query,
                          settings.embedding, accelerator=accelerator)

@@ -17,6 +17,7 @@ torch is imported only when a build is large enough to be worth a GPU.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -107,20 +108,26 @@ def check_parity(
     """The least row-wise cosine of two vector sets; an error when it is below ``tolerance``.
 
     Raises:
-        IndexStoreError: the shapes differ, or some row's cosine is below ``tolerance``
-            (the message names the row and its cosine).
+        IndexStoreError: the shapes differ, a vector is not finite (float16 overflow gives
+            inf and NaN), or some row's cosine is below ``tolerance`` (the message names
+            the row and its cosine).
 
     """
     import numpy as np
 
-    if reference.shape != candidate.shape or reference.ndim != 2:
+    if reference.shape != candidate.shape or reference.ndim != 2 or not len(reference):
         raise IndexStoreError(
             f"parity check: vector sets of shapes {reference.shape} and {candidate.shape}")
-    a = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-12)
-    b = candidate / np.maximum(np.linalg.norm(candidate, axis=1, keepdims=True), 1e-12)
-    cosines = np.sum(a.astype(np.float64) * b.astype(np.float64), axis=1)
-    worst = int(np.argmin(cosines)) if len(cosines) else 0
-    least = float(cosines[worst]) if len(cosines) else 1.0
+    a = reference.astype(np.float64)
+    b = candidate.astype(np.float64)
+    with np.errstate(all="ignore"):
+        a /= np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+        b /= np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+        cosines = np.sum(a * b, axis=1)
+    # NaN compares false with everything: count a non-finite row as the worst one.
+    cosines = np.where(np.isfinite(cosines), cosines, -np.inf)
+    worst = int(np.argmin(cosines))
+    least = float(cosines[worst])
     if least < tolerance:
         raise IndexStoreError(
             f"vectors made on the accelerator disagree with the CPU's: sample passage {worst} "
@@ -128,6 +135,16 @@ def check_parity(
             "embedding.device = 'cpu' to build on the CPU"
         )
     return least
+
+
+def _require_finite(vectors: NDArray[np.float32]) -> None:
+    import numpy as np
+
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        raise IndexStoreError(
+            f"the accelerator made {int((~finite).sum())} vectors that are not finite (float16 "
+            "overflow?); nothing was written. Set embedding.device = 'cpu' to build on the CPU")
 
 
 class BuildEmbedder:
@@ -152,6 +169,8 @@ class BuildEmbedder:
     ) -> None:
         self.query = query
         self._settings = settings
+        self._lock = threading.Lock()  # one device choice and one parity check per build
+        self._checked = False
         self._expected = 0
         self._device: str | None = None if accelerator is None else "accelerator"
         self._accelerated = accelerator
@@ -175,23 +194,37 @@ class BuildEmbedder:
     def encode(
         self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
     ) -> NDArray[np.float32]:
-        """The texts' vectors, made on the chosen device (parity checked first on a GPU)."""
-        accelerated = self._choose(len(texts))
+        """The texts' vectors, made on the chosen device (parity checked first on a GPU).
+
+        Raises:
+            IndexStoreError: the accelerator's vectors disagree with the CPU's on the
+                sample, or any vector it made is not finite.
+
+        """
+        if not texts:
+            return self.query.encode(texts, batch_size=batch_size)
+        with self._lock:
+            accelerated = self._choose(len(texts))
+            if accelerated is None:
+                self.record = BuildRecord(device="cpu", precision="as queries")
+            elif not self._checked:
+                # A sample spread over the first texts, checked before anything is written.
+                step = max(1, len(texts) // PARITY_SAMPLE)
+                sample = list(texts[::step][:PARITY_SAMPLE])
+                least = check_parity(self.query.encode(sample, batch_size=batch_size),
+                                     accelerated.encode(sample, batch_size=batch_size))
+                half = getattr(accelerated, "half", None)
+                self.record = BuildRecord(
+                    device=str(getattr(accelerated, "device", self._device)),
+                    precision="float32" if half is False else "float16" if half else "unknown",
+                    parity_sample=len(sample), parity_min_cosine=round(least, 6),
+                    parity_tolerance=PARITY_TOLERANCE)
+                self._checked = True
         if accelerated is None:
-            self.record = BuildRecord(device="cpu", precision="as queries")
             return self.query.encode(texts, batch_size=batch_size, show_progress=show_progress)
-        if self.record is None or self.record.device == "cpu":
-            step = max(1, len(texts) // PARITY_SAMPLE)
-            sample = list(texts[::step][:PARITY_SAMPLE])
-            least = check_parity(self.query.encode(sample, batch_size=batch_size),
-                                 accelerated.encode(sample, batch_size=batch_size))
-            half = getattr(accelerated, "half", None)
-            self.record = BuildRecord(
-                device=str(getattr(accelerated, "device", self._device)),
-                precision="float32" if half is False else "float16" if half else "unknown",
-                parity_sample=len(sample), parity_min_cosine=round(least, 6),
-                parity_tolerance=PARITY_TOLERANCE)
-        return accelerated.encode(texts, batch_size=batch_size, show_progress=show_progress)
+        vectors = accelerated.encode(texts, batch_size=batch_size, show_progress=show_progress)
+        _require_finite(vectors)
+        return vectors
 
     def _choose(self, texts: int) -> Embedder | None:
         if self._device is None:

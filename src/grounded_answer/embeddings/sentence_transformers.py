@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, IndexStoreError
 from .base import PACKAGED_MODEL, LoadedOnce, model_id_of, packaged_model_path
 
 if TYPE_CHECKING:
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 __all__ = ["SentenceTransformerEmbedder", "encode_pipelined"]
 
 _MODELS: LoadedOnce[Any] = LoadedOnce()
+_ENCODE_LOCKS: LoadedOnce[threading.Lock] = LoadedOnce()
+#: The Rust tokenizer of each model on an accelerator, set up for encode_pipelined; None
+#: when the model needs sentence-transformers' own preprocessing (prompts, lower-casing).
+_TOKENIZERS: LoadedOnce[Any] = LoadedOnce()
 
 
 class SentenceTransformerEmbedder:
@@ -49,7 +53,6 @@ class SentenceTransformerEmbedder:
         self._threads = threads
         self.device = device
         self.half = half
-        self._lock = threading.Lock()
         #: Why this embedder answers instead of the fast ONNX path, when it is a fallback.
         self.fallback_reason: str | None = None
 
@@ -72,19 +75,28 @@ class SentenceTransformerEmbedder:
         model = self.loaded()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        # One encode at a time per model: torch modules are not re-entrant across threads.
-        with self._lock:
+        key = self._key()
+        # One encode at a time per model (shared by every instance with the same key):
+        # torch modules are not re-entrant across threads.
+        with _ENCODE_LOCKS.get(key, threading.Lock):
             _keep_threads(self._threads)
-            if self.device != "cpu":
-                return encode_pipelined(model, texts, batch_size=batch_size)
-            vectors = model.encode(
+            tokenizer = None if self.device == "cpu" or len(texts) <= batch_size else \
+                _TOKENIZERS.get(key, lambda: fast_tokenizer(model))
+            if tokenizer is not None:
+                made: NDArray[np.float32] = _on_device(lambda: encode_pipelined(
+                    model, texts, batch_size=batch_size, tokenizer=tokenizer))
+                return made
+            vectors = _on_device(lambda: model.encode(
                 list(texts),
                 batch_size=batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=show_progress,
-            )
+            ))
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _key(self) -> tuple[str, int | None, str, bool]:
+        return (self._path or PACKAGED_MODEL, self._threads, self.device, self.half)
 
     def loaded(self) -> Any:
         """The ``SentenceTransformer`` object itself, loaded on first use and shared.
@@ -92,13 +104,43 @@ class SentenceTransformerEmbedder:
         The ONNX export traces this object: at index time it is the one that just encoded
         the corpus, so exporting loads nothing twice.
         """
-        key = (self._path or PACKAGED_MODEL, self._threads, self.device, self.half)
-        return _MODELS.get(key, lambda: _load(self._path, self._threads, self.device,
+        return _MODELS.get(self._key(), lambda: _load(self._path, self._threads, self.device,
                                               self.half))
 
 
+def fast_tokenizer(model: Any) -> Any:
+    """The model's Rust tokenizer, unpadded and truncated as the model truncates, or None.
+
+    None when ``SentenceTransformer.encode`` does more than tokenise (a default prompt, a
+    lower-casing module) or the model has no fast tokenizer: those keep ``encode``.
+    """
+    from tokenizers import Tokenizer
+
+    first = model[0] if len(model) else None
+    backend = getattr(getattr(model, "tokenizer", None), "backend_tokenizer", None)
+    if (backend is None or getattr(model, "default_prompt_name", None)
+            or getattr(first, "do_lower_case", False) or model.max_seq_length is None):
+        return None
+    tokenizer = Tokenizer.from_str(backend.to_str())
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=int(model.max_seq_length))
+    return tokenizer
+
+
+def _on_device(work: Callable[[], Any]) -> Any:
+    """Run ``work``; a device out of memory becomes an error that says what to change."""
+    import torch
+
+    try:
+        return work()
+    except torch.OutOfMemoryError as exc:
+        raise IndexStoreError(
+            f"the accelerator ran out of memory ({str(exc).splitlines()[0][:160]}); lower "
+            "embedding.batch_size (grounded-answer index --batch-size)") from None
+
+
 def encode_pipelined(
-    model: Any, texts: Sequence[str], *, batch_size: int = 1024
+    model: Any, texts: Sequence[str], *, batch_size: int = 1024, tokenizer: Any = None
 ) -> NDArray[np.float32]:
     """Encode on the model's device while a pool of threads tokenises the next batches.
 
@@ -117,20 +159,21 @@ def encode_pipelined(
 
     import numpy as np
     import torch
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=int(model.max_seq_length))
+    tokenizer = tokenizer or fast_tokenizer(model)
+    if tokenizer is None:
+        raise ConfigError("this model needs sentence-transformers' own preprocessing "
+                          "(a prompt or lower-casing): use its encode()")
+    pad = getattr(model.tokenizer, "pad_token_id", None) or 0
     device = next(model.parameters()).device
     order = np.argsort([-len(text) for text in texts], kind="stable")
     batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
     def tensors(rows: NDArray[np.int64]) -> dict[str, Any]:
-        encodings = tokenizer.encode_batch([texts[int(row)] for row in rows])
+        encodings = tokenizer.encode_batch([texts[int(row)].strip() for row in rows])
         width = max(len(encoding.ids) for encoding in encodings)
         arrays = {name: np.zeros((len(encodings), width), dtype=np.int64)
                   for name in ("input_ids", "attention_mask", "token_type_ids")}
+        arrays["input_ids"][:] = pad
         for row, encoding in enumerate(encodings):
             size = len(encoding.ids)
             arrays["input_ids"][row, :size] = encoding.ids

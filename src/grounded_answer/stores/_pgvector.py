@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..corpus import Corpus, Passage
+from ..corpus import Corpus, Passage, Source
 from ..embeddings import BuildEmbedder, BuildRecord, Embedder
 from ..errors import ConfigError, IndexStoreError
 from ._base import (
@@ -34,6 +34,7 @@ from ._base import (
     Kind,
     Shard,
     StoreManifest,
+    SyncPlan,
     embed_passages,
     plan_sync,
     positions_of,
@@ -193,6 +194,13 @@ class PgVectorStore:
             cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
             exists = bool(_one(cur))
             reason = _mismatch(meta, exists, embedder.model_id)
+            if meta is not None and not reason and meta["shards"] and not meta["fingerprint"]:
+                # Embedding every missing source here, under the table's lock, would stall
+                # every shard and skip finalize's check.
+                raise IndexStoreError(
+                    f"a sharded build of corpus {corpus.name!r} into {table} at "
+                    f"{self._where} is not finished; run `grounded-answer index --shard "
+                    f"K/{meta['shards']}` for every K, then `grounded-answer index --finalize`")
             fresh = meta is None or not exists or bool(reason)
             same_index = meta is not None and meta["kind"] == self.kind and (
                 self.kind == "flat" or (meta["hnsw_m"], meta["hnsw_ef_construction"])
@@ -270,7 +278,14 @@ class PgVectorStore:
                 if meta is not None and not reason and meta["dimension"] != dimension:
                     reason = "dimension changed"
                 stored: dict[str, str] = {}
-                if meta is None or not exists or reason:
+                if exists and reason:
+                    # A shard never drops a table: that table may be serving queries, and a
+                    # shard that died after dropping it would leave nothing behind.
+                    raise IndexStoreError(
+                        f"table {table} at {self._where} holds a store this shard cannot "
+                        f"extend ({reason}); rebuild it once without --shard, or drop the "
+                        "table, then run the shards again")
+                if not exists:
                     # The first shard to arrive makes the table; the others find it.
                     _create_table(cur, table, dimension)
                     _write_meta(cur, table, corpus, embedder.model_id, dimension, self.kind,
@@ -281,6 +296,9 @@ class PgVectorStore:
                     stored = {str(sid): str(h) for sid, h in cur.fetchall()
                               if shard.holds(str(sid))}
             plan = plan_sync(stored, corpus, sources=mine)
+            if plan.empty and exists:
+                # Nothing to write: a finalized store stays finalized (and "loaded").
+                return self._shard_status(table, shard, mine, corpus, plan)
             vectors = embed_passages(embedder, plan.to_embed, dimension,
                                      batch_size=batch_size, show_progress=show_progress)
             with self._conn.transaction(), self._conn.cursor() as cur:
@@ -304,11 +322,14 @@ class PgVectorStore:
                             .format(sql.Identifier(META_TABLE)),
                             (shard.count, None if build is None else build.model_dump_json(),
                              table))
-        status = f"shard {shard}: {len(mine)} of {len(corpus.sources)} sources, " + (
-            "rebuilt table: " + reason + "; " if reason else "") + plan.describe()
+        return self._shard_status(table, shard, mine, corpus, plan)
+
+    def _shard_status(self, table: str, shard: Shard, mine: list[Source], corpus: Corpus,
+                      plan: SyncPlan) -> str:
         self.table = table
-        self._status = status
-        return status
+        self._status = (f"shard {shard}: {len(mine)} of {len(corpus.sources)} sources into "
+                        f"{table}, {plan.describe()}")
+        return self._status
 
     def finalize(self, corpus: Corpus, embedder: Embedder) -> str:
         """Check that every source of ``corpus`` is stored exactly once, then index it.
@@ -368,7 +389,7 @@ class PgVectorStore:
             dimension = int(meta["dimension"])
         status = (f"finalized: {len(plan.hashes)} sources, {len(plan.passages)} passages"
                   + (f", {len(extra)} removed sources deleted" if extra else "")
-                  + (", hnsw index built" if built else ""))
+                  + (", hnsw index built" if built else "") + f"; table {table}")
         self._publish(table, corpus, plan.passages, len(plan.hashes), dimension,
                       embedder.model_id, status, build)
         return status
@@ -493,7 +514,10 @@ def _connect(dsn: str, timeout: float) -> tuple[str, psycopg.Connection[Any]]:
         port=params.get("port") or 5432, dbname=params.get("dbname") or "(default db)",
     )
     try:
+        # Keepalives: a shard's connection sits idle for as long as it embeds, and a proxy
+        # or NAT that drops it would cost the shard its work at the final commit.
         conn = psycopg.connect(dsn, autocommit=True, connect_timeout=max(1, round(timeout)),
+                               keepalives=1, keepalives_idle=60,
                                application_name="grounded-answer")
     except psycopg.Error as exc:
         message = _first_line(exc)
@@ -515,6 +539,14 @@ def _connect(dsn: str, timeout: float) -> tuple[str, psycopg.Connection[Any]]:
             # One lock for everyone: CREATE TABLE IF NOT EXISTS races with itself.
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(META_TABLE),))
             cur.execute(_META_DDL)
+            cur.execute("SELECT column_name FROM information_schema.columns "
+                        "WHERE table_name = %s AND table_schema = current_schema()",
+                        (META_TABLE,))
+            present = {str(row[0]) for row in cur.fetchall()}
+            for column, kind in _META_ADDED:
+                if column not in present:
+                    cur.execute(f"ALTER TABLE {META_TABLE} ADD COLUMN IF NOT EXISTS "
+                                f"{column} {kind}")
     except psycopg.Error as exc:
         conn.close()
         if isinstance(exc, psycopg.errors.InsufficientPrivilege | psycopg.errors.UndefinedFile
@@ -543,10 +575,12 @@ CREATE TABLE IF NOT EXISTS {META_TABLE} (
     passages integer NOT NULL,
     sources integer NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
-);
-ALTER TABLE {META_TABLE} ADD COLUMN IF NOT EXISTS shards integer NOT NULL DEFAULT 0;
-ALTER TABLE {META_TABLE} ADD COLUMN IF NOT EXISTS build text
+)
 """
+#: Columns added after the first release: (name, type). Added only when missing, since
+#: ALTER TABLE takes an exclusive lock on ga_stores even when it changes nothing, and a
+#: long sync holds a lock on it: every new connection would wait for that sync.
+_META_ADDED = (("shards", "integer NOT NULL DEFAULT 0"), ("build", "text"))
 
 _META_COLUMNS = ("corpus_name", "model_id", "dimension", "fingerprint", "kind", "hnsw_m",
                  "hnsw_ef_construction", "format_version", "passages", "sources", "shards",
