@@ -12,6 +12,10 @@ store, the kind and the HNSW parameters come from :class:`~grounded_answer.confi
     store.search(embedder.encode(["question"]), k=8)  # [[(position, cosine), ...]]
     store.passages[position]                          # the passage a hit points to
 
+A pgvector store can also be built by many processes at once, each embedding the
+sources that hash to its shard (:func:`build_shard`, ``grounded-answer index --shard
+K/N``), then checked and indexed once (:func:`finalize_shards`, ``--finalize``).
+
 psycopg and pgvector are imported only when a pgvector store is opened.
 """
 
