@@ -202,12 +202,16 @@ def test_a_backend_is_held_to_the_plan(seed_bundle: Bundle, settings: Settings) 
     assert not ruled_out & {r.source_id for r in answer.references}
 
 
+ON_PLANT_HEALTH = ("Deep Learning for Plant Health Monitoring from Leaf Images",
+                   "Finds early signs of stress and infection in photos of leaves.")
+
+
 def name_only_bundle(model: str, github: str) -> Bundle:
     lines = [PREAMBLE.format(q="Can this tell me something about my plants?"),
              "### Recommended AI Models:", f"Model: {model}",
              "Paper: https://arxiv.org/abs/2301.00001", f"GitHub: {github}", "",
              "### Related Papers:"]
-    for n, (title, summary) in enumerate(DISTRACTORS[:3]):
+    for n, (title, summary) in enumerate([*DISTRACTORS[:3], ON_PLANT_HEALTH]):
         lines += [f"Model: {title}", f"Paper: https://arxiv.org/abs/2001.{n:05d}",
                   f"Summary: {summary}", ""]
     return parse_bundle("\n".join(lines) + "\nAnswer:\n")
@@ -219,6 +223,10 @@ def test_a_task_the_table_never_saw_is_read_from_the_name_prefix(settings: Setti
     model = next(s for s in answer.plan.sources if s.relevance is Relevance.RECOMMENDED)
     assert model.evidence.tasks == [] and model.evidence.name_says == "plant health"
     assert answer.task.statement.startswith("PlantHealth-FooNet-v2 (S1) is named for plant health")
+    # The paper whose title says the same words is relevant; the distractors are not.
+    cited = [s for s in answer.plan.sources if s.relevance is Relevance.RELEVANT]
+    assert [s.title for s in cited] == [ON_PLANT_HEALTH[0]]
+    assert cited[0].reason == "names plant health, what PlantHealth-FooNet-v2's name says it is for"
 
 
 def test_a_product_name_first_is_not_read_as_a_task(settings: Settings) -> None:

@@ -258,6 +258,10 @@ def make_plan(
         # so the task the question describes stands in for it.
         all_model_tasks = set(question_tasks[:2])
     best_paper = max((question_scores.get(p.id, -1.0) for p in papers), default=-1.0)
+    # What the names of models of unknown task say, for papers whose titles say it too.
+    name_says = {s.id: words for s in models if not model_tasks[s.id]
+                 for words in [_name_says(s)] if words}
+    said = [(titles.get(s.id, s.title), name_says[s.id]) for s in models if s.id in name_says]
 
     judged: list[tuple[Source, Relevance, str, Evidence]] = []
     for model in models:
@@ -277,7 +281,8 @@ def make_plan(
                            "says so)", evidence))
             continue
         judged.append(_judge_paper(paper, question_scores, model_scores, reading,
-                                   question_tasks, all_model_tasks, bool(models), best_paper))
+                                   question_tasks, all_model_tasks, bool(models), best_paper,
+                                   said))
 
     order = {Relevance.RECOMMENDED: 0, Relevance.RELEVANT: 1, Relevance.BORDERLINE: 2,
              Relevance.NOT_RELEVANT: 3}
@@ -295,8 +300,8 @@ def make_plan(
         PlannedSource(label=f"S{n}", source_id=source.id,
                       title=titles.get(source.id, source.title), role=source.role,
                       relevance=relevance, reason=reason,
-                      evidence=evidence if evidence.tasks or relevance is not Relevance.RECOMMENDED
-                      else evidence.model_copy(update={"name_says": _name_says(source)}))
+                      evidence=evidence.model_copy(update={"name_says": name_says[source.id]})
+                      if source.id in name_says else evidence)
         for n, (source, relevance, reason, evidence) in enumerate(judged, start=1)
     ]
     verdict = _verdict(reading, planned, question_scores, min_score)
@@ -322,6 +327,7 @@ def _judge_paper(
     model_tasks: set[TaskHint],
     have_models: bool,
     best_paper: float,
+    said: Sequence[tuple[str, str]] = (),
 ) -> tuple[Source, Relevance, str, Evidence]:
     title_tasks = tasks_in_order(expand_name(paper.title))
     summary_tasks = tasks_in_order(paper.summary)
@@ -349,6 +355,12 @@ def _judge_paper(
         whose = "the recommended model's task" if any(h in model_tasks for h in shared) \
             else "what the question describes"
         return paper, Relevance.RELEVANT, f"is on {name}, {whose}", evidence
+    for model_title, words in said:
+        if _title_says(paper.title, words):
+            # The table knows no task here, but the paper's title says what the model's
+            # name says ("LowLight-" and "... for Low-Light Enhancement").
+            return paper, Relevance.RELEVANT, f"names {words}, what {model_title}'s name " \
+                "says it is for", evidence
     if agreement == "other data":
         kinds = "/".join(sorted({m for h in title_tasks or summary_tasks[:2]
                                  for m in h.modalities}))
@@ -570,6 +582,17 @@ def _name_says(model: Source) -> str:
     links = " ".join(link.lower() for link in model.links)
     parts = re.findall(r"[a-z]{4,}", words.lower())
     return "" if not words or any(part in links for part in parts) else words
+
+
+_FUNCTION_WORDS = frozenset({"to", "of", "and", "for", "the", "a", "an", "in", "on", "with"})
+
+
+def _title_says(title: str, words: str) -> bool:
+    """Whether ``title`` contains every content word of ``words`` (by its first 5 letters)."""
+    wanted = [w[:5] for w in re.findall(r"[a-z0-9]+", words.lower())
+              if w not in _FUNCTION_WORDS]
+    have = re.findall(r"[a-z0-9]+", title.lower())
+    return bool(wanted) and all(any(h.startswith(w) for h in have) for w in wanted)
 
 
 def _built_on(paper: Source, models: Sequence[Source]) -> Source | None:

@@ -149,6 +149,16 @@ def _statement(
     models = [s for s in plan.sources if s.relevance is Relevance.RECOMMENDED]
     names = ", ".join(named[s.label] for s in models)
     plural = len(models) > 1
+    # A task the table has never seen is still readable in a platform name's prefix; it
+    # says more than a task read from related papers, which may be the table's nearest guess.
+    named_for = [f"{named[s.label]} is named for {s.evidence.name_says}" for s in models
+                 if s.evidence.name_says]
+    if named_for and not any(t.origin == "model" for t in plan.tasks):
+        closest = next((s for s in plan.cited if s.relevance is Relevance.RELEVANT), None)
+        return (f"{'; '.join(named_for)}: that is what the platform recommends "
+                f"{'them' if plural else 'it'} for"
+                + (f", and the closest related work is {named[closest.label]}." if closest
+                   else "."))
     if len({t.name for t in doing}) > 1 and len(plan.steps) > 1:
         chain = "; then ".join(
             f"{named[step.label]} {step.action}" for step in plan.steps)
@@ -175,15 +185,6 @@ def _statement(
                 f"{'are' if plural else 'is'} what the platform suggests for it.")
     described = _first_sentence(clean(shown[models[0].label].summary)) if models and \
         models[0].label in shown else ""
-    # A task the table has never seen is still readable in a platform name's prefix.
-    named_for = [f"{named[s.label]} is named for {s.evidence.name_says}" for s in models
-                 if s.evidence.name_says]
-    if named_for and not described:
-        closest = next((s for s in plan.cited if s.relevance is Relevance.RELEVANT), None)
-        return (f"{'; '.join(named_for)}: that is what the platform recommends "
-                f"{'them' if plural else 'it'} for"
-                + (f", and the closest related work is {named[closest.label]}." if closest
-                   else "."))
     if described:
         return (f"The user wants to apply {names or 'the provided sources'} to their data. "
                 f"Its sources describe it this way: {described}")
