@@ -36,3 +36,11 @@ def test_two_capitals_inside_a_product_name_are_not_a_task() -> None:
 ])
 def test_tasks_of_the_public_taxonomy_are_known(title: str, task: str) -> None:
     assert tasks_in_order(title)[0].name == task
+
+
+@pytest.mark.parametrize("title", [
+    "Denoising Diffusion Probabilistic Models",
+    "BART: Denoising Sequence-to-Sequence Pre-training for Natural Language Generation",
+])
+def test_a_denoising_objective_is_not_image_denoising(title: str) -> None:
+    assert "image denoising" not in [hint.name for hint in tasks_in_order(title)]

@@ -72,7 +72,10 @@ _LEXICON: tuple[tuple[str, TaskHint], ...] = (
      r"|pixelat|low[- ]resolution|low[- ]res\b",
      _hint("image super-resolution", ("a low-resolution image", "a higher-resolution image"),
            "reconstructs fine detail while enlarging the image", "image>image", "restoration")),
-    (r"denois|\bnoise\b|\bnoisy\b|\bgrain(?:y)?\b",
+    # "Denoising diffusion" and "denoising sequence-to-sequence" name a training objective,
+    # not the task of cleaning a noisy photo.
+    (r"denois(?!ing (?:diffusion|sequence|auto|score|pre))|\bnoise\b|\bnoisy\b"
+     r"|\bgrain(?:y)?\b",
      _hint("image denoising", ("a noisy image", "a clean image"),
            "removes noise while keeping detail", "image>image", "restoration")),
     (r"face restor|blind face|\bgfpgan\b|codeformer",
