@@ -299,8 +299,9 @@ def _index(args: argparse.Namespace) -> int:
     build = build_embedder(settings)
     embedder = build.query
     started = time.perf_counter()
-    passages = sum(len(s.passages()) for s in corpus.sources)
-    progress = passages > _PROGRESS_ABOVE and sys.stderr.isatty()
+    # Cutting every source into passages is a pass over the corpus: only for a terminal.
+    progress = sys.stderr.isatty() and sum(
+        len(s.passages()) for s in corpus.sources) > _PROGRESS_ABOVE
     if args.shard or args.finalize:
         from .stores import Shard, build_shard, finalize_shards
 

@@ -153,8 +153,8 @@ def _statement(
     # says more than a task read from related papers, which may be the table's nearest guess.
     named_for = [f"{named[s.label]} is named for {s.evidence.name_says}" for s in models
                  if s.evidence.name_says]
+    closest = next((s for s in plan.cited if s.relevance is Relevance.RELEVANT), None)
     if named_for and not any(t.origin == "model" for t in plan.tasks):
-        closest = next((s for s in plan.cited if s.relevance is Relevance.RELEVANT), None)
         return (f"{'; '.join(named_for)}: that is what the platform recommends "
                 f"{'them' if plural else 'it'} for"
                 + (f", and the closest related work is {named[closest.label]}." if closest
@@ -189,7 +189,6 @@ def _statement(
         return (f"The user wants to apply {names or 'the provided sources'} to their data. "
                 f"Its sources describe it this way: {described}")
     # No source names the task: the closest related work says what the model is about.
-    closest = next((s for s in plan.cited if s.relevance is Relevance.RELEVANT), None)
     return (f"The user wants to apply {names or 'the provided sources'} to their data"
             + (f"; the closest related work is {named[closest.label]}, which describes "
                "what it does." if closest else "."))

@@ -64,15 +64,15 @@ class LoadedOnce(Generic[_Item]):
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, load: Callable[[], _Item]) -> _Item:
-        """The item for ``key``, loaded by ``load()`` on first use."""
-        item = self._items.get(key)
-        if item is None:
-            with self._lock:
-                item = self._items.get(key)
-                if item is None:
-                    item = load()
-                    self._items[key] = item
-        return item
+        """The item for ``key``, loaded by ``load()`` on first use (None is kept too)."""
+        try:
+            return self._items[key]
+        except KeyError:
+            pass
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = load()
+            return self._items[key]
 
 
 def model_id_of(model: str | Path | None) -> str:

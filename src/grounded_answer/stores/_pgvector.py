@@ -202,9 +202,7 @@ class PgVectorStore:
                     f"{self._where} is not finished; run `grounded-answer index --shard "
                     f"K/{meta['shards']}` for every K, then `grounded-answer index --finalize`")
             fresh = meta is None or not exists or bool(reason)
-            same_index = meta is not None and meta["kind"] == self.kind and (
-                self.kind == "flat" or (meta["hnsw_m"], meta["hnsw_ef_construction"])
-                == (self.hnsw.m, self.hnsw.ef_construction))
+            same_index = self._same_index(meta)
             if not fresh and same_index and meta is not None and (
                     meta["fingerprint"] == corpus.fingerprint):
                 plan = plan_sync({}, corpus)
@@ -378,9 +376,7 @@ class PgVectorStore:
             if extra:
                 cur.execute(sql.SQL("DELETE FROM {} WHERE source_id = ANY(%s)").format(ident),
                             (extra,))
-            same_index = meta["kind"] == self.kind and (
-                self.kind == "flat" or (meta["hnsw_m"], meta["hnsw_ef_construction"])
-                == (self.hnsw.m, self.hnsw.ef_construction))
+            same_index = self._same_index(meta)
             built = self._ensure_index(cur, table, rebuild=not same_index)
             build = _build_of(embedder, False, meta)
             _write_meta(cur, table, corpus, embedder.model_id, int(meta["dimension"]),
@@ -424,6 +420,12 @@ class PgVectorStore:
                     (passage.id, passage.source_id, hashes[passage.source_id], passage.text,
                      vector)
                 )
+
+    def _same_index(self, meta: dict[str, Any] | None) -> bool:
+        """Whether the stored table was indexed the way this store would index it."""
+        return meta is not None and meta["kind"] == self.kind and (
+            self.kind == "flat" or (meta["hnsw_m"], meta["hnsw_ef_construction"])
+            == (self.hnsw.m, self.hnsw.ef_construction))
 
     def _ensure_index(self, cur: psycopg.Cursor[Any], table: str, *, rebuild: bool) -> bool:
         """Make the vector index match ``kind``: none for flat, HNSW with our settings.
