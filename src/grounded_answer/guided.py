@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from .backends.stub import SourceQuotes, with_quote
 from .grounding.draft import (
     ACTION_CHARS,
     IO_CHARS,
@@ -35,6 +36,7 @@ from .grounding.draft import (
     GroundingContext,
     Prose,
     describe_error,
+    shorten,
     strip_fences,
 )
 from .plan import LANGUAGE_NAMES, EvidencePlan, Relevance
@@ -120,7 +122,11 @@ def guided_schema(baseline: AnswerDraft, plan: EvidencePlan, *, model_verdict: b
     properties["note"] = {"type": "string", "maxLength": STATEMENT_CHARS}
     if model_verdict:
         properties["answerable"] = {"type": "boolean"}
-    return {"type": "object", "additionalProperties": False, "required": list(properties),
+    # Only the task statement (and a verdict the model may give) must be written: a slot
+    # left out keeps the offline writer's sentence, so a model pays only for what it
+    # rewords, not for copying sentences it would not change.
+    required = [key for key in ("task", "answerable") if key in properties]
+    return {"type": "object", "additionalProperties": False, "required": required,
             "properties": properties}
 
 
@@ -137,9 +143,9 @@ def validate_guided(
         return None, [describe_error(error) for error in exc.errors(include_url=False)]
     errors = []
     steps = len(baseline.workflow.steps) if baseline.workflow else 0
-    if len(guided.steps) != steps:
+    if guided.steps and len(guided.steps) != steps:
         errors.append(f"steps: write exactly {steps} step(s), one per planned step, in order")
-    if len(guided.why) != len(baseline.references):
+    if guided.why and len(guided.why) != len(baseline.references):
         errors.append(f"why: write exactly {len(baseline.references)} sentence(s), one per "
                       "planned reference, in order")
     named = _task_names(baseline, plan)
@@ -197,21 +203,31 @@ def salvage_guided(
 
 
 def merge_guided(guided: GuidedDraft, baseline: AnswerDraft, plan: EvidencePlan,
-                 grounding: GroundingContext) -> AnswerDraft:
-    """The full draft: the plan's structure (from the baseline) with the model's prose."""
+                 grounding: GroundingContext, quotes: SourceQuotes | None = None
+                 ) -> AnswerDraft:
+    """The full draft: the plan's structure (from the baseline) with the model's prose.
+
+    ``quotes`` are the summary sentences the offline writer quotes (the model was shown
+    the draft without them): each goes back after the model's sentence for its slot.
+    """
     data = baseline.model_dump()
     data["task"]["statement"] = guided.task
     data["note"] = guided.note
-    if baseline.workflow and guided.steps:
+    fallback = _from_baseline(baseline)
+    # A slot the model left out keeps the offline writer's sentence.
+    steps, whys = guided.steps or fallback.steps, guided.why or fallback.why
+    actions, said = (quotes.actions, quotes.why) if quotes else ([], [])
+    if baseline.workflow:
         data["workflow"]["steps"] = [
-            {**step, **prose.model_dump()}
-            for step, prose in zip(data["workflow"]["steps"], guided.steps, strict=True)
+            {**step, **prose.model_dump(),
+             "action": shorten(with_quote(prose.action, _item(actions, n) or ""), ACTION_CHARS)}
+            for n, (step, prose) in enumerate(zip(data["workflow"]["steps"], steps, strict=True))
         ]
-        data["workflow"]["input"] = guided.steps[0].input
-        data["workflow"]["output"] = guided.steps[-1].output
-    if guided.why:
-        data["references"] = [{**ref, "why": why}
-                              for ref, why in zip(data["references"], guided.why, strict=True)]
+        data["workflow"]["input"] = steps[0].input
+        data["workflow"]["output"] = steps[-1].output
+    data["references"] = [
+        {**ref, "why": shorten(with_quote(why, _item(said, n) or ""), WHY_CHARS)}
+        for n, (ref, why) in enumerate(zip(data["references"], whys, strict=True))]
     cited = {ref["source_id"] for ref in data["references"]}
     data["references"] += [{"source_id": k.source_id, "why": k.why} for k in guided.keep
                            if k.source_id not in cited]

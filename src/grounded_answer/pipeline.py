@@ -29,7 +29,7 @@ from .answer import (
 )
 from .backends.base import Backend, Completion, CompletionRequest, make_backend
 from .backends.cache import cached
-from .backends.stub import stub_draft
+from .backends.stub import source_quotes, stub_draft
 from .bundle import Bundle, load_bundle
 from .config import Settings, load_settings
 from .corpus import Corpus, Role, Source, load_corpus
@@ -545,26 +545,24 @@ def _write_guided(
     settings: Settings,
     usage: Usage,
 ) -> tuple[AnswerDraft, ValidationReport]:
-    """The plan's structure with the model's prose (see :mod:`grounded_answer.guided`)."""
-    baseline = check_draft(stub_draft(context, language_note=False), grounding)
-    messages = prompts.guided(context, baseline.model_dump(), language_name(language))
-    grounding = replace(grounding, instructions=(messages[0].content,))
-    schema = guided_schema(baseline, plan, model_verdict=settings.answer.verdict == "model")
+    """The plan's structure with the model's prose (see :mod:`grounded_answer.guided`).
 
-    def check(text: str) -> tuple[AnswerDraft | None, list[str]]:
-        guided, errors = validate_guided(text, baseline, plan, grounding)
-        return (merge_guided(guided, baseline, plan, grounding) if guided else None), errors
-
-    def salvage(text: str) -> tuple[AnswerDraft | None, list[str]]:
-        guided, dropped = salvage_guided(text, baseline, plan, grounding)
-        return merge_guided(guided, baseline, plan, grounding), dropped
-
-    draft, report = _write(backend, prompts, messages, context, schema, settings, usage,
-                           check=check, salvage=salvage)
-    if language == "en":
-        return draft, report
-    # Under a JSON schema small models copy English rather than translate, so the
-    # checked English slots are translated in one plain-text call, line by line.
+    In English the model rewords the offline draft's slots, shown without the sentences
+    quoted from the sources (they go back in after, so the model never pays to copy
+    them). In another language one plain-text call translates the offline draft line by
+    line: under a JSON schema small models copy English rather than translate, and a
+    rewrite before translating doubled the cost for no gain in wording. Borderline
+    sources are then not put to the model, so they stay out, as the plan leaves them.
+    """
+    if language != "en" and settings.answer.verdict != "model":
+        draft = check_draft(stub_draft(context, language_note=False), grounding)
+        report = ValidationReport(checks=CHECKS, attempts=1, policy=settings.answer.policy,
+                                  valid_first_try=True)
+    else:
+        draft, report = _reword(backend, prompts, context, plan, grounding, language,
+                                settings, usage)
+        if language == "en":
+            return draft, report
     lines = translation_lines(draft)
     completion = backend.complete(CompletionRequest(
         messages=prompts.translate([text for _, text in lines], language_name(language)),
@@ -572,6 +570,36 @@ def _write_guided(
     usage.add(completion)
     draft, untranslated = apply_translation(draft, completion.text, grounding, language)
     return draft, report.model_copy(update={"untranslated": untranslated})
+
+
+def _reword(
+    backend: Backend,
+    prompts: Prompts,
+    context: PromptContext,
+    plan: EvidencePlan,
+    grounding: GroundingContext,
+    language: str,
+    settings: Settings,
+    usage: Usage,
+) -> tuple[AnswerDraft, ValidationReport]:
+    """The model rewords the prose slots of the offline draft, under the plan's schema."""
+    baseline = check_draft(stub_draft(context, language_note=False, quotes=False), grounding)
+    quotes = source_quotes(context)
+    messages = prompts.guided(context, baseline.model_dump(), language_name(language))
+    grounding = replace(grounding, instructions=(messages[0].content,))
+    schema = guided_schema(baseline, plan, model_verdict=settings.answer.verdict == "model")
+
+    def check(text: str) -> tuple[AnswerDraft | None, list[str]]:
+        guided, errors = validate_guided(text, baseline, plan, grounding)
+        return (merge_guided(guided, baseline, plan, grounding, quotes) if guided else None,
+                errors)
+
+    def salvage(text: str) -> tuple[AnswerDraft | None, list[str]]:
+        guided, dropped = salvage_guided(text, baseline, plan, grounding)
+        return merge_guided(guided, baseline, plan, grounding, quotes), dropped
+
+    return _write(backend, prompts, messages, context, schema, settings, usage,
+                  check=check, salvage=salvage)
 
 
 def restate_question(backend: Backend, prompts: Prompts, question: str, usage: Usage) -> str:

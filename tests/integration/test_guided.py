@@ -97,8 +97,33 @@ def test_a_rewrite_must_keep_naming_the_task(tmp_path: Path, seed_bundle: Bundle
         schema["properties"]["why"]["maxItems"]
     assert "source_id" not in json.dumps(schema["properties"].get("steps", {}))
     assert "answerable" not in schema["properties"]  # the plan decides
+    assert schema["required"] == ["task"]  # a slot left out keeps the plan writer's text
     user = sent["messages"][1]["content"]
-    assert "Draft to rewrite in plain English" in user and "steps[0]" in user
+    assert "Task statement to rewrite in plain English" in user and "steps[0]" in user
+
+
+def test_slots_left_out_keep_the_plan_writers_text_and_its_quotes(
+    tmp_path: Path, seed_bundle: Bundle
+) -> None:
+    def task_only(body: Any) -> str:
+        return json.dumps({"task": "You enlarged a photo; S1 does image deblurring."})
+
+    with ChatServer([answer_with(task_only)]) as server:
+        answer = explain(bundle=seed_bundle, settings=settings_for(tmp_path, server.url),
+                         embedder=HashEmbedder())
+        user = server.requests[0]["messages"][1]["content"]
+    offline = explain(bundle=seed_bundle, settings=settings_for(
+        tmp_path, "http://127.0.0.1:9/v1", backend="stub"), embedder=HashEmbedder())
+    assert answer.validation.valid_first_try
+    assert answer.task.statement == "You enlarged a photo; S1 does image deblurring."
+    # Everything else is the offline writer's, quotes from the summaries included ...
+    assert answer.workflow is not None and offline.workflow is not None
+    assert [s.model_dump() for s in answer.workflow.steps] == [
+        s.model_dump() for s in offline.workflow.steps]
+    assert [r.why for r in answer.references] == [r.why for r in offline.references]
+    # ... but the model was not shown the quotes, so it never paid to copy them.
+    quoted = [r.why.split(". ", 1)[1] for r in offline.references if r.why.count(". ")]
+    assert quoted and all(q not in user for q in quoted)
 
 
 def test_bad_slots_are_repaired_then_replaced_by_the_plan_writer(
@@ -163,7 +188,7 @@ def test_unreadable_question_is_restated_then_the_answer_is_translated(
         return "\n".join(out)
 
     script = [ok(json.dumps({"english": "Can an old low-resolution photo be enlarged and "
-                             "made sharp?"})), answer_with(slots_for), answer_with(translate)]
+                             "made sharp?"})), answer_with(translate)]
     with ChatServer(script) as server:
         answer = explain(bundle=korean_bundle(), settings=settings_for(tmp_path, server.url),
                          embedder=HashEmbedder())
@@ -177,7 +202,9 @@ def test_unreadable_question_is_restated_then_the_answer_is_translated(
     assert answer.task.statement == "번역된 문장 1번입니다 (S1)"
     assert answer.validation.untranslated  # the line with a link stayed in English
     assert foreign(answer) == []
-    assert answer.provenance.usage.calls == 3
+    # Restate, then one translation of the plan writer's draft: no English rewrite first.
+    assert answer.provenance.usage.calls == 2
+    assert answer.validation.attempts == 1
 
 
 def test_the_same_request_twice_costs_one_call(tmp_path: Path, seed_bundle: Bundle) -> None:

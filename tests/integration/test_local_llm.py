@@ -92,8 +92,9 @@ def check(answer: Answer, bundle: Path) -> None:
     else:
         assert answer.note.strip()
     assert answer.provenance.backend == "openai" and not answer.provenance.offline
-    extra = (answer.provenance.question_restated is not None) + (
-        answer.validation.language != "en")
+    # A question in another language costs one translation call and no rewrite (the
+    # translation is the call that writes the prose); a restatement costs one more.
+    extra = answer.provenance.question_restated is not None
     assert answer.provenance.usage.calls == answer.validation.attempts + extra
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from ..config import LLMSettings
 from ..grounding.draft import (
@@ -35,7 +36,7 @@ from ..prompts import PromptContext, PromptSource
 from ..task_table import guess_tasks
 from .base import Completion, CompletionRequest
 
-__all__ = ["StubBackend", "stub_draft"]
+__all__ = ["SourceQuotes", "StubBackend", "source_quotes", "stub_draft", "with_quote"]
 
 Scripted = str | Callable[[CompletionRequest], str]
 # A sentence ends at . ! ? before a capital letter: "(e.g. semantic" and "etc.) to" go on.
@@ -67,7 +68,8 @@ class StubBackend:
         return Completion(text=text, finish_reason="stop", model=self.model)
 
 
-def stub_draft(context: PromptContext, *, language_note: bool = True) -> AnswerDraft:
+def stub_draft(context: PromptContext, *, language_note: bool = True, quotes: bool = True
+               ) -> AnswerDraft:
     """The offline answer as a draft (aliases, no links), written from the plan only.
 
     The draft is built, not validated: it goes through the same checks as any model's
@@ -76,15 +78,11 @@ def stub_draft(context: PromptContext, *, language_note: bool = True) -> AnswerD
 
     ``language_note`` adds that the answer is in English when the question is not; guided
     writing turns it off, since the language model then writes in the question's language.
+    ``quotes=False`` leaves out the sentences quoted from the sources' summaries (see
+    :func:`source_quotes`): guided writing shows a model only what it should reword, and
+    puts the quotes back after, so it never pays for copying them.
     """
-    aliases = set(context.aliases)
-
-    def clean(text: str) -> str:
-        # Source text is untrusted: no links, no alias-like tokens it did not earn.
-        scrubbed, _ = scrub_links(text, (), replacement="")
-        scrubbed = ALIAS_RE.sub(lambda m: m.group(0) if m.group(0) in aliases else "", scrubbed)
-        return " ".join(scrubbed.split())
-
+    clean = _cleaner(context)
     plan = context.plan
     language = ("" if plan is None or plan.question.english or not language_note else
                 " The question is not in English; this offline answer is written in English.")
@@ -102,11 +100,13 @@ def stub_draft(context: PromptContext, *, language_note: bool = True) -> AnswerD
     shown = {s.alias: s for s in context.sources}
     models = [s for s in plan.sources if s.relevance is Relevance.RECOMMENDED]
     named = {s.label: f"{clean(s.title)} ({s.label})" for s in plan.sources}
-    steps = [_step(step, named, shown, clean) for step in plan.steps]
+    said = source_quotes(context) if quotes else None
+    steps = [_step(step, named, said.actions[n] if said else "")
+             for n, step in enumerate(plan.steps)]
     step_of = {step.label: n for n, step in enumerate(plan.steps, start=1)}
     step_of.update({alt: step_of[step.label] for step in plan.steps for alt in step.alternatives})
     references: list[DraftReference] = []
-    for source in plan.cited:
+    for n, source in enumerate(plan.cited):
         if source.relevance is Relevance.RECOMMENDED:
             task = next((s.task for s in plan.steps
                          if source.label in (s.label, *s.alternatives) and s.task), None)
@@ -115,11 +115,10 @@ def stub_draft(context: PromptContext, *, language_note: bool = True) -> AnswerD
                    + ("" if source.label in (s.label for s in plan.steps)
                       else " It is an alternative for that step."))
         else:
-            summary = shown[source.label].summary if source.label in shown else ""
-            evidence = _evidence_sentence(clean(summary), source.evidence.tasks)
-            why = f"Related paper: it {source.reason}" + (f". {evidence}" if evidence else ".")
-        references.append(
-            DraftReference.model_construct(source_id=source.label, why=shorten(why, WHY_CHARS)))
+            why = f"Related paper: it {source.reason}."
+        quote = said.why[n] if said else ""
+        references.append(DraftReference.model_construct(
+            source_id=source.label, why=shorten(with_quote(why, quote), WHY_CHARS)))
     workflow = DraftWorkflow.model_construct(
         input=shorten(plan.steps[0].input.capitalize(), IO_CHARS),
         steps=steps,
@@ -194,17 +193,8 @@ def _statement(
                "what it does." if closest else "."))
 
 
-def _step(
-    step: PlannedStep,
-    named: dict[str, str],
-    shown: dict[str, PromptSource],
-    clean: Callable[[str], str],
-) -> DraftStep:
-    action = f"{named[step.label]} {step.action}"
-    summary_line = _first_sentence(clean(shown[step.label].summary)) if step.label in shown \
-        else ""
-    if summary_line:
-        action += f". {summary_line}"
+def _step(step: PlannedStep, named: dict[str, str], quote: str) -> DraftStep:
+    action = with_quote(f"{named[step.label]} {step.action}", quote)
     if step.alternatives:
         action += ". Alternatives: " + ", ".join(named[a] for a in step.alternatives)
     return DraftStep.model_construct(
@@ -213,6 +203,54 @@ def _step(
         action=shorten(action, ACTION_CHARS),
         output=shorten(step.output, IO_CHARS),
     )
+
+
+@dataclass(frozen=True)
+class SourceQuotes:
+    """Sentences quoted from the sources' summaries, by slot of the offline draft."""
+
+    #: For each planned step, the first sentence of its model's summary ("" without one).
+    actions: list[str]
+    #: For each cited source, the summary sentence that names its task ("" for a model).
+    why: list[str]
+
+
+def source_quotes(context: PromptContext) -> SourceQuotes:
+    """What the offline draft quotes from the sources, slot by slot."""
+    plan = context.plan
+    if plan is None or not plan.verdict.answerable:
+        return SourceQuotes(actions=[], why=[])
+    clean = _cleaner(context)
+    shown = {s.alias: s for s in context.sources}
+
+    def summary(label: str) -> str:
+        return clean(shown[label].summary) if label in shown else ""
+
+    return SourceQuotes(
+        actions=[_first_sentence(summary(step.label)) for step in plan.steps],
+        why=["" if source.relevance is Relevance.RECOMMENDED else
+             _evidence_sentence(summary(source.label), source.evidence.tasks)
+             for source in plan.cited],
+    )
+
+
+def with_quote(sentence: str, quote: str) -> str:
+    """``sentence`` followed by a quoted summary sentence, when there is one."""
+    if not quote:
+        return sentence
+    return f"{sentence.rstrip().rstrip('.')}. {quote}"
+
+
+def _cleaner(context: PromptContext) -> Callable[[str], str]:
+    aliases = set(context.aliases)
+
+    def clean(text: str) -> str:
+        # Source text is untrusted: no links, no alias-like tokens it did not earn.
+        scrubbed, _ = scrub_links(text, (), replacement="")
+        scrubbed = ALIAS_RE.sub(lambda m: m.group(0) if m.group(0) in aliases else "", scrubbed)
+        return " ".join(scrubbed.split())
+
+    return clean
 
 
 def _evidence_sentence(summary: str, tasks: list[str]) -> str:
