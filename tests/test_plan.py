@@ -236,3 +236,45 @@ def test_a_product_name_first_is_not_read_as_a_task(settings: Settings) -> None:
     model = next(s for s in answer.plan.sources if s.relevance is Relevance.RECOMMENDED)
     assert model.evidence.name_says == ""
     assert "named for" not in answer.task.statement
+
+
+def test_a_paper_naming_a_part_of_the_model_name_is_relevant() -> None:
+    # Platform names carry the backbone and the training data: a paper that names either
+    # is about what the model is made of, even when no task word matches.
+    sources = [
+        Source(id="m", role="model", title="Senti-RoBERTa-wwm-ext-zh", paper_url="https://a.org/m"),
+        Source(id="b", role="paper", title="A Robustly Optimized Pretraining Approach",
+               paper_url="https://a.org/b", summary="RoBERTa retrains BERT longer on more data."),
+        Source(id="c", role="paper", title="A Study of Speech Pretraining",
+               paper_url="https://a.org/c", summary="Uses a CNN and an LSTM on speech."),
+    ]
+    plan = make_plan("Are these reviews positive?", sources, {"m": 0.5, "b": 0.2, "c": 0.2},
+                     {"b": 0.2, "c": 0.2}, min_score=0.2)
+    by_id = {s.source_id: s for s in plan.sources}
+    assert by_id["b"].relevance is Relevance.RELEVANT
+    assert by_id["b"].reason.startswith("names RoBERTa, which Senti-RoBERTa-wwm-ext-zh's name")
+    # Generic acronyms (CNN, LSTM) name no method of the model's.
+    assert by_id["c"].relevance is not Relevance.RELEVANT
+
+
+def test_a_paper_close_to_what_the_question_asks_is_relevant() -> None:
+    # The model detects; the question also asks to follow each car: the tracking paper is
+    # far from the detector but close to the question.
+    sources = [
+        Source(id="m", role="model", title="Det-YOLOX-x", paper_url="https://a.org/m"),
+        Source(id="t", role="paper", title="Simple Online and Realtime Tracking",
+               paper_url="https://a.org/t", summary="Associates boxes across frames."),
+        Source(id="u", role="paper", title="A Study of Something Else",
+               paper_url="https://a.org/u", summary="Unrelated."),
+    ]
+    scores = {"m": 0.5, "t": 0.5, "u": 0.44}
+    plan = make_plan("Find every car in the video and follow it from frame to frame", sources,
+                     scores, {"t": 0.25, "u": 0.25}, min_score=0.2)
+    by_id = {s.source_id: s for s in plan.sources}
+    assert by_id["t"].relevance is Relevance.RELEVANT
+    assert by_id["t"].reason == "is close to what the question asks about"
+    assert by_id["u"].relevance is not Relevance.RELEVANT
+    # A question the embedding model cannot read has no such score to trust.
+    unread = make_plan("모든 차를 찾아서 따라가 주세요", sources, scores, {"t": 0.25, "u": 0.25},
+                       min_score=0.2)
+    assert {s.source_id: s for s in unread.sources}["t"].relevance is not Relevance.RELEVANT

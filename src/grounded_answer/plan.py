@@ -65,6 +65,10 @@ __all__ = [
 AFFINITY_RELEVANT = 0.45
 AFFINITY_TASK = 0.30
 AFFINITY_BORDERLINE = 0.33
+# A paper this close to the question (cosine) is about what the question asks, whatever
+# the recommended model's task: the tracker for "then follow each car from frame to
+# frame" when the model is a detector.
+QUESTION_CLOSE = 0.45
 # Without recommended models to compare with (a corpus whose retrieval found none), a
 # paper is relevant when it scores within this margin of the best paper.
 QUESTION_MARGIN = 0.12
@@ -280,6 +284,17 @@ def make_plan(
                            f"is what {titles.get(base.id, base.title)} is built on (its name "
                            "says so)", evidence))
             continue
+        mention = _named_in(paper, models)
+        if mention is not None:
+            model, name = mention
+            tasks = tasks_in_order(expand_name(paper.title)) or tasks_in_order(paper.summary)
+            evidence = _evidence(paper, question_scores, model_scores.get(paper.id)
+                                 if model_scores else None, reading, tasks,
+                                 _agreement(tasks[:2], all_model_tasks, question_tasks))
+            judged.append((paper, Relevance.RELEVANT,
+                           f"names {name}, which {titles.get(model.id, model.title)}'s name "
+                           "says it is built on or trained on", evidence))
+            continue
         judged.append(_judge_paper(paper, question_scores, model_scores, reading,
                                    question_tasks, all_model_tasks, bool(models), best_paper,
                                    said))
@@ -366,6 +381,8 @@ def _judge_paper(
                                  for m in h.modalities}))
         return paper, Relevance.NOT_RELEVANT, f"is about {named or 'other'} ({kinds} data), " \
             "not the data the recommended model works on", evidence
+    if (evidence.question_score or 0.0) >= QUESTION_CLOSE:
+        return paper, Relevance.RELEVANT, "is close to what the question asks about", evidence
     if title_tasks:
         mark = Relevance.BORDERLINE if affinity >= AFFINITY_BORDERLINE else \
             Relevance.NOT_RELEVANT
@@ -601,15 +618,43 @@ def _built_on(paper: Source, models: Sequence[Source]) -> Source | None:
     if not head or len(head) > 24 or len(head.split()) > 3:
         return None
     key = re.sub(r"[^a-z0-9]", "", re.sub(r"(\d)\.0\b", r"\1", head.lower()))
-    if len(key) < 3:
-        return None
-    for model in models:
-        tokens = {re.sub(r"[^a-z0-9]", "", t.lower())
-                  for t in re.split(r"[\s_\-/.:]+", model.title) if t}
-        if any(t == key or (len(key) >= 4 and (t.startswith(key) or t.endswith(key)))
-               for t in tokens):
-            return model
+    return next((model for model in models if _name_part(key, model)), None)
+
+
+def _named_in(paper: Source, models: Sequence[Source]) -> tuple[Source, str] | None:
+    """A method or benchmark name in the paper's text that is part of a model's name.
+
+    Platform names are built from the method, its backbone and its training data
+    ("Senti-BERT-wwm-ext-zh", "Denoise-Restormer-SIDD"), so a paper that names one of
+    them ("BERT", "SIDD") is about what the model is made of or measured on.
+    """
+    for name in dict.fromkeys(_METHOD_NAME.findall(f"{paper.title} {paper.summary}")):
+        if name.upper() in _GENERIC_NAMES:
+            continue
+        key = name.lower()
+        for model in models:
+            if _name_part(key, model):
+                return model, name
     return None
+
+
+def _name_part(key: str, model: Source) -> bool:
+    """Whether ``key`` is one of the parts of the model's name, or ends or starts one."""
+    if len(key) < 3:
+        return False
+    tokens = {re.sub(r"[^a-z0-9]", "", t.lower())
+              for t in re.split(r"[\s_\-/.:]+", model.title) if t}
+    return any(t == key or (len(key) >= 4 and (t.startswith(key) or t.endswith(key)))
+               for t in tokens)
+
+
+# A method's name: a word with a capital letter or digit after its first letter
+# ("ViT", "HuBERT", "YOLOX", "SIDD"), three characters or more.
+_METHOD_NAME = re.compile(r"\b(?=[A-Za-z0-9]*[A-Z][A-Za-z0-9]*[A-Z0-9])[A-Za-z][A-Za-z0-9]{2,}\b")
+# Acronyms of kinds of network or data, not of one method: naming them says nothing.
+_GENERIC_NAMES = frozenset({"CNN", "GAN", "RNN", "LSTM", "GPU", "CPU", "TPU", "SOTA", "API",
+                            "MIDI", "PDF", "RGB", "HDR", "MLP", "VAE", "NLP", "ASR", "TTS",
+                            "OCR", "COCO", "IMAGENET", "3D", "2D"})
 
 
 _ENGLISH = frozenset((
