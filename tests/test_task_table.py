@@ -44,3 +44,14 @@ def test_tasks_of_the_public_taxonomy_are_known(title: str, task: str) -> None:
 ])
 def test_a_denoising_objective_is_not_image_denoising(title: str) -> None:
     assert "image denoising" not in [hint.name for hint in tasks_in_order(title)]
+
+
+def test_note_transcription_is_music_and_time_series_anomalies_are_not_images() -> None:
+    # "Polyphonic Note Transcription" writes down notes; "transcri" alone is speech.
+    title = "A Lightweight Model for Polyphonic Note Transcription and Multipitch Estimation"
+    assert tasks_in_order(title)[0].name == "music transcription"
+    found = tasks_in_order("Deep anomaly detection in multivariate time series")
+    assert found[0].name == "time-series anomaly detection"
+    assert "image" not in found[0].input
+    assert tasks_in_order("PatchCore finds defects in product photos")[0].name == \
+        "anomaly detection"

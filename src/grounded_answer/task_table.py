@@ -140,6 +140,7 @@ _LEXICON: tuple[tuple[str, TaskHint], ...] = (
      _hint("speech emotion recognition", ("a speech recording", "the speaker's emotion"),
            "recognises the emotion in the voice", "audio>text", "speech")),
     (r"music transcription|piano transcription|transcri\w* (?:music|piano|melod|notes)"
+     r"|(?:note|notes|music|piano|melody|pitch) transcri"
      r"|sheet music|\bmidi\b|written down as notes",
      _hint("music transcription", ("a music recording", "the notes (MIDI or a score)"),
            "writes down the notes that are played", "audio>text", "audio")),
@@ -258,6 +259,11 @@ _LEXICON: tuple[tuple[str, TaskHint], ...] = (
      r"|\bxgboost\b",
      _hint("tabular prediction", ("a table of features", "a predicted label or value"),
            "predicts a target from the table's columns", "tabular>text", "tabular")),
+    (r"time[- ]series anomal|anomal\w* (?:detection )?(?:in|for|on|of) (?:multivariate |"
+     r"univariate )?time[- ]series",
+     _hint("time-series anomaly detection", ("a time series", "the time steps that look "
+           "abnormal"), "flags the stretches that deviate from normal", "tabular>text",
+           "time series")),
     (r"anomaly detection|defect detection|\banomal|\bdefects?\b",
      _hint("anomaly detection", ("an image of a product or scene", "where it looks abnormal"),
            "flags what deviates from normal examples", "image>text", "detection")),
