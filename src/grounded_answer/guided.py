@@ -271,7 +271,15 @@ def script_matches(text: str, language: str) -> bool | None:
     letters = [c for c in text if c.isalpha()]
     if not letters:
         return False
-    native = sum(unicodedata.name(c, "").startswith(scripts) for c in letters)
+    names = [unicodedata.name(c, "") for c in letters]
+    native = sum(name.startswith(scripts) for name in names)
+    kana = sum(name.startswith(("HIRAGANA", "KATAKANA")) for name in names)
+    # Japanese and Chinese share the Han characters: a Japanese sentence of any length
+    # has kana (its particles), a Chinese one has none.
+    if language == "ja" and native >= 6 and not kana:
+        return False
+    if language == "zh" and kana:
+        return False
     # Model names stay in Latin letters; a third of native letters is a native sentence.
     return native / len(letters) >= 0.3
 

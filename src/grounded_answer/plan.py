@@ -381,7 +381,9 @@ def _judge_paper(
                                  for m in h.modalities}))
         return paper, Relevance.NOT_RELEVANT, f"is about {named or 'other'} ({kinds} data), " \
             "not the data the recommended model works on", evidence
-    if (evidence.question_score or 0.0) >= QUESTION_CLOSE:
+    if reading.english and (evidence.question_score or 0.0) >= QUESTION_CLOSE:
+        # Only for a question read as asked: a model's English restatement is plainer and
+        # scores higher against everything (it pulled a music generator into karaoke).
         return paper, Relevance.RELEVANT, "is close to what the question asks about", evidence
     if title_tasks:
         mark = Relevance.BORDERLINE if affinity >= AFFINITY_BORDERLINE else \

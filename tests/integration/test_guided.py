@@ -19,6 +19,7 @@ from grounded_answer.backends.openai import OpenAIBackend
 from grounded_answer.bundle import Bundle, parse_bundle
 from grounded_answer.config import LLMSettings
 from grounded_answer.grounding.links import find_links, link_key
+from grounded_answer.guided import script_matches
 from grounded_answer.plan import Relevance
 from grounded_answer.prompts import ChatMessage, PromptContext
 
@@ -245,3 +246,17 @@ def test_ruled_out_sources_never_reach_the_guided_prompt(tmp_path: Path,
     for source in answer.plan.sources:
         shown = f"[{source.label}]" in user
         assert shown == (source.relevance is not Relevance.NOT_RELEVANT)
+
+
+@pytest.mark.parametrize(("text", "language", "matches"), [
+    ("混ざった音源からボーカルを分ける", "ja", True),
+    ("音频源分割你有混合录音和想要分离的音轨", "ja", False),  # Chinese is not Japanese
+    ("音频源分割你有混合录音和想要分离的音轨", "zh", True),
+    ("混ざった音源からボーカルを分ける", "zh", False),
+    ("오래된 사진을 선명하게 (S1)", "ko", True),
+    ("The recommended model (S1) separates the vocals", "ko", False),
+    ("Le modèle sépare les voix", "fr", None),  # Latin script: decided by langid elsewhere
+])
+def test_script_matches_tells_japanese_from_chinese(text: str, language: str,
+                                                    matches: bool | None) -> None:
+    assert script_matches(text, language) is matches
