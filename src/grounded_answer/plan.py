@@ -699,11 +699,15 @@ def read_question(question: str) -> QuestionReading:
 _SCRIPT_LANGUAGE = {"Hangul": "ko", "Japanese kana": "ja", "Thai": "th", "Hebrew": "he",
                     "Greek": "el", "Armenian": "hy", "Georgian": "ka"}
 
-#: English names of the languages answers are most often asked in, for prompts.
+#: Names of the languages answers are most often asked in, for prompts: in English, and
+#: in the language's own script where it has one (a 0.5B model asked for "Japanese"
+#: wrote Chinese).
 LANGUAGE_NAMES = {
-    "en": "English", "ko": "Korean", "ja": "Japanese", "zh": "Chinese (simplified)",
+    "en": "English", "ko": "Korean (한국어)", "ja": "Japanese (日本語, with kana)",
+    "zh": "Chinese (简体中文)",
     "es": "Spanish", "de": "German", "fr": "French", "pt": "Portuguese", "it": "Italian",
-    "nl": "Dutch", "vi": "Vietnamese", "ru": "Russian", "uk": "Ukrainian", "pl": "Polish",
+    "nl": "Dutch", "vi": "Vietnamese", "ru": "Russian (русский)",
+    "uk": "Ukrainian (українська)", "pl": "Polish",
     "tr": "Turkish", "ar": "Arabic", "hi": "Hindi", "id": "Indonesian", "th": "Thai",
     "he": "Hebrew", "el": "Greek", "sv": "Swedish", "cs": "Czech", "fa": "Persian",
 }
