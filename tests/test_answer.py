@@ -279,3 +279,19 @@ def test_two_models_sharing_a_paper_both_reach_the_answer(settings: Settings) ->
     answer = explain(bundle=parse_bundle(text), settings=settings, embedder=HashEmbedder())
     cited = [ref.title for ref in answer.references]
     assert "Deblur-MSSNet-RealBlurR" in cited and "Deblur-MSSNet-GoPro" in cited
+
+
+def test_mermaid_labels_keep_parentheses_but_nothing_that_ends_a_label(
+    seed_bundle: Bundle, settings: Settings
+) -> None:
+    answer = explain(bundle=seed_bundle, settings=settings, embedder=HashEmbedder())
+    assert answer.workflow is not None
+    step = answer.workflow.steps[0].model_copy(
+        update={"output": 'separate tracks (vocals, instruments) "x"] | y'})
+    flow = answer.workflow.model_copy(update={"steps": [step], "output": step.output})
+    mermaid = flow.to_mermaid()
+    assert "separate tracks (vocals, instruments)" in mermaid
+    for line in mermaid.splitlines()[1:]:
+        label = line.split('"')[1]  # every label is quoted once, with nothing to close it
+        assert not set(label) & set('"[]|')
+        assert line.count('"') == 2

@@ -311,5 +311,6 @@ def _md(text: str) -> str:
 
 def _mermaid_text(text: str) -> str:
     # Quotes, brackets and pipes end a label; "#60;" is Mermaid's entity syntax.
-    label = re.sub(r"[\"\[\]{}()<>|`#&\\]", " ", " ".join(text.split()))
+    # Parentheses are plain text inside a quoted label, so "(vocals, instruments)" stays.
+    label = re.sub(r"[\"\[\]{}<>|`#&\\]", " ", " ".join(text.split()))
     return cut_outside_links(label, 80).strip() or "-"
