@@ -278,3 +278,26 @@ def test_a_paper_close_to_what_the_question_asks_is_relevant() -> None:
     unread = make_plan("모든 차를 찾아서 따라가 주세요", sources, scores, {"t": 0.25, "u": 0.25},
                        min_score=0.2)
     assert {s.source_id: s for s in unread.sources}["t"].relevance is not Relevance.RELEVANT
+
+
+def test_an_architecture_paper_on_the_models_data_is_the_mechanism() -> None:
+    # The Transformer is cited for a time-series model, ResNet for an OCR model (it reads
+    # images); BERT is not cited for a speech model: it reads text, which the model does not.
+    def plan_for(model: str, title: str) -> Any:
+        sources = [Source(id="m", role="model", title=model, paper_url="https://a.org/m"),
+                   Source(id="p", role="paper", title=title, paper_url="https://a.org/p",
+                          summary="A general network architecture.")]
+        return make_plan("How does it work?", sources, {"m": 0.5, "p": 0.1}, {"p": 0.1},
+                         min_score=0.2).source("S2")
+
+    transformer = plan_for("Forecast-Informer-ETTh1", "Attention Is All You Need")
+    assert transformer.relevance is Relevance.RELEVANT
+    assert transformer.reason.startswith("introduced the Transformer, an architecture")
+    resnet = plan_for("OCR-TrOCR-base", "Deep Residual Learning for Image Recognition")
+    assert resnet.relevance is Relevance.RELEVANT and "image models" in resnet.reason
+    bert = plan_for("ASR-Whisper-large", "BERT: Pre-training of Deep Bidirectional "
+                    "Transformers for Language Understanding")
+    assert bert.relevance is not Relevance.RELEVANT
+    # A title that only starts like one is another paper.
+    other = plan_for("Forecast-Informer-ETTh1", "Attention Is All You Need In Speech Separation")
+    assert not other.reason.startswith("introduced")

@@ -280,7 +280,8 @@ class LLMSettings(_Section):
     restate_question: bool = Field(
         default=True,
         description="Before retrieval, have the language model restate in English a question "
-        "written in a script the embedding model cannot read (one short call, cached).",
+        "that is not in English, which the embedding model reads poorly or not at all (one "
+        "short call, cached).",
     )
     structured_output: StructuredOutput = Field(
         default="auto",

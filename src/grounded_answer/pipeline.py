@@ -133,7 +133,10 @@ def explain(
     prompts = load_prompts(settings.answer.prompts_dir)
     reading = read_question(question)
     restated = None
-    if not reading.readable and not backend.offline and settings.llm.restate_question:
+    # The embedding model reads English: a question in a script it cannot read says
+    # nothing to it, and one in French or Spanish only a little (a French question about
+    # describing sounds scored 0.10 against an audio-captioning bundle).
+    if not reading.english and not backend.offline and settings.llm.restate_question:
         mark = time.perf_counter()
         restated = restate_question(backend, prompts, question, usage)
         timings["restate"] = time.perf_counter() - mark

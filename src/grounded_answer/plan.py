@@ -43,7 +43,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .corpus import Role, Source
-from .task_table import TaskHint, expand_name, name_prefix_words, tasks_in_order
+from .task_table import (
+    TaskHint,
+    architecture_of,
+    expand_name,
+    name_prefix_words,
+    tasks_in_order,
+)
 
 __all__ = [
     "LANGUAGE_NAMES",
@@ -283,6 +289,18 @@ def make_plan(
             judged.append((paper, Relevance.RELEVANT,
                            f"is what {titles.get(base.id, base.title)} is built on (its name "
                            "says so)", evidence))
+            continue
+        arch = architecture_of(paper.title)
+        reads = {h.takes for h in all_model_tasks}
+        if arch is not None and models and reads & arch.reads:
+            tasks = tasks_in_order(expand_name(paper.title))
+            evidence = _evidence(paper, question_scores, model_scores.get(paper.id)
+                                 if model_scores else None, reading, tasks,
+                                 _agreement(tasks[:2], all_model_tasks, question_tasks))
+            kind = "/".join(sorted(reads & arch.reads))
+            judged.append((paper, Relevance.RELEVANT,
+                           f"introduced the {arch.name}, an architecture {kind} models like "
+                           "the recommended one are built on", evidence))
             continue
         mention = _named_in(paper, models)
         if mention is not None:

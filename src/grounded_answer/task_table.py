@@ -25,8 +25,10 @@ from functools import lru_cache
 from typing import Literal
 
 __all__ = [
+    "Architecture",
     "Modality",
     "TaskHint",
+    "architecture_of",
     "expand_name",
     "guess_tasks",
     "name_prefix_words",
@@ -422,3 +424,39 @@ def tasks_in_order(text: str) -> tuple[TaskHint, ...]:
     is about.
     """
     return tuple(hint for _, hint in sorted(_matches(text), key=lambda item: item[0]))
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A general-purpose network that task models are built on, and the data it reads."""
+
+    name: str
+    reads: frozenset[str]
+
+
+_VISUAL = frozenset({"image", "video", "3d"})
+# Papers that introduced an architecture many task models are built on, by title. A
+# related paper of this kind is in a bundle as the mechanism behind the model when it
+# reads the model's kind of data (the Transformer reads any).
+_ARCHITECTURES: tuple[tuple[re.Pattern[str], Architecture], ...] = tuple(
+    (re.compile(pattern), Architecture(name, reads)) for pattern, name, reads in (
+        (r"^attention is all you need$", "Transformer",
+         frozenset({"image", "video", "audio", "text", "3d", "tabular"})),
+        (r"^bert: pre-training of deep bidirectional", "BERT", frozenset({"text"})),
+        (r"^exploring the limits of transfer learning with a unified text-to-text", "T5",
+         frozenset({"text"})),
+        (r"^language models are (?:few-shot learners|unsupervised multitask)", "GPT",
+         frozenset({"text"})),
+        (r"^an image is worth 16x16 words", "Vision Transformer (ViT)", _VISUAL),
+        (r"^deep residual learning for image recognition", "ResNet", _VISUAL),
+        (r"^very deep convolutional networks for large-scale image", "VGG", _VISUAL),
+        (r"^going deeper with convolutions", "Inception (GoogLeNet)", _VISUAL),
+        (r"^u-net: convolutional networks for biomedical", "U-Net", _VISUAL),
+    )
+)
+
+
+def architecture_of(title: str) -> Architecture | None:
+    """The architecture a paper introduced, when its title is one of the well-known ones."""
+    lowered = " ".join(title.lower().split()).rstrip(".")
+    return next((arch for pattern, arch in _ARCHITECTURES if pattern.search(lowered)), None)

@@ -169,12 +169,34 @@ def test_model_verdict_setting_lets_the_model_overrule_on_the_record(
 
 
 KOREAN = "오래된 저해상도 사진을 크게 확대해도 선명하게 만들 수 있나요?"
+FRENCH = "Peut-on agrandir une vieille photo floue et la rendre nette ?"
 
 
-def korean_bundle() -> Bundle:
+def korean_bundle(question: str = KOREAN) -> Bundle:
     text = SEED.read_text(encoding="utf-8")
     start = text.index('"') + 1
-    return parse_bundle(text[:start] + KOREAN + text[text.index('"', start):])
+    return parse_bundle(text[:start] + question + text[text.index('"', start):])
+
+
+def test_a_question_in_french_is_restated_too(tmp_path: Path) -> None:
+    # The embedding model reads Latin script but barely any French: retrieval and the
+    # plan use the English restatement, and the answer is still written in French.
+    def translate(body: Any) -> str:
+        lines = [line for line in body["messages"][0]["content"].splitlines()
+                 if line[:1].isdigit()]
+        return "\n".join(f"{n}. Une phrase en français (S1)" for n in range(1, len(lines) + 1))
+
+    script = [ok(json.dumps({"english": "Can an old blurry photo be enlarged and made "
+                             "sharp?"})), answer_with(translate)]
+    with ChatServer(script) as server:
+        answer = explain(bundle=korean_bundle(FRENCH),
+                         settings=settings_for(tmp_path, server.url), embedder=HashEmbedder())
+        restate = server.requests[0]["messages"][0]["content"]
+    assert FRENCH in restate
+    assert answer.plan is not None and answer.plan.question.language == "fr"
+    assert answer.plan.question.restated == "Can an old blurry photo be enlarged and made sharp?"
+    assert answer.task.statement == "Une phrase en français (S1)"
+    assert answer.provenance.usage.calls == 2
 
 
 def test_unreadable_question_is_restated_then_the_answer_is_translated(
