@@ -301,3 +301,44 @@ def test_an_architecture_paper_on_the_models_data_is_the_mechanism() -> None:
     # A title that only starts like one is another paper.
     other = plan_for("Forecast-Informer-ETTh1", "Attention Is All You Need In Speech Separation")
     assert not other.reason.startswith("introduced")
+
+
+def test_a_name_that_says_more_than_the_tables_task_is_quoted(settings: Settings) -> None:
+    # "ChangeDet" reads as (object) detection in the table; the statement says both.
+    bundle = name_only_bundle("ChangeDet-BIT-LEVIRCD", "https://github.com/example/bit")
+    answer = explain(bundle=bundle, settings=settings, embedder=HashEmbedder())
+    model = next(s for s in answer.plan.sources if s.relevance is Relevance.RECOMMENDED)
+    assert model.evidence.tasks == ["object detection"]
+    assert model.evidence.name_says == "change detection"
+    assert "ChangeDet-BIT-LEVIRCD (S1, named for change detection)" in answer.task.statement
+    # A prefix the task already says in full adds nothing.
+    plain = explain(bundle=name_only_bundle("ASR-Whisper-large", "https://github.com/x/w"),
+                    settings=settings, embedder=HashEmbedder())
+    assert "named for" not in plain.task.statement
+
+
+def test_a_task_read_only_from_the_papers_is_said_to_be_that() -> None:
+    # No task in the model's name: the papers' task is only a reading of its related
+    # work, so the statement does not claim the model does it; it names the closest paper.
+    from grounded_answer.backends.stub import stub_draft
+    from grounded_answer.prompts import PromptContext, PromptSource
+
+    sources = [
+        Source(id="m", role="model", title="ZQX-FooNet-v2", paper_url="https://a.org/m"),
+        Source(id="p", role="paper", title="Hello Edge: Keyword Spotting for Speech Recognition",
+               paper_url="https://a.org/p", summary="Finds wake words on small devices."),
+    ]
+    plan = make_plan("Can it hear its name?", sources, {"m": 0.5, "p": 0.5}, {"p": 0.6},
+                     min_score=0.2)
+    assert [t.origin for t in plan.tasks] == ["papers"]
+    context = PromptContext(question="Can it hear its name?", passages=[], weak_match=False,
+                            plan=plan, sources=[
+                                PromptSource(alias=s.label, source_id=s.source_id,
+                                             role=s.role.value, title=s.title, summary="")
+                                for s in plan.sources])
+    statement = stub_draft(context).task.statement
+    assert statement.startswith("The platform recommends ZQX-FooNet-v2 (S1) for this. Its "
+                                "related papers are about speech recognition")
+    assert statement.endswith("the closest is Hello Edge: Keyword Spotting for Speech "
+                              "Recognition (S2).")
+    assert "built for this" not in statement

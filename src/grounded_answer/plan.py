@@ -110,8 +110,10 @@ class Evidence(BaseModel):
     )
     tasks: list[str] = Field(default_factory=list, description="Tasks the source names.")
     name_says: str = Field(
-        default="", description="For a recommended model whose task the table does not "
-        "know: what the first part of its name spells out ('LowLight-' -> 'low light')."
+        default="", description="For a recommended model: what the first part of its name "
+        "spells out ('LowLight-' -> 'low light'), when the task table knows no task for it "
+        "or a less specific one ('ChangeDet-' -> 'change detection', read as object "
+        "detection)."
     )
     agreement: Agreement = Field(
         default="unknown", description="How those tasks relate to the recommended models'."
@@ -269,8 +271,11 @@ def make_plan(
         all_model_tasks = set(question_tasks[:2])
     best_paper = max((question_scores.get(p.id, -1.0) for p in papers), default=-1.0)
     # What the names of models of unknown task say, for papers whose titles say it too.
-    name_says = {s.id: words for s in models if not model_tasks[s.id]
-                 for words in [_name_says(s)] if words}
+    # Also when the name says more than the task the table reads in it: "ChangeDet" is
+    # change detection, not any object detection; "TextDet" finds text.
+    name_says = {s.id: words for s in models for words in [_name_says(s)]
+                 if words and not (model_tasks[s.id] and _title_says(model_tasks[s.id][0].name,
+                                                                     words))}
     said = [(titles.get(s.id, s.title), name_says[s.id]) for s in models if s.id in name_says]
 
     judged: list[tuple[Source, Relevance, str, Evidence]] = []
@@ -621,7 +626,10 @@ def _name_says(model: Source) -> str:
     return "" if not words or any(part in links for part in parts) else words
 
 
-_FUNCTION_WORDS = frozenset({"to", "of", "and", "for", "the", "a", "an", "in", "on", "with"})
+# Words that add nothing to what a name says ("automatic speech recognition" is speech
+# recognition).
+_FUNCTION_WORDS = frozenset({"to", "of", "and", "for", "the", "a", "an", "in", "on", "with",
+                             "automatic"})
 
 
 def _title_says(title: str, words: str) -> bool:

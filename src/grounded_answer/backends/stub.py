@@ -146,7 +146,10 @@ def _statement(
     asked = next((t for t in plan.tasks if t.origin == "question"), None)
     doing = [t for t in plan.tasks if t.origin in ("model", "papers")]
     models = [s for s in plan.sources if s.relevance is Relevance.RECOMMENDED]
-    names = ", ".join(named[s.label] for s in models)
+    # A name that says more than the task ("ChangeDet-": change detection, read as object
+    # detection) is quoted beside the model, so the user reads both.
+    names = ", ".join(named[s.label][:-1] + f", named for {s.evidence.name_says})"
+                      if s.evidence.name_says else named[s.label] for s in models)
     plural = len(models) > 1
     # A task the table has never seen is still readable in a platform name's prefix; it
     # says more than a task read from related papers, which may be the table's nearest guess.
@@ -164,6 +167,13 @@ def _statement(
         return (f"{' then '.join(dict.fromkeys(s.task or '' for s in plan.steps)).capitalize()}:"
                 f" you have {plan.steps[0].input} and want {plan.steps[-1].output}. "
                 f"The recommended models work as a chain: {chain}.")
+    if doing and doing[0].origin == "papers":
+        # The table knows no task for the model: the papers' task is a reading of its
+        # related work, so say so, and name the closest paper in its own words.
+        task = doing[0]
+        return (f"The platform recommends {names} for this. Its related papers are about "
+                f"{task.name} (you have {task.input} and want {task.output})"
+                + (f"; the closest is {named[closest.label]}." if closest else "."))
     if doing:
         task = doing[0]
         built = (f"The recommended model{'s' if plural else ''} {names} "
