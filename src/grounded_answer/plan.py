@@ -286,37 +286,13 @@ def make_plan(
                        "is the platform's recommended model",
                        _evidence(model, question_scores, None, reading, hints, "same task")))
     for paper in papers:
-        base = _built_on(paper, models)
-        if base is not None:
-            evidence = _evidence(paper, question_scores, model_scores.get(paper.id)
-                                 if model_scores else None, reading,
-                                 tasks_in_order(expand_name(paper.title)), "same task")
-            judged.append((paper, Relevance.RELEVANT,
-                           f"is what {titles.get(base.id, base.title)} is built on (its name "
-                           "says so)", evidence))
-            continue
-        arch = architecture_of(paper.title)
-        reads = {h.takes for h in all_model_tasks}
-        if arch is not None and models and reads & arch.reads:
-            tasks = tasks_in_order(expand_name(paper.title))
-            evidence = _evidence(paper, question_scores, model_scores.get(paper.id)
-                                 if model_scores else None, reading, tasks,
-                                 _agreement(tasks[:2], all_model_tasks, question_tasks))
-            kind = "/".join(sorted(reads & arch.reads))
-            judged.append((paper, Relevance.RELEVANT,
-                           f"introduced the {arch.name}, an architecture {kind} models like "
-                           "the recommended one are built on", evidence))
-            continue
-        mention = _named_in(paper, models)
-        if mention is not None:
-            model, name = mention
+        said_by_name = _named_relation(paper, models, all_model_tasks, titles)
+        if said_by_name is not None:
             tasks = tasks_in_order(expand_name(paper.title)) or tasks_in_order(paper.summary)
             evidence = _evidence(paper, question_scores, model_scores.get(paper.id)
                                  if model_scores else None, reading, tasks,
                                  _agreement(tasks[:2], all_model_tasks, question_tasks))
-            judged.append((paper, Relevance.RELEVANT,
-                           f"names {name}, which {titles.get(model.id, model.title)}'s name "
-                           "says it is built on or trained on", evidence))
+            judged.append((paper, Relevance.RELEVANT, said_by_name, evidence))
             continue
         judged.append(_judge_paper(paper, question_scores, model_scores, reading,
                                    question_tasks, all_model_tasks, bool(models), best_paper,
@@ -354,6 +330,35 @@ def make_plan(
     steps = _skeleton(leading, tasks_of, label_of, candidates) if verdict.answerable else []
     return EvidencePlan(question=reading, verdict=verdict, tasks=candidates, sources=planned,
                         steps=steps)
+
+
+def _named_relation(
+    paper: Source,
+    models: Sequence[Source],
+    model_tasks: set[TaskHint],
+    titles: Mapping[str, str],
+) -> str | None:
+    """Why a paper is relevant by what it is, not by scores: the reason, or None.
+
+    The model's name names the paper's method ("BLIP2-OPT" and "OPT: ..."); the paper
+    introduced an architecture for the data the model reads (the Transformer, ResNet); or
+    the paper names a part of the model's name (its backbone or training data: "BERT",
+    "SIDD").
+    """
+    base = _built_on(paper, models)
+    if base is not None:
+        return f"is what {titles.get(base.id, base.title)} is built on (its name says so)"
+    arch = architecture_of(paper.title)
+    reads = {h.takes for h in model_tasks} & (arch.reads if arch else frozenset())
+    if arch is not None and models and reads:
+        return (f"introduced the {arch.name}, an architecture {'/'.join(sorted(reads))} "
+                "models like the recommended one are built on")
+    mention = _named_in(paper, models)
+    if mention is not None:
+        model, name = mention
+        return (f"names {name}, which {titles.get(model.id, model.title)}'s name says it is "
+                "built on or trained on")
+    return None
 
 
 def _judge_paper(
