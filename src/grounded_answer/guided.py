@@ -212,7 +212,8 @@ def merge_guided(guided: GuidedDraft, baseline: AnswerDraft, plan: EvidencePlan,
     """
     data = baseline.model_dump()
     data["task"]["statement"] = guided.task
-    data["note"] = guided.note
+    # An empty note is a note left out: a decline keeps the offline writer's reason.
+    data["note"] = guided.note or baseline.note
     fallback = _from_baseline(baseline)
     # A slot the model left out keeps the offline writer's sentence.
     steps, whys = guided.steps or fallback.steps, guided.why or fallback.why

@@ -16,6 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ._resources import default_corpus_path
 from .answer import (
     Answer,
@@ -42,6 +44,7 @@ from .grounding.draft import (
     AnswerDraft,
     GroundingContext,
     check_draft,
+    describe_error,
     draft_json_schema,
     salvage_draft,
     shorten,
@@ -594,8 +597,12 @@ def _reword(
 
     def check(text: str) -> tuple[AnswerDraft | None, list[str]]:
         guided, errors = validate_guided(text, baseline, plan, grounding)
-        return (merge_guided(guided, baseline, plan, grounding, quotes) if guided else None,
-                errors)
+        if guided is None:
+            return None, errors
+        try:
+            return merge_guided(guided, baseline, plan, grounding, quotes), []
+        except ValidationError as exc:  # the slots pass alone but not as one answer
+            return None, [describe_error(e) for e in exc.errors(include_url=False)]
 
     def salvage(text: str) -> tuple[AnswerDraft | None, list[str]]:
         guided, dropped = salvage_guided(text, baseline, plan, grounding)

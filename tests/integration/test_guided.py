@@ -270,6 +270,26 @@ def test_ruled_out_sources_never_reach_the_guided_prompt(tmp_path: Path,
         assert shown == (source.relevance is not Relevance.NOT_RELEVANT)
 
 
+def test_a_decline_keeps_its_reason_when_the_model_writes_only_the_task(
+    tmp_path: Path, seed_bundle: Bundle
+) -> None:
+    # The plan declines (nothing reaches the threshold); a model that leaves the note out
+    # must not break the answer: the offline writer's reason stays.
+    def task_only(body: Any) -> str:
+        return json.dumps({"task": "You ask which stocks to buy."})
+
+    with ChatServer([answer_with(task_only)]) as server:
+        settings = settings_for(tmp_path, server.url)
+        settings = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(
+            update={"min_score": 0.99})})
+        answer = explain("Which stocks should I buy this year?", bundle=seed_bundle,
+                         settings=settings, embedder=HashEmbedder())
+    assert not answer.answerable and answer.workflow is None
+    assert answer.task.statement == "You ask which stocks to buy."
+    assert answer.note and "do not cover" in answer.note
+    assert answer.validation.valid_first_try
+
+
 @pytest.mark.parametrize(("text", "language", "matches"), [
     ("混ざった音源からボーカルを分ける", "ja", True),
     ("音频源分割你有混合录音和想要分离的音轨", "ja", False),  # Chinese is not Japanese
