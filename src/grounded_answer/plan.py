@@ -675,10 +675,14 @@ def _name_part(key: str, model: Source) -> bool:
     """Whether ``key`` is one of the parts of the model's name, or ends or starts one."""
     if len(key) < 3:
         return False
-    tokens = {re.sub(r"[^a-z0-9]", "", t.lower())
-              for t in re.split(r"[\s_\-/.:]+", model.title) if t}
     return any(t == key or (len(key) >= 4 and (t.startswith(key) or t.endswith(key)))
-               for t in tokens)
+               for t in _name_tokens(model.title))
+
+
+@lru_cache(maxsize=1024)
+def _name_tokens(title: str) -> frozenset[str]:
+    return frozenset(re.sub(r"[^a-z0-9]", "", t.lower())
+                     for t in re.split(r"[\s_\-/.:]+", title) if t)
 
 
 # A method's name: a word with a capital letter or digit after its first letter
