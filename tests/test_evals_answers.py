@@ -10,7 +10,7 @@ import pytest
 from grounded_answer import ConfigError, Settings
 from grounded_answer.backends.base import CompletionRequest
 from grounded_answer.backends.stub import StubBackend
-from grounded_answer.evals.answers import evaluate_answers, format_table, splits_of
+from grounded_answer.evals.answers import _overall, evaluate_answers, format_table, splits_of
 
 from .fakes import HashEmbedder
 from .paths import BUNDLES, SEED
@@ -19,18 +19,21 @@ from .paths import BUNDLES, SEED
 @pytest.mark.slow
 def test_stub_scores_on_the_dev_split(settings: Settings) -> None:
     # The default embedder (the int8 ONNX path), as a user gets it; tuned on this split.
-    # Set e (16 harder bundles: two off-topic questions that share words with the sources,
-    # a French one the embedding model barely reads) brought precision to 0.90 and
-    # answerable accuracy to 0.93; the floors sit just under what the split meets.
+    # The 60 bundles dev had before set e keep their floors; set e (16 harder ones: two
+    # off-topic questions that share words with the sources, a French one the embedding
+    # model barely reads) has its own, just under what it meets.
     scores, overall = evaluate_answers(BUNDLES, settings=settings)
     assert overall["bundles"] >= 76 and overall["parsed"] == overall["bundles"]
     assert overall["foreign_links"] == 0
     assert overall["sections_complete"] == overall["bundles"]
-    assert overall["citation_precision"] >= 0.88
-    assert overall["citation_recall"] >= 0.85
+    before = _overall([s for s in scores if not s.bundle.startswith("e")])
+    set_e = _overall([s for s in scores if s.bundle.startswith("e")])
+    assert before["bundles"] == 60 and set_e["bundles"] == 16
+    assert before["citation_precision"] >= 0.9 and set_e["citation_precision"] >= 0.78
+    assert before["citation_recall"] >= 0.9 and set_e["citation_recall"] >= 0.72
+    assert before["answerable_accuracy"] >= 0.95 and set_e["answerable_accuracy"] >= 0.8
+    assert before["task_named"] >= 0.95 and set_e["task_named"] >= 0.9
     assert overall["models_cited"] >= 0.95 and overall["models_in_workflow"] >= 0.95
-    assert overall["answerable_accuracy"] >= 0.92
-    assert overall["task_named"] >= 0.95
     table = format_table(scores)
     assert "00_seed.txt" in table and "precision" in table
 

@@ -9,8 +9,9 @@ import pytest
 
 from grounded_answer import Settings, UngroundedAnswerError, explain, load_bundle, parse_bundle
 from grounded_answer.backends.base import CompletionRequest
-from grounded_answer.backends.stub import StubBackend, stub_draft
+from grounded_answer.backends.stub import StubBackend
 from grounded_answer.grounding.injection import QUESTION_WITHHELD, echoes, quarantine
+from grounded_answer.writer import offline_draft
 
 from .fakes import HashEmbedder
 from .paths import BUNDLES, SEED
@@ -130,7 +131,7 @@ def test_stub_draft_from_clean_context_only() -> None:
         PromptSource(alias="S1", source_id="m", role="model", title="Deblur-X",
                      summary="See https://evil.io and S9."),
     ])
-    text = stub_draft(context).model_dump_json()
+    text = offline_draft(context).model_dump_json()
     assert "evil.io" not in text and "S9" not in text
 
 

@@ -241,20 +241,27 @@ def test_a_product_name_first_is_not_read_as_a_task(settings: Settings) -> None:
 def test_a_paper_naming_a_part_of_the_model_name_is_relevant() -> None:
     # Platform names carry the backbone and the training data: a paper that names either
     # is about what the model is made of, even when no task word matches.
-    sources = [
-        Source(id="m", role="model", title="Senti-RoBERTa-wwm-ext-zh", paper_url="https://a.org/m"),
-        Source(id="b", role="paper", title="A Robustly Optimized Pretraining Approach",
-               paper_url="https://a.org/b", summary="RoBERTa retrains BERT longer on more data."),
-        Source(id="c", role="paper", title="A Study of Speech Pretraining",
-               paper_url="https://a.org/c", summary="Uses a CNN and an LSTM on speech."),
-    ]
-    plan = make_plan("Are these reviews positive?", sources, {"m": 0.5, "b": 0.2, "c": 0.2},
-                     {"b": 0.2, "c": 0.2}, min_score=0.2)
-    by_id = {s.source_id: s for s in plan.sources}
-    assert by_id["b"].relevance is Relevance.RELEVANT
-    assert by_id["b"].reason.startswith("names RoBERTa, which Senti-RoBERTa-wwm-ext-zh's name")
-    # Generic acronyms (CNN, LSTM) name no method of the model's.
-    assert by_id["c"].relevance is not Relevance.RELEVANT
+    def judged(model: str, title: str, summary: str) -> Any:
+        sources = [
+            Source(id="m", role="model", title=model, paper_url="https://a.org/m"),
+            Source(id="p", role="paper", title=title, paper_url="https://a.org/p",
+                   summary=summary),
+        ]
+        return make_plan("Are these reviews positive?", sources, {"m": 0.5, "p": 0.2},
+                         {"p": 0.2}, min_score=0.2).source("S2")
+
+    roberta = judged("Senti-RoBERTa-wwm-ext-zh", "A Robustly Optimized Pretraining Approach",
+                     "RoBERTa retrains BERT longer on more data.")
+    assert roberta.relevance is Relevance.RELEVANT
+    assert roberta.reason.startswith("names RoBERTa, which Senti-RoBERTa-wwm-ext-zh's name")
+    # Generic acronyms (CNNs, LSTM) name a kind of network, not the model's method.
+    generic = judged("Senti-CNN-LSTM-imdb", "A Study of Review Pretraining",
+                     "Compares CNNs and an LSTM on reviews.")
+    assert not generic.reason.startswith("names")
+    # A name in passing does not make a paper on other data relevant.
+    aside = judged("Senti-RoBERTa-wwm-ext-zh", "Image Super-Resolution with Deep Networks",
+                   "Like RoBERTa, it pretrains on a large corpus, of photos.")
+    assert aside.relevance is not Relevance.RELEVANT
 
 
 def test_a_paper_close_to_what_the_question_asks_is_relevant() -> None:
@@ -320,8 +327,8 @@ def test_a_name_that_says_more_than_the_tables_task_is_quoted(settings: Settings
 def test_a_task_read_only_from_the_papers_is_said_to_be_that() -> None:
     # No task in the model's name: the papers' task is only a reading of its related
     # work, so the statement does not claim the model does it; it names the closest paper.
-    from grounded_answer.backends.stub import stub_draft
     from grounded_answer.prompts import PromptContext, PromptSource
+    from grounded_answer.writer import offline_draft
 
     sources = [
         Source(id="m", role="model", title="ZQX-FooNet-v2", paper_url="https://a.org/m"),
@@ -336,7 +343,7 @@ def test_a_task_read_only_from_the_papers_is_said_to_be_that() -> None:
                                 PromptSource(alias=s.label, source_id=s.source_id,
                                              role=s.role.value, title=s.title, summary="")
                                 for s in plan.sources])
-    statement = stub_draft(context).task.statement
+    statement = offline_draft(context).task.statement
     assert statement.startswith("The platform recommends ZQX-FooNet-v2 (S1) for this. Its "
                                 "related papers are about speech recognition")
     assert statement.endswith("the closest is Hello Edge: Keyword Spotting for Speech "

@@ -50,6 +50,8 @@ def test_note_transcription_is_music_and_time_series_anomalies_are_not_images() 
     # "Polyphonic Note Transcription" writes down notes; "transcri" alone is speech.
     title = "A Lightweight Model for Polyphonic Note Transcription and Multipitch Estimation"
     assert tasks_in_order(title)[0].name == "music transcription"
+    for speech in ("Meeting notes transcribed with Whisper", "A footnote transcription tool"):
+        assert tasks_in_order(speech)[0].name == "speech recognition", speech
     found = tasks_in_order("Deep anomaly detection in multivariate time series")
     assert found[0].name == "time-series anomaly detection"
     assert "image" not in found[0].input

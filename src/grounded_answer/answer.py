@@ -120,7 +120,9 @@ class ValidationReport(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     checks: list[str] = Field(description="The checks applied to the model output.")
-    attempts: int = Field(description="Model calls made (1 = no repair needed).")
+    attempts: int = Field(description="Model calls that wrote the answer's prose (1 = no "
+                          "repair needed; for an answer translated from the offline draft, "
+                          "the translation call).")
     repaired: list[str] = Field(
         default_factory=list, description="Errors the model fixed when re-asked."
     )

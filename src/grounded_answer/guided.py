@@ -1,20 +1,22 @@
 """Guided writing: the plan fixes the structure, a language model writes only the prose.
 
 Small local models are poor judges of structure (which sources to cite, how many steps,
-whether the question is covered at all) and fair at rewriting a sentence naturally and in
-another language. So in guided mode the evidence plan decides everything structural, the
-offline writer drafts one plain sentence per slot from it, and the model is asked to
-rewrite those slots: the task statement, each planned step's input, action and output,
-one reason per planned reference, a keep/drop vote on each *borderline* source, and a
-note. Source ids, the number and order of steps and the verdict never come from the
-model, and its schema fixes the number of every list, so a short answer cannot drop a
-recommended model.
+whether the question is covered at all) and fair at rewording a sentence. So in guided
+mode the evidence plan decides everything structural, the offline writer
+(:mod:`grounded_answer.writer`) drafts one plain sentence per slot from it, and the
+model is offered those slots to reword: the task statement (required: it is the slot that
+needs language), each planned step's input, action and output, one reason per planned
+reference, a keep/drop vote on each *borderline* source, and a note. A slot it leaves out
+keeps the offline sentence. Source ids, the number and order of steps and the verdict
+never come from the model, and its schema fixes the number of every list, so a short
+answer cannot drop a recommended model.
 
 Every slot is checked by the same validators as a free answer (links, source ids, echoed
 instructions, lengths), and the task statement must still name the plan's task. A slot
 that stays bad after the repairs is replaced by the offline writer's sentence and
-reported. The checked English slots are then translated, line by line, when the answer's
-language is not English; a line in the wrong script stays English and is reported.
+reported. An answer in another language is the offline draft translated line by line
+(:func:`translation_lines`, :func:`apply_translation`); a line in the wrong script stays
+English and is reported.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from typing import Annotated, Any
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from .backends.stub import SourceQuotes, with_quote
 from .grounding.draft import (
     ACTION_CHARS,
     IO_CHARS,
+    MAX_REFERENCES,
     STATEMENT_CHARS,
     WHY_CHARS,
     AnswerDraft,
@@ -40,11 +42,13 @@ from .grounding.draft import (
     strip_fences,
 )
 from .plan import LANGUAGE_NAMES, EvidencePlan, Relevance
+from .writer import DraftTails, with_tails
 
 __all__ = [
     "GuidedDraft",
     "GuidedStep",
     "apply_translation",
+    "check_tails",
     "guided_schema",
     "language_name",
     "merge_guided",
@@ -87,7 +91,7 @@ class GuidedDraft(BaseModel):
 
 
 def language_name(code: str) -> str:
-    """The English name of a language code, for prompts ("ko" -> "Korean")."""
+    """A language code's name for prompts, in its own script too ("ko" -> "Korean (한국어)")."""
     return LANGUAGE_NAMES.get(code, code)
 
 
@@ -111,9 +115,10 @@ def guided_schema(baseline: AnswerDraft, plan: EvidencePlan, *, model_verdict: b
         properties["why"] = {"type": "array", "minItems": count, "maxItems": count,
                              "items": {**text, "maxLength": WHY_CHARS}}
     borderline = _borderline(plan)
-    if borderline and plan.verdict.answerable:
+    room = MAX_REFERENCES - len(baseline.references)
+    if borderline and plan.verdict.answerable and room > 0:
         properties["keep"] = {
-            "type": "array", "maxItems": len(borderline),
+            "type": "array", "maxItems": min(len(borderline), room),
             "items": {"type": "object", "additionalProperties": False,
                       "required": ["source_id", "why"],
                       "properties": {"source_id": {"type": "string", "enum": borderline},
@@ -203,38 +208,71 @@ def salvage_guided(
 
 
 def merge_guided(guided: GuidedDraft, baseline: AnswerDraft, plan: EvidencePlan,
-                 grounding: GroundingContext, quotes: SourceQuotes | None = None
+                 grounding: GroundingContext, tails: DraftTails | None = None
                  ) -> AnswerDraft:
     """The full draft: the plan's structure (from the baseline) with the model's prose.
 
-    ``quotes`` are the summary sentences the offline writer quotes (the model was shown
-    the draft without them): each goes back after the model's sentence for its slot.
+    A slot the model left out keeps the offline writer's sentence. ``tails`` are what the
+    offline writer adds after a slot's sentence (a quoted summary sentence, a step's
+    alternatives); the model was shown the draft without them, and they go back after
+    its sentence. Check them with :func:`check_tails` first.
     """
     data = baseline.model_dump()
     data["task"]["statement"] = guided.task
     # An empty note is a note left out: a decline keeps the offline writer's reason.
     data["note"] = guided.note or baseline.note
     fallback = _from_baseline(baseline)
-    # A slot the model left out keeps the offline writer's sentence.
     steps, whys = guided.steps or fallback.steps, guided.why or fallback.why
-    actions, said = (quotes.actions, quotes.why) if quotes else ([], [])
+    actions, said = (tails.actions, tails.why) if tails else ([], [])
     if baseline.workflow:
         data["workflow"]["steps"] = [
             {**step, **prose.model_dump(),
-             "action": shorten(with_quote(prose.action, _item(actions, n) or ""), ACTION_CHARS)}
+             "action": shorten(with_tails(prose.action, *(_item(actions, n) or ())),
+                               ACTION_CHARS)}
             for n, (step, prose) in enumerate(zip(data["workflow"]["steps"], steps, strict=True))
         ]
-        data["workflow"]["input"] = steps[0].input
-        data["workflow"]["output"] = steps[-1].output
+        if guided.steps:
+            data["workflow"]["input"] = guided.steps[0].input
+            data["workflow"]["output"] = guided.steps[-1].output
     data["references"] = [
-        {**ref, "why": shorten(with_quote(why, _item(said, n) or ""), WHY_CHARS)}
+        {**ref, "why": shorten(with_tails(why, _item(said, n) or ""), WHY_CHARS)}
         for n, (ref, why) in enumerate(zip(data["references"], whys, strict=True))]
     cited = {ref["source_id"] for ref in data["references"]}
+    room = MAX_REFERENCES - len(data["references"])
     data["references"] += [{"source_id": k.source_id, "why": k.why} for k in guided.keep
-                           if k.source_id not in cited]
+                           if k.source_id not in cited][:max(room, 0)]
     if guided.answerable is not None:
         data["answerable"] = guided.answerable
     return AnswerDraft.model_validate(data, context=grounding)
+
+
+def check_tails(tails: DraftTails, baseline: AnswerDraft, grounding: GroundingContext
+                ) -> tuple[DraftTails, list[str]]:
+    """The tails that pass the grounding rules after their slot's sentence, and what was cut.
+
+    The offline draft was checked without the guided prompt's instructions; a quoted
+    sentence that happens to echo them, or breaks another rule, is left out here rather
+    than sent to the model as an error it never wrote and cannot fix.
+    """
+    cut: list[str] = []
+    steps = baseline.workflow.steps if baseline.workflow else []
+
+    def keep(adapter: TypeAdapter[str], limit: int, sentence: str, parts: tuple[str, ...],
+             where: str) -> tuple[str, ...]:
+        try:
+            adapter.validate_python(shorten(with_tails(sentence, *parts), limit),
+                                    context=grounding)
+        except ValidationError as exc:
+            cut.append(f"{where}: the sentence quoted from its source was left out: "
+                       f"{describe_error(exc.errors(include_url=False)[0])}")
+            return tuple("" for _ in parts)
+        return parts
+
+    actions = [keep(_ACTION, ACTION_CHARS, step.action, parts, f"steps[{n}].action")
+               for n, (step, parts) in enumerate(zip(steps, tails.actions, strict=False))]
+    why = [keep(_WHY, WHY_CHARS, ref.why, (quote,), f"why[{n}]")[0]
+           for n, (ref, quote) in enumerate(zip(baseline.references, tails.why, strict=False))]
+    return DraftTails(actions=[(a[0], a[1]) for a in actions], why=why), cut
 
 
 def _from_baseline(baseline: AnswerDraft) -> GuidedDraft:
@@ -275,9 +313,9 @@ def script_matches(text: str, language: str) -> bool | None:
     names = [unicodedata.name(c, "") for c in letters]
     native = sum(name.startswith(scripts) for name in names)
     kana = sum(name.startswith(("HIRAGANA", "KATAKANA")) for name in names)
-    # Japanese and Chinese share the Han characters: a Japanese sentence of any length
-    # has kana (its particles), a Chinese one has none.
-    if language == "ja" and native >= 6 and not kana:
+    # Japanese and Chinese share the Han characters: a Japanese sentence has kana (its
+    # particles), a Chinese one has none; a short noun phrase ("低解像度画像") may be all Han.
+    if language == "ja" and native >= 10 and not kana:
         return False
     if language == "zh" and kana:
         return False

@@ -31,7 +31,6 @@ from .answer import (
 )
 from .backends.base import Backend, Completion, CompletionRequest, make_backend
 from .backends.cache import cached
-from .backends.stub import source_quotes, stub_draft
 from .bundle import Bundle, load_bundle
 from .config import Settings, load_settings
 from .corpus import Corpus, Role, Source, load_corpus
@@ -54,7 +53,9 @@ from .grounding.draft import (
 from .grounding.injection import QUESTION_WITHHELD, quarantine
 from .grounding.links import defang, scrub_links
 from .guided import (
+    GuidedDraft,
     apply_translation,
+    check_tails,
     guided_schema,
     language_name,
     merge_guided,
@@ -72,6 +73,7 @@ from .prompts import (
     load_prompts,
 )
 from .retrieve import Hit, Retriever, get_retriever
+from .writer import draft_tails, offline_draft
 
 __all__ = [
     "aexplain",
@@ -139,7 +141,7 @@ def explain(
     # The embedding model reads English: a question in a script it cannot read says
     # nothing to it, and one in French or Spanish only a little (a French question about
     # describing sounds scored 0.10 against an audio-captioning bundle).
-    if not reading.english and not backend.offline and settings.llm.restate_question:
+    if reading.language != "en" and not backend.offline and settings.llm.restate_question:
         mark = time.perf_counter()
         restated = restate_question(backend, prompts, question, usage)
         timings["restate"] = time.perf_counter() - mark
@@ -553,20 +555,21 @@ def _write_guided(
 ) -> tuple[AnswerDraft, ValidationReport]:
     """The plan's structure with the model's prose (see :mod:`grounded_answer.guided`).
 
-    In English the model rewords the offline draft's slots, shown without the sentences
-    quoted from the sources (they go back in after, so the model never pays to copy
-    them). In another language one plain-text call translates the offline draft line by
-    line: under a JSON schema small models copy English rather than translate, and a
-    rewrite before translating doubled the cost for no gain in wording. Borderline
-    sources are then not put to the model, so they stay out, as the plan leaves them.
+    In English the model rewords the offline draft's slots, shown without their tails
+    (quoted summary sentences, a step's alternatives), which go back in after, so the
+    model never pays to copy them. In another language the offline draft is translated
+    line by line in one plain-text call: under a JSON schema small models copy English
+    rather than translate, and a rewrite before translating doubled the cost for no gain
+    in wording (borderline sources are then not put to the model and stay out, as the plan
+    leaves them). Only ``answer.verdict = "model"`` asks for an English rewrite first, for
+    the model's verdict. The translation call is then the answer's one attempt.
     """
     if language != "en" and settings.answer.verdict != "model":
-        draft = check_draft(stub_draft(context, language_note=False), grounding)
+        draft = check_draft(offline_draft(context, language_note=False), grounding)
         report = ValidationReport(checks=CHECKS, attempts=1, policy=settings.answer.policy,
                                   valid_first_try=True)
     else:
-        draft, report = _reword(backend, prompts, context, plan, grounding, language,
-                                settings, usage)
+        draft, report = _reword(backend, prompts, context, plan, grounding, settings, usage)
         if language == "en":
             return draft, report
     lines = translation_lines(draft)
@@ -584,32 +587,35 @@ def _reword(
     context: PromptContext,
     plan: EvidencePlan,
     grounding: GroundingContext,
-    language: str,
     settings: Settings,
     usage: Usage,
 ) -> tuple[AnswerDraft, ValidationReport]:
-    """The model rewords the prose slots of the offline draft, under the plan's schema."""
-    baseline = check_draft(stub_draft(context, language_note=False, quotes=False), grounding)
-    quotes = source_quotes(context)
-    messages = prompts.guided(context, baseline.model_dump(), language_name(language))
+    """The model rewords the offline draft's prose slots in English, under the plan's schema."""
+    baseline = check_draft(offline_draft(context, language_note=False, tails=False), grounding)
+    messages = prompts.guided(context, baseline.model_dump(), "English")
     grounding = replace(grounding, instructions=(messages[0].content,))
+    tails, cut = check_tails(draft_tails(context), baseline, grounding)
     schema = guided_schema(baseline, plan, model_verdict=settings.answer.verdict == "model")
 
-    def check(text: str) -> tuple[AnswerDraft | None, list[str]]:
-        guided, errors = validate_guided(text, baseline, plan, grounding)
-        if guided is None:
-            return None, errors
+    def merged(guided: GuidedDraft) -> tuple[AnswerDraft | None, list[str]]:
         try:
-            return merge_guided(guided, baseline, plan, grounding, quotes), []
+            return merge_guided(guided, baseline, plan, grounding, tails), []
         except ValidationError as exc:  # the slots pass alone but not as one answer
             return None, [describe_error(e) for e in exc.errors(include_url=False)]
 
+    def check(text: str) -> tuple[AnswerDraft | None, list[str]]:
+        guided, errors = validate_guided(text, baseline, plan, grounding)
+        return merged(guided) if guided is not None else (None, errors)
+
     def salvage(text: str) -> tuple[AnswerDraft | None, list[str]]:
         guided, dropped = salvage_guided(text, baseline, plan, grounding)
-        return merge_guided(guided, baseline, plan, grounding, quotes), dropped
+        draft, errors = merged(guided)
+        return draft, dropped + errors
 
-    return _write(backend, prompts, messages, context, schema, settings, usage,
-                  check=check, salvage=salvage)
+    draft, report = _write(backend, prompts, messages, context, schema, settings, usage,
+                           check=check, salvage=salvage)
+    return draft, report.model_copy(update={"dropped": [*report.dropped, *cut]}) if cut \
+        else report
 
 
 def restate_question(backend: Backend, prompts: Prompts, question: str, usage: Usage) -> str:

@@ -354,7 +354,9 @@ def _named_relation(
         return (f"introduced the {arch.name}, an architecture {'/'.join(sorted(reads))} "
                 "models like the recommended one are built on")
     mention = _named_in(paper, models)
-    if mention is not None:
+    tasks = tasks_in_order(expand_name(paper.title)) or tasks_in_order(paper.summary)
+    if mention is not None and _agreement(tasks[:2], model_tasks, ()) != "other data":
+        # A name in passing ("like BERT") does not make an image paper about text.
         model, name = mention
         return (f"names {name}, which {titles.get(model.id, model.title)}'s name says it is "
                 "built on or trained on")
@@ -409,7 +411,7 @@ def _judge_paper(
                                  for m in h.modalities}))
         return paper, Relevance.NOT_RELEVANT, f"is about {named or 'other'} ({kinds} data), " \
             "not the data the recommended model works on", evidence
-    if reading.english and (evidence.question_score or 0.0) >= QUESTION_CLOSE:
+    if reading.language == "en" and (evidence.question_score or 0.0) >= QUESTION_CLOSE:
         # Only for a question read as asked: a model's English restatement is plainer and
         # scores higher against everything (it pulled a music generator into karaoke).
         return paper, Relevance.RELEVANT, "is close to what the question asks about", evidence
@@ -662,7 +664,7 @@ def _named_in(paper: Source, models: Sequence[Source]) -> tuple[Source, str] | N
     them ("BERT", "SIDD") is about what the model is made of or measured on.
     """
     for name in dict.fromkeys(_METHOD_NAME.findall(f"{paper.title} {paper.summary}")):
-        if name.upper() in _GENERIC_NAMES:
+        if name.upper().removesuffix("S") in _GENERIC_NAMES:  # "CNNs" as "CNN"
             continue
         key = name.lower()
         for model in models:
@@ -691,7 +693,7 @@ _METHOD_NAME = re.compile(r"\b(?=[A-Za-z0-9]*[A-Z][A-Za-z0-9]*[A-Z0-9])[A-Za-z][
 # Acronyms of kinds of network or data, not of one method: naming them says nothing.
 _GENERIC_NAMES = frozenset({"CNN", "GAN", "RNN", "LSTM", "GPU", "CPU", "TPU", "SOTA", "API",
                             "MIDI", "PDF", "RGB", "HDR", "MLP", "VAE", "NLP", "ASR", "TTS",
-                            "OCR", "COCO", "IMAGENET", "3D", "2D"})
+                            "OCR", "COCO", "IMAGENET"})
 
 
 _ENGLISH = frozenset((

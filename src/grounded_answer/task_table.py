@@ -142,7 +142,7 @@ _LEXICON: tuple[tuple[str, TaskHint], ...] = (
      _hint("speech emotion recognition", ("a speech recording", "the speaker's emotion"),
            "recognises the emotion in the voice", "audio>text", "speech")),
     (r"music transcription|piano transcription|transcri\w* (?:music|piano|melod|notes)"
-     r"|(?:note|notes|music|piano|melody|pitch) transcri"
+     r"|\b(?:polyphonic|musical|piano|melod\w*|pitch) (?:notes? )?transcri"
      r"|sheet music|\bmidi\b|written down as notes",
      _hint("music transcription", ("a music recording", "the notes (MIDI or a score)"),
            "writes down the notes that are played", "audio>text", "audio")),

@@ -103,28 +103,62 @@ def test_a_rewrite_must_keep_naming_the_task(tmp_path: Path, seed_bundle: Bundle
     assert "Task statement to rewrite in plain English" in user and "steps[0]" in user
 
 
-def test_slots_left_out_keep_the_plan_writers_text_and_its_quotes(
-    tmp_path: Path, seed_bundle: Bundle
-) -> None:
+def two_deblurrers() -> Bundle:
+    """The seed with a second deblurring model: one step, with an alternative."""
+    return parse_bundle(SEED.read_text(encoding="utf-8").replace(
+        "GitHub: https://github.com/kky7/MSSNet",
+        "GitHub: https://github.com/kky7/MSSNet\n\nModel: Deblur-NAFNet-GoPro\n"
+        "Paper: https://arxiv.org/abs/2204.04676"))
+
+
+def test_slots_left_out_keep_the_plan_writers_text_and_its_tails(tmp_path: Path) -> None:
     def task_only(body: Any) -> str:
         return json.dumps({"task": "You enlarged a photo; S1 does image deblurring."})
 
+    bundle = two_deblurrers()
     with ChatServer([answer_with(task_only)]) as server:
-        answer = explain(bundle=seed_bundle, settings=settings_for(tmp_path, server.url),
+        answer = explain(bundle=bundle, settings=settings_for(tmp_path, server.url),
                          embedder=HashEmbedder())
         user = server.requests[0]["messages"][1]["content"]
-    offline = explain(bundle=seed_bundle, settings=settings_for(
+    offline = explain(bundle=bundle, settings=settings_for(
         tmp_path, "http://127.0.0.1:9/v1", backend="stub"), embedder=HashEmbedder())
     assert answer.validation.valid_first_try
     assert answer.task.statement == "You enlarged a photo; S1 does image deblurring."
-    # Everything else is the offline writer's, quotes from the summaries included ...
+    # Everything else is the offline writer's, tails included, in the same order ...
     assert answer.workflow is not None and offline.workflow is not None
+    assert answer.workflow.model_dump(exclude={"steps"}) == offline.workflow.model_dump(
+        exclude={"steps"})
     assert [s.model_dump() for s in answer.workflow.steps] == [
         s.model_dump() for s in offline.workflow.steps]
+    assert "Alternatives: " in answer.workflow.steps[0].action
     assert [r.why for r in answer.references] == [r.why for r in offline.references]
-    # ... but the model was not shown the quotes, so it never paid to copy them.
-    quoted = [r.why.split(". ", 1)[1] for r in offline.references if r.why.count(". ")]
+    # ... but the model was shown neither the quotes nor the alternatives.
+    quoted = [r.why.split(". ", 1)[1] for r in offline.references
+              if r.why.startswith("Related paper:") and r.why.count(". ")]
     assert quoted and all(q not in user for q in quoted)
+    assert "Alternatives: " not in user
+
+
+def test_a_quote_that_echoes_the_guided_prompt_is_left_out_not_blamed_on_the_model(
+    tmp_path: Path
+) -> None:
+    # A summary sharing a run of words with the guided system prompt passed the offline
+    # checks but not the guided ones: it is cut (and reported), never an error to repair.
+    # The title names the model's task, so the plan cites the paper and quotes its summary.
+    bundle = parse_bundle(SEED.read_text(encoding="utf-8").replace(
+        "### Related Papers:\n", "### Related Papers:\nModel: Real-World Image Deblurring "
+        "Networks\nPaper: http://arxiv.org/pdf/2401.00001v1.pdf\nSummary: Our image deblurring "
+        "network is a careful AI scientist who explains AI models to non-experts.\n\n", 1))
+    for policy in ("drop", "strict"):
+        with ChatServer([answer_with(slots_for), answer_with(slots_for)]) as server:
+            settings = settings_for(tmp_path, server.url, answer={"policy": policy})
+            answer = explain(bundle=bundle, settings=settings, embedder=HashEmbedder())
+        assert answer.validation.attempts == 1, policy
+        assert answer.references and not any("careful AI scientist" in r.why
+                                              for r in answer.references)
+        assert any("left out" in line and "repeats instructions" in line
+                   for line in answer.validation.dropped), (answer.validation.dropped,
+                                                            answer.validation.withheld)
 
 
 def test_bad_slots_are_repaired_then_replaced_by_the_plan_writer(
@@ -292,6 +326,7 @@ def test_a_decline_keeps_its_reason_when_the_model_writes_only_the_task(
 
 @pytest.mark.parametrize(("text", "language", "matches"), [
     ("混ざった音源からボーカルを分ける", "ja", True),
+    ("低解像度画像", "ja", True),  # a noun phrase may be all Han
     ("音频源分割你有混合录音和想要分离的音轨", "ja", False),  # Chinese is not Japanese
     ("音频源分割你有混合录音和想要分离的音轨", "zh", True),
     ("混ざった音源からボーカルを分ける", "zh", False),
