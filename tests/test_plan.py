@@ -61,6 +61,13 @@ def crowded_bundle(question: str) -> Bundle:
     return parse_bundle("\n".join(lines) + "\nAnswer:\n")
 
 
+def model_and_paper(model: str, title: str, summary: str) -> list[Source]:
+    """A recommended model (no summary) and one related paper."""
+    return [Source(id="m", role="model", title=model, paper_url="https://a.org/m"),
+            Source(id="p", role="paper", title=title, paper_url="https://a.org/p",
+                   summary=summary)]
+
+
 @pytest.fixture
 def small_k(settings: Settings) -> Settings:
     return load_settings(index=settings.index.model_dump(), retrieval={"k": 2})
@@ -153,12 +160,9 @@ def test_a_chain_runs_in_the_order_its_data_flows() -> None:
 
 
 def test_other_data_is_not_relevant_and_says_why() -> None:
-    sources = [
-        Source(id="m", role="model", title="Deblur-NAFNet", paper_url="https://a.org/m"),
-        Source(id="a", role="paper", title="Robust Speech Recognition via Weak Supervision",
-               paper_url="https://a.org/a", summary="Transcribes speech."),
-    ]
-    plan = make_plan("Make my blurry photo sharp", sources, {"m": 0.5, "a": 0.3}, {"a": 0.6},
+    sources = model_and_paper("Deblur-NAFNet", "Robust Speech Recognition via Weak Supervision",
+                              "Transcribes speech.")
+    plan = make_plan("Make my blurry photo sharp", sources, {"m": 0.5, "p": 0.3}, {"p": 0.6},
                      min_score=0.2)
     judged = plan.source("S2")
     assert judged.relevance is Relevance.NOT_RELEVANT
@@ -242,13 +246,8 @@ def test_a_paper_naming_a_part_of_the_model_name_is_relevant() -> None:
     # Platform names carry the backbone and the training data: a paper that names either
     # is about what the model is made of, even when no task word matches.
     def judged(model: str, title: str, summary: str) -> Any:
-        sources = [
-            Source(id="m", role="model", title=model, paper_url="https://a.org/m"),
-            Source(id="p", role="paper", title=title, paper_url="https://a.org/p",
-                   summary=summary),
-        ]
-        return make_plan("Are these reviews positive?", sources, {"m": 0.5, "p": 0.2},
-                         {"p": 0.2}, min_score=0.2).source("S2")
+        return make_plan("Are these reviews positive?", model_and_paper(model, title, summary),
+                         {"m": 0.5, "p": 0.2}, {"p": 0.2}, min_score=0.2).source("S2")
 
     roberta = judged("Senti-RoBERTa-wwm-ext-zh", "A Robustly Optimized Pretraining Approach",
                      "RoBERTa retrains BERT longer on more data.")
@@ -291,9 +290,7 @@ def test_an_architecture_paper_on_the_models_data_is_the_mechanism() -> None:
     # The Transformer is cited for a time-series model, ResNet for an OCR model (it reads
     # images); BERT is not cited for a speech model: it reads text, which the model does not.
     def plan_for(model: str, title: str) -> Any:
-        sources = [Source(id="m", role="model", title=model, paper_url="https://a.org/m"),
-                   Source(id="p", role="paper", title=title, paper_url="https://a.org/p",
-                          summary="A general network architecture.")]
+        sources = model_and_paper(model, title, "A general network architecture.")
         return make_plan("How does it work?", sources, {"m": 0.5, "p": 0.1}, {"p": 0.1},
                          min_score=0.2).source("S2")
 
@@ -330,11 +327,9 @@ def test_a_task_read_only_from_the_papers_is_said_to_be_that() -> None:
     from grounded_answer.prompts import PromptContext, PromptSource
     from grounded_answer.writer import offline_draft
 
-    sources = [
-        Source(id="m", role="model", title="ZQX-FooNet-v2", paper_url="https://a.org/m"),
-        Source(id="p", role="paper", title="Hello Edge: Keyword Spotting for Speech Recognition",
-               paper_url="https://a.org/p", summary="Finds wake words on small devices."),
-    ]
+    sources = model_and_paper("ZQX-FooNet-v2",
+                              "Hello Edge: Keyword Spotting for Speech Recognition",
+                              "Finds wake words on small devices.")
     plan = make_plan("Can it hear its name?", sources, {"m": 0.5, "p": 0.5}, {"p": 0.6},
                      min_score=0.2)
     assert [t.origin for t in plan.tasks] == ["papers"]
