@@ -349,13 +349,19 @@ def translation_lines(draft: AnswerDraft) -> list[tuple[str, str]]:
 
 
 def apply_translation(
-    draft: AnswerDraft, text: str, grounding: GroundingContext, language: str
+    draft: AnswerDraft, text: str, grounding: GroundingContext, language: str,
+    plan: EvidencePlan | None = None,
 ) -> tuple[AnswerDraft, list[str]]:
     """``draft`` with each slot replaced by its numbered translation line, where it passes.
 
     A line that is missing, too long, not in the language's script, or breaks a grounding
-    rule leaves that slot in English, and the slot is named in the returned list.
+    rule leaves that slot in English, and the slot is named in the returned list. A
+    translated task statement that no longer names the plan's task in English gets the
+    English name after it, in parentheses: the term a reader looks up, and the name a
+    rewrite must keep too.
     """
+    terms = sorted(_task_names(draft, plan), key=draft.task.statement.lower().find) \
+        if plan is not None else []
     found = {int(m.group(1)): m.group(2).strip()
              for m in re.finditer(r"^\s*(\d{1,3})[.):]\s*(.+?)\s*$", text, re.M)}
     limits = {"task": _TASK, "note": _NOTE}
@@ -374,6 +380,8 @@ def apply_translation(
             kept.append(slot)
             continue
         if slot == "task":
+            if terms and not any(term in value.lower() for term in terms):
+                value = _with_terms(value, terms, grounding)
             data["task"]["statement"] = value
         elif slot == "note":
             data["note"] = value
@@ -386,6 +394,13 @@ def apply_translation(
         data["workflow"]["input"] = data["workflow"]["steps"][0]["input"]
         data["workflow"]["output"] = data["workflow"]["steps"][-1]["output"]
     return AnswerDraft.model_validate(data, context=grounding), kept
+
+
+def _with_terms(value: str, terms: list[str], grounding: GroundingContext) -> str:
+    try:
+        return _TASK.validate_python(f"{value} ({', '.join(terms)})", context=grounding)
+    except ValidationError:  # too long with them: the translation alone
+        return value
 
 
 _IO: TypeAdapter[str] = TypeAdapter(Annotated[Prose, Field(min_length=1, max_length=IO_CHARS)])

@@ -577,7 +577,7 @@ def _write_guided(
         messages=prompts.translate([text for _, text in lines], language_name(language)),
         json_schema=None, context=context))
     usage.add(completion)
-    draft, untranslated = apply_translation(draft, completion.text, grounding, language)
+    draft, untranslated = apply_translation(draft, completion.text, grounding, language, plan)
     return draft, report.model_copy(update={"untranslated": untranslated})
 
 

@@ -229,8 +229,24 @@ def test_a_question_in_french_is_restated_too(tmp_path: Path) -> None:
     assert FRENCH in restate
     assert answer.plan is not None and answer.plan.question.language == "fr"
     assert answer.plan.question.restated == "Can an old blurry photo be enlarged and made sharp?"
-    assert answer.task.statement == "Une phrase en français (S1)"
+    # The translation lost the task's English name: it follows, for the reader to look up.
+    assert answer.task.statement == "Une phrase en français (S1) (image deblurring)"
     assert answer.provenance.usage.calls == 2
+
+
+def test_a_translation_that_keeps_the_task_name_gets_nothing_added(tmp_path: Path) -> None:
+    def translate(body: Any) -> str:
+        lines = [line for line in body["messages"][0]["content"].splitlines()
+                 if line[:1].isdigit()]
+        return "\n".join(f"{n}. La image deblurring, en français (S1)"
+                         for n in range(1, len(lines) + 1))
+
+    script = [ok(json.dumps({"english": "Can a blurry photo be made sharp?"})),
+              answer_with(translate)]
+    with ChatServer(script) as server:
+        answer = explain(bundle=korean_bundle(FRENCH),
+                         settings=settings_for(tmp_path, server.url), embedder=HashEmbedder())
+    assert answer.task.statement == "La image deblurring, en français (S1)"
 
 
 def test_unreadable_question_is_restated_then_the_answer_is_translated(
@@ -256,7 +272,8 @@ def test_unreadable_question_is_restated_then_the_answer_is_translated(
     assert answer.plan is not None and answer.plan.question.language == "ko"
     assert answer.plan.question.restated is not None
     assert answer.validation.language == "ko"
-    assert answer.task.statement == "번역된 문장 1번입니다 (S1)"
+    assert answer.task.statement == \
+        "번역된 문장 1번입니다 (S1) (image super-resolution, image deblurring)"
     assert answer.validation.untranslated  # the line with a link stayed in English
     assert foreign(answer) == []
     # Restate, then one translation of the plan writer's draft: no English rewrite first.
