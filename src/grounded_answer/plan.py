@@ -286,9 +286,9 @@ def make_plan(
                        "is the platform's recommended model",
                        _evidence(model, question_scores, None, reading, hints, "same task")))
     for paper in papers:
-        said_by_name = _named_relation(paper, models, all_model_tasks, titles)
+        tasks = tasks_in_order(expand_name(paper.title)) or tasks_in_order(paper.summary)
+        said_by_name = _named_relation(paper, tasks, models, all_model_tasks, titles)
         if said_by_name is not None:
-            tasks = tasks_in_order(expand_name(paper.title)) or tasks_in_order(paper.summary)
             evidence = _evidence(paper, question_scores, model_scores.get(paper.id)
                                  if model_scores else None, reading, tasks,
                                  _agreement(tasks[:2], all_model_tasks, question_tasks))
@@ -334,11 +334,14 @@ def make_plan(
 
 def _named_relation(
     paper: Source,
+    tasks: Sequence[TaskHint],
     models: Sequence[Source],
     model_tasks: set[TaskHint],
     titles: Mapping[str, str],
 ) -> str | None:
     """Why a paper is relevant by what it is, not by scores: the reason, or None.
+
+    ``tasks`` are the paper's (its title's, else its summary's).
 
     The model's name names the paper's method ("BLIP2-OPT" and "OPT: ..."); the paper
     introduced an architecture for the data the model reads (the Transformer, ResNet); or
@@ -354,7 +357,6 @@ def _named_relation(
         return (f"introduced the {arch.name}, an architecture {'/'.join(sorted(reads))} "
                 "models like the recommended one are built on")
     mention = _named_in(paper, models)
-    tasks = tasks_in_order(expand_name(paper.title)) or tasks_in_order(paper.summary)
     if mention is not None and _agreement(tasks[:2], model_tasks, ()) != "other data":
         # A name in passing ("like BERT") does not make an image paper about text.
         model, name = mention

@@ -71,8 +71,8 @@ def offline_draft(context: PromptContext, *, language_note: bool = True, tails: 
         )
     shown = {s.alias: s for s in context.sources}
     models = [s for s in plan.sources if s.relevance is Relevance.RECOMMENDED]
-    named = {s.label: f"{clean(s.title)} ({s.label})" for s in plan.sources}
-    said = draft_tails(context) if tails else None
+    named = _named(plan, clean)
+    said = _tails(plan, shown, named, clean) if tails else None
     steps = [_step(step, named, said, n) for n, step in enumerate(plan.steps)]
     step_of = {step.label: n for n, step in enumerate(plan.steps, start=1)}
     step_of.update({alt: step_of[step.label] for step in plan.steps for alt in step.alternatives})
@@ -202,9 +202,11 @@ def draft_tails(context: PromptContext) -> DraftTails:
     if plan is None or not plan.verdict.answerable:
         return DraftTails(actions=[], why=[])
     clean = _cleaner(context)
-    shown = {s.alias: s for s in context.sources}
-    named = {s.label: f"{clean(s.title)} ({s.label})" for s in plan.sources}
+    return _tails(plan, {s.alias: s for s in context.sources}, _named(plan, clean), clean)
 
+
+def _tails(plan: EvidencePlan, shown: dict[str, PromptSource], named: dict[str, str],
+           clean: Callable[[str], str]) -> DraftTails:
     def summary(label: str) -> str:
         return clean(shown[label].summary) if label in shown else ""
 
@@ -223,6 +225,11 @@ def with_tails(sentence: str, *tails: str) -> str:
     """``sentence`` followed by its tails (a quoted sentence, the alternatives), if any."""
     parts = [sentence.rstrip().rstrip("."), *(t for t in tails if t)]
     return ". ".join(parts) if len(parts) > 1 else sentence
+
+
+def _named(plan: EvidencePlan, clean: Callable[[str], str]) -> dict[str, str]:
+    """How the draft names each source in play: its (cleaned) title and its label."""
+    return {s.label: f"{clean(s.title)} ({s.label})" for s in plan.sources}
 
 
 def _cleaner(context: PromptContext) -> Callable[[str], str]:
