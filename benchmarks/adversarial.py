@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from tests.adversarial import CASES, Case, seconds  # noqa: E402
+from tests.support.adversarial import CASES, Case, seconds  # noqa: E402
 
 # The patterns issue 13 replaced, kept here only to show what the fix changed.
 _OLD_SECTION = re.compile(r"^#{1,6}\s*(?P<name>.+?)\s*:?\s*$")

@@ -43,7 +43,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _text import synthetic_texts  # noqa: E402
 
-from grounded_answer.bundle import load_bundle  # noqa: E402
 from grounded_answer.config import Settings  # noqa: E402
 from grounded_answer.embeddings import (  # noqa: E402
     SentenceTransformerEmbedder,
@@ -51,6 +50,7 @@ from grounded_answer.embeddings import (  # noqa: E402
     check_parity,
     resolve_device,
 )
+from grounded_answer.sources.bundle import load_bundle  # noqa: E402
 
 
 def bundle_passages() -> list[str]:

@@ -18,13 +18,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import grounded_answer.task_table as table
-from grounded_answer.bundle import load_bundle
+import grounded_answer.sources.tasks as table
 from grounded_answer.config import load_settings
-from grounded_answer.corpus import Role
 from grounded_answer.evals.answers import BundleLabel, _overall, _score
-from grounded_answer.plan import _model_tasks
-from grounded_answer.retrieve import _RETRIEVERS
+from grounded_answer.planning.plan import _model_tasks
+from grounded_answer.retrieval.retrieve import _RETRIEVERS
+from grounded_answer.sources.bundle import load_bundle
+from grounded_answer.sources.corpus import Role
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ("citation_recall", "citation_precision", "answerable_accuracy", "task_named",

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from grounded_answer import Settings, load_settings
-from grounded_answer.bundle import Bundle, load_bundle
+from grounded_answer.sources.bundle import Bundle, load_bundle
 
-from .fakes import HashEmbedder
-from .paths import SEED
+from .support.fakes import HashEmbedder
+from .support.paths import SEED
 
-# Fixtures only: helpers live in tests/fakes.py and tests/paths.py, imported from there.
+# Fixtures only: helpers live in tests/support/, imported from there.
 
 
 @pytest.fixture

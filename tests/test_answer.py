@@ -14,14 +14,14 @@ from hypothesis import strategies as st
 
 from grounded_answer import Answer, BundleParseError, Settings, UngroundedAnswerError, explain
 from grounded_answer.backends.stub import StubBackend
-from grounded_answer.bundle import Bundle, parse_bundle
 from grounded_answer.grounding.draft import GroundingContext, draft_json_schema, validate_draft
 from grounded_answer.grounding.links import find_links, link_key
+from grounded_answer.sources.bundle import Bundle, parse_bundle
 
-from .fakes import HashEmbedder
-from .oracle import canonical, markdown_tokens, reader_view
-from .paths import SEED
-from .test_pipeline import foreign_links, good_draft
+from .support.drafts import foreign_links, good_draft
+from .support.fakes import HashEmbedder
+from .support.oracle import canonical, markdown_tokens, reader_view
+from .support.paths import SEED
 
 CONTEXT = GroundingContext(
     aliases=frozenset({"S1", "S2"}),

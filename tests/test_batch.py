@@ -11,10 +11,10 @@ import pytest
 from grounded_answer import ConfigError, Settings, load_settings
 from grounded_answer.batch import BatchItem, run_batch
 
-from .fakes import HashEmbedder
 from .integration.chat_server import refused_url
-from .paths import BUNDLES, SEED
-from .test_cli import cli
+from .support.cli import cli
+from .support.fakes import HashEmbedder
+from .support.paths import BUNDLES, SEED
 
 
 @pytest.fixture

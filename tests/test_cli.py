@@ -10,15 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .paths import BUNDLES, SEED
-
-
-def cli(
-    *args: str, cache: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "GROUNDED_ANSWER_INDEX__CACHE_DIR": str(cache), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "grounded_answer.cli", *args],
-                          capture_output=True, text=True, env=full_env, timeout=300)
+from .support.cli import cli
+from .support.paths import BUNDLES, SEED
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .paths import REPO
+from .support.paths import REPO
 
 BIN = Path(sys.executable).parent
 

@@ -33,20 +33,20 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .answer import Answer, Reference, Task, ValidationReport, Workflow, WorkflowStep
-    from .bundle import Bundle, load_bundle, parse_bundle
     from .config import Settings, load_settings
-    from .corpus import Corpus, Passage, Role, Source, load_corpus
     from .pipeline import aexplain, explain
+    from .sources.bundle import Bundle, load_bundle, parse_bundle
+    from .sources.corpus import Corpus, Passage, Role, Source, load_corpus
 
 # Everything but the errors is imported on first use (PEP 562): the answer, plan and
 # pipeline modules define many pydantic models, and building them is most of an import.
 _LAZY = {
     "Answer": "answer", "Reference": "answer", "Task": "answer",
     "ValidationReport": "answer", "Workflow": "answer", "WorkflowStep": "answer",
-    "Bundle": "bundle", "load_bundle": "bundle", "parse_bundle": "bundle",
+    "Bundle": "sources", "load_bundle": "sources", "parse_bundle": "sources",
     "Settings": "config", "load_settings": "config",
-    "Corpus": "corpus", "Passage": "corpus", "Role": "corpus", "Source": "corpus",
-    "load_corpus": "corpus",
+    "Corpus": "sources", "Passage": "sources", "Role": "sources", "Source": "sources",
+    "load_corpus": "sources",
     "aexplain": "pipeline", "explain": "pipeline",
 }
 

@@ -1,26 +1,26 @@
-"""The Answer users get: three sections, a validation report, provenance, renderings.
+"""The Answer users get: three sections, a validation report, provenance, and the plan.
 
-An :class:`Answer` carries the links it was allowed to use, and its own validator checks
-every string in it against them, so an Answer that holds a foreign link cannot be built,
-whoever builds it. The renderings escape Markdown link syntax in every text that came
-from a model or a source record, so only links rendered from source records are links.
+This module is data: the answer's parts and their checks. An :class:`Answer` carries the
+links it was allowed to use, and its own validator checks every string in it against
+them, so an Answer that holds a foreign link cannot be built, whoever builds it. The
+``to_markdown`` / ``to_html`` / ``to_mermaid`` methods are conveniences over
+:mod:`grounded_answer.render`, which knows the Answer only as a type, so rendering sits
+below the data in the import graph and the graph has no circle.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .backends.base import Completion
-from .corpus import Role
-from .grounding._markdown import escape, markdown_link
-from .grounding.links import cut_outside_links, find_links, link_key, scrub_links
-from .plan import EvidencePlan
-from .retrieve import Hit
+from .grounding.links import find_links, link_key, scrub_links
+from .planning.models import EvidencePlan
+from .render import answer_html, answer_markdown, workflow_mermaid
+from .retrieval.retrieve import Hit
+from .sources.corpus import Role
 
 __all__ = [
     "Answer",
@@ -86,16 +86,8 @@ class Workflow(BaseModel):
         return {"nodes": nodes, "edges": edges}
 
     def to_mermaid(self) -> str:
-        """A Mermaid flowchart of :meth:`to_graph`."""
-        graph = self.to_graph()
-        lines = ["flowchart LR"]
-        shapes = {"input": ("[/", "/]"), "model": ("[", "]"), "output": ("[\\", "\\]")}
-        for node in graph["nodes"]:
-            left, right = shapes[node["type"]]
-            lines.append(f'    {node["id"]}{left}"{_mermaid_text(node["label"])}"{right}')
-        for edge in graph["edges"]:
-            lines.append(f'    {edge["from"]} -->|"{_mermaid_text(edge["label"])}"| {edge["to"]}')
-        return "\n".join(lines)
+        """A Mermaid flowchart of :meth:`to_graph` (see :mod:`grounded_answer.render.markdown`)."""
+        return workflow_mermaid(self)
 
 
 class Reference(BaseModel):
@@ -159,6 +151,19 @@ class ValidationReport(BaseModel):
         "was missing, too long, in another script or broke a grounding rule.")
 
 
+class Spent(Protocol):
+    """What one backend call reports about its cost (a backend's ``Completion`` has it)."""
+
+    @property
+    def cached(self) -> bool: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def prompt_tokens(self) -> int | None: ...
+    @property
+    def completion_tokens(self) -> int | None: ...
+
+
 class Usage(BaseModel):
     """What the backend spent on this answer, over every attempt."""
 
@@ -168,7 +173,7 @@ class Usage(BaseModel):
     completion_tokens: int | None = None
     seconds: float = Field(default=0.0, description="Time inside backend calls.")
 
-    def add(self, completion: Completion) -> None:
+    def add(self, completion: Spent) -> None:
         """Count one completion."""
         self.calls += 1
         self.cached_calls += completion.cached
@@ -244,50 +249,12 @@ class Answer(BaseModel):
         return self._last_guard(json.dumps(data, indent=indent, ensure_ascii=False))
 
     def to_html(self) -> str:
-        """A standalone HTML page: the sections, the workflow graph, no script (see _html)."""
-        from ._html import answer_html
-
+        """A standalone HTML page: the sections, the workflow graph, no script."""
         return answer_html(self)
 
     def to_markdown(self) -> str:
         """The three numbered sections, as the platform's prompt asks for them."""
-        out = [f"**Question:** {_md(self.question)}", ""]
-        if self.provenance.offline:
-            out += ["> Written offline by the deterministic stub backend from the retrieved "
-                    "sources, without a language model.", ""]
-        out += ["## 1. Task", "", _md(self.task.statement), ""]
-        out += ["## 2. Workflow", ""]
-        if self.workflow and self.answerable:
-            flow = self.workflow
-            chain = " → ".join(
-                [f"**Input:** {_md(flow.input)}"]
-                + [f"**{_md(s.model)}**" for s in flow.steps]
-                + [f"**Output:** {_md(flow.output)}"]
-            )
-            out += [chain, ""]
-            for n, step in enumerate(flow.steps, start=1):
-                out.append(f"{n}. **{_md(step.model)}**: takes {_md(step.input)}; "
-                           f"{_md(step.action)}; gives {_md(step.output)}.")
-            out += ["", "```mermaid", flow.to_mermaid(), "```", ""]
-        else:
-            out += [_md(self.note) or "The provided sources do not describe a workflow for "
-                    "this question.", ""]
-        out += ["## 3. References", ""]
-        if not self.references:
-            out.append("No provided source supports an answer to this question.")
-        for ref in self.references:
-            links = [markdown_link("Paper", ref.paper_url) if ref.paper_url else "",
-                     markdown_link("GitHub", ref.github_url) if ref.github_url else ""]
-            kind = "recommended model" if ref.role is Role.MODEL else "paper"
-            out.append(f"- {_md(ref.label)} **{_md(ref.title)}** ({kind}): {_md(ref.why)} "
-                       + " · ".join(link for link in links if link))
-        if self.note and (self.answerable or self.workflow):
-            # An answerable answer's note (the language it is written in, a caveat) would
-            # otherwise be in the JSON only.
-            out += ["", f"*Note:* {_md(self.note)}" if self.answerable else _md(self.note)]
-        if self.plan is not None and self.plan.sources:
-            out += ["", f"*Why these sources:* {_md(self.plan.why_line())}"]
-        return self._last_guard("\n".join(out).rstrip() + "\n")
+        return self._last_guard(answer_markdown(self))
 
     def _last_guard(self, rendered: str) -> str:
         # The fields were validated; this catches a rendering bug (a cut or joined link)
@@ -304,15 +271,3 @@ def _strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
     elif isinstance(value, list):
         for n, item in enumerate(value):
             yield from _strings(item, f"{where}[{n}]")
-
-
-def _md(text: str) -> str:
-    """Escape everything that could make Markdown syntax (see grounding._markdown)."""
-    return escape(text)
-
-
-def _mermaid_text(text: str) -> str:
-    # Quotes, brackets and pipes end a label; "#60;" is Mermaid's entity syntax.
-    # Parentheses are plain text inside a quoted label, so "(vocals, instruments)" stays.
-    label = re.sub(r"[\"\[\]{}<>|`#&\\]", " ", " ".join(text.split()))
-    return cut_outside_links(label, 80).strip() or "-"

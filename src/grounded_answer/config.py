@@ -10,6 +10,7 @@ so a typo never passes silently.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -453,7 +454,46 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build :class:`Settings`, turning every validation problem into a :class:`ConfigError`."""
+    """Build :class:`Settings`, turning every validation problem into a :class:`ConfigError`.
+
+    Without ``overrides`` the result is cached by what it is built from: the
+    ``GROUNDED_ANSWER_*`` environment, the working directory and the identity of the TOML
+    file (path, size, modification time), so a warm ``explain()`` does not parse them
+    again; an edited file or a changed variable builds anew. Each call returns its own
+    copy, so changing one never changes another.
+    """
+    if overrides:
+        return _build_settings(overrides)
+    key = _settings_key()
+    with _SETTINGS_LOCK:
+        built = _SETTINGS.get(key)
+    if built is None:
+        built = _build_settings({})
+        with _SETTINGS_LOCK:
+            if len(_SETTINGS) >= 16:
+                _SETTINGS.clear()
+            _SETTINGS[key] = built
+    return built.model_copy(deep=True)
+
+
+_SETTINGS: dict[tuple[object, ...], Settings] = {}
+_SETTINGS_LOCK = threading.Lock()
+
+
+def _settings_key() -> tuple[object, ...]:
+    """What the default settings are built from, as a hashable key."""
+    env = tuple(sorted((name, value) for name, value in os.environ.items()
+                       if name.upper().startswith("GROUNDED_ANSWER_")
+                       or name in ("XDG_CACHE_HOME", "HOME")))
+    toml = Path(os.environ.get("GROUNDED_ANSWER_CONFIG") or "grounded-answer.toml").absolute()
+    try:
+        stat = toml.stat()
+    except OSError:
+        return env, str(toml), None
+    return env, str(toml), (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+def _build_settings(overrides: dict[str, Any]) -> Settings:
     config = os.environ.get("GROUNDED_ANSWER_CONFIG")
     if config and not Path(config).is_file():
         raise ConfigError(f"GROUNDED_ANSWER_CONFIG={config!r}: file does not exist")

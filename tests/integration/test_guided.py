@@ -16,15 +16,15 @@ from grounded_answer import Settings, explain, load_settings
 from grounded_answer.backends.base import CompletionRequest
 from grounded_answer.backends.cache import cached
 from grounded_answer.backends.openai import OpenAIBackend
-from grounded_answer.bundle import Bundle, parse_bundle
 from grounded_answer.config import LLMSettings
 from grounded_answer.grounding.links import find_links, link_key
-from grounded_answer.guided import script_matches
-from grounded_answer.plan import Relevance
-from grounded_answer.prompts import ChatMessage, PromptContext
+from grounded_answer.planning import Relevance
+from grounded_answer.sources.bundle import Bundle, parse_bundle
+from grounded_answer.planning import script_matches
+from grounded_answer.writing.prompts import ChatMessage, PromptContext
 
-from ..fakes import HashEmbedder
-from ..paths import SEED
+from ..support.fakes import HashEmbedder
+from ..support.paths import SEED
 from .chat_server import ChatServer, answer_with, ok
 
 pytestmark = pytest.mark.integration

@@ -19,9 +19,9 @@ import pytest
 
 from grounded_answer import Answer, Settings, explain, load_bundle, load_settings
 from grounded_answer.grounding.links import find_links, link_key
-from grounded_answer.guided import script_matches
+from grounded_answer.planning import script_matches
 
-from ..paths import BUNDLES, REPO
+from ..support.paths import BUNDLES, REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.llm]
 

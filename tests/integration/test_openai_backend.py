@@ -20,7 +20,6 @@ import pytest
 from grounded_answer import Settings, explain, load_settings
 from grounded_answer.backends.base import Backend, Cancellation, CompletionRequest, make_backend
 from grounded_answer.backends.openai import OpenAIBackend
-from grounded_answer.bundle import Bundle
 from grounded_answer.config import LLMSettings
 from grounded_answer.errors import (
     BackendConnectionError,
@@ -32,9 +31,11 @@ from grounded_answer.errors import (
     UngroundedAnswerError,
 )
 from grounded_answer.grounding.draft import draft_json_schema
-from grounded_answer.prompts import ChatMessage, PromptContext, PromptSource
+from grounded_answer.sources.bundle import Bundle
+from grounded_answer.writing.prompts import ChatMessage, PromptContext, PromptSource
 
-from ..fakes import HashEmbedder
+from ..support.drafts import GOOD, draft
+from ..support.fakes import HashEmbedder
 from .chat_server import (
     ChatServer,
     answer_with,
@@ -53,30 +54,6 @@ pytestmark = pytest.mark.integration
 EVIL = "https://evil.example.com"
 
 
-def draft(
-    statement: str = "The user wants to deblur a low-quality photo (S1).",
-    *,
-    step_source: str = "S1",
-    ref_source: str = "S1",
-    why: str = "S1 is the recommended deblurring model.",
-) -> str:
-    """A JSON answer in the shape of AnswerDraft; valid for the seed bundle by default."""
-    return json.dumps({
-        "answerable": True,
-        "task": {"statement": statement, "source_ids": ["S1"]},
-        "workflow": {
-            "input": "a blurry photo",
-            "steps": [{"source_id": step_source, "input": "the blurry photo",
-                       "action": "removes motion blur at several scales",
-                       "output": "a sharp photo"}],
-            "output": "a sharp photo",
-        },
-        "references": [{"source_id": ref_source, "why": why}],
-        "note": "",
-    })
-
-
-GOOD = draft()
 
 
 @pytest.fixture

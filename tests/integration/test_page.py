@@ -18,8 +18,8 @@ from grounded_answer import Answer, explain, load_settings, parse_bundle
 from grounded_answer.grounding.links import find_links, link_key
 from grounded_answer.serve import create_app
 
-from ..fakes import HashEmbedder
-from ..paths import SEED
+from ..support.fakes import HashEmbedder
+from ..support.paths import SEED
 from .browser import Browser, Page, find_chromium
 from .chat_server import ChatServer, slow
 from .serve_server import ServeServer

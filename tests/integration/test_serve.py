@@ -27,11 +27,11 @@ from grounded_answer.grounding.links import find_links, link_key
 from grounded_answer.serve import create_app
 from grounded_answer.serve._app import sections
 
-from ..fakes import HashEmbedder
-from ..paths import SEED
+from ..support.drafts import GOOD
+from ..support.fakes import HashEmbedder
+from ..support.paths import SEED
 from .chat_server import ChatServer, ok, rate_limit, refused_url, slow, status
 from .serve_server import ServeServer
-from .test_openai_backend import GOOD
 
 pytestmark = pytest.mark.integration
 

@@ -27,9 +27,9 @@ from pydantic import SecretStr
 
 from grounded_answer.cli import main
 from grounded_answer.config import EmbeddingSettings, IndexSettings
-from grounded_answer.corpus import Corpus
 from grounded_answer.embeddings import BuildEmbedder
 from grounded_answer.errors import ConfigError, IndexStoreError
+from grounded_answer.sources.corpus import Corpus
 from grounded_answer.stores import (
     PgVectorStore,
     Shard,
@@ -40,7 +40,7 @@ from grounded_answer.stores import (
 )
 from grounded_answer.stores._base import store_slug
 
-from ..synthetic import SyntheticEmbedder, synthetic_corpus, synthetic_source
+from ..support.synthetic import SyntheticEmbedder, synthetic_corpus, synthetic_source
 from .pg_server import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -156,7 +156,7 @@ _SLOW_SHARD = """
 import sys, time
 from pathlib import Path
 from grounded_answer.stores import PgVectorStore, Shard
-from tests.synthetic import SyntheticEmbedder, synthetic_corpus
+from tests.support.synthetic import SyntheticEmbedder, synthetic_corpus
 
 class Stalls(SyntheticEmbedder):
     def encode(self, texts, **kwargs):

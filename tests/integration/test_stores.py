@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from grounded_answer import ConfigError
 from grounded_answer.config import IndexSettings
 from grounded_answer.errors import GroundedAnswerError, IndexStoreError
-from grounded_answer.retrieve import Retriever
+from grounded_answer.retrieval.retrieve import Retriever
 from grounded_answer.stores import (
     FaissStore,
     PgVectorStore,
@@ -32,9 +32,9 @@ from grounded_answer.stores import (
     open_store,
 )
 
-from ..fakes import HashEmbedder
-from ..synthetic import SyntheticEmbedder, exact_top_k, recall_at_k, synthetic_corpus
-from ..test_stores import QUERIES, corpus, edited, ranked
+from ..support.fakes import HashEmbedder
+from ..support.stores import QUERIES, corpus, edited, ranked
+from ..support.synthetic import SyntheticEmbedder, exact_top_k, recall_at_k, synthetic_corpus
 from .pg_server import PostgresServer
 
 pytestmark = pytest.mark.integration

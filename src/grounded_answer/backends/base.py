@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import LLMSettings
 from ..errors import ConfigError, RunCancelledError
-from ..prompts import ChatMessage, PromptContext
+from ..writing.prompts import ChatMessage, PromptContext
 
 __all__ = [
     "BACKENDS",

@@ -1,7 +1,7 @@
 """The offline backend: a deterministic, grounded answer with no language model.
 
 It is the default, so it has to be useful on its own: it answers with the offline
-writer's draft (:mod:`grounded_answer.writer`), written from the evidence plan and nothing
+writer's draft (:mod:`grounded_answer.writing.offline`), written from the evidence plan and nothing
 else. Tests script it: outputs given in ``script`` are returned first, in order, and every
 request is recorded, like pydantic-ai's ``TestModel``.
 """
@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from ..config import LLMSettings
-from ..writer import offline_draft
+from ..writing.offline import offline_draft
 from .base import Completion, CompletionRequest
 
 __all__ = ["StubBackend"]

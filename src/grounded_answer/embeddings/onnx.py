@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from ..errors import ConfigError, IndexStoreError
 from .base import LoadedOnce, model_id_of
 from .onnx_format import (
     INSTALL_HINT,
+    MANIFEST_FILE,
     MODEL_FILE,
     TOKENIZER_FILE,
     OnnxManifest,
@@ -185,11 +187,33 @@ def find_onnx(
     """
     if not onnx_available():
         return None
+    directory = onnx_dir(cache_dir, model, variant)
     try:
-        embedder = OnnxEmbedder(onnx_dir(cache_dir, model, variant), threads=threads)
+        stat = (directory / MANIFEST_FILE).stat()
+    except OSError:
+        return None
+    # A warm process checks an export once: the checks read the source model's files and
+    # hash the tokenizer, milliseconds per call. An export is replaced whole, so a new one
+    # is a new manifest file (another inode or modification time) and is checked again.
+    key = (str(model), str(directory), threads)
+    identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    with _FOUND_LOCK:
+        found = _FOUND.get(key)
+    if found is not None and found[0] == identity:
+        return found[1]
+    try:
+        embedder = OnnxEmbedder(directory, threads=threads)
     except IndexStoreError:
         return None
-    return embedder if embedder.model_id == claimed_id(model_id_of(model), variant) else None
+    if embedder.model_id != claimed_id(model_id_of(model), variant):
+        return None
+    with _FOUND_LOCK:
+        _FOUND[key] = (identity, embedder)
+    return embedder
+
+
+_FOUND: dict[tuple[str, str, int | None], tuple[tuple[int, int, int], OnnxEmbedder]] = {}
+_FOUND_LOCK = threading.Lock()
 
 
 def _check_files(manifest: OnnxManifest, model_file: Path, tokenizer_file: Path) -> None:

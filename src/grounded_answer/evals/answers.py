@@ -23,13 +23,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..backends.base import Backend
-from ..bundle import load_bundle
 from ..config import Settings
-from ..corpus import Role
 from ..embeddings import Embedder
 from ..errors import ConfigError, GroundedAnswerError
 from ..grounding.links import find_links, link_key
 from ..pipeline import explain
+from ..sources.bundle import load_bundle
+from ..sources.corpus import Role
 
 __all__ = [
     "BundleLabel", "BundleScore", "evaluate_answers", "format_table", "splits_of",
@@ -174,7 +174,7 @@ def _score(
 
 def _in_language(answer: Any) -> bool:
     """Whether the task statement is in the question's language (script, else langid)."""
-    from ..guided import script_matches
+    from ..planning import script_matches
 
     language = answer.plan.question.language
     text = answer.task.statement

@@ -25,8 +25,8 @@ from .._files import locked, write_atomic
 from ..config import Fusion, Method
 from ..embeddings import Embedder
 from ..errors import ConfigError, CorpusError, IndexStoreError
-from ..retrieve import fuse
-from ..sparse import BM25Index
+from ..retrieval.bm25 import BM25Index
+from ..retrieval.retrieve import fuse
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray

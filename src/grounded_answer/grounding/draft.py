@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     model_validator,
@@ -32,7 +33,12 @@ from .injection import echoes, quarantine
 from .links import cut_outside_links, find_links, scrub_links
 
 __all__ = [
+    "ACTION_SLOT",
     "ALIAS_RE",
+    "IO_SLOT",
+    "NOTE_SLOT",
+    "TASK_SLOT",
+    "WHY_SLOT",
     "AnswerDraft",
     "DraftReference",
     "DraftStep",
@@ -423,3 +429,14 @@ def describe_error(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown field (allowed fields are in the schema)"
     return f"{where}: {message}"
+
+
+# One prose slot checked on its own (guided slots, translated lines), by kind.
+TASK_SLOT: TypeAdapter[str] = TypeAdapter(
+    Annotated[Prose, Field(min_length=1, max_length=STATEMENT_CHARS)])
+WHY_SLOT: TypeAdapter[str] = TypeAdapter(
+    Annotated[Prose, Field(min_length=1, max_length=WHY_CHARS)])
+NOTE_SLOT: TypeAdapter[str] = TypeAdapter(Annotated[Prose, Field(max_length=STATEMENT_CHARS)])
+IO_SLOT: TypeAdapter[str] = TypeAdapter(Annotated[Prose, Field(min_length=1, max_length=IO_CHARS)])
+ACTION_SLOT: TypeAdapter[str] = TypeAdapter(
+    Annotated[Prose, Field(min_length=1, max_length=ACTION_CHARS)])

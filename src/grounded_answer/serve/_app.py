@@ -24,17 +24,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from .. import __version__
-from .._html import STATIC_DIR, workflow_svg
-from .._resources import default_corpus_path
 from ..answer import Answer
 from ..backends.base import Cancellation, make_backend
-from ..bundle import Bundle, parse_bundle
 from ..config import Settings
-from ..corpus import Corpus, load_corpus
 from ..embeddings import Embedder, select_embedder
 from ..errors import ConfigError, GroundedAnswerError, UserInputError
 from ..grounding.links import link_key
 from ..pipeline import check_question, explain, retriever_for
+from ..render import STATIC_DIR, workflow_svg
+from ..sources import DEFAULT_CORPUS
+from ..sources.bundle import Bundle, parse_bundle
+from ..sources.corpus import Corpus, load_corpus
 from ._errors import CLIENT_CLOSED, Rejected, error_body, http_error
 from ._middleware import BodyLimit, SecurityHeaders
 from ._models import ErrorBody, ExplainRequest, GraphEvent, Health, StatusEvent
@@ -85,7 +85,7 @@ class AnswerService:
                              timeout=serve.request_timeout)
         self.backends = sorted(set(serve.backends or [settings.llm.backend, "stub"]))
         self.corpora: dict[str, Corpus] = {
-            "default": load_corpus(settings.corpus or default_corpus_path()),
+            "default": load_corpus(settings.corpus or DEFAULT_CORPUS),
         }
         for name, path in serve.corpora.items():
             self.corpora[name] = load_corpus(path)

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..corpus import Corpus
 from ..embeddings import Embedder
 from ..errors import ConfigError
+from ..sources.corpus import Corpus
 from ._base import (
     HnswParams,
     Shard,

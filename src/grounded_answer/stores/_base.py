@@ -19,9 +19,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from ..config import IndexKind as Kind
-from ..corpus import Corpus, Passage, Source
 from ..embeddings import BuildEmbedder, BuildRecord, Embedder
 from ..errors import ConfigError, IndexStoreError
+from ..sources.corpus import Corpus, Passage, Source
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -131,7 +131,7 @@ class StoreManifest(BaseModel):
 
 @runtime_checkable
 class VectorStore(Protocol):
-    """The duck type :class:`grounded_answer.retrieve.Retriever` searches.
+    """The duck type :class:`grounded_answer.retrieval.retrieve.Retriever` searches.
 
     ``search`` returns, per query row, ``(position, cosine)`` pairs best first, where
     ``position`` indexes :attr:`passages` (which follow the corpus's source order).

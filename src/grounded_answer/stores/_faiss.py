@@ -29,9 +29,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .._files import locked, replaced_dir, sha256, writable_dir
-from ..corpus import Corpus, Passage
 from ..embeddings import BuildEmbedder, BuildRecord, Embedder
 from ..errors import IndexStoreError
+from ..sources.corpus import Corpus, Passage
 from ._base import (
     FORMAT_VERSION,
     HnswParams,

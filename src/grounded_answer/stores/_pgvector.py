@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..corpus import Corpus, Passage, Source
 from ..embeddings import BuildEmbedder, BuildRecord, Embedder
 from ..errors import ConfigError, IndexStoreError
+from ..sources.corpus import Corpus, Passage, Source
 from ._base import (
     FORMAT_VERSION,
     HnswParams,

@@ -1,0 +1,104 @@
+"""The Answer, assembled from a validated draft, the source records and the run's record."""
+
+from __future__ import annotations
+
+from ..answer import (
+    Answer,
+    Provenance,
+    Reference,
+    Task,
+    ValidationReport,
+    Workflow,
+    WorkflowStep,
+)
+from ..grounding.draft import ALIAS_RE, AnswerDraft
+from ..grounding.links import defang
+from ..planning import EvidencePlan
+from ..sources.corpus import Source
+
+__all__ = ["assemble_answer"]
+
+
+def assemble_answer(
+    question: str,
+    draft: AnswerDraft,
+    alias_to_source: dict[str, Source],
+    ranked: list[tuple[Source, float]],
+    report: ValidationReport,
+    provenance: Provenance,
+    plan: EvidencePlan,
+) -> Answer:
+    """The Answer users get: the draft's aliases resolved to source records.
+
+    Titles and links come from the records, never from the draft; every alias the answer
+    mentions anywhere gets a reference, so no marker dangles.
+    """
+    allowed = sorted({link for s in alias_to_source.values() for link in s.links})
+    score = {source.id: value for source, value in ranked}
+    # Titles come from records, which may be hostile: the plan's are quarantined and
+    # scrubbed of links; prose was validated already.
+    title_of = {p.source_id: p.title for p in plan.sources}
+    alternatives = {step.label: step.alternatives for step in plan.steps}
+
+    steps = []
+    if draft.workflow:
+        steps = [
+            WorkflowStep(
+                id=f"step{n}", source_id=alias_to_source[step.source_id].id,
+                model=title_of[alias_to_source[step.source_id].id],
+                input=step.input, action=step.action, output=step.output,
+                alternatives=[alias_to_source[a].id for a in alternatives.get(step.source_id, [])
+                              if a in alias_to_source],
+            )
+            for n, step in enumerate(draft.workflow.steps, start=1)
+        ]
+    workflow = (
+        Workflow(input=draft.workflow.input, steps=steps, output=draft.workflow.output)
+        if draft.workflow else None
+    )
+    why = {ref.source_id: ref.why for ref in reversed(draft.references)}
+    cited = list(dict.fromkeys(ref.source_id for ref in draft.references))
+    # Every alias the answer mentions anywhere gets a reference, so no marker dangles.
+    texts = [draft.task.statement, draft.note]
+    if draft.workflow:
+        texts += [draft.workflow.input, draft.workflow.output]
+        texts += [f"{s.input} {s.action} {s.output} {s.source_id}" for s in draft.workflow.steps]
+    mentioned = [*draft.task.source_ids, *(m.group(0) for t in texts for m in ALIAS_RE.finditer(t))]
+    for alias in mentioned:
+        if alias in alias_to_source and alias not in cited:
+            cited.append(alias)
+            why.setdefault(alias, "Cited in the answer.")
+    references = [
+        Reference(
+            label=alias,
+            source_id=alias_to_source[alias].id,
+            title=title_of[alias_to_source[alias].id],
+            role=alias_to_source[alias].role,
+            url=alias_to_source[alias].links[0],
+            paper_url=alias_to_source[alias].paper_url,
+            github_url=alias_to_source[alias].github_url,
+            why=why[alias],
+            score=score.get(alias_to_source[alias].id),
+        )
+        for alias in cited
+    ]
+    report = report.model_copy(update={
+        "repaired": [defang(e) for e in report.repaired],
+        "dropped": [defang(e) for e in report.dropped],
+        "unresolved": [defang(e) for e in report.unresolved],
+    })
+    return Answer(
+        question=defang(question),
+        answerable=draft.answerable,
+        task=Task(
+            statement=draft.task.statement,
+            source_ids=[alias_to_source[a].id for a in dict.fromkeys(draft.task.source_ids)],
+        ),
+        workflow=workflow,
+        references=references,
+        note=draft.note,
+        allowed_links=allowed,
+        validation=report,
+        provenance=provenance,
+        plan=plan,
+    )

@@ -1,0 +1,63 @@
+"""The state of one ``explain()`` call, passed down its stages.
+
+Each stage reads what it needs from the :class:`Run` and returns what it made; only three
+things accumulate over the whole run, and they live here so no stage hides a side effect:
+what the backend spent (:attr:`Run.usage`), how long each stage took
+(:attr:`Run.timings`) and which sentences addressed to the model were kept out of its
+prompts (:meth:`Run.withhold`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from ..answer import Usage
+from ..backends.base import Backend
+from ..config import Settings
+from ..embeddings import Embedder
+from ..grounding.injection import quarantine
+from ..sources.corpus import Corpus
+from ..writing.prompts import Prompts
+
+__all__ = ["Run"]
+
+
+@dataclass
+class Run:
+    """One question being answered: its inputs, and what every stage adds to the record."""
+
+    question: str
+    settings: Settings
+    sources: Corpus
+    backend: Backend
+    embedder: Embedder
+    prompts: Prompts
+    started: float = field(default_factory=time.perf_counter)
+    usage: Usage = field(default_factory=Usage)
+    timings: dict[str, float] = field(default_factory=dict)
+    #: (where, sentence) for each sentence withheld from a prompt, in order, once each.
+    withheld: list[tuple[str, str]] = field(default_factory=list)
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the time spent in the ``with`` block to ``timings[stage]``."""
+        mark = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - mark
+
+    def withhold(self, text: str, where: str) -> str:
+        """``text`` without the sentences that address the model; they are recorded.
+
+        Source text and the question are data: sentences that address the model are not
+        shown to it (see :mod:`grounded_answer.grounding.injection`).
+        """
+        kept, removed = quarantine(text)
+        for sentence in removed:
+            if (where, sentence) not in self.withheld:
+                self.withheld.append((where, sentence))
+        return kept
