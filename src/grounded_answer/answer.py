@@ -21,6 +21,7 @@ from .planning.models import EvidencePlan
 from .render import answer_html, answer_markdown, workflow_mermaid
 from .retrieval.retrieve import Hit
 from .sources.corpus import Role
+from .writing.translate import TranslationReport
 
 __all__ = [
     "Answer",
@@ -148,7 +149,11 @@ class ValidationReport(BaseModel):
     language: str = Field(default="en", description="The language the prose was asked in.")
     untranslated: list[str] = Field(
         default_factory=list, description="Slots left in English because their translation "
-        "was missing, too long, in another script or broke a grounding rule.")
+        "was missing, out of place, changed what it must keep, too long, in another script "
+        "or broke a grounding rule (translation.kept says which and why).")
+    translation: TranslationReport | None = Field(
+        default=None, description="For an answer in another language: what each line of "
+        "the translation call became.")
 
 
 class Spent(Protocol):

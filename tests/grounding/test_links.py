@@ -267,3 +267,19 @@ def test_tld_table_is_complete_enough() -> None:
     assert {"com", "io", "zip", "sh", "py", "ai", "dev", "app", "mov", "xn--p1ai"} - TLDS <= {
         "xn--p1ai"}
     assert "\u0440\u0444" in TLDS and len(TLDS) > 1000
+
+
+@pytest.mark.parametrize("text", ["写真が出てきました。AIで直せますか", "ok。AIで",
+                                  "evil\uff0eioで"])
+def test_an_ideographic_full_stop_before_a_word_is_punctuation_not_a_host(text: str) -> None:
+    # Under IDNA the last label would be "aiで" (no TLD), and no renderer links it: the
+    # question's echo stays as the user wrote it.
+    assert find_links(text) == ()
+    assert defang(text) == text
+
+
+@pytest.mark.parametrize("text", ["例。com", "see evil。io", "evil.com에서", "evil。io/x"])
+def test_a_host_written_with_an_ideographic_dot_or_glued_to_hangul_is_still_caught(
+        text: str) -> None:
+    assert find_links(text)
+    assert defang(text) != text

@@ -18,13 +18,13 @@ from grounded_answer.backends.cache import cached
 from grounded_answer.backends.openai import OpenAIBackend
 from grounded_answer.config import LLMSettings
 from grounded_answer.grounding.links import find_links, link_key
-from grounded_answer.planning import Relevance
+from grounded_answer.planning import Relevance, script_matches
 from grounded_answer.sources.bundle import Bundle, parse_bundle
-from grounded_answer.planning import script_matches
 from grounded_answer.writing.prompts import ChatMessage, PromptContext
 
 from ..support.fakes import HashEmbedder
 from ..support.paths import SEED
+from ..support.translator import reply
 from .chat_server import ChatServer, answer_with, ok
 
 pytestmark = pytest.mark.integration
@@ -83,7 +83,7 @@ def test_a_rewrite_must_keep_naming_the_task(tmp_path: Path, seed_bundle: Bundle
                          embedder=HashEmbedder())
         repair = server.requests[1]["messages"][-1]["content"]
     assert "name the task" in repair and "deblurring" in repair
-    assert "image deblurring" in answer.task.statement
+    assert "image deblurring" in answer.task.statement.lower()
     assert answer.validation.attempts == 2
     assert answer.plan is not None and answer.workflow is not None
     assert [s.source_id for s in answer.workflow.steps] == [
@@ -216,9 +216,7 @@ def test_a_question_in_french_is_restated_too(tmp_path: Path) -> None:
     # The embedding model reads Latin script but barely any French: retrieval and the
     # plan use the English restatement, and the answer is still written in French.
     def translate(body: Any) -> str:
-        lines = [line for line in body["messages"][0]["content"].splitlines()
-                 if line[:1].isdigit()]
-        return "\n".join(f"{n}. Une phrase en français (S1)" for n in range(1, len(lines) + 1))
+        return reply(body, "fr")
 
     script = [ok(json.dumps({"english": "Can an old blurry photo be enlarged and made "
                              "sharp?"})), answer_with(translate)]
@@ -230,23 +228,25 @@ def test_a_question_in_french_is_restated_too(tmp_path: Path) -> None:
     assert answer.plan is not None and answer.plan.question.language == "fr"
     assert answer.plan.question.restated == "Can an old blurry photo be enlarged and made sharp?"
     # The translation lost the task's English name: it follows, for the reader to look up.
-    assert answer.task.statement == "Une phrase en français (S1) (image deblurring)"
+    statement = answer.task.statement
+    assert "mot" in statement and "(S1)" in statement
+    assert statement.endswith("(image deblurring)")
+    assert "task" in answer.validation.translation.translated  # type: ignore[union-attr]
     assert answer.provenance.usage.calls == 2
 
 
 def test_a_translation_that_keeps_the_task_name_gets_nothing_added(tmp_path: Path) -> None:
     def translate(body: Any) -> str:
-        lines = [line for line in body["messages"][0]["content"].splitlines()
-                 if line[:1].isdigit()]
-        return "\n".join(f"{n}. La image deblurring, en français (S1)"
-                         for n in range(1, len(lines) + 1))
+        # A translator that keeps the English term ("image deblurring") in its sentence.
+        return reply(body, "fr", keep=("image", "deblurring"))
 
     script = [ok(json.dumps({"english": "Can a blurry photo be made sharp?"})),
               answer_with(translate)]
     with ChatServer(script) as server:
         answer = explain(bundle=korean_bundle(FRENCH),
                          settings=settings_for(tmp_path, server.url), embedder=HashEmbedder())
-    assert answer.task.statement == "La image deblurring, en français (S1)"
+    assert "image deblurring" in answer.task.statement.lower()
+    assert not answer.task.statement.endswith("(image deblurring)")
 
 
 def test_unreadable_question_is_restated_then_the_answer_is_translated(
@@ -254,11 +254,13 @@ def test_unreadable_question_is_restated_then_the_answer_is_translated(
 ) -> None:
     def translate(body: Any) -> str:
         assert "response_format" not in body  # plain text: small models copy under schemas
-        lines = [line for line in body["messages"][0]["content"].splitlines()
-                 if line[:1].isdigit()]
-        out = [f"{n}. 번역된 문장 {n}번입니다 (S1)" for n in range(1, len(lines) + 1)]
-        out[1] = f"2. {EVIL}"  # a bad line stays English and is reported
-        return "\n".join(out)
+
+        def with_a_link(lines: list[tuple[str, str]]) -> list[tuple[str, str]]:
+            tag, text = lines[1]
+            lines[1] = (tag, f"{text} {EVIL}")  # a bad line stays English and is reported
+            return lines
+
+        return reply(body, "ko", with_a_link)
 
     script = [ok(json.dumps({"english": "Can an old low-resolution photo be enlarged and "
                              "made sharp?"})), answer_with(translate)]
@@ -272,8 +274,8 @@ def test_unreadable_question_is_restated_then_the_answer_is_translated(
     assert answer.plan is not None and answer.plan.question.language == "ko"
     assert answer.plan.question.restated is not None
     assert answer.validation.language == "ko"
-    assert answer.task.statement == \
-        "번역된 문장 1번입니다 (S1) (image super-resolution, image deblurring)"
+    assert "단어" in answer.task.statement
+    assert answer.task.statement.endswith("(image super-resolution, image deblurring)")
     assert answer.validation.untranslated  # the line with a link stayed in English
     assert foreign(answer) == []
     # Restate, then one translation of the plan writer's draft: no English rewrite first.

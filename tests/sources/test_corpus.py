@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 
 import pytest
-from grounded_answer.sources import DEFAULT_CORPUS
 from pydantic import ValidationError
 
 from grounded_answer import (
@@ -17,6 +16,7 @@ from grounded_answer import (
     load_corpus,
     load_settings,
 )
+from grounded_answer.sources import DEFAULT_CORPUS
 
 from ..support.paths import SEED
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from urllib.parse import unquote, urlsplit
@@ -359,7 +359,7 @@ def _find_links(text: str) -> tuple[LinkMatch, ...]:
 def _read(match: re.Match[str], norm: _Normalised, text: str, found: list[LinkMatch]) -> int:
     """Add the link(s) ``match`` stands for to ``found``; return where to search next."""
     folded = norm.folded
-    span = _span(match, norm)
+    span = _span(match, norm, text)
     if span is None:
         # Not a host after all ("Deblur-10.66.77.88", "x-2401.12345" have no TLD), but an
         # address or a paper id may sit inside it; the chain is searched once and then
@@ -380,7 +380,7 @@ def _read(match: re.Match[str], norm: _Normalised, text: str, found: list[LinkMa
     return max(end, match.start() + 1)
 
 
-def _span(match: re.Match[str], norm: _Normalised) -> tuple[int, int] | None:
+def _span(match: re.Match[str], norm: _Normalised, text: str) -> tuple[int, int] | None:
     """The link's span in the normalised text, or None if the match is not a link."""
     kind = match.lastgroup
     folded = norm.folded
@@ -389,7 +389,7 @@ def _span(match: re.Match[str], norm: _Normalised) -> tuple[int, int] | None:
         chain_start = start + 2 if folded.startswith("//", start) else start
         if kind == "email":
             chain_start = folded.index("@", start) + 1
-        host = _host_span(folded, norm.shown, chain_start, end)
+        host = _host_span(folded, norm.shown, chain_start, end, _written(norm, text))
         if host is None:
             return None
         host_start, host_end = host
@@ -407,8 +407,12 @@ def _span(match: re.Match[str], norm: _Normalised) -> tuple[int, int] | None:
     return start, _trim(folded, start, end)
 
 
-def _host_span(folded: str, shown: str, start: int, end: int) -> tuple[int, int] | None:
-    """Where a chain of labels is a host: its last label (or its ASCII head) is a TLD."""
+def _host_span(folded: str, shown: str, start: int, end: int,
+               written: Callable[[int], str] | None = None) -> tuple[int, int] | None:
+    """Where a chain of labels is a host: its last label (or its ASCII head) is a TLD.
+
+    ``written(i)`` is the character the normalised position ``i`` was written as.
+    """
     tlds = _tables()[0]
     labels = folded[start:end].split(".")
     offsets = [start]
@@ -425,8 +429,12 @@ def _host_span(folded: str, shown: str, start: int, end: int) -> tuple[int, int]
             length = len(label)
         else:
             head = _ASCII_HEAD.match(label)
-            # "evil.com에서": the host ends where the ASCII TLD meets other letters.
-            if head and head.end() < len(label) and head.group(0) in tlds:
+            # "evil.com에서": the host ends where the ASCII TLD meets other letters. Not
+            # after an ideographic full stop: in "しました。AIで" the stop ends a sentence
+            # and "AIで" is a word; no renderer links it, and under IDNA its last label
+            # would be "aiで", no TLD. "例。com" standing alone is still a host.
+            if head and head.end() < len(label) and head.group(0) in tlds and (
+                    written is None or written(offsets[k] - 1) == "."):
                 length = head.end()
         if length is None:
             continue
@@ -438,6 +446,14 @@ def _host_span(folded: str, shown: str, start: int, end: int) -> tuple[int, int]
             first += 1  # Markdown emphasis "_evil.io_"
         return first, offsets[k] + length
     return None
+
+
+def _written(norm: _Normalised, text: str) -> Callable[[int], str]:
+    """The original character at a normalised position (a dot may be written "。")."""
+    if norm.starts is None:
+        return lambda i: text[i]
+    starts = norm.starts
+    return lambda i: text[starts[i]]
 
 
 def _trim(folded: str, start: int, end: int) -> int:

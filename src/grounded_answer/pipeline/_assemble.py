@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import ValidationError
+
 from ..answer import (
     Answer,
     Provenance,
@@ -11,8 +15,9 @@ from ..answer import (
     Workflow,
     WorkflowStep,
 )
-from ..grounding.draft import ALIAS_RE, AnswerDraft
-from ..grounding.links import defang
+from ..errors import UngroundedAnswerError
+from ..grounding.draft import ALIAS_RE, AnswerDraft, describe_error
+from ..grounding.links import defang, link_key, scrub_links
 from ..planning import EvidencePlan
 from ..sources.corpus import Source
 
@@ -87,7 +92,7 @@ def assemble_answer(
         "dropped": [defang(e) for e in report.dropped],
         "unresolved": [defang(e) for e in report.unresolved],
     })
-    return Answer(
+    fields = dict(
         question=defang(question),
         answerable=draft.answerable,
         task=Task(
@@ -102,3 +107,33 @@ def assemble_answer(
         provenance=provenance,
         plan=plan,
     )
+    try:
+        return Answer(**fields)
+    except ValidationError as exc:
+        # Every text was cleaned upstream; a link that still got through is made inert
+        # here and reported, so it can neither reach the user nor fail the answer.
+        where = describe_error(exc.errors(include_url=False)[0])
+    keys = frozenset(link_key(link) for link in allowed)
+    data = Answer.model_construct(**fields).model_dump(mode="json")
+    data = _inert(data, keys)
+    data["validation"]["dropped"] = [*data["validation"]["dropped"],
+                                     f"a link outside the sources was made inert ({where})"]
+    data["allowed_links"] = allowed
+    try:
+        return Answer.model_validate(data)
+    except ValidationError as exc:
+        raise UngroundedAnswerError(
+            "the answer held a link outside its sources that could not be made inert; it "
+            "was not shown", attempts=[], detail=defang(describe_error(
+                exc.errors(include_url=False)[0]))) from None
+
+
+def _inert(value: Any, keys: frozenset[str]) -> Any:
+    """Every string in ``value`` with the links outside ``keys`` taken out."""
+    if isinstance(value, str):
+        return scrub_links(value, keys)[0]
+    if isinstance(value, dict):
+        return {key: _inert(item, keys) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_inert(item, keys) for item in value]
+    return value

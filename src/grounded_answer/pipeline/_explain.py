@@ -81,7 +81,9 @@ def explain(
     if read_question(question).language != "en" and not run.backend.offline \
             and settings.llm.restate_question:
         with run.timed("restate"):
-            restated = restate_question(run.backend, run.prompts, question, run.usage)
+            restated = run.clean(
+                restate_question(run.backend, run.prompts, question, run.usage),
+                "restated question") or None
     run.timings["embed_query"] = 0.0
     with run.timed("retrieve"):
         hits, ranked = retrieve_passages(retriever, restated or question, settings,
@@ -123,7 +125,8 @@ def explain(
             "withheld": [f"{where}: a sentence addressed to the model was withheld from the "
                          "prompt" for where, _ in run.withheld]
             + (["question: nothing else was left, so the model was sent a neutral placeholder"]
-               if context.question == QUESTION_WITHHELD else []),
+               if context.question == QUESTION_WITHHELD else [])
+            + run.cleaned,
             "plan": [plan.verdict.reason, *held],
             "mode": mode,
             "language": language if mode == "guided" else "en" if run.backend.offline
@@ -141,7 +144,7 @@ def explain(
         corpus_fingerprint=sources.fingerprint,
         embedding_model=embedder.model_id,
         embedding_note=getattr(embedder, "fallback_reason", None),
-        question_restated=defang(restated) if restated else None,
+        question_restated=restated,
         index_status=retriever.index.status,
         # Passages quote source summaries, which may carry links that are not sources,
         # and sentences addressed to the model, which are withheld here as in the prompt.

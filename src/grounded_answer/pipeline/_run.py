@@ -19,6 +19,7 @@ from ..backends.base import Backend
 from ..config import Settings
 from ..embeddings import Embedder
 from ..grounding.injection import quarantine
+from ..grounding.links import defang
 from ..sources.corpus import Corpus
 from ..writing.prompts import Prompts
 
@@ -40,6 +41,8 @@ class Run:
     timings: dict[str, float] = field(default_factory=dict)
     #: (where, sentence) for each sentence withheld from a prompt, in order, once each.
     withheld: list[tuple[str, str]] = field(default_factory=list)
+    #: What was taken out of text a model wrote outside the answer's sections.
+    cleaned: list[str] = field(default_factory=list)
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -61,3 +64,22 @@ class Run:
             if (where, sentence) not in self.withheld:
                 self.withheld.append((where, sentence))
         return kept
+
+    def clean(self, text: str, where: str) -> str:
+        """Text a model wrote outside the answer's sections, cleaned as the question is.
+
+        A restatement or a judge's reason is untrusted like everything a model writes: a
+        sentence that addresses a model is withheld, a link is made inert, and both are
+        recorded, so the text can never fail the answer or reach a user as a link.
+        """
+        kept, removed = quarantine(text)
+        for _ in removed:
+            note = f"{where}: a sentence addressed to a model was withheld"
+            if note not in self.cleaned:
+                self.cleaned.append(note)
+        inert = defang(kept)
+        if inert != kept:
+            note = f"{where}: a link the model wrote was made inert"
+            if note not in self.cleaned:
+                self.cleaned.append(note)
+        return inert

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from ..answer import ValidationReport
 from ..backends.base import Completion, CompletionRequest
-from ..errors import Attempt, UngroundedAnswerError
+from ..errors import Attempt, BackendResponseError, UngroundedAnswerError
 from ..grounding.draft import (
     AnswerDraft,
     GroundingContext,
@@ -165,13 +165,24 @@ def write_guided(
         draft, report = _reword(run, context, plan, grounding)
         if language == "en":
             return draft, report
-    lines = translation_lines(draft)
-    completion = run.backend.complete(CompletionRequest(
-        messages=run.prompts.translate([text for _, text in lines], language_name(language)),
-        json_schema=None, context=context))
-    run.usage.add(completion)
-    draft, untranslated = apply_translation(draft, completion.text, grounding, language, plan)
-    return draft, report.model_copy(update={"untranslated": untranslated})
+    lines = translation_lines(draft, plan, language)
+    reply = ""
+    if lines:
+        try:
+            completion = run.backend.complete(CompletionRequest(
+                messages=run.prompts.translate([line.sent for line in lines],
+                                               language_name(language)),
+                json_schema=None, context=context))
+        except BackendResponseError:
+            # An empty or unreadable reply (a model quirk, not a server down): every line
+            # stays English and is reported as missing; the answer itself stands.
+            pass
+        else:
+            run.usage.add(completion)
+            reply = completion.text
+    draft, translation = apply_translation(draft, reply, lines, grounding, language, plan)
+    return draft, report.model_copy(update={"untranslated": translation.untranslated,
+                                            "translation": translation})
 
 
 def _reword(

@@ -103,6 +103,7 @@ def judge_paper(
     best_paper: float,
     said: Sequence[tuple[str, str]] = (),
 ) -> tuple[Source, Relevance, str, Evidence]:
+    """How one related paper bears on the answer: its relevance, the reason, the evidence."""
     title_tasks = tasks_in_order(expand_name(paper.title))
     summary_tasks = tasks_in_order(paper.summary)
     affinity = model_scores.get(paper.id) if model_scores is not None else None
@@ -169,6 +170,7 @@ def judge_paper(
 def agreement_of(
     tasks: Sequence[TaskHint], model_tasks: set[TaskHint], question_tasks: Sequence[TaskHint]
 ) -> Agreement:
+    """How a paper's tasks relate to the recommended models' and the question's."""
     if not tasks or not model_tasks:
         return "unknown"
     if set(tasks) & model_tasks:
@@ -191,6 +193,7 @@ def evidence_for(
     tasks: Sequence[TaskHint],
     agreement: Agreement,
 ) -> Evidence:
+    """The measurements a judgement of ``source`` rests on, rounded for display."""
     score = question_scores.get(source.id)
     return Evidence(
         question_score=round(score, 4) if score is not None and (

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..grounding.links import link_key
 from ..sources.corpus import Role
+from ..writing.labels import Labels, english
 from ._escape import safe_text as _text
 from ._escape import shorten as _shorten
+from .markdown import answer_labels
 from .svg import workflow_svg
 
 if TYPE_CHECKING:
@@ -110,8 +112,22 @@ def stylesheet() -> str:
 
 
 def answer_html(answer: Answer) -> str:
-    """The answer as one self-contained HTML document (inline CSS and SVG, no script)."""
+    """The answer as one self-contained HTML document (inline CSS and SVG, no script).
+
+    The library's own words are in the answer's language; a sentence that stayed in
+    English is marked, and tagged ``lang="en"`` for screen readers.
+    """
     allowed = frozenset(link_key(link) for link in answer.allowed_links)
+    words = answer_labels(answer)
+    english_slots = set(answer.validation.untranslated) if words.language != "en" else set()
+
+    def said(slot: str) -> str:
+        return ' lang="en"' if slot in english_slots else ""
+
+    def mark(slot: str) -> str:
+        return (f' <span class="in-english">({_text(words.in_english, allowed)})</span>'
+                if slot in english_slots else "")
+
 
     def t(value: str) -> str:
         return _text(value, allowed)
@@ -119,7 +135,7 @@ def answer_html(answer: Answer) -> str:
     labels = {ref.source_id: ref.label for ref in answer.references}
     out = [
         "<!doctype html>",
-        '<html lang="en">',
+        f'<html lang="{words.language}">',
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -133,90 +149,97 @@ def answer_html(answer: Answer) -> str:
         '<body class="standalone">',
         '<main class="answer">',
         '<header class="question-block">',
-        '<p class="eyebrow">Question</p>',
+        f'<p class="eyebrow">{t(words.question)}</p>',
         f'<h1 class="question">{t(answer.question)}</h1>',
     ]
     if answer.provenance.offline:
-        out.append('<p class="notice">Written offline by the deterministic stub backend from '
-                   "the retrieved sources, without a language model.</p>")
+        out.append(f'<p class="notice">{t(words.offline)}</p>')
     if not answer.answerable:
-        out.append('<p class="notice warn">The provided sources do not fully answer this '
-                   "question.</p>")
+        out.append(f'<p class="notice warn">{t(words.not_fully)}</p>')
     out.append("</header>")
 
     task_sources = ", ".join(labels.get(sid, sid) for sid in answer.task.source_ids)
     out += [
         '<section class="card" id="task">',
-        '<h2><span class="num">1</span>Task</h2>',
-        f'<p class="statement">{t(answer.task.statement)}</p>',
+        f'<h2><span class="num">1</span>{t(words.task)}</h2>',
+        f'<p class="statement"{said("task")}>{t(answer.task.statement)}{mark("task")}</p>',
     ]
     if task_sources:
-        out.append(f'<p class="cites">Supported by {t(task_sources)}</p>')
+        out.append(f'<p class="cites">{t(words.supported_by)} {t(task_sources)}</p>')
     out.append("</section>")
 
-    out += ['<section class="card" id="workflow">', '<h2><span class="num">2</span>Workflow</h2>']
+    out += ['<section class="card" id="workflow">',
+            f'<h2><span class="num">2</span>{t(words.workflow)}</h2>']
     if answer.workflow and answer.answerable:
         out.append(f'<figure class="graph">{workflow_svg(answer.workflow, labels, allowed)}'
                    "</figure>")
         out.append('<ol class="steps">')
-        for step in answer.workflow.steps:
+        for n, step in enumerate(answer.workflow.steps):
             label = labels.get(step.source_id, "")
+            io, action = f"steps[{n}].io", f"steps[{n}].action"
             out.append(
                 f'<li><span class="model">{t(step.model)}</span>'
                 + (f' <span class="label">{t(label)}</span>' if label else "")
-                + f'<span class="io"><b>takes</b> {t(step.input)}</span>'
-                f'<span class="io"><b>does</b> {t(step.action)}</span>'
-                f'<span class="io"><b>gives</b> {t(step.output)}</span></li>'
+                + f'<span class="io"{said(io)}><b>{t(words.takes)}</b> {t(step.input)}</span>'
+                f'<span class="io"{said(action)}><b>{t(words.does)}</b> {t(step.action)}'
+                f'{mark(action)}</span>'
+                f'<span class="io"{said(io)}><b>{t(words.gives)}</b> {t(step.output)}'
+                f'{mark(io)}</span></li>'
             )
         out.append("</ol>")
     else:
-        note = answer.note or "The provided sources do not describe a workflow for this question."
-        out.append(f'<p class="statement">{t(note)}</p>')
+        note = answer.note or words.no_workflow
+        out.append(f'<p class="statement"{said("note")}>{t(note)}{mark("note")}</p>')
     out.append("</section>")
 
     out += ['<section class="card" id="references">',
-            '<h2><span class="num">3</span>References</h2>']
+            f'<h2><span class="num">3</span>{t(words.references)}</h2>']
     if not answer.references:
-        out.append('<p class="statement">No provided source supports an answer to this '
-                   "question.</p>")
+        out.append(f'<p class="statement">{t(words.no_references)}</p>')
     else:
         out.append('<ol class="refs">')
-        for ref in answer.references:
-            kind = "recommended model" if ref.role is Role.MODEL else "paper"
+        for n, ref in enumerate(answer.references):
+            kind = words.recommended_model if ref.role is Role.MODEL else words.paper
             links = [
-                _link(url, name, allowed)
-                for url, name in ((ref.paper_url, "Paper"), (ref.github_url, "GitHub"))
+                _link(url, t(name), allowed)
+                for url, name in ((ref.paper_url, words.paper_link), (ref.github_url, "GitHub"))
                 if url
             ]
+            why = f"why[{n}]"
             out.append(
                 f'<li><span class="label">{t(ref.label)}</span>'
                 f'<span class="title">{t(ref.title)}</span>'
-                f'<span class="role">{kind}</span>'
-                f'<p class="why">{t(ref.why)}</p>'
+                f'<span class="role">{t(kind)}</span>'
+                f'<p class="why"{said(why)}>{t(ref.why)}{mark(why)}</p>'
                 f'<p class="links">{" ".join(link for link in links if link)}</p></li>'
             )
         out.append("</ol>")
     if not answer.answerable and answer.note and answer.workflow:
-        out.append(f'<p class="statement">{t(answer.note)}</p>')
+        out.append(f'<p class="statement"{said("note")}>{t(answer.note)}{mark("note")}</p>')
     out.append("</section>")
 
     plan = plan_view(getattr(answer, "plan", None))
     if plan is not None:
-        out += _plan_html(plan, labels, t)
+        out += _plan_html(plan, labels, t, words)
 
-    out += _report_html(answer, t)
+    out += _report_html(answer, t, words)
     out += ["</main>", "</body>", "</html>", ""]
     return "\n".join(out)
 
 
 def _plan_html(
-    plan: PlanView, labels: Mapping[str, str], t: Callable[[str], str]
+    plan: PlanView, labels: Mapping[str, str], t: Callable[[str], str], words: Labels | None = None
 ) -> list[str]:
-    out = ['<section class="card" id="plan">', "<h2>Why these sources</h2>"]
+    words = words or english()
+    # The plan's reasons are the library's own English sentences.
+    lang = ' lang="en"' if words.language != "en" else ""
+    out = ['<section class="card" id="plan">', f"<h2>{t(words.why_sources)}</h2>"]
     if plan.verdict or plan.answerable is not None:
-        verdict = {True: "Answerable", False: "Not answerable", None: "Verdict"}[plan.answerable]
+        verdict = {True: words.answerable, False: words.not_answerable,
+                   None: words.verdict}[plan.answerable]
         state = {True: "yes", False: "no", None: "unknown"}[plan.answerable]
-        out.append(f'<p class="verdict {state}"><b>{verdict}.</b> {t(plan.verdict)}</p>')
+        out.append(f'<p class="verdict {state}"><b>{t(verdict)}.</b> '
+                   f'<span{lang}>{t(plan.verdict)}</span></p>')
     if plan.rows:
         out.append('<ul class="plan">')
         for row in plan.rows:
@@ -225,30 +248,31 @@ def _plan_html(
             # The reason continues the title ("X is the recommended model; ..."): one line.
             out.append(
                 f'<li class="{grade}"><span class="grade">'
-                f"{t(RELEVANCE.get(row.relevance, row.relevance))}</span>"
+                f"{t(getattr(words, row.relevance, row.relevance))}</span>"
                 + (f'<span class="label">{t(label)}</span>' if label else "")
                 + f'<span class="title">{t(row.title)}</span> '
-                + f'<span class="reason">{t(row.reason)}</span></li>'
+                + f'<span class="reason"{lang}>{t(row.reason)}</span></li>'
             )
         out.append("</ul>")
     out.append("</section>")
     return out
 
 
-def _report_html(answer: Answer, t: Callable[[str], str]) -> list[str]:
+def _report_html(answer: Answer, t: Callable[[str], str], words: Labels) -> list[str]:
     report = answer.validation
     facts = [
         f"{report.attempts} model call(s), "
         + ("valid at the first try" if report.valid_first_try else f"policy {report.policy}"),
     ]
     out = ['<details class="card report" id="validation">',
-           "<summary>How this answer was checked</summary>", "<ul>"]
+           f"<summary>{t(words.checked)}</summary>", "<ul>"]
     out += [f"<li>{t(check)}</li>" for check in report.checks]
     out.append("</ul>")
-    for title, items in (("Repaired", report.repaired), ("Dropped", report.dropped),
-                         ("Unresolved", report.unresolved), ("Withheld", report.withheld)):
+    for title, items in ((words.repaired, report.repaired), (words.dropped, report.dropped),
+                         (words.unresolved, report.unresolved),
+                         (words.withheld, report.withheld)):
         if items:
-            out.append(f"<p><b>{title}:</b></p><ul>")
+            out.append(f"<p><b>{t(title)}:</b></p><ul>")
             out += [f"<li>{t(item)}</li>" for item in items]
             out.append("</ul>")
     prov = answer.provenance

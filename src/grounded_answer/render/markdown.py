@@ -13,52 +13,77 @@ from typing import TYPE_CHECKING
 from ..grounding.links import cut_outside_links
 from ..grounding.markdown import escape, markdown_link
 from ..sources.corpus import Role
+from ..writing.labels import Labels, english, labels_for
 
 if TYPE_CHECKING:
     from ..answer import Answer, Workflow
 
-__all__ = ["answer_markdown", "workflow_mermaid"]
+__all__ = ["answer_labels", "answer_markdown", "workflow_mermaid"]
 
 
 def answer_markdown(answer: Answer) -> str:
-    """The three numbered sections, as the platform's prompt asks for them."""
-    out = [f"**Question:** {_md(answer.question)}", ""]
+    """The three numbered sections, as the platform's prompt asks for them.
+
+    The words the library writes itself are in the answer's language
+    (:mod:`grounded_answer.writing.labels`); a sentence that stayed in English in an answer
+    in another language is marked as such.
+    """
+    words = answer_labels(answer)
+    english = set(answer.validation.untranslated) if words.language != "en" else set()
+
+    def said(text: str, *slots: str) -> str:
+        """``text`` escaped, marked when any of ``slots`` stayed in English."""
+        mark = f" *({words.in_english})*" if english & set(slots) else ""
+        return _md(text) + mark
+
+    out = [f"**{words.question}:** {_md(answer.question)}", ""]
     if answer.provenance.offline:
-        out += ["> Written offline by the deterministic stub backend from the retrieved "
-                "sources, without a language model.", ""]
-    out += ["## 1. Task", "", _md(answer.task.statement), ""]
-    out += ["## 2. Workflow", ""]
+        out += [f"> {words.offline}", ""]
+    out += [f"## 1. {words.task}", "", said(answer.task.statement, "task"), ""]
+    out += [f"## 2. {words.workflow}", ""]
     if answer.workflow and answer.answerable:
         flow = answer.workflow
         chain = " → ".join(
-            [f"**Input:** {_md(flow.input)}"]
+            [f"**{words.input}:** {_md(flow.input)}"]
             + [f"**{_md(s.model)}**" for s in flow.steps]
-            + [f"**Output:** {_md(flow.output)}"]
+            + [f"**{words.output}:** {_md(flow.output)}"]
         )
         out += [chain, ""]
         for n, step in enumerate(flow.steps, start=1):
-            out.append(f"{n}. **{_md(step.model)}**: takes {_md(step.input)}; "
-                       f"{_md(step.action)}; gives {_md(step.output)}.")
+            io, action = f"steps[{n - 1}].io", f"steps[{n - 1}].action"
+            out.append(f"{n}. **{_md(step.model)}**: {words.takes} {_md(step.input)}; "
+                       f"{said(step.action, action)}; {words.gives} {_md(step.output)}."
+                       + (f" *({words.in_english})*" if io in english else ""))
         out += ["", "```mermaid", workflow_mermaid(flow), "```", ""]
     else:
-        out += [_md(answer.note) or "The provided sources do not describe a workflow for "
-                "this question.", ""]
-    out += ["## 3. References", ""]
+        out += [said(answer.note, "note") if answer.note else words.no_workflow, ""]
+    out += [f"## 3. {words.references}", ""]
     if not answer.references:
-        out.append("No provided source supports an answer to this question.")
-    for ref in answer.references:
-        links = [markdown_link("Paper", ref.paper_url) if ref.paper_url else "",
+        out.append(words.no_references)
+    for n, ref in enumerate(answer.references):
+        links = [markdown_link(words.paper_link, ref.paper_url) if ref.paper_url else "",
                  markdown_link("GitHub", ref.github_url) if ref.github_url else ""]
-        kind = "recommended model" if ref.role is Role.MODEL else "paper"
-        out.append(f"- {_md(ref.label)} **{_md(ref.title)}** ({kind}): {_md(ref.why)} "
+        kind = words.recommended_model if ref.role is Role.MODEL else words.paper
+        why = said(ref.why, f"why[{n}]")
+        out.append(f"- {_md(ref.label)} **{_md(ref.title)}** ({kind}): {why} "
                    + " · ".join(link for link in links if link))
     if answer.note and (answer.answerable or answer.workflow):
         # An answerable answer's note (the language it is written in, a caveat) would
         # otherwise be in the JSON only.
-        out += ["", f"*Note:* {_md(answer.note)}" if answer.answerable else _md(answer.note)]
+        note = said(answer.note, "note")
+        out += ["", f"*{words.note}:* {note}" if answer.answerable else note]
     if answer.plan is not None and answer.plan.sources:
-        out += ["", f"*Why these sources:* {_md(answer.plan.why_line())}"]
+        # The plan's reasons are the library's own English sentences.
+        mark = f" *({words.in_english})*" if words.language != "en" else ""
+        out += ["", f"*{words.why_sources}:* {_md(answer.plan.why_line())}{mark}"]
     return "\n".join(out).rstrip() + "\n"
+
+
+def answer_labels(answer: Answer) -> Labels:
+    """The words an answer's fixed parts are written in: its prose's language, if known."""
+    if answer.provenance.offline:
+        return english()
+    return labels_for(answer.validation.language) or english()
 
 
 def workflow_mermaid(workflow: Workflow) -> str:

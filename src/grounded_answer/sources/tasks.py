@@ -29,9 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import ConfigError
 
 __all__ = [
+    "TABLE_FILE",
     "Architecture",
     "Modality",
-    "TABLE_FILE",
     "TaskHint",
     "architecture_of",
     "expand_name",
@@ -73,6 +73,10 @@ class Architecture:
 TABLE_FILE = Path(__file__).resolve().parent / "tasks.toml"
 
 
+_KINDS = "image|video|audio|text|3d|tabular"
+_DATA = rf"^({_KINDS})>({_KINDS})$"
+
+
 class _TaskEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -81,7 +85,7 @@ class _TaskEntry(BaseModel):
     input: str
     output: str
     action: str
-    data: str = Field(pattern=r"^(image|video|audio|text|3d|tabular)>(image|video|audio|text|3d|tabular)$")
+    data: str = Field(pattern=_DATA)
     family: str
 
 
@@ -178,7 +182,8 @@ def name_prefix_words(name: str) -> str:
     parts = _CAMEL.findall(first)
     if sum(part.isalpha() for part in parts) < 2:  # "BLIP2" is a product, "LowLight" words
         return ""
-    return " ".join(_table().abbreviations.get(part.lower(), part if part.isupper() else part.lower())
+    table = _table().abbreviations
+    return " ".join(table.get(part.lower(), part if part.isupper() else part.lower())
                     for part in parts)
 
 

@@ -1,19 +1,37 @@
-"""An answer in another language: the offline draft translated line by line.
+"""An answer in another language: the offline draft translated line by line, each line proven.
 
 Under a JSON schema small models copy English rather than translate, so translation is one
-plain-text call: every prose slot of the draft is a numbered line (:func:`translation_lines`)
-and the reply's lines go back into their slots (:func:`apply_translation`). A line in the
-wrong script, too long, or breaking a grounding rule stays English and is reported.
+plain-text call. Each prose slot of the draft becomes one line that starts with an opaque
+tag (``[K7]``): the reply is matched to the slots by tag, never by position, so a line the
+model drops, merges or renumbers cannot shift every later line onto the slot before it (a
+summary translated under the wrong paper misleads as much as a foreign link would).
+
+A line must also keep what cannot be translated: its source ids, the model and method
+names and the numbers it holds. A line that has none gets its slot's source id as an
+anchor (``(S2) Related paper: ...``), and a step's input and output travel as one line
+joined by ``→``, so no two lines look alike once translated, and a line whose content was
+swapped with another's fails the check. A line that is missing, duplicated, merged, out of
+place, changed in what it must keep, in the wrong script, too long, or that breaks a
+grounding rule stays in English, and the report says which and why.
+
+Sentences the library writes from a template (why a recommended model is cited) are not
+sent at all: they are written in the answer's language from :mod:`.labels`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import random
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from ..grounding.draft import (
     ACTION_SLOT,
+    ALIAS_RE,
     IO_SLOT,
     NOTE_SLOT,
     TASK_SLOT,
@@ -21,75 +39,280 @@ from ..grounding.draft import (
     AnswerDraft,
     GroundingContext,
 )
-from ..planning import EvidencePlan
+from ..planning import EvidencePlan, Relevance
 from ..planning.language import in_language
 from .guided import task_names
+from .labels import labels_for, task_name
 
-__all__ = ["apply_translation", "translation_lines"]
+__all__ = ["Line", "TranslationReport", "apply_translation", "translation_lines"]
+
+#: Joins a step's input and output in one line; a translator keeps it.
+ARROW = "→"
+# Tags are a consonant and a digit: no word in any language, no order to guess.
+_TAG_LETTERS = "BCDFGHJKLMNPQRSTVWXZ"
+# The brackets and punctuation a model may write around a tag, fullwidth ones included.
+_OPEN = "[\\[\u3010\uff3b(\uff08]"
+_CLOSE = "[\\]\u3011\uff3d)\uff09]"
+_AFTER = "[:\uff1a.\uff0e\u3001]"
+_TAG = re.compile(rf"{_OPEN}\s*([B-DF-HJ-NP-TV-XZ][0-9])\s*{_CLOSE}")
+_LEADING_TAG = re.compile(rf"^\s*(?:[-*\u2022]\s*)?{_TAG.pattern}\s*{_AFTER}?\s*")
+# What a translation must keep: numbers, and names with a capital inside or a digit
+# ("MSSNet", "ViT", "x4", "DeblurGANv2"), whole with their hyphens ("Deblur-MSSNet-GoPro").
+_ANOTHER = "another line's text"
+_KEPT = re.compile(r"(?<![\w-])(?=[\w-]*(?:\d|[a-z][A-Z]|[A-Z]{2}))[A-Za-z0-9][\w.-]*[\w]")
 
 
-def translation_lines(draft: AnswerDraft) -> list[tuple[str, str]]:
-    """Every prose slot of ``draft`` as (slot, text), in the order a translator sees them."""
-    lines = [("task", draft.task.statement)]
+@dataclass(frozen=True)
+class Line:
+    """One line sent for translation, and what its translation must keep."""
+
+    slot: str
+    tag: str
+    text: str
+    #: Source ids the line holds; its translation must hold exactly these.
+    aliases: frozenset[str]
+    #: Names and numbers its translation must hold.
+    kept: tuple[str, ...]
+    #: The source id added as an anchor, taken out of the translation again.
+    anchor: str | None = None
+
+    @property
+    def sent(self) -> str:
+        """The line as the model sees it."""
+        return f"[{self.tag}] {self.text}"
+
+
+class TranslationReport(BaseModel):
+    """What happened to each line of a translation."""
+
+    translated: list[str] = Field(default_factory=list, description="Slots translated.")
+    native: list[str] = Field(
+        default_factory=list, description="Slots written in the answer's language from the "
+        "library's own templates, without the model.")
+    kept: list[str] = Field(
+        default_factory=list, description="'slot: why' for each slot left in English.")
+    misaligned: int = Field(
+        default=0, description="Lines the reply had in the wrong place: missing tags not "
+        "counted, but duplicated, merged, out-of-place lines and lines that lost or gained "
+        "what they must keep (a swapped line).")
+
+    @property
+    def untranslated(self) -> list[str]:
+        """The slots left in English."""
+        return [entry.split(":", 1)[0] for entry in self.kept]
+
+
+def translation_lines(draft: AnswerDraft, plan: EvidencePlan | None = None,
+                      language: str = "") -> list[Line]:
+    """The lines to translate, in the order a reader meets them.
+
+    Slots the library can write in ``language`` from its own templates (see
+    :func:`native_slots`) are left out.
+    """
+    native = set(native_slots(draft, plan, language))
+    lines: list[tuple[str, str, str | None]] = [("task", draft.task.statement, None)]
     for n, step in enumerate(draft.workflow.steps if draft.workflow else []):
-        lines += [(f"steps[{n}].{key}", getattr(step, key)) for key in ("input", "action",
-                                                                         "output")]
-    lines += [(f"why[{n}]", ref.why) for n, ref in enumerate(draft.references)]
+        lines.append((f"steps[{n}].action", step.action, step.source_id))
+        lines.append((f"steps[{n}].io", f"{step.input} {ARROW} {step.output}", step.source_id))
+    lines += [(f"why[{n}]", ref.why, ref.source_id) for n, ref in enumerate(draft.references)
+              if f"why[{n}]" not in native]
     if draft.note:
-        lines.append(("note", draft.note))
-    return lines
+        lines.append(("note", draft.note, None))
+    tags = _tags(len(lines), "\n".join(text for _, text, _ in lines))
+    made = []
+    for (slot, text, owner), tag in zip(lines, tags, strict=True):
+        aliases = frozenset(m.group(0) for m in ALIAS_RE.finditer(text))
+        anchor = owner if owner and not aliases else None
+        if anchor:
+            text, aliases = f"({anchor}) {text}", frozenset({anchor})
+        made.append(Line(slot=slot, tag=tag, text=text, aliases=aliases,
+                         kept=tuple(dict.fromkeys(_KEPT.findall(text))), anchor=anchor))
+    return made
+
+
+def native_slots(draft: AnswerDraft, plan: EvidencePlan | None, language: str
+                 ) -> dict[str, str]:
+    """Slots written in ``language`` from the library's templates, without a model.
+
+    Why a recommended model is cited is a template ("Recommended model for {task}; it runs
+    step {step} of the workflow."): written from the label table and the task's name in
+    that language, it never depends on a model's translation.
+    """
+    labels = labels_for(language)
+    if plan is None or labels is None or labels.language == "en":
+        return {}
+    step_of = {}
+    for n, step in enumerate(plan.steps, start=1):
+        for label in (step.label, *step.alternatives):
+            step_of[label] = (n, step.task, label != step.label)
+    native = {}
+    for n, ref in enumerate(draft.references):
+        planned = next((s for s in plan.sources if s.label == ref.source_id), None)
+        if planned is None or planned.relevance is not Relevance.RECOMMENDED \
+                or ref.source_id not in step_of:
+            continue
+        number, task, alternative = step_of[ref.source_id]
+        name = task_name(task, language) if task else None
+        sentence = labels.recommended_why.format(task=name, step=number) if name \
+            else labels.recommended_why_plain.format(step=number)
+        native[f"why[{n}]"] = sentence + (f" {labels.alternative_step}" if alternative else "")
+    return native
 
 
 def apply_translation(
-    draft: AnswerDraft, text: str, grounding: GroundingContext, language: str,
-    plan: EvidencePlan | None = None,
-) -> tuple[AnswerDraft, list[str]]:
-    """``draft`` with each slot replaced by its numbered translation line, where it passes.
+    draft: AnswerDraft, reply: str, lines: Sequence[Line], grounding: GroundingContext,
+    language: str, plan: EvidencePlan | None = None,
+) -> tuple[AnswerDraft, TranslationReport]:
+    """``draft`` with each sent line's slot replaced by its proven translation.
 
-    A line that is missing, too long, not in the language's script, or breaks a grounding
-    rule leaves that slot in English, and the slot is named in the returned list. A
-    translated task statement that no longer names the plan's task in English gets the
+    A translated task statement that no longer names the plan's task in English gets the
     English name after it, in parentheses: the term a reader looks up, and the name a
     rewrite must keep too.
     """
+    report = TranslationReport()
+    found, problems = _read_reply(reply, lines)
+    report.misaligned = sum(why != "missing from the reply" for why in problems.values())
+    data = draft.model_dump()
+    for slot, sentence in native_slots(draft, plan, language).items():
+        if _set(data, slot, sentence, grounding):
+            report.native.append(slot)
     terms = sorted(task_names(draft, plan), key=draft.task.statement.lower().find) \
         if plan is not None else []
-    found = {int(m.group(1)): m.group(2).strip()
-             for m in re.finditer(r"^\s*(\d{1,3})[.):]\s*(.+?)\s*$", text, re.M)}
-    limits = {"task": TASK_SLOT, "note": NOTE_SLOT}
-    kept: list[str] = []
-    data = draft.model_dump()
-    for number, (slot, _) in enumerate(translation_lines(draft), start=1):
-        line = found.get(number, "")
-        adapter = limits.get(slot) or (WHY_SLOT if slot.startswith("why") else IO_SLOT if (
-            slot.endswith((".input", ".output"))) else ACTION_SLOT)
-        try:
-            value = adapter.validate_python(line, context=grounding)
-        except ValidationError:
-            kept.append(slot)
+    for line in lines:
+        if line.tag in problems:
+            report.kept.append(f"{line.slot}: {problems[line.tag]}")
             continue
-        if not in_language(value, language):
-            kept.append(slot)
+        value, why = _check(line, found[line.tag], language)
+        if value is None:
+            report.misaligned += why.endswith(_ANOTHER)
+            report.kept.append(f"{line.slot}: {why}")
             continue
+        named = line.slot != "task" or not terms or any(t in value.lower() for t in terms)
+        with_terms = f"{value} ({', '.join(terms)})"
+        if (not named and _set(data, "task", with_terms, grounding)) \
+                or _set(data, line.slot, value, grounding):
+            report.translated.append(line.slot)
+        else:
+            report.kept.append(f"{line.slot}: too long, or breaks a grounding rule")
+    if data["workflow"]:
+        steps = data["workflow"]["steps"]
+        for k in range(1, len(steps)):
+            # The plan chains steps: what one gives, the next takes; one translation of it.
+            if draft.workflow and draft.workflow.steps[k].input == \
+                    draft.workflow.steps[k - 1].output:
+                steps[k]["input"] = steps[k - 1]["output"]
+        data["workflow"]["input"] = steps[0]["input"]
+        data["workflow"]["output"] = steps[-1]["output"]
+    return AnswerDraft.model_validate(data, context=grounding), report
+
+
+def _tags(count: int, seed: str) -> list[str]:
+    """``count`` distinct tags, the same for the same lines (so a cached reply matches)."""
+    every = [f"{letter}{digit}" for letter in _TAG_LETTERS for digit in range(10)]
+    if count > len(every):
+        raise ValueError(f"{count} lines; at most {len(every)} can be tagged")
+    rng = random.Random(int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big"))
+    return rng.sample(every, count)
+
+
+def _read_reply(reply: str, lines: Sequence[Line]) -> tuple[dict[str, str], dict[str, str]]:
+    """Each tag's text, and the tags that cannot be trusted, with why."""
+    sent = {line.tag: n for n, line in enumerate(lines)}
+    texts: dict[str, list[str]] = {}
+    order: list[str] = []
+    problems: dict[str, str] = {}
+    current: str | None = None
+    for raw in reply.splitlines():
+        if not raw.strip():
+            current = None
+            continue
+        head = _LEADING_TAG.match(raw)
+        body = raw[head.end():] if head else raw
+        inner = [m.group(1) for m in _TAG.finditer(body) if m.group(1) in sent]
+        if head is None:
+            if current is not None and not inner:
+                texts[current].append(body.strip())  # a long line wrapped by the model
+            for tag in inner:
+                problems.setdefault(tag, "merged with another line")
+            continue
+        tag = head.group(1)
+        if tag not in sent:
+            current = None  # a tag the model made up: its text belongs to no slot
+            continue
+        if inner:
+            # Two lines in one: neither can be told from the other.
+            problems.setdefault(tag, "merged with another line")
+            for other in inner:
+                problems.setdefault(other, "merged with another line")
+        if tag in texts:
+            problems[tag] = "duplicated in the reply"
+        texts.setdefault(tag, []).append(body.strip())
+        order.append(tag)
+        current = tag
+    for line in lines:
+        if line.tag not in texts:
+            problems.setdefault(line.tag, "missing from the reply")
+    placed = _in_order([sent[tag] for tag in dict.fromkeys(order)])
+    for tag in dict.fromkeys(order):
+        if sent[tag] not in placed:
+            problems.setdefault(tag, "out of place in the reply")
+    return {tag: " ".join(parts) for tag, parts in texts.items()}, problems
+
+
+def _in_order(positions: list[int]) -> set[int]:
+    """The longest run of positions already in increasing order (the rest moved)."""
+    best: list[list[int]] = []
+    for position in positions:
+        chains = [chain for chain in best if chain[-1] < position]
+        longest = max(chains, key=len, default=[])
+        best.append([*longest, position])
+    return set(max(best, key=len, default=[]))
+
+
+def _check(line: Line, text: str, language: str) -> tuple[str | None, str]:
+    """The translation of ``line`` ready for its slot, or None and why it cannot be used."""
+    aliases = frozenset(m.group(0) for m in ALIAS_RE.finditer(text))
+    if aliases != line.aliases:
+        return None, (f"holds {', '.join(sorted(aliases)) or 'no source id'} instead of "
+                      f"{', '.join(sorted(line.aliases)) or 'none'}: {_ANOTHER}")
+    missing = [name for name in line.kept if name not in text]
+    if missing:
+        return None, f"lost {', '.join(missing[:3])}, which it must keep"
+    if line.anchor:
+        text = re.sub(rf"{_OPEN}\s*{line.anchor}\s*{_CLOSE}\s*{_AFTER}?|\b{line.anchor}\b", "",
+                      text, count=1)
+    text = " ".join(text.split())
+    if line.slot.endswith(".io") and text.count(ARROW) != 1:
+        return None, f"lost the {ARROW} between input and output"
+    parts = [text] if not line.slot.endswith(".io") else text.split(ARROW)
+    if not all(part.strip() for part in parts):
+        return None, "empty"
+    # Names and source ids stay in Latin letters: the script is judged on the rest.
+    bare = [ALIAS_RE.sub("", _KEPT.sub("", part)) for part in parts]
+    if not all(in_language(part, language) for part in bare):
+        return None, "not in the answer's language"
+    return text, ""
+
+
+def _set(data: dict[str, Any], slot: str, value: str, grounding: GroundingContext) -> bool:
+    """Put ``value`` into ``slot`` of the draft data if it passes the slot's checks."""
+    try:
         if slot == "task":
-            if terms and not any(term in value.lower() for term in terms):
-                value = _with_terms(value, terms, grounding)
-            data["task"]["statement"] = value
+            data["task"]["statement"] = TASK_SLOT.validate_python(value, context=grounding)
         elif slot == "note":
-            data["note"] = value
+            data["note"] = NOTE_SLOT.validate_python(value, context=grounding)
         elif slot.startswith("why"):
-            data["references"][int(slot[4:-1])]["why"] = value
+            data["references"][int(slot[4:-1])]["why"] = WHY_SLOT.validate_python(
+                value, context=grounding)
         else:
             where, key = slot.split(".")
-            data["workflow"]["steps"][int(where[6:-1])][key] = value
-    if data["workflow"]:
-        data["workflow"]["input"] = data["workflow"]["steps"][0]["input"]
-        data["workflow"]["output"] = data["workflow"]["steps"][-1]["output"]
-    return AnswerDraft.model_validate(data, context=grounding), kept
-
-
-def _with_terms(value: str, terms: list[str], grounding: GroundingContext) -> str:
-    try:
-        return TASK_SLOT.validate_python(f"{value} ({', '.join(terms)})", context=grounding)
-    except ValidationError:  # too long with them: the translation alone
-        return value
+            step = data["workflow"]["steps"][int(where[6:-1])]
+            if key == "io":
+                given, made = (IO_SLOT.validate_python(part.strip(), context=grounding)
+                               for part in value.split(ARROW))
+                step.update(input=given, output=made)
+            else:
+                step[key] = ACTION_SLOT.validate_python(value, context=grounding)
+    except ValidationError:
+        return False
+    return True
