@@ -42,6 +42,8 @@ __all__ = [
     "IndexKind",
     "IndexSettings",
     "InvalidLinks",
+    "JudgeMode",
+    "JudgeSettings",
     "LLMSettings",
     "Method",
     "Policy",
@@ -76,6 +78,8 @@ Policy = Literal["strict", "drop"]
 WritingMode = Literal["auto", "guided", "free"]
 #: Who decides whether a question is answerable.
 Verdict = Literal["plan", "model"]
+#: Whether a language model judges each source (planning/judge.py).
+JudgeMode = Literal["auto", "on", "off"]
 #: What a bundle or corpus field with an unsafe link does.
 InvalidLinks = Literal["error", "drop"]
 #: The renderings an answer is written to a file or stream in.
@@ -328,6 +332,46 @@ class AnswerSettings(_Section):
     )
 
 
+class JudgeSettings(_Section):
+    """The language model reads each source and the question's coverage (planning/judge.py).
+
+    The gaps and the coverage threshold were tuned on the dev bundles with
+    Qwen2.5-Coder-1.5B-Instruct (Q4_K_M); another model reads differently and may need its
+    own (``benchmarks/judge.py --tune`` finds them from its scores).
+    """
+
+    enabled: JudgeMode = Field(
+        default="auto",
+        description="'auto': judge when a language model is configured (not the offline "
+        "stub); 'on': always (an error with the stub); 'off': the plan's words and cosines "
+        "decide alone.",
+    )
+    coverage: bool = Field(
+        default=True, description="Let the model decide whether the question asks for what "
+        "the recommended models do (a question that only shares their words is declined).",
+    )
+    keep_gap: float = Field(
+        default=0.02, ge=0.0, le=1.0, description="A paper the model rates within this of "
+        "the bundle's best-rated paper is cited.",
+    )
+    drop_gap: float = Field(
+        default=0.15, ge=0.0, le=1.0, description="A paper the model rates more than this "
+        "below the best-rated paper is not cited; between the gaps the plan decides.",
+    )
+    coverage_min: float = Field(
+        default=0.9, ge=0.0, le=1.0, description="The question is covered when the model's "
+        "P(yes) is at least this.",
+    )
+    top_logprobs: int = Field(
+        default=10, ge=1, le=20, description="Alternatives asked for the first token; a "
+        "server that returns none is judged by the word the model wrote.",
+    )
+    summary_chars: int = Field(
+        default=500, ge=50, le=5000, description="Characters of a summary the model reads: "
+        "each judgement costs its source's tokens.",
+    )
+
+
 class ServeSettings(_Section):
     """The HTTP service (``grounded-answer serve``): where it listens and what it admits."""
 
@@ -432,6 +476,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     sources: SourceSettings = Field(default_factory=SourceSettings)
 

@@ -19,6 +19,7 @@ tell an aborted request from one that was merely abandoned.
 from __future__ import annotations
 
 import json
+import math
 import select
 import socket
 import threading
@@ -36,6 +37,7 @@ __all__ = [
     "answer_with",
     "chat_completion",
     "empty_choices",
+    "judge_with",
     "malformed",
     "ok",
     "rate_limit",
@@ -164,6 +166,32 @@ def empty_choices() -> Behaviour:
 def answer_with(make: Callable[[Any], str], finish_reason: str = "stop") -> Behaviour:
     """200 whose content is computed from the request body (dynamic answers)."""
     return lambda body: _json(200, chat_completion(make(body), finish_reason))
+
+
+def judge_with(score_of: Callable[[Any], float | None], *, logprobs: bool = True
+               ) -> Behaviour:
+    """A one-token yes/no judge: ``score_of(body)`` is P(yes) (None: an unusable reply).
+
+    With ``logprobs`` the reply carries the first token's alternatives, as llama.cpp's
+    server sends them; without, only the word, as an API without logprobs would.
+    """
+    def behave(body: Any) -> Reply:
+        score = score_of(body)
+        if score is None:
+            data = chat_completion("Maybe", "length")
+        else:
+            data = chat_completion("Yes" if score >= 0.5 else "No", "length")
+            if logprobs and body.get("logprobs"):
+                yes, no = max(score, 1e-6), max(1.0 - score, 1e-6)
+                alternatives = [{"token": "Yes", "logprob": math.log(yes), "bytes": None},
+                                {"token": "No", "logprob": math.log(no), "bytes": None},
+                                {"token": " yes", "logprob": math.log(yes) - 9, "bytes": None}]
+                data["choices"][0]["logprobs"] = {"content": [{
+                    "token": "Yes" if score >= 0.5 else "No", "logprob": math.log(max(yes, no)),
+                    "bytes": None, "top_logprobs": alternatives}]}
+        return _json(200, data)
+
+    return behave
 
 
 def _as_behaviour(entry: Behaviour | str) -> Behaviour:

@@ -215,3 +215,16 @@ def test_corpus_reads_only_bounded_regular_files(tmp_path: Path) -> None:
     big.write_text(YAML_HEAD + GOOD * 20)
     with pytest.raises(CorpusError, match="max_corpus_bytes"):
         load_corpus(big, settings=load_settings(sources={"max_corpus_bytes": 100}))
+
+
+def test_a_corpus_file_is_parsed_once_until_it_changes(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("sources:\n" + GOOD)
+    first = load_corpus(path)
+    assert load_corpus(path) is first
+    path.write_text("sources:\n" + GOOD.replace("title: A", "title: Another"))
+    second = load_corpus(path)
+    assert second is not first and second.sources[0].title == "Another"
+    # Other limits are another reading of the same file.
+    strict = load_settings(sources={"max_corpus_sources": 1})
+    assert load_corpus(path, settings=strict) is not second

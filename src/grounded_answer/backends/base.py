@@ -31,6 +31,7 @@ __all__ = [
     "Cancellation",
     "Completion",
     "CompletionRequest",
+    "TokenChoice",
     "make_backend",
 ]
 
@@ -52,6 +53,21 @@ class CompletionRequest(BaseModel):
     context: PromptContext = Field(description="Structured inputs, for offline backends.")
     attempt: int = Field(default=1, description="1 for the first try, 2+ for repairs.")
     errors: list[str] = Field(default_factory=list, description="Errors of the last attempt.")
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Overrides llm.max_tokens for this request (a judge's "
+        "one-token answer).")
+    top_logprobs: int | None = Field(
+        default=None, ge=1, le=20, description="Ask for the first token's most likely "
+        "alternatives with their log-probabilities; a server that cannot is not an error.")
+
+
+class TokenChoice(BaseModel):
+    """One alternative for a generated token, with its log-probability."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token: str
+    logprob: float
 
 
 class Completion(BaseModel):
@@ -66,6 +82,9 @@ class Completion(BaseModel):
     completion_tokens: int | None = None
     seconds: float = 0.0
     cached: bool = Field(default=False, description="Answered from the response cache.")
+    top_logprobs: list[TokenChoice] | None = Field(
+        default=None, description="The first token's alternatives, when asked for and the "
+        "server returned them.")
 
 
 @runtime_checkable

@@ -49,13 +49,16 @@ class CachedBackend:
         if found is not None:
             return found.model_copy(update={"cached": True, "seconds": 0.0})
         completion = self.inner.complete(request)
-        if completion.finish_reason != "length":  # a cut-off answer is not worth keeping
+        # A cut-off answer is not worth keeping, unless the request asked for a short one
+        # (a judge's one-token yes or no).
+        if completion.finish_reason != "length" or request.max_tokens is not None:
             self._put(key, completion)
         return completion
 
     def _key(self, request: CompletionRequest) -> str:
         payload = json.dumps([self._salt, [m.model_dump() for m in request.messages],
-                              request.json_schema], sort_keys=True, ensure_ascii=False)
+                              request.json_schema, request.max_tokens, request.top_logprobs],
+                             sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def _connect(self) -> sqlite3.Connection:

@@ -17,6 +17,7 @@ import contextlib
 import datetime
 import email.utils
 import logging
+import math
 import os
 import time
 from typing import Any
@@ -31,7 +32,7 @@ from ..errors import (
     ConfigError,
     RunCancelledError,
 )
-from .base import Cancellation, Completion, CompletionRequest
+from .base import Cancellation, Completion, CompletionRequest, TokenChoice
 
 __all__ = ["OpenAIBackend"]
 
@@ -183,6 +184,10 @@ class OpenAIBackend:
             # Plain text (a translation): small models copy rather than translate when a
             # JSON schema holds them.
             del arguments["response_format"]
+        if request.max_tokens is not None:
+            arguments["max_tokens"] = request.max_tokens
+        if request.top_logprobs is not None:
+            arguments.update(logprobs=True, top_logprobs=request.top_logprobs)
         return arguments
 
     def _classify(self, exc: Exception, failures: int) -> tuple[BackendError, float | None]:
@@ -244,7 +249,25 @@ class OpenAIBackend:
             prompt_tokens=_count(getattr(usage, "prompt_tokens", None)),
             completion_tokens=_count(getattr(usage, "completion_tokens", None)),
             seconds=round(seconds, 4),
+            top_logprobs=_first_token_choices(choices[0]),
         )
+
+
+def _first_token_choices(choice: Any) -> list[TokenChoice] | None:
+    """The first generated token's alternatives, if the server sent any usable ones."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not isinstance(content, list) or not content:
+        return None
+    alternatives = getattr(content[0], "top_logprobs", None)
+    if not isinstance(alternatives, list):
+        return None
+    found = []
+    for item in alternatives:
+        token, logprob = getattr(item, "token", None), getattr(item, "logprob", None)
+        if isinstance(token, str) and isinstance(logprob, int | float) \
+                and not isinstance(logprob, bool) and math.isfinite(logprob):
+            found.append(TokenChoice(token=token, logprob=float(logprob)))
+    return found or None
 
 
 def _count(value: Any) -> int | None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ..answer import Answer, Provenance
 from ..backends.base import Backend, make_backend
@@ -28,6 +30,7 @@ from ..sources import Bundle, Corpus, Role
 from ..writing.prompts import load_prompts
 from ._assemble import assemble_answer
 from ._inputs import check_question, resolve_sources
+from ._judge import judge_plan, judging
 from ._retrieve import plan_evidence, restate_question, retrieve_passages, retriever_for
 from ._run import Run
 from ._write import prompt_context, write, write_guided
@@ -43,6 +46,7 @@ def explain(
     settings: Settings | None = None,
     backend: Backend | None = None,
     embedder: Embedder | None = None,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Answer:
     """Answer ``question`` from the provided sources only.
 
@@ -54,6 +58,11 @@ def explain(
         settings: Configuration; default :func:`load_settings` (environment, TOML file).
         backend: A backend object to use instead of the configured one (tests, custom code).
         embedder: An embedder to use instead of the configured sentence-transformers model.
+        on_event: Called as the run goes (from the calling thread), so a slow local model
+            shows progress: ``("plan", plan JSON)`` once the plan is made, ``("coverage",
+            {...})`` and one ``("judgement", {...})`` per source the model reads, then
+            ``("plan", ...)`` again with the judgements applied. A listener that raises is
+            logged and ignored.
 
     Raises:
         UserInputError: bad question, bundle, corpus or settings (fix and call again).
@@ -70,7 +79,7 @@ def explain(
     run = Run(question=question, settings=settings, sources=sources,
               backend=cached(backend, settings.index.cache_dir, settings.llm),  # if llm.cache
               embedder=embedder, prompts=load_prompts(settings.answer.prompts_dir),
-              started=started)
+              started=started, on_event=on_event)
     with run.timed("index"):
         retriever = retriever_for(sources, embedder, settings)
 
@@ -91,6 +100,10 @@ def explain(
     with run.timed("plan"):
         plan = plan_evidence(question, retriever, ranked, settings, run.withhold,
                              restated=restated)
+    run.emit("plan", plan.model_dump(mode="json"))
+    if judging(run):
+        plan = judge_plan(run, plan)
+        run.emit("plan", plan.model_dump(mode="json"))
 
     context, alias_to_source = prompt_context(run, hits, plan)
     mode = settings.answer.mode
@@ -164,9 +177,13 @@ async def aexplain(
     settings: Settings | None = None,
     backend: Backend | None = None,
     embedder: Embedder | None = None,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Answer:
-    """:func:`explain` for async applications: runs in a worker thread, never blocks the loop."""
+    """:func:`explain` for async applications: runs in a worker thread, never blocks the loop.
+
+    ``on_event`` is called from that worker thread.
+    """
     return await asyncio.to_thread(
         explain, question, bundle=bundle, corpus=corpus, settings=settings, backend=backend,
-        embedder=embedder,
+        embedder=embedder, on_event=on_event,
     )

@@ -9,10 +9,12 @@ prompts (:meth:`Run.withhold`).
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..answer import Usage
 from ..backends.base import Backend
@@ -24,6 +26,8 @@ from ..sources.corpus import Corpus
 from ..writing.prompts import Prompts
 
 __all__ = ["Run"]
+
+_log = logging.getLogger("grounded_answer.pipeline")
 
 
 @dataclass
@@ -43,6 +47,8 @@ class Run:
     withheld: list[tuple[str, str]] = field(default_factory=list)
     #: What was taken out of text a model wrote outside the answer's sections.
     cleaned: list[str] = field(default_factory=list)
+    #: Told of each stage's result as the run goes (``explain(on_event=...)``).
+    on_event: Callable[[str, dict[str, Any]], None] | None = None
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -83,3 +89,12 @@ class Run:
             if note not in self.cleaned:
                 self.cleaned.append(note)
         return inert
+
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        """Tell the caller's ``on_event`` about progress; its failure never fails the run."""
+        if self.on_event is None:
+            return
+        try:
+            self.on_event(event, data)
+        except Exception:  # a listener's bug (a closed stream) must not lose the answer
+            _log.exception("on_event listener failed on %r", event)

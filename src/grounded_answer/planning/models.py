@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from ..sources.corpus import Role
 
@@ -18,6 +18,7 @@ __all__ = [
     "Agreement",
     "Evidence",
     "EvidencePlan",
+    "Judgement",
     "PlannedSource",
     "PlannedStep",
     "QuestionReading",
@@ -62,6 +63,28 @@ class Evidence(BaseModel):
     agreement: Agreement = Field(
         default="unknown", description="How those tasks relate to the recommended models'."
     )
+    rule: str = Field(
+        default="", description="Which of the plan's rules decided: 'recommended', 'built on', "
+        "'architecture', 'name part', 'same task', 'name says', 'other data', 'close to the "
+        "question', 'different task', 'related work', 'close in content', 'loosely related', "
+        "'off the task', 'closest to the question', 'less close'.")
+
+
+class Judgement(BaseModel):
+    """What a language model said about a source after reading it, and what was decided."""
+
+    model_config = ConfigDict(frozen=True)
+
+    score: float = Field(ge=0.0, le=1.0, description="P(yes): how likely the model thought "
+                         "an expert would cite the source (its reading, not a calibrated "
+                         "probability: only the order within one bundle carries signal).")
+    rank: int = Field(ge=1, description="1 for the source the model rated highest.")
+    method: Literal["logprobs", "label"] = Field(
+        description="'logprobs': from the first token's probabilities; 'label': from the "
+        "word the model wrote, when the server gave no probabilities.")
+    decided_by: Literal["plan", "model"] = Field(
+        description="Whose judgement the answer follows for this source.")
+    reason: str = Field(description="One line a user can follow.")
 
 
 class PlannedSource(BaseModel):
@@ -76,6 +99,14 @@ class PlannedSource(BaseModel):
     relevance: Relevance
     reason: str = Field(description="One line a user can follow.")
     evidence: Evidence
+    judgement: Judgement | None = Field(
+        default=None, description="The language model's reading of the source, when one is "
+        "configured and judged it.")
+
+    @property
+    def said(self) -> str:
+        """The reason a user reads: the judgement's when a model read the source."""
+        return self.judgement.reason if self.judgement else self.reason
 
     @property
     def cited(self) -> bool:
@@ -107,7 +138,10 @@ class Verdict(BaseModel):
 
     answerable: bool
     reason: str
-    basis: Literal["similarity", "recommendation", "no sources"]
+    basis: Literal["similarity", "recommendation", "no sources", "model"]
+    score: float | None = Field(
+        default=None, description="With basis 'model': P(yes) that the question asks for "
+        "what the recommended models do.")
 
 
 class TaskCandidate(BaseModel):
@@ -149,6 +183,11 @@ class EvidencePlan(BaseModel):
     tasks: list[TaskCandidate]
     sources: list[PlannedSource]
     steps: list[PlannedStep]
+    _skeleton: list[PlannedStep] = PrivateAttr(default_factory=list)
+
+    def skeleton(self) -> list[PlannedStep]:
+        """The workflow's steps, made even when the plan declined (a judge may overrule it)."""
+        return self.steps or self._skeleton
 
     def source(self, label: str) -> PlannedSource:
         """The planned source with this label."""
@@ -168,9 +207,9 @@ class EvidencePlan(BaseModel):
         """One line for users: why these sources, and why not the others."""
         if not self.verdict.answerable:
             return self.verdict.reason
-        parts = [f"{s.label} {s.reason}" for s in self.cited]
+        parts = [f"{s.label} {s.said}" for s in self.cited]
         left = [s for s in self.sources if not s.cited]
         line = "; ".join(parts) + "."
         if left:
-            line += " Not cited: " + "; ".join(f"{s.title} ({s.reason})" for s in left) + "."
+            line += " Not cited: " + "; ".join(f"{s.title} ({s.said})" for s in left) + "."
         return line

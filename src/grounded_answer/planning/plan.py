@@ -35,7 +35,14 @@ from .models import (
     TaskCandidate,
     Verdict,
 )
-from .relevance import agreement_of, evidence_for, judge_paper, named_relation, title_says
+from .relevance import (
+    agreement_of,
+    evidence_for,
+    judge_paper,
+    named_relation,
+    ruled,
+    title_says,
+)
 
 __all__ = ["PARTIAL_READING", "make_plan"]
 
@@ -96,7 +103,8 @@ def make_plan(
         judged.append((model, Relevance.RECOMMENDED,
                        f"is the recommended model; it does {hints[0].name}" if hints else
                        "is the platform's recommended model",
-                       evidence_for(model, question_scores, None, reading, hints, "same task")))
+                       ruled(evidence_for(model, question_scores, None, reading, hints,
+                                          "same task"), "recommended")))
     for paper in papers:
         tasks = tasks_in_order(expand_name(paper.title)) or tasks_in_order(paper.summary)
         said_by_name = named_relation(paper, tasks, models, all_model_tasks, titles)
@@ -104,7 +112,9 @@ def make_plan(
             evidence = evidence_for(paper, question_scores, model_scores.get(paper.id)
                                  if model_scores else None, reading, tasks,
                                  agreement_of(tasks[:2], all_model_tasks, question_tasks))
-            judged.append((paper, Relevance.RELEVANT, said_by_name, evidence))
+            rule = "built on" if said_by_name.startswith("is what") else "architecture" \
+                if said_by_name.startswith("introduced") else "name part"
+            judged.append((paper, Relevance.RELEVANT, said_by_name, ruled(evidence, rule)))
             continue
         judged.append(judge_paper(paper, question_scores, model_scores, reading,
                                    question_tasks, all_model_tasks, bool(models), best_paper,
@@ -139,9 +149,11 @@ def make_plan(
         else None
     leading = models or [s for s in sources if best is not None and s.id == best.source_id]
     tasks_of = model_tasks if models else {s.id: _model_tasks(s) for s in leading}
-    steps = _skeleton(leading, tasks_of, label_of, candidates) if verdict.answerable else []
-    return EvidencePlan(question=reading, verdict=verdict, tasks=candidates, sources=planned,
-                        steps=steps)
+    skeleton = _skeleton(leading, tasks_of, label_of, candidates)
+    plan = EvidencePlan(question=reading, verdict=verdict, tasks=candidates, sources=planned,
+                        steps=skeleton if verdict.answerable else [])
+    plan._skeleton = skeleton  # a judge that finds the question covered draws these steps
+    return plan
 
 
 def _verdict(

@@ -41,6 +41,7 @@ __all__ = [
     "evidence_for",
     "judge_paper",
     "named_relation",
+    "ruled",
     "title_says",
 ]
 
@@ -117,8 +118,9 @@ def judge_paper(
             agreement in ("same task", "question's task", "unknown")
         ):
             return paper, Relevance.RELEVANT, "is among the closest matches to the question", \
-                evidence
-        return paper, Relevance.BORDERLINE, "matches the question less closely", evidence
+                ruled(evidence, "closest to the question")
+        return paper, Relevance.BORDERLINE, "matches the question less closely", \
+            ruled(evidence, "less close")
     # The question's own task counts when it is a close kin of the models' (the user
     # enlarged a photo, the model deblurs one); a word like "noise" in a question about
     # image generation must not pull in a denoising paper.
@@ -129,42 +131,45 @@ def judge_paper(
         name = next(h.name for h in title_tasks if h in shared)
         whose = "the recommended model's task" if any(h in model_tasks for h in shared) \
             else "what the question describes"
-        return paper, Relevance.RELEVANT, f"is on {name}, {whose}", evidence
+        return paper, Relevance.RELEVANT, f"is on {name}, {whose}", ruled(evidence, "same task")
     for model_title, words in said:
         if title_says(paper.title, words):
             # The table knows no task here, but the paper's title says what the model's
             # name says ("LowLight-" and "... for Low-Light Enhancement").
             return paper, Relevance.RELEVANT, f"names {words}, what {model_title}'s name " \
-                "says it is for", evidence
+                "says it is for", ruled(evidence, "name says")
     if agreement == "other data":
         kinds = "/".join(sorted({m for h in title_tasks or summary_tasks[:2]
                                  for m in h.modalities}))
         return paper, Relevance.NOT_RELEVANT, f"is about {named or 'other'} ({kinds} data), " \
-            "not the data the recommended model works on", evidence
+            "not the data the recommended model works on", ruled(evidence, "other data")
     if reading.language == "en" and (evidence.question_score or 0.0) >= QUESTION_CLOSE:
         # Only for a question read as asked: a model's English restatement is plainer and
         # scores higher against everything (it pulled a music generator into karaoke).
-        return paper, Relevance.RELEVANT, "is close to what the question asks about", evidence
+        return paper, Relevance.RELEVANT, "is close to what the question asks about", \
+            ruled(evidence, "close to the question")
     if title_tasks:
         mark = Relevance.BORDERLINE if affinity >= AFFINITY_BORDERLINE else \
             Relevance.NOT_RELEVANT
-        return paper, mark, f"is about {named}, a different task", evidence
+        return paper, mark, f"is about {named}, a different task", \
+            ruled(evidence, "different task")
     on_task = [h for h in summary_tasks if h in model_tasks | kin]
     if affinity >= AFFINITY_RELEVANT or (on_task and affinity >= AFFINITY_TASK):
         if not on_task:
             return paper, Relevance.RELEVANT, "is close in content to the recommended " \
-                "model", evidence
+                "model", ruled(evidence, "close in content")
         decisive = on_task[0]
         # The decisive task first, so a writer quotes the sentence that names it.
         evidence = evidence.model_copy(update={"tasks": list(dict.fromkeys(
             [decisive.name, *evidence.tasks]))})
         whose = "" if decisive in model_tasks else ", what the question describes"
         return paper, Relevance.RELEVANT, f"is related work on {decisive.name}{whose}", \
-            evidence
+            ruled(evidence, "related work")
     if affinity >= AFFINITY_BORDERLINE:
         return paper, Relevance.BORDERLINE, "is only loosely related to the recommended " \
-            "model", evidence
-    return paper, Relevance.NOT_RELEVANT, "is not about the recommended model's task", evidence
+            "model", ruled(evidence, "loosely related")
+    return paper, Relevance.NOT_RELEVANT, "is not about the recommended model's task", \
+        ruled(evidence, "off the task")
 
 
 def agreement_of(
@@ -263,3 +268,8 @@ _METHOD_NAME = re.compile(r"\b(?=[A-Za-z0-9]*[A-Z][A-Za-z0-9]*[A-Z0-9])[A-Za-z][
 _GENERIC_NAMES = frozenset({"CNN", "GAN", "RNN", "LSTM", "GPU", "CPU", "TPU", "SOTA", "API",
                             "MIDI", "PDF", "RGB", "HDR", "MLP", "VAE", "NLP", "ASR", "TTS",
                             "OCR", "COCO", "IMAGENET"})
+
+
+def ruled(evidence: Evidence, rule: str) -> Evidence:
+    """``evidence`` with the name of the rule that decided (see :attr:`Evidence.rule`)."""
+    return evidence.model_copy(update={"rule": rule})

@@ -51,6 +51,8 @@ class PlanRow:
     relevance: str
     reason: str
     label: str = ""
+    #: The language model's reading, when one judged the source: (who decided, P(yes)).
+    judged: tuple[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ def plan_view(plan: Any) -> PlanView | None:
                     relevance=str(item.get("relevance", "")),
                     reason=str(item.get("reason", "")),
                     label=str(item.get("label") or ""),
+                    judged=_judged(item.get("judgement")),
                 )
                 for item in value
             ]
@@ -103,6 +106,16 @@ def plan_view(plan: Any) -> PlanView | None:
         answerable=answerable if isinstance(answerable, bool) else None,
         verdict=str(reason or ""),
     )
+
+
+def _judged(value: Any) -> tuple[str, float] | None:
+    """(who decided, the model's P(yes)) from a plan row's judgement, if it has one."""
+    if not isinstance(value, Mapping):
+        return None
+    decided, score = value.get("decided_by"), value.get("score")
+    if decided not in ("plan", "model") or not isinstance(score, int | float):
+        return None
+    return str(decided), float(score)
 
 
 @cache
@@ -251,11 +264,22 @@ def _plan_html(
                 f"{t(getattr(words, row.relevance, row.relevance))}</span>"
                 + (f'<span class="label">{t(label)}</span>' if label else "")
                 + f'<span class="title">{t(row.title)}</span> '
-                + f'<span class="reason"{lang}>{t(row.reason)}</span></li>'
+                + f'<span class="reason"{lang}>{t(row.reason)}</span>'
+                + _judged_html(row, words, t)
+                + "</li>"
             )
         out.append("</ul>")
     out.append("</section>")
     return out
+
+
+def _judged_html(row: PlanRow, words: Labels, t: Callable[[str], str]) -> str:
+    """Who decided about a source and the model's P(yes), when a model read it."""
+    if row.judged is None:
+        return ""
+    decided, score = row.judged
+    who = words.judged_by_model if decided == "model" else words.judged_by_plan
+    return f'<span class="judged {decided}">{t(who)} · P(yes) {score:.2f}</span>'
 
 
 def _report_html(answer: Answer, t: Callable[[str], str], words: Labels) -> list[str]:

@@ -31,7 +31,8 @@ __all__ = [
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATES = ("system.j2", "user.j2", "repair.j2")
 #: Templates a prompts directory may leave out: the packaged ones are used instead.
-OPTIONAL_TEMPLATES = ("guided_system.j2", "guided_user.j2", "restate.j2", "translate.j2")
+OPTIONAL_TEMPLATES = ("guided_system.j2", "guided_user.j2", "restate.j2", "translate.j2",
+                      "judge_system.j2", "judge_source.j2", "judge_coverage.j2")
 
 
 class ChatMessage(BaseModel):
@@ -138,6 +139,23 @@ class Prompts:
         context = PromptContext(question="", sources=[], passages=[], weak_match=False)
         return [ChatMessage(role="user", content=self._render(
             "translate.j2", context, lines=lines, language=language))]
+
+    def judge(self, question: str, models: list[dict[str, str]], source: dict[str, str] | None
+              ) -> list[ChatMessage]:
+        """System and user messages asking a model to judge one source, or (None) coverage.
+
+        Every judgement of a question shares the system message (the question and what the
+        recommended models do), so a server with a prompt cache reads it once and pays
+        only for each source's own tokens. The models are described by task and summary,
+        not by name: a name that shares a word with the question ("Sharpen-") says nothing
+        about whether the question is covered.
+        """
+        context = PromptContext(question=question, sources=[], passages=[], weak_match=False)
+        user = self._render("judge_coverage.j2", context) if source is None else \
+            self._render("judge_source.j2", context, **source)
+        return [ChatMessage(role="system",
+                            content=self._render("judge_system.j2", context, models=models)),
+                ChatMessage(role="user", content=user)]
 
     def repair(self, context: PromptContext, errors: list[str]) -> ChatMessage:
         """The follow-up message that hands the model its exact errors."""

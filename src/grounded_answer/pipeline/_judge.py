@@ -1,0 +1,88 @@
+"""The judge stage: the language model reads each related source and the question's coverage.
+
+One short call per source, all behind one shared system message (the question and what
+the recommended models do), so a server with a prompt cache (llama.cpp's ``cache_prompt``)
+reads that prefix once and each judgement costs only its source's tokens. Each call asks
+for one token and its log-probabilities; every call goes through the response cache like
+any other. The decisions are :func:`grounded_answer.planning.judge.apply_judgements`'.
+"""
+
+from __future__ import annotations
+
+from ..backends.base import CompletionRequest
+from ..errors import BackendResponseError, ConfigError
+from ..grounding.draft import shorten
+from ..planning import EvidencePlan, Relevance
+from ..planning.judge import JudgeRule, Reading, apply_judgements, score_reply
+from ..writing.prompts import ChatMessage, PromptContext
+from ._run import Run
+
+__all__ = ["judge_plan", "judging"]
+
+
+def judging(run: Run) -> bool:
+    """Whether this run's plan is read by the model (``judge.enabled``)."""
+    mode = run.settings.judge.enabled
+    if mode == "on" and run.backend.offline:
+        raise ConfigError("judge.enabled is 'on' but the backend is the offline stub; "
+                          "configure a language model (llm.backend) or use 'auto'")
+    return mode == "on" or (mode == "auto" and not run.backend.offline)
+
+
+def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
+    """The plan after the model has read every related source (and the coverage)."""
+    if not plan.sources or not judging(run):
+        return plan
+    options = run.settings.judge
+    by_id = {source.id: source for source in run.sources.sources}
+    limit = options.summary_chars
+    question = run.withhold(run.question, "question")
+    steps = {label: step for step in plan.skeleton()
+             for label in (step.label, *step.alternatives)}
+    models = []
+    for planned in plan.sources:
+        if planned.relevance is Relevance.RECOMMENDED:
+            step = steps.get(planned.label)
+            task = (step.task if step else None) or planned.evidence.name_says or \
+                "a task the platform did not describe"
+            summary = run.withhold(by_id[planned.source_id].summary,
+                                   f"summary of {planned.source_id}")
+            models.append({"task": task, "summary": shorten(summary, limit)})
+    coverage = None
+    readings: dict[str, Reading] = {}
+    with run.timed("judge"):
+        if options.coverage:
+            coverage = _ask(run, run.prompts.judge(question, models, None))
+            if coverage is not None:
+                run.emit("coverage", {"score": round(coverage.score, 4),
+                                      "method": coverage.method})
+        for planned in plan.sources:
+            if planned.relevance is Relevance.RECOMMENDED:
+                continue
+            summary = run.withhold(by_id[planned.source_id].summary,
+                                   f"summary of {planned.source_id}")
+            reading = _ask(run, run.prompts.judge(question, models, {
+                "title": planned.title, "summary": shorten(summary, limit)}))
+            if reading is None:
+                continue
+            readings[planned.label] = reading
+            run.emit("judgement", {"source_id": planned.source_id, "label": planned.label,
+                                   "title": planned.title, "score": round(reading.score, 4),
+                                   "method": reading.method})
+    rule = JudgeRule(keep_gap=options.keep_gap, drop_gap=options.drop_gap,
+                     coverage_min=options.coverage_min)
+    return apply_judgements(plan, readings, coverage, rule)
+
+
+def _ask(run: Run, messages: list[ChatMessage]) -> Reading | None:
+    """One yes/no judgement; None when the reply says neither (the plan then decides)."""
+    context = PromptContext(question=run.question, sources=[], passages=[], weak_match=False)
+    try:
+        completion = run.backend.complete(CompletionRequest(
+            messages=messages, json_schema=None, context=context, max_tokens=1,
+            top_logprobs=run.settings.judge.top_logprobs))
+    except BackendResponseError:
+        return None  # an empty or refused one-token reply: no reading, not a failure
+    run.usage.add(completion)
+    choices = [(c.token, c.logprob) for c in completion.top_logprobs or []]
+    return score_reply(completion.text, choices)

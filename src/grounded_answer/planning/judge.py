@@ -1,0 +1,193 @@
+"""The model reads each source and judges it; the plan keeps its invariants.
+
+Word tables and embedding cosines cannot read: they call pix2pix "machine translation"
+and answer "how do I sharpen kitchen knives" because a model is named Sharpen-DeblurGAN.
+With a language model configured, the pipeline asks it one short yes/no question per
+related source (would an expert cite it?) and one about coverage (is the user asking for
+what these models do?), each scored as P(yes) from the first token's log-probabilities,
+or from the word it wrote where a server gives none (:func:`score_reply`). This module
+turns those scores into the plan's decisions (:func:`apply_judgements`); the calls
+themselves are made by :mod:`grounded_answer.pipeline`.
+
+A small model says "yes" to nearly everything in absolute terms, so a source's score
+counts only against the others of the same bundle: its *gap* to the best one. The rule
+(tuned on ``benchmarks/bundles/dev`` only; the docs report the held-out ``test`` split):
+
+- a recommended model is never judged away;
+- a paper the plan found relevant because of what it *is* (the method a model's name is
+  built on, its architecture, a part of its name) stays relevant;
+- any other paper is relevant when the model rates it within ``judge.keep_gap`` of the best
+  paper, and not relevant when the model rates it more than ``judge.drop_gap`` below it,
+  whatever the plan's words and cosines said; between the two, the plan decides;
+- the question is covered when the model's coverage score is at least
+  ``judge.coverage_min``; below it, the answer declines, whatever the similarity said.
+
+Each decision is recorded with the score, the rank and who decided (plan or model), so a
+user can see why a paper is or is not cited.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from .models import EvidencePlan, Judgement, PlannedSource, Relevance, Verdict
+
+__all__ = ["JudgeRule", "Reading", "apply_judgements", "score_reply"]
+
+#: Plan rules that say what a paper *is*; the model's reading does not overturn them.
+NAMED_RULES = frozenset({"built on", "architecture", "name part"})
+_YES = frozenset({"yes", "y", "true", "是", "はい", "예", "oui", "sí", "si", "ja", "sim"})
+_NO = frozenset({"no", "n", "false", "否", "不", "いいえ", "아니요", "non", "nein", "não"})
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One yes/no judgement as the model gave it."""
+
+    score: float
+    method: Literal["logprobs", "label"]
+
+
+@dataclass(frozen=True)
+class JudgeRule:
+    """The thresholds of the combination rule (see the module docstring)."""
+
+    keep_gap: float
+    drop_gap: float
+    coverage_min: float
+
+
+def score_reply(text: str, choices: Sequence[tuple[str, float]] | None) -> Reading | None:
+    """P(yes) from the first token's alternatives, else from the word written; None if neither.
+
+    ``choices`` are (token, log-probability) pairs. Tokens are compared without case,
+    spaces or punctuation ("Yes", " yes", "YES." all say yes); the probabilities of yes
+    and of no are summed over their spellings and normalised against each other.
+    """
+    if choices:
+        yes = no = 0.0
+        for token, logprob in choices:
+            word = _word(token)
+            if word in _YES:
+                yes += math.exp(logprob)
+            elif word in _NO:
+                no += math.exp(logprob)
+        if yes + no > 0:
+            return Reading(score=yes / (yes + no), method="logprobs")
+    word = _word(text.split(maxsplit=1)[0]) if text.strip() else ""
+    if word in _YES:
+        return Reading(score=1.0, method="label")
+    if word in _NO:
+        return Reading(score=0.0, method="label")
+    return None
+
+
+def apply_judgements(
+    plan: EvidencePlan,
+    readings: Mapping[str, Reading],
+    coverage: Reading | None,
+    rule: JudgeRule,
+) -> EvidencePlan:
+    """The plan with the model's readings applied by ``rule``, each decision recorded.
+
+    ``readings`` are by source label; a source without one keeps the plan's judgement.
+    The workflow skeleton is the plan's: only related papers change, never the models.
+    """
+    papers = [s for s in plan.sources if s.relevance is not Relevance.RECOMMENDED]
+    scored = {label: r for label, r in readings.items()
+              if any(s.label == label for s in papers)}
+    best = max((r.score for r in scored.values()), default=0.0)
+    ranks = {label: n for n, (label, _) in enumerate(
+        sorted(scored.items(), key=lambda item: -item[1].score), start=1)}
+    judged = []
+    for source in plan.sources:
+        reading = readings.get(source.label)
+        if reading is None:
+            judged.append(source)
+            continue
+        rank = ranks.get(source.label, 1)
+        if source.relevance is Relevance.RECOMMENDED:
+            judged.append(_record(source, reading, rank, "plan", source.relevance,
+                                  "is the recommended model; the model's reading does not "
+                                  "change that"))
+            continue
+        gap = best - reading.score
+        said = f"the model rated it {_rank(rank, len(scored))}"
+        if source.evidence.rule in NAMED_RULES:
+            judged.append(_record(source, reading, rank, "plan", source.relevance,
+                                  f"{source.reason}; {said}"))
+        elif gap <= rule.keep_gap:
+            judged.append(_record(source, reading, rank, "model", Relevance.RELEVANT,
+                                  f"was read by the model and judged worth citing ({said})"))
+        elif gap > rule.drop_gap:
+            judged.append(_record(source, reading, rank, "model", Relevance.NOT_RELEVANT,
+                                  f"was read by the model and judged not worth citing "
+                                  f"({said})"))
+        else:
+            judged.append(_record(source, reading, rank, "plan", source.relevance,
+                                  f"{source.reason}; {said}"))
+    verdict = plan.verdict
+    if coverage is not None and plan.sources:
+        verdict = _coverage_verdict(plan.verdict, coverage, rule)
+    return _reordered(plan.model_copy(update={"sources": judged, "verdict": verdict}))
+
+
+def _record(source: PlannedSource, reading: Reading, rank: int,
+            decided_by: Literal["plan", "model"], relevance: Relevance, reason: str
+            ) -> PlannedSource:
+    judgement = Judgement(score=round(reading.score, 4), rank=rank, method=reading.method,
+                          decided_by=decided_by, reason=reason)
+    return source.model_copy(update={"judgement": judgement, "relevance": relevance,
+                                     "reason": reason if decided_by == "model"
+                                     else source.reason})
+
+
+def _coverage_verdict(plan_verdict: Verdict, coverage: Reading, rule: JudgeRule) -> Verdict:
+    covered = coverage.score >= rule.coverage_min
+    said = f"P(yes) {coverage.score:.2f}, threshold {rule.coverage_min:.2f}"
+    if covered:
+        reason = ("The language model read the question and what the recommended models do, "
+                  f"and judged that they address it ({said}).")
+    else:
+        reason = ("The provided sources do not cover this question: the language model read "
+                  "it and what the recommended models do, and judged that the question does "
+                  f"not ask for what they do ({said}).")
+    return Verdict(answerable=covered, reason=reason, basis="model",
+                   score=round(coverage.score, 4))
+
+
+def _reordered(plan: EvidencePlan) -> EvidencePlan:
+    """Sources in the plan's order again (models, relevant, borderline, the rest), relabelled.
+
+    Models come first in both orders, so their labels (and the steps that use them) stay;
+    papers are numbered after them in their new order, best rated first within a grade.
+    """
+    order = {Relevance.RECOMMENDED: 0, Relevance.RELEVANT: 1, Relevance.BORDERLINE: 2,
+             Relevance.NOT_RELEVANT: 3}
+    position = {s.label: n for n, s in enumerate(plan.sources)}
+
+    def key(source: PlannedSource) -> tuple[int, int, int]:
+        rank = source.judgement.rank if source.judgement and \
+            source.relevance is not Relevance.RECOMMENDED else 0
+        return order[source.relevance], rank, position[source.label]
+
+    ranked = [s.model_copy(update={"label": f"S{n}"})
+              for n, s in enumerate(sorted(plan.sources, key=key), start=1)]
+    steps = plan.skeleton() if plan.verdict.answerable else []
+    return plan.model_copy(update={"sources": ranked, "steps": steps})
+
+
+def _rank(rank: int, count: int) -> str:
+    return "highest" if rank == 1 else f"{_ordinal(rank)} of {count}"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _word(token: str) -> str:
+    return token.strip().strip(".,!?:;\"'`*()[]\u3002\u3001\uff01\uff1f").lower()

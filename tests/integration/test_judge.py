@@ -1,0 +1,208 @@
+"""The judge stage through the real openai client and a scripted server that reads sources.
+
+The scripted model answers each one-token judgement with P(yes) in its log-probabilities,
+as llama.cpp's server does, chosen per test from the source it is asked about; every
+other request (the guided prose) gets a plain valid reply.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grounded_answer import Answer, ConfigError, Settings, explain, load_settings
+from grounded_answer.backends.stub import StubBackend
+from grounded_answer.planning import Relevance
+from grounded_answer.sources import parse_bundle
+
+from ..support.fakes import HashEmbedder
+from ..support.paths import SEED
+from .chat_server import ChatServer, judge_with, ok
+
+pytestmark = pytest.mark.integration
+
+KNIVES = SEED.read_text().replace(
+    "I tried enlarging a low-quality image and was surprised that the outlines looked sharp "
+    "and the background blur was smooth. Can AI really bring out this much detail even from "
+    "poor originals?", "How do I sharpen my kitchen knives at home without a whetstone?",
+).replace("Model: Deblur-MSSNet-RealBlurR", "Model: Sharpen-DeblurGANv2")
+
+
+def settings_for(tmp_path: Path, url: str, **judge: Any) -> Settings:
+    return load_settings(
+        index={"cache_dir": str(tmp_path / "cache")},
+        llm={"backend": "openai", "base_url": url, "api_key": "test", "model": "test-model",
+             "timeout": 5.0, "max_retries": 0, "cache": judge.pop("cache", False)},
+        judge=judge,
+    )
+
+
+def reader(scores: dict[str, float], coverage: float = 0.97, *, logprobs: bool = True,
+           seen: list[dict[str, Any]] | None = None) -> Callable[[Any], Any]:
+    """A scripted model: P(yes) by a word of the paper's title, the coverage, guided prose."""
+    judge = judge_with(lambda body: score(body), logprobs=logprobs)
+    prose = ok(json.dumps({"task": "Image deblurring: the recommended model removes blur."}))
+
+    def score(body: dict[str, Any]) -> float | None:
+        user = body["messages"][-1]["content"]
+        if "Paper:" not in user:
+            return coverage
+        title = user.split("Paper:", 1)[1].splitlines()[0]
+        return next((value for word, value in scores.items() if word in title), 0.5)
+
+    def behave(body: Any) -> Any:
+        if seen is not None:
+            seen.append(body)
+        return judge(body) if body.get("max_tokens") == 1 else prose(body)
+
+    return behave
+
+
+def cited(answer: Answer) -> set[str]:
+    return {ref.title for ref in answer.references}
+
+
+def test_the_model_reads_each_paper_and_its_reading_decides(tmp_path: Path) -> None:
+    # The plan alone leaves FeatSharp borderline; the model rates it highest, the other two
+    # far lower: FeatSharp is cited, the others are not, each decision recorded.
+    behave = reader({"FeatSharp": 0.95, "AIGI-VC": 0.55, "ImageNet-Hard": 0.5})
+    with ChatServer(default=behave) as server:
+        answer = explain(bundle=SEED, settings=settings_for(tmp_path, server.url),
+                         embedder=HashEmbedder())
+    plan = answer.plan
+    assert plan is not None and answer.answerable
+    by_title = {s.title.split(":")[0]: s for s in plan.sources}
+    featsharp = next(s for t, s in by_title.items() if t.startswith("FeatSharp"))
+    assert featsharp.relevance is Relevance.RELEVANT
+    assert featsharp.judgement is not None and featsharp.judgement.decided_by == "model"
+    assert featsharp.judgement.rank == 1 and featsharp.judgement.method == "logprobs"
+    others = [s for s in plan.sources if s.relevance is Relevance.NOT_RELEVANT]
+    assert others and all(s.judgement and s.judgement.decided_by == "model" for s in others)
+    assert any(t.startswith("FeatSharp") for t in cited(answer))
+    assert answer.provenance.timings["judge"] > 0
+    # The user sees it: in the why line, and on the page with the score.
+    assert "read by the model" in plan.why_line()
+    assert "read by the model" in answer.to_markdown()
+    assert "P(yes) 0.95" in answer.to_html()
+
+
+def test_a_recommended_model_is_never_judged_away(tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    behave = reader({"FeatSharp": 0.99}, seen=seen)
+    with ChatServer(default=behave) as server:
+        answer = explain(bundle=SEED, settings=settings_for(tmp_path, server.url),
+                         embedder=HashEmbedder())
+    titles = [body["messages"][-1]["content"] for body in seen if body.get("max_tokens") == 1]
+    assert not any("Deblur-MSSNet" in title for title in titles)  # models are not judged
+    assert answer.workflow is not None
+    assert answer.workflow.steps[0].model == "Deblur-MSSNet-RealBlurR"
+    assert "Deblur-MSSNet-RealBlurR" in cited(answer)
+
+
+def test_a_question_that_only_shares_the_models_words_is_declined(tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    behave = reader({}, coverage=0.31, seen=seen)
+    with ChatServer(default=behave) as server:
+        answer = explain(bundle=parse_bundle(KNIVES), settings=settings_for(tmp_path, server.url),
+                         embedder=HashEmbedder())
+    assert not answer.answerable and answer.workflow is None and not answer.references
+    assert answer.plan is not None and answer.plan.verdict.basis == "model"
+    assert answer.plan.verdict.score == pytest.approx(0.31)
+    assert "does not ask for what they do" in answer.note
+    # Coverage is judged from what the models do, never from their names.
+    system = next(body for body in seen if body.get("max_tokens") == 1)["messages"][0]
+    assert "Sharpen" not in system["content"] and "image deblurring" in system["content"]
+
+
+def test_a_covered_question_the_plan_declined_gets_the_plans_workflow(tmp_path: Path) -> None:
+    # The hashing embedder finds nothing similar to a question in Thai script without a
+    # restatement, so the plan alone declines; the model reads it and finds it covered.
+    thai = SEED.read_text().replace(
+        "I tried enlarging a low-quality image and was surprised that the outlines looked "
+        "sharp and the background blur was smooth. Can AI really bring out this much detail "
+        "even from poor originals?", "ภาพถ่ายเบลอ ทำให้คมชัดได้ไหม")
+    behave = reader({}, coverage=0.98)
+    with ChatServer(default=behave) as server:
+        settings = settings_for(tmp_path, server.url)
+        settings.llm.restate_question = False
+        settings.answer.language = "en"
+        answer = explain(bundle=parse_bundle(thai), settings=settings, embedder=HashEmbedder())
+    assert answer.answerable and answer.workflow is not None
+    assert answer.workflow.steps[0].model == "Deblur-MSSNet-RealBlurR"
+
+
+def test_without_logprobs_the_word_the_model_wrote_decides(tmp_path: Path) -> None:
+    behave = reader({"FeatSharp": 0.9, "AIGI-VC": 0.1, "ImageNet-Hard": 0.1}, logprobs=False)
+    with ChatServer(default=behave) as server:
+        answer = explain(bundle=SEED, settings=settings_for(tmp_path, server.url),
+                         embedder=HashEmbedder())
+    assert answer.plan is not None
+    judged = [s.judgement for s in answer.plan.sources if s.judgement]
+    assert judged and all(j.method == "label" and j.score in (0.0, 1.0) for j in judged)
+    assert any(t.startswith("FeatSharp") for t in cited(answer))
+
+
+def test_a_reply_that_is_neither_yes_nor_no_leaves_the_plan_to_decide(tmp_path: Path) -> None:
+    with ChatServer(default=lambda body: judge_with(lambda _: None)(body)
+                    if body.get("max_tokens") == 1 else reader({})(body)) as server:
+        answer = explain(bundle=SEED, settings=settings_for(tmp_path, server.url),
+                         embedder=HashEmbedder())
+    assert answer.plan is not None and answer.answerable
+    assert all(s.judgement is None for s in answer.plan.sources)
+    assert answer.plan.verdict.basis != "model"
+
+
+def test_judgements_share_one_prefix_and_ask_for_one_token(tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    with ChatServer(default=reader({}, seen=seen)) as server:
+        explain(bundle=SEED, settings=settings_for(tmp_path, server.url),
+                embedder=HashEmbedder())
+    judged = [body for body in seen if body.get("max_tokens") == 1]
+    assert len(judged) == 4  # the coverage, then the three related papers
+    assert len({json.dumps(body["messages"][0]) for body in judged}) == 1
+    assert all(body["logprobs"] is True and body["top_logprobs"] == 10 for body in judged)
+    assert all("response_format" not in body for body in judged)
+
+
+def test_judgements_are_answered_from_the_cache_the_second_time(tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    with ChatServer(default=reader({"FeatSharp": 0.95}, seen=seen)) as server:
+        settings = settings_for(tmp_path, server.url, cache=True)
+        first = explain(bundle=SEED, settings=settings, embedder=HashEmbedder())
+        calls = len(seen)
+        second = explain(bundle=SEED, settings=settings, embedder=HashEmbedder())
+    assert calls >= 5 and len(seen) == calls
+    assert second.provenance.usage.cached_calls == second.provenance.usage.calls
+    assert second.plan == first.plan
+
+
+def test_progress_events_arrive_as_the_model_reads(tmp_path: Path) -> None:
+    events: list[tuple[str, dict[str, Any]]] = []
+    with ChatServer(default=reader({"FeatSharp": 0.95})) as server:
+        explain(bundle=SEED, settings=settings_for(tmp_path, server.url),
+                embedder=HashEmbedder(), on_event=lambda e, d: events.append((e, d)))
+    names = [event for event, _ in events]
+    assert names == ["plan", "coverage", "judgement", "judgement", "judgement", "plan"]
+    assert {d["title"].split(":")[0] for e, d in events if e == "judgement"} >= {"FeatSharp"}
+    assert events[-1][1]["verdict"]["basis"] == "model"
+
+
+def test_a_listener_that_fails_does_not_lose_the_answer(tmp_path: Path) -> None:
+    def broken(event: str, data: dict[str, Any]) -> None:
+        raise RuntimeError("the stream closed")
+
+    with ChatServer(default=reader({})) as server:
+        answer = explain(bundle=SEED, settings=settings_for(tmp_path, server.url),
+                         embedder=HashEmbedder(), on_event=broken)
+    assert answer.answerable
+
+
+def test_judging_with_the_offline_stub_is_a_configuration_error(tmp_path: Path) -> None:
+    settings = load_settings(index={"cache_dir": str(tmp_path)}, judge={"enabled": "on"})
+    with pytest.raises(ConfigError, match=r"judge\.enabled"):
+        explain(bundle=SEED, settings=settings, backend=StubBackend(),
+                embedder=HashEmbedder())
