@@ -234,6 +234,7 @@ def main() -> int:
     parser.add_argument("--base-url", help="use this server instead of starting one")
     parser.add_argument("--model-name", default="qwen2.5-coder-1.5b-instruct")
     parser.add_argument("--cache", action="store_true", help="use the response cache")
+    parser.add_argument("--prompts-dir", help="templates to judge with (answer.prompts_dir)")
     parser.add_argument("--scores", help="re-read scores saved by an earlier run")
     parser.add_argument("--tune", action="store_true")
     parser.add_argument("--rule-from", help="a JSON file whose 'rule' to apply")
@@ -251,7 +252,8 @@ def main() -> int:
                 started["GROUNDED_ANSWER_LLM__MODEL"]
         settings = load_settings(llm={"backend": "openai", "base_url": url, "model": name,
                                       "api_key": "local", "timeout": 600, "max_retries": 1,
-                                      "cache": args.cache}, judge={"enabled": "on"})
+                                      "cache": args.cache}, judge={"enabled": "on"},
+                                 answer={"prompts_dir": args.prompts_dir})
         began = time.perf_counter()
         try:
             rows = score_split(Path(args.bundles), settings)

@@ -57,10 +57,14 @@ def test_all_is_the_real_namespace(name: str) -> None:
 
 def test_errors_split_misuse_from_runtime() -> None:
     ga = grounded_answer
-    for error in (ga.QuestionError, ga.BundleParseError, ga.CorpusError, ga.ConfigError):
+    misuse: tuple[type[Exception], ...] = (ga.QuestionError, ga.BundleParseError,
+                                           ga.CorpusError, ga.ConfigError)
+    for error in misuse:
         assert issubclass(error, ga.UserInputError)
-    for error in (ga.BackendTimeoutError, ga.UngroundedAnswerError, ga.IndexStoreError,
-                  ga.RunCancelledError, ga.RunTimeoutError, ga.ServerBusyError):
+    runtime: tuple[type[Exception], ...] = (ga.BackendTimeoutError, ga.UngroundedAnswerError, ga.IndexStoreError,
+                                            ga.RunCancelledError, ga.RunTimeoutError,
+                                            ga.ServerBusyError)
+    for error in runtime:
         assert issubclass(error, ga.AnswerRunError)
     assert not issubclass(ga.AnswerRunError, ga.UserInputError)
 

@@ -199,7 +199,7 @@ def test_a_built_store_opens_wherever_the_gpu_named_for_builds_is_missing(
         pytest.skip("this machine has CUDA")
     built = open_faiss_store(corpus(), HashEmbedder(), tmp_path)
     settings = Settings(index=IndexSettings(cache_dir=tmp_path),
-                        embedding={"device": "cuda"})  # type: ignore[arg-type]
+                        embedding={"device": "cuda"})
     build = build_embedder(settings, HashEmbedder())  # no error: nothing to embed yet
     again = open_faiss_store(corpus(), build, tmp_path)
     assert again.status == "loaded" and again.manifest == built.manifest

@@ -137,9 +137,11 @@ def test_auto_falls_back_to_torch_with_the_reason_once(tmp_path: Path,
     missing = tmp_path / "no-such-model"
     chosen = select_embedder(missing, tmp_path)
     assert isinstance(chosen, SentenceTransformerEmbedder)
+    assert isinstance(chosen, SentenceTransformerEmbedder)
     assert chosen.fallback_reason and "does not exist" in chosen.fallback_reason
     assert "preparing the fast query encoder" in capsys.readouterr().err
     again = select_embedder(missing, tmp_path)  # the failure is remembered, not retried
+    assert isinstance(again, SentenceTransformerEmbedder)
     assert again.fallback_reason == chosen.fallback_reason
     assert "preparing" not in capsys.readouterr().err
     assert isinstance(select_embedder(None, tmp_path, backend="torch"),

@@ -75,7 +75,7 @@ def events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
     Keep a reference while the stream should stay open: a dropped generator is closed,
     and httpx closes the connection with it.
     """
-    name, data = "message", []
+    name, data = "message", list[str]()
     for line in response.iter_lines():
         if line == "":
             if data:
@@ -104,7 +104,7 @@ def health(server: ServeServer) -> dict[str, Any]:
 
 def idle(server: ServeServer) -> bool:
     numbers = health(server)
-    return numbers["running"] == 0 and numbers["waiting"] == 0
+    return bool(numbers["running"] == 0 and numbers["waiting"] == 0)
 
 
 # -- answers -----------------------------------------------------------------------------

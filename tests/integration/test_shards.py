@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings(dsn: str, kind: str = "flat") -> IndexSettings:
-    return IndexSettings(store="pgvector", dsn=SecretStr(dsn), kind=kind)  # type: ignore[arg-type]
+    return IndexSettings(store="pgvector", dsn=SecretStr(dsn), kind=kind)
 
 
 def done(status: str) -> str:

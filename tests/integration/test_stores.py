@@ -139,9 +139,9 @@ def test_incremental_sync_embeds_only_changed_sources(
 def test_pgvector_store_serves_the_retriever(pg_dsn: str, tmp_path: Path) -> None:
     embedder = HashEmbedder()
     with open_pgvector_store(corpus(), embedder, pg_dsn) as store:
-        retriever = Retriever(corpus(), embedder, store)  # type: ignore[arg-type]
+        retriever = Retriever(corpus(), embedder, store)
         local = Retriever(corpus(), embedder,
-                          open_faiss_store(corpus(), embedder, tmp_path))  # type: ignore[arg-type]
+                          open_faiss_store(corpus(), embedder, tmp_path))
         for question in QUERIES:
             got = retriever.search(question, 5, method="dense")
             want = local.search(question, 5, method="dense")

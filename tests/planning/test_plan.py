@@ -224,6 +224,7 @@ def name_only_bundle(model: str, github: str) -> Bundle:
 def test_a_task_the_table_never_saw_is_read_from_the_name_prefix(settings: Settings) -> None:
     bundle = name_only_bundle("PlantHealth-FooNet-v2", "https://github.com/example/foonet")
     answer = explain(bundle=bundle, settings=settings, embedder=HashEmbedder())
+    assert answer.plan is not None
     model = next(s for s in answer.plan.sources if s.relevance is Relevance.RECOMMENDED)
     assert model.evidence.tasks == [] and model.evidence.name_says == "plant health"
     assert answer.task.statement.startswith("PlantHealth-FooNet-v2 (S1) is named for plant health")
@@ -237,6 +238,7 @@ def test_a_product_name_first_is_not_read_as_a_task(settings: Settings) -> None:
     # "HTDemucs" is the product (its repository is .../demucs), not a task prefix.
     bundle = name_only_bundle("HTDemucs-v4-ft", "https://github.com/facebookresearch/demucs")
     answer = explain(bundle=bundle, settings=settings, embedder=HashEmbedder())
+    assert answer.plan is not None
     model = next(s for s in answer.plan.sources if s.relevance is Relevance.RECOMMENDED)
     assert model.evidence.name_says == ""
     assert "named for" not in answer.task.statement
@@ -311,6 +313,7 @@ def test_a_name_that_says_more_than_the_tables_task_is_quoted(settings: Settings
     # "ChangeDet" reads as (object) detection in the table; the statement says both.
     bundle = name_only_bundle("ChangeDet-BIT-LEVIRCD", "https://github.com/example/bit")
     answer = explain(bundle=bundle, settings=settings, embedder=HashEmbedder())
+    assert answer.plan is not None
     model = next(s for s in answer.plan.sources if s.relevance is Relevance.RECOMMENDED)
     assert model.evidence.tasks == ["object detection"]
     assert model.evidence.name_says == "change detection"

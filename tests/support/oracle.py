@@ -32,7 +32,7 @@ _INVISIBLE = ("Cf", "Mn", "Me")
 @cache
 def _look_alike(char: str) -> str:
     for entry in confusables.confusables_data.get(char, ()):
-        target = entry["c"]
+        target = str(entry["c"])
         if len(target) == 1 and target.isascii() and (target.isalnum() or target in "./:@"):
             return target.lower()
     return char

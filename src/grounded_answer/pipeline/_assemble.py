@@ -92,7 +92,7 @@ def assemble_answer(
         "dropped": [defang(e) for e in report.dropped],
         "unresolved": [defang(e) for e in report.unresolved],
     })
-    fields = dict(
+    fields: dict[str, Any] = dict(
         question=defang(question),
         answerable=draft.answerable,
         task=Task(

@@ -47,7 +47,9 @@ def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
                 "a task the platform did not describe"
             summary = run.withhold(by_id[planned.source_id].summary,
                                    f"summary of {planned.source_id}")
-            models.append({"task": task, "summary": shorten(summary, limit)})
+            # The name is offered to templates that want it; the packaged ones leave it out.
+            models.append({"task": task, "summary": shorten(summary, limit),
+                           "name": planned.title})
     coverage = None
     readings: dict[str, Reading] = {}
     with run.timed("judge"):

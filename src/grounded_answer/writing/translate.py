@@ -263,10 +263,15 @@ def _in_order(positions: list[int]) -> set[int]:
     """The longest run of positions already in increasing order (the rest moved)."""
     best: list[list[int]] = []
     for position in positions:
-        chains = [chain for chain in best if chain[-1] < position]
-        longest = max(chains, key=len, default=[])
+        longest: list[int] = []
+        for chain in best:
+            if chain[-1] < position and len(chain) > len(longest):
+                longest = chain
         best.append([*longest, position])
-    return set(max(best, key=len, default=[]))
+    if not best:
+        return set()
+    run: list[int] = max(best, key=len)
+    return set(run)
 
 
 def _check(line: Line, text: str, language: str) -> tuple[str | None, str]:
