@@ -13,6 +13,8 @@ Prints both overall rows (and per-bundle rows with ``--rows``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import re
 import json
 import sys
 import tempfile
@@ -31,8 +33,12 @@ KEYS = ("citation_recall", "citation_precision", "answerable_accuracy", "task_na
         "models_cited", "models_in_workflow", "foreign_links")
 
 
-def _reset(entries: tuple[object, ...]) -> None:
-    table._COMPILED = entries  # type: ignore[assignment]
+_FULL = table._table()
+
+
+def _reset(entries: tuple[tuple[re.Pattern[str], table.TaskHint], ...]) -> None:
+    patched = dataclasses.replace(_FULL, tasks=entries)
+    table._table = lambda: patched  # type: ignore[assignment]
     for cached in (table.expand_name, table._guess_tasks, table.tasks_in_order):
         cached.cache_clear()
     # A model's passages carry the tasks the table guesses for it: a retriever kept from the
@@ -53,7 +59,7 @@ def main() -> int:
         "index": settings.index.model_copy(update={"cache_dir": cache}),
     })
     labels = json.loads((args.bundles / "labels.json").read_text())
-    full = table._COMPILED
+    full = _FULL.tasks
     report = {}
     for ablate in (False, True):
         scores = []

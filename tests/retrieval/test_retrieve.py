@@ -75,7 +75,7 @@ def test_real_model_puts_the_obvious_source_first(
 ) -> None:
     parsed = load_bundle(bundle)
     retriever = get_retriever(parsed.corpus, real_embedder, tmp_path)
-    # Bundles are ranked dense (retrieval.small_corpus_method): see the README's figures.
+    # Bundles are ranked dense (retrieval.small_corpus_method): docs/figures/retrieval.md.
     top = retriever.search(question, 3, method="dense")[0]
     assert top.source_id.startswith(expected), top
     assert top.cosine is not None and top.cosine > 0.2

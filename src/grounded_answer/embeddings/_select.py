@@ -17,6 +17,7 @@ from ..errors import ConfigError, IndexStoreError
 from .base import Embedder
 from .devices import BuildEmbedder, resolve_device
 from .onnx import OnnxEmbedder, find_onnx
+from .onnx_format import Variant
 from .sentence_transformers import SentenceTransformerEmbedder
 
 if TYPE_CHECKING:
@@ -59,13 +60,12 @@ def select_embedder(settings: Settings) -> Embedder:
             return SentenceTransformerEmbedder(model, threads=threads, device=device)
     if backend == "torch":
         return SentenceTransformerEmbedder(model, threads=threads)
-    # Making an export needs numpy and onnx: imported when one is asked for, not before.
-    from .onnx_export import prepare_onnx
+    if backend in ("onnx", "onnx-int8"):
+        # Making an export needs numpy and onnx: imported when one is asked for, not before.
+        from .onnx_export import prepare_onnx
 
-    if backend == "onnx":
-        return prepare_onnx(model, cache_dir, threads=threads)
-    if backend == "onnx-int8":
-        return prepare_onnx(model, cache_dir, threads=threads, variant="int8")
+        variant: Variant = "int8" if backend == "onnx-int8" else "exact"
+        return prepare_onnx(model, cache_dir, threads=threads, variant=variant)
     if backend != "auto":
         raise ConfigError(
             f"unknown embedding backend {backend!r}; use auto, torch, onnx or onnx-int8"

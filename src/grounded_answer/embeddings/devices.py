@@ -1,7 +1,7 @@
 """Where index builds run: a GPU when there is one, checked against the CPU's vectors.
 
 Building an index is the one step whose cost grows with the corpus; on a GPU the same
-model runs far faster (benchmarks/gpu_build.py; README, "Scaling the index"). Queries
+model runs far faster (benchmarks/gpu_build.py; docs/scaling.md). Queries
 stay on the CPU path (one short text: the ONNX export answers in milliseconds), so a
 build on a GPU must give the vectors a CPU would: :class:`BuildEmbedder` encodes a sample
 on both before it embeds anything else, refuses the build when any passage's cosine

@@ -146,7 +146,7 @@ def encode_pipelined(
 
     On a GPU the model is not what limits a build: the tokenizer behind
     ``SentenceTransformer.encode`` turns texts into tensors several times slower than the
-    float16 forward pass consumes them (README, "Scaling the index", has the figures). So
+    float16 forward pass consumes them (docs/scaling.md, has the figures). So
     this path tokenises with the Rust tokenizer (which releases the GIL) on a pool of
     threads, a few batches ahead, pads each length-sorted batch with numpy, and overlaps
     that with the device's work. The pool does not depend on ``TOKENIZERS_PARALLELISM``,

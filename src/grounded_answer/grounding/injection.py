@@ -153,7 +153,7 @@ def _groups() -> tuple[tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]]
     Compiled on first use (milliseconds that ``import grounded_answer`` should not pay).
     A few small alternations search faster than one large one, the patterns are lower
     case and run on lower-cased text (IGNORECASE is markedly slower), and the CJK groups
-    only run on text that has CJK or Hangul characters (README's Performance section has
+    only run on text that has CJK or Hangul characters (docs/figures/hostile-input.md has
     the figures).
     """
 

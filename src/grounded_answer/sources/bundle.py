@@ -1,6 +1,6 @@
 """Parsing the platform's bundle prompt format into a question and a :class:`Corpus`.
 
-The platform writes bundles as a chat prompt (see ``corpus/`` and the README): a quoted
+The platform writes bundles as a chat prompt (docs/inputs.md has an example): a quoted
 question after "A user has asked the following question:", then entries of
 ``Model:``/``Paper:``/``GitHub:``/``Summary:`` lines under "### Recommended AI Models:"
 and "### Related Papers:". Real files vary (CRLF, stray spaces, missing fields,
