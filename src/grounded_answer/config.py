@@ -350,6 +350,10 @@ class JudgeSettings(_Section):
         default=True, description="Let the model decide whether the question asks for what "
         "the recommended models do (a question that only shares their words is declined).",
     )
+    task: bool = Field(
+        default=True, description="Ask the model to name the task in a few words; the task "
+        "statement gives its reading beside the plan's (the vocabulary knows 62 tasks).",
+    )
     keep_gap: float = Field(
         default=0.02, ge=0.0, le=1.0, description="A paper the model rates within this of "
         "the bundle's best-rated paper is cited.",

@@ -9,6 +9,8 @@ any other. The decisions are :func:`grounded_answer.planning.judge.apply_judgeme
 
 from __future__ import annotations
 
+import re
+
 from ..backends.base import CompletionRequest
 from ..errors import BackendResponseError, ConfigError
 from ..grounding.draft import shorten
@@ -58,6 +60,10 @@ def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
             if coverage is not None:
                 run.emit("coverage", {"score": round(coverage.score, 4),
                                       "method": coverage.method})
+        task = _name_task(run, run.prompts.judge(question, models, "task")) \
+            if options.task else None
+        if task:
+            run.emit("task", {"name": task})
         for planned in plan.sources:
             if planned.relevance is Relevance.RECOMMENDED:
                 continue
@@ -73,7 +79,7 @@ def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
                                    "method": reading.method})
     rule = JudgeRule(keep_gap=options.keep_gap, drop_gap=options.drop_gap,
                      coverage_min=options.coverage_min)
-    return apply_judgements(plan, readings, coverage, rule)
+    return apply_judgements(plan, readings, coverage, rule, task)
 
 
 def _ask(run: Run, messages: list[ChatMessage]) -> Reading | None:
@@ -88,3 +94,21 @@ def _ask(run: Run, messages: list[ChatMessage]) -> Reading | None:
     run.usage.add(completion)
     choices = [(c.token, c.logprob) for c in completion.top_logprobs or []]
     return score_reply(completion.text, choices)
+
+
+def _name_task(run: Run, messages: list[ChatMessage]) -> str | None:
+    """The task as the model names it, cleaned like all its text; None when unusable."""
+    context = PromptContext(question=run.question, sources=[], passages=[], weak_match=False)
+    try:
+        completion = run.backend.complete(CompletionRequest(
+            messages=messages, json_schema=None, context=context, max_tokens=16))
+    except BackendResponseError:
+        return None
+    run.usage.add(completion)
+    line = completion.text.strip().splitlines()[0] if completion.text.strip() else ""
+    name = run.clean(line.strip(" \t\"'`*.:-"), "the task the model named")
+    words = name.split()
+    if not 1 <= len(words) <= 8 or len(name) > 80 or not re.search(r"[A-Za-z]", name) \
+            or "[" in name:
+        return None
+    return name[:1].lower() + name[1:] if not name[:2].isupper() else name

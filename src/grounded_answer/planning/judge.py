@@ -33,13 +33,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .models import EvidencePlan, Judgement, PlannedSource, Relevance, Verdict
+from .models import (
+    EvidencePlan,
+    Judgement,
+    PlannedSource,
+    Relevance,
+    TaskCandidate,
+    Verdict,
+)
 
 __all__ = ["JudgeRule", "Reading", "apply_judgements", "score_reply"]
 
 #: Plan rules that say what a paper *is*; the model's reading does not overturn them.
 NAMED_RULES = frozenset({"built on", "architecture", "name part"})
 _YES = frozenset({"yes", "y", "true", "是", "はい", "예", "oui", "sí", "si", "ja", "sim"})
+_GRADES = ("0", "1", "2", "3")
 _NO = frozenset({"no", "n", "false", "否", "不", "いいえ", "아니요", "non", "nein", "não"})
 
 
@@ -65,16 +73,25 @@ def score_reply(text: str, choices: Sequence[tuple[str, float]] | None) -> Readi
 
     ``choices`` are (token, log-probability) pairs. Tokens are compared without case,
     spaces or punctuation ("Yes", " yes", "YES." all say yes); the probabilities of yes
-    and of no are summed over their spellings and normalised against each other.
+    and of no are summed over their spellings and normalised against each other. A
+    template that asks for a 0-3 grade instead is read as the grade's expected value over
+    the digits' probabilities, scaled to 0-1.
     """
     if choices:
         yes = no = 0.0
+        grades = [0.0] * len(_GRADES)
         for token, logprob in choices:
             word = _word(token)
             if word in _YES:
                 yes += math.exp(logprob)
             elif word in _NO:
                 no += math.exp(logprob)
+            elif word in _GRADES:
+                grades[_GRADES.index(word)] += math.exp(logprob)
+        if sum(grades) > yes + no:
+            # A 0-3 grade (UMBRELA's scale): its expected value, scaled to 0-1.
+            expected = sum(n * p for n, p in enumerate(grades)) / sum(grades)
+            return Reading(score=expected / (len(_GRADES) - 1), method="logprobs")
         if yes + no > 0:
             return Reading(score=yes / (yes + no), method="logprobs")
     word = _word(text.split(maxsplit=1)[0]) if text.strip() else ""
@@ -82,6 +99,8 @@ def score_reply(text: str, choices: Sequence[tuple[str, float]] | None) -> Readi
         return Reading(score=1.0, method="label")
     if word in _NO:
         return Reading(score=0.0, method="label")
+    if word in _GRADES:
+        return Reading(score=_GRADES.index(word) / (len(_GRADES) - 1), method="label")
     return None
 
 
@@ -90,11 +109,14 @@ def apply_judgements(
     readings: Mapping[str, Reading],
     coverage: Reading | None,
     rule: JudgeRule,
+    task: str | None = None,
 ) -> EvidencePlan:
     """The plan with the model's readings applied by ``rule``, each decision recorded.
 
     ``readings`` are by source label; a source without one keeps the plan's judgement.
     The workflow skeleton is the plan's: only related papers change, never the models.
+    ``task`` is the task as the model named it (cleaned): a candidate of origin
+    'reader', which the task statement names beside the plan's.
     """
     papers = [s for s in plan.sources if s.relevance is not Relevance.RECOMMENDED]
     scored = {label: r for label, r in readings.items()
@@ -132,7 +154,12 @@ def apply_judgements(
     verdict = plan.verdict
     if coverage is not None and plan.sources:
         verdict = _coverage_verdict(plan.verdict, coverage, rule)
-    return _reordered(plan.model_copy(update={"sources": judged, "verdict": verdict}))
+    tasks = plan.tasks
+    if task and not any(t.name.lower() == task.lower() for t in tasks):
+        tasks = [*tasks, TaskCandidate(name=task, origin="reader", input="", output="",
+                                       action="")]
+    return _reordered(plan.model_copy(update={"sources": judged, "verdict": verdict,
+                                              "tasks": tasks}))
 
 
 def _record(source: PlannedSource, reading: Reading, rank: int,

@@ -150,7 +150,9 @@ class TaskCandidate(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    origin: Literal["question", "model", "papers"]
+    origin: Literal["question", "model", "papers", "reader"] = Field(
+        description="Where the task was read: in the question, a model's name or summary, "
+        "the related papers, or by the language model that read the question ('reader').")
     source_ids: list[str] = Field(default_factory=list)
     input: str
     output: str

@@ -98,7 +98,8 @@ def offline_draft(context: PromptContext, *, language_note: bool = True, tails: 
     return AnswerDraft.model_construct(
         answerable=True,
         task=DraftTask.model_construct(
-            statement=shorten(_statement(plan, named, shown, clean), STATEMENT_CHARS),
+            statement=shorten(_with_reading(_statement(plan, named, shown, clean), plan),
+                              STATEMENT_CHARS),
             source_ids=[s.label for s in models] or [s.label for s in plan.cited[:1]],
         ),
         workflow=workflow,
@@ -172,6 +173,22 @@ def _statement(
     return (f"The user wants to apply {names or 'the provided sources'} to their data"
             + (f"; the closest related work is {named[closest.label]}, which describes "
                "what it does." if closest else "."))
+
+
+def _with_reading(statement: str, plan: EvidencePlan) -> str:
+    """The statement, and the task as the language model read it when it says more.
+
+    The vocabulary cannot name a task it has never seen ("grammar correction"); a model
+    that read the question can. Its words come after the plan's, as its reading.
+    """
+    reader = next((t for t in plan.tasks if t.origin == "reader"), None)
+    if reader is None:
+        return statement
+    words = [w for w in re.findall(r"[a-z0-9]+", reader.name.lower()) if len(w) > 3]
+    have = statement.lower()
+    if words and all(w[:5] in have for w in words):
+        return statement
+    return f"{statement.rstrip()} Read by the language model, the task is {reader.name}."
 
 
 def _step(step: PlannedStep, named: dict[str, str], said: DraftTails | None, n: int

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from jinja2 import TemplateError
 from pydantic import BaseModel, ConfigDict
@@ -32,7 +32,8 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATES = ("system.j2", "user.j2", "repair.j2")
 #: Templates a prompts directory may leave out: the packaged ones are used instead.
 OPTIONAL_TEMPLATES = ("guided_system.j2", "guided_user.j2", "restate.j2", "translate.j2",
-                      "judge_system.j2", "judge_source.j2", "judge_coverage.j2")
+                      "judge_system.j2", "judge_source.j2", "judge_coverage.j2",
+                      "judge_task.j2")
 
 
 class ChatMessage(BaseModel):
@@ -140,9 +141,9 @@ class Prompts:
         return [ChatMessage(role="user", content=self._render(
             "translate.j2", context, lines=lines, language=language))]
 
-    def judge(self, question: str, models: list[dict[str, str]], source: dict[str, str] | None
-              ) -> list[ChatMessage]:
-        """System and user messages asking a model to judge one source, or (None) coverage.
+    def judge(self, question: str, models: list[dict[str, str]],
+              source: dict[str, str] | None | Literal["task"]) -> list[ChatMessage]:
+        """Messages asking a model to judge one source, or (None) coverage, or name the task.
 
         Every judgement of a question shares the system message (the question and what the
         recommended models do), so a server with a prompt cache reads it once and pays
@@ -151,8 +152,12 @@ class Prompts:
         about whether the question is covered.
         """
         context = PromptContext(question=question, sources=[], passages=[], weak_match=False)
-        user = self._render("judge_coverage.j2", context) if source is None else \
-            self._render("judge_source.j2", context, **source)
+        if source is None:
+            user = self._render("judge_coverage.j2", context)
+        elif source == "task":
+            user = self._render("judge_task.j2", context)
+        else:
+            user = self._render("judge_source.j2", context, **source)
         return [ChatMessage(role="system",
                             content=self._render("judge_system.j2", context, models=models)),
                 ChatMessage(role="user", content=user)]
