@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import json
+import re
 import sys
 import tempfile
 from pathlib import Path

@@ -61,7 +61,8 @@ def test_errors_split_misuse_from_runtime() -> None:
                                            ga.CorpusError, ga.ConfigError)
     for error in misuse:
         assert issubclass(error, ga.UserInputError)
-    runtime: tuple[type[Exception], ...] = (ga.BackendTimeoutError, ga.UngroundedAnswerError, ga.IndexStoreError,
+    runtime: tuple[type[Exception], ...] = (ga.BackendTimeoutError, ga.UngroundedAnswerError,
+                                            ga.IndexStoreError,
                                             ga.RunCancelledError, ga.RunTimeoutError,
                                             ga.ServerBusyError)
     for error in runtime:

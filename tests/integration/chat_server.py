@@ -194,6 +194,26 @@ def judge_with(score_of: Callable[[Any], float | None], *, logprobs: bool = True
     return behave
 
 
+def _as_stream(reply: Reply, size: int = 7) -> Reply:
+    """A 200 chat completion re-sent as server-sent chunks of ``size`` characters."""
+    data = json.loads(reply.body)
+    choice = data["choices"][0]
+    text = choice["message"]["content"] or ""
+    chunks = [text[i:i + size] for i in range(0, len(text), size)] or [""]
+    events = []
+    for n, piece in enumerate(chunks):
+        last = n == len(chunks) - 1
+        events.append({"id": data["id"], "object": "chat.completion.chunk",
+                       "created": data["created"], "model": data["model"],
+                       "choices": [{"index": 0, "delta": {"content": piece},
+                                    "finish_reason": choice["finish_reason"] if last else None}]})
+    events.append({"id": data["id"], "object": "chat.completion.chunk",
+                   "created": data["created"], "model": data["model"], "choices": [],
+                   "usage": data["usage"]})
+    body = "".join(f"data: {json.dumps(event)}\n\n" for event in events) + "data: [DONE]\n\n"
+    return Reply(200, body.encode(), {"Content-Type": "text/event-stream"}, reply.delay)
+
+
 def _as_behaviour(entry: Behaviour | str) -> Behaviour:
     # A plain string is shorthand for ok(string).
     return ok(entry) if isinstance(entry, str) else entry
@@ -302,7 +322,11 @@ class ChatServer:
             self.times.append(time.monotonic())
             behave = self.script.pop(0) if self.script else self.default
             self._changed.notify_all()
-        return behave(body)
+        reply = behave(body)
+        if isinstance(body, dict) and body.get("stream") and reply.status == 200 and \
+                reply.headers.get("Content-Type") == "application/json":
+            return _as_stream(reply)
+        return reply
 
     def _sleep(self, seconds: float, connection: socket.socket) -> bool:
         """Sleep, cut short by stop() or by the client hanging up; False on a hang-up."""

@@ -38,7 +38,7 @@ def settings_for(tmp_path: Path, url: str, *, answer: dict[str, Any] | None = No
         index={"cache_dir": str(tmp_path / "cache")},
         llm={"backend": "openai", "base_url": url, "api_key": "test", "model": "test-model",
              "timeout": 2.0, "max_retries": 0, "cache": False, **llm},
-        answer=answer or {},
+        answer=answer or {}, judge={"enabled": "off"},  # tests/integration/test_judge.py
     )
 
 

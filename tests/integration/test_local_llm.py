@@ -68,6 +68,9 @@ def llm_settings(llm_env: dict[str, str], settings: Settings) -> Settings:
         llm={"backend": "openai", "base_url": llm_env["GROUNDED_ANSWER_LLM__BASE_URL"],
              "model": llm_env["GROUNDED_ANSWER_LLM__MODEL"], "api_key": "local",
              "timeout": 240, "max_retries": 1, "max_tokens": 900},
+        # CI runs the 0.5B model, which does not read (its P(yes) barely moves): these tests
+        # check the writing path; test_the_judge_reads_with_a_real_server checks the judge.
+        judge={"enabled": "off"},
     )
 
 
@@ -129,3 +132,25 @@ def test_real_model_answers_are_grounded(name: str, llm_settings: Settings) -> N
         "completion_tokens": usage.completion_tokens,
         "llm_seconds": usage.seconds,
     })
+
+
+def test_the_judge_reads_with_a_real_server(llm_settings: Settings) -> None:
+    # The real server's log-probabilities reach the judge, every source the model read
+    # carries its judgement, and the hard rules hold whatever the (0.5B) model decides.
+    settings = llm_settings.model_copy(update={"judge": llm_settings.judge.model_copy(
+        update={"enabled": "on"})})
+    events: list[str] = []
+    bundle = BUNDLES / "02_deblur_motion_blur.txt"
+    answer = explain(bundle=bundle, settings=settings,
+                     on_event=lambda event, _: events.append(event))
+    check_invariants = answer.answerable or answer.note.strip()
+    assert check_invariants
+    assert answer.plan is not None and answer.plan.verdict.basis == "model"
+    judged = [s.judgement for s in answer.plan.sources if s.judgement is not None]
+    papers = [s for s in answer.plan.sources if s.role.value != "model"]
+    assert len(judged) == len(papers)
+    assert all(j.method == "logprobs" and 0.0 <= j.score <= 1.0 for j in judged)
+    assert events[0] == "plan" and events.count("judgement") == len(papers)
+    allowed = {link_key(link) for link in answer.allowed_links}
+    assert [m.text for m in find_links(answer.to_markdown()) if m.key not in allowed] == []
+    assert answer.provenance.timings["judge"] > 0

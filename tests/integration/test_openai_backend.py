@@ -8,6 +8,7 @@ the requests it saw, so "our retries, not the SDK's" is checked by arithmetic.
 from __future__ import annotations
 
 import email.utils
+import itertools
 import json
 import threading
 import time
@@ -75,7 +76,7 @@ def settings_for(
     }
     return load_settings(
         index={"cache_dir": str(tmp_path / "cache")}, llm=llm_settings,
-        answer={"mode": "free", **(answer or {})},
+        answer={"mode": "free", **(answer or {})}, judge={"enabled": "off"},
     )
 
 
@@ -573,3 +574,34 @@ def test_strict_policy_raises_with_every_attempt(
         any("evil.example.com" in error for error in attempt.errors)
         for attempt in caught.value.attempts
     )
+
+
+def test_a_streamed_answer_arrives_in_parts_and_is_the_same_completion(
+        server: ChatServer) -> None:
+    server.push(GOOD)
+    parts: list[str] = []
+    backend = OpenAIBackend(LLMSettings(base_url=server.url, api_key="k", max_retries=0,
+                                        timeout=5))
+    request = CompletionRequest(
+        messages=[ChatMessage(role="user", content="hi")], json_schema=None,
+        context=PromptContext(question="q", sources=[], passages=[], weak_match=False),
+        on_text=parts.append)
+    completion = backend.complete(request)
+    assert completion.text == GOOD and parts[-1] == GOOD and len(parts) > 3
+    assert all(b.startswith(a) for a, b in itertools.pairwise(parts))
+    assert completion.prompt_tokens == 11 and completion.finish_reason == "stop"
+    assert server.requests[0]["stream"] is True
+    assert server.requests[0]["stream_options"] == {"include_usage": True}
+
+
+def test_a_streamed_answer_that_can_be_cancelled_arrives_in_parts_too(
+        server: ChatServer) -> None:
+    server.push(GOOD)
+    parts: list[str] = []
+    backend = OpenAIBackend(LLMSettings(base_url=server.url, api_key="k", max_retries=0,
+                                        timeout=5), cancel=Cancellation())
+    request = CompletionRequest(
+        messages=[ChatMessage(role="user", content="hi")], json_schema=None,
+        context=PromptContext(question="q", sources=[], passages=[], weak_match=False),
+        on_text=parts.append)
+    assert backend.complete(request).text == GOOD and parts[-1] == GOOD and len(parts) > 3

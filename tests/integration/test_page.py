@@ -204,7 +204,7 @@ def test_stop_cancels_the_llm_call(tmp_path: Path, browser: Browser) -> None:
         settings = load_settings(
             index={"cache_dir": str(tmp_path / "cache")},
             llm={"backend": "openai", "base_url": chat.url, "api_key": "test",
-                 "max_retries": 0}, answer={"mode": "free"})
+                 "max_retries": 0}, answer={"mode": "free"}, judge={"enabled": "off"})
         with ServeServer(create_app(settings, embedder=HashEmbedder())) as server:
             page = browser.new_page()
             page.goto(server.url + "/")

@@ -43,7 +43,7 @@ def serve_settings(tmp_path: Path, *, llm: dict[str, Any] | None = None,
     # 'free': the scripted server answers the whole draft in one call (GOOD), as in
     # test_openai_backend; guided writing would ask for slots instead.
     return load_settings(index={"cache_dir": str(tmp_path / "cache")}, llm=llm or {},
-                         answer={"mode": "free"}, serve=serve)
+                         answer={"mode": "free"}, serve=serve, judge={"enabled": "off"})
 
 
 def openai_llm(url: str, **extra: Any) -> dict[str, Any]:

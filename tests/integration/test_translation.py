@@ -37,6 +37,7 @@ def settings_for(tmp_path: Path, url: str) -> Settings:
         index={"cache_dir": str(tmp_path / "cache")},
         llm={"backend": "openai", "base_url": url, "api_key": "test", "model": "test-model",
              "timeout": 5.0, "max_retries": 0, "cache": False, "restate_question": False},
+        judge={"enabled": "off"},
     )
 
 
@@ -182,7 +183,7 @@ def test_a_link_a_model_copies_into_its_restatement_never_fails_the_answer(
     settings = load_settings(
         index={"cache_dir": str(tmp_path / "cache")},
         llm={"backend": "openai", "base_url": "", "api_key": "test", "model": "test-model",
-             "timeout": 5.0, "max_retries": 0, "cache": False})
+             "timeout": 5.0, "max_retries": 0, "cache": False}, judge={"enabled": "off"})
     with ChatServer([answer_with(restate), answer_with(translate)]) as server:
         settings.llm.base_url = server.url
         answer = explain(bundle=bundle, settings=settings, embedder=HashEmbedder())

@@ -59,6 +59,10 @@ class CompletionRequest(BaseModel):
     top_logprobs: int | None = Field(
         default=None, ge=1, le=20, description="Ask for the first token's most likely "
         "alternatives with their log-probabilities; a server that cannot is not an error.")
+    on_text: Callable[[str], None] | None = Field(
+        default=None, exclude=True, description="Called with the text so far as it arrives "
+        "(a backend that cannot stream calls it once, with the whole text), so a caller can "
+        "check and show each part of an answer before the rest is written.")
 
 
 class TokenChoice(BaseModel):

@@ -47,6 +47,8 @@ class CachedBackend:
         key = self._key(request)
         found = self._get(key)
         if found is not None:
+            if request.on_text is not None:
+                request.on_text(found.text)
             return found.model_copy(update={"cached": True, "seconds": 0.0})
         completion = self.inner.complete(request)
         # A cut-off answer is not worth keeping, unless the request asked for a short one

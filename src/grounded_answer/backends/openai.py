@@ -20,6 +20,8 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from ..config import LLMSettings
@@ -61,6 +63,7 @@ class OpenAIBackend:
         self.settings = settings
         self.model = settings.model
         self._schema_refused = settings.structured_output == "json_object"
+        self._usage_refused = False
         self.retries_used = 0
         self._cancel = cancel
         # An injected client is used as given (sync); cancellation then acts between calls.
@@ -78,13 +81,18 @@ class OpenAIBackend:
             arguments = self._arguments(request)
             started = time.perf_counter()
             try:
-                response = self._create(arguments)
+                response = self._create(arguments, request.on_text)
             except self._openai.BadRequestError as exc:
                 # Only 'auto' may fall back: 'json_schema' means the caller wants schemas.
                 if (self.settings.structured_output == "auto" and not self._schema_refused
                         and _mentions_schema(exc)):
                     _log.warning("server refused json_schema; falling back to JSON mode")
                     self._schema_refused = True
+                    continue
+                if "stream" in arguments and not self._usage_refused \
+                        and "stream_options" in str(exc):
+                    _log.warning("server refused stream_options; streaming without usage")
+                    self._usage_refused = True
                     continue
                 raise BackendResponseError(
                     f"request rejected (HTTP 400): {_short(exc)}", backend=self.name,
@@ -125,14 +133,16 @@ class OpenAIBackend:
             "max_retries": 0,
         }
 
-    def _create(self, arguments: dict[str, Any]) -> Any:
+    def _create(self, arguments: dict[str, Any], on_text: Callable[[str], None] | None) -> Any:
         if self._client is not None:
-            return self._client.chat.completions.create(**arguments)
+            response = self._client.chat.completions.create(**arguments)
+            return _Streamed.collect(response, on_text) if on_text is not None else response
         # A private loop in this (worker) thread: explain() is synchronous, and a task
         # can be cancelled from another thread, which a blocking socket read cannot.
-        return asyncio.run(self._create_abortable(arguments))
+        return asyncio.run(self._create_abortable(arguments, on_text))
 
-    async def _create_abortable(self, arguments: dict[str, Any]) -> Any:
+    async def _create_abortable(self, arguments: dict[str, Any],
+                                on_text: Callable[[str], None] | None) -> Any:
         assert self._cancel is not None
         task = asyncio.current_task()
         assert task is not None
@@ -145,7 +155,10 @@ class OpenAIBackend:
         forget = self._cancel.on_cancel(abort)
         try:
             async with self._openai.AsyncOpenAI(**self._client_options()) as client:
-                return await client.chat.completions.create(**arguments)
+                response = await client.chat.completions.create(**arguments)
+                if on_text is None:
+                    return response
+                return await _Streamed.acollect(response, on_text)
         except asyncio.CancelledError:
             if self._cancel.cancelled:
                 raise self._cancelled() from None
@@ -186,6 +199,11 @@ class OpenAIBackend:
             del arguments["response_format"]
         if request.max_tokens is not None:
             arguments["max_tokens"] = request.max_tokens
+        if request.on_text is not None:
+            # Streamed, so each part of the answer can be checked and shown as it comes.
+            arguments["stream"] = True
+            if not self._usage_refused:
+                arguments["stream_options"] = {"include_usage": True}
         if request.top_logprobs is not None:
             arguments.update(logprobs=True, top_logprobs=request.top_logprobs)
         return arguments
@@ -268,6 +286,49 @@ def _first_token_choices(choice: Any) -> list[TokenChoice] | None:
                 and not isinstance(logprob, bool) and math.isfinite(logprob):
             found.append(TokenChoice(token=token, logprob=float(logprob)))
     return found or None
+
+
+class _Streamed:
+    """A streamed completion gathered into the shape of a non-streamed response."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.finish_reason: str | None = None
+        self.model: str | None = None
+        self.usage: Any = None
+
+    def add(self, chunk: Any, on_text: Callable[[str], None]) -> None:
+        self.model = getattr(chunk, "model", None) or self.model
+        self.usage = getattr(chunk, "usage", None) or self.usage
+        choices = getattr(chunk, "choices", None) or []
+        if not choices:
+            return
+        delta = getattr(choices[0], "delta", None)
+        text = getattr(delta, "content", None)
+        self.finish_reason = getattr(choices[0], "finish_reason", None) or self.finish_reason
+        if isinstance(text, str) and text:
+            self.parts.append(text)
+            on_text("".join(self.parts))
+
+    @property
+    def choices(self) -> list[Any]:
+        message = SimpleNamespace(content="".join(self.parts) or None, refusal=None)
+        return [SimpleNamespace(message=message, finish_reason=self.finish_reason,
+                                logprobs=None)]
+
+    @classmethod
+    def collect(cls, stream: Any, on_text: Callable[[str], None]) -> _Streamed:
+        gathered = cls()
+        for chunk in stream:
+            gathered.add(chunk, on_text)
+        return gathered
+
+    @classmethod
+    async def acollect(cls, stream: Any, on_text: Callable[[str], None]) -> _Streamed:
+        gathered = cls()
+        async for chunk in stream:
+            gathered.add(chunk, on_text)
+        return gathered
 
 
 def _count(value: Any) -> int | None:

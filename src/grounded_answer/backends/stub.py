@@ -43,4 +43,6 @@ class StubBackend:
             text = offline_draft(request.context).model_dump_json()
         else:
             text = scripted(request) if callable(scripted) else scripted
+        if request.on_text is not None:
+            request.on_text(text)
         return Completion(text=text, finish_reason="stop", model=self.model)

@@ -60,10 +60,10 @@ def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
             if coverage is not None:
                 run.emit("coverage", {"score": round(coverage.score, 4),
                                       "method": coverage.method})
-        task = _name_task(run, run.prompts.judge(question, models, "task")) \
+        named = _name_task(run, run.prompts.judge(question, models, "task")) \
             if options.task else None
-        if task:
-            run.emit("task", {"name": task})
+        if named:
+            run.emit("task", {"name": named})
         for planned in plan.sources:
             if planned.relevance is Relevance.RECOMMENDED:
                 continue
@@ -79,7 +79,7 @@ def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
                                    "method": reading.method})
     rule = JudgeRule(keep_gap=options.keep_gap, drop_gap=options.drop_gap,
                      coverage_min=options.coverage_min)
-    return apply_judgements(plan, readings, coverage, rule, task)
+    return apply_judgements(plan, readings, coverage, rule, named)
 
 
 def _ask(run: Run, messages: list[ChatMessage]) -> Reading | None:

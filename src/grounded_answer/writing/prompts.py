@@ -142,7 +142,7 @@ class Prompts:
             "translate.j2", context, lines=lines, language=language))]
 
     def judge(self, question: str, models: list[dict[str, str]],
-              source: dict[str, str] | None | Literal["task"]) -> list[ChatMessage]:
+              source: dict[str, str] | Literal["task"] | None) -> list[ChatMessage]:
         """Messages asking a model to judge one source, or (None) coverage, or name the task.
 
         Every judgement of a question shares the system message (the question and what the
