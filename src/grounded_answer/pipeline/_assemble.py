@@ -21,7 +21,7 @@ from ..grounding.links import defang, link_key, scrub_links
 from ..planning import EvidencePlan
 from ..sources.corpus import Source
 
-__all__ = ["assemble_answer"]
+__all__ = ["Sections", "assemble_answer"]
 
 
 def assemble_answer(
@@ -39,54 +39,13 @@ def assemble_answer(
     mentions anywhere gets a reference, so no marker dangles.
     """
     allowed = sorted({link for s in alias_to_source.values() for link in s.links})
-    score = {source.id: value for source, value in ranked}
-    # Titles come from records, which may be hostile: the plan's are quarantined and
-    # scrubbed of links; prose was validated already.
-    title_of = {p.source_id: p.title for p in plan.sources}
-    alternatives = {step.label: step.alternatives for step in plan.steps}
-
-    steps = []
-    if draft.workflow:
-        steps = [
-            WorkflowStep(
-                id=f"step{n}", source_id=alias_to_source[step.source_id].id,
-                model=title_of[alias_to_source[step.source_id].id],
-                input=step.input, action=step.action, output=step.output,
-                alternatives=[alias_to_source[a].id for a in alternatives.get(step.source_id, [])
-                              if a in alias_to_source],
-            )
-            for n, step in enumerate(draft.workflow.steps, start=1)
-        ]
+    sections = Sections(alias_to_source, ranked, plan)
     workflow = (
-        Workflow(input=draft.workflow.input, steps=steps, output=draft.workflow.output)
+        Workflow(input=draft.workflow.input, steps=sections.steps(draft),
+                 output=draft.workflow.output)
         if draft.workflow else None
     )
-    why = {ref.source_id: ref.why for ref in reversed(draft.references)}
-    cited = list(dict.fromkeys(ref.source_id for ref in draft.references))
-    # Every alias the answer mentions anywhere gets a reference, so no marker dangles.
-    texts = [draft.task.statement, draft.note]
-    if draft.workflow:
-        texts += [draft.workflow.input, draft.workflow.output]
-        texts += [f"{s.input} {s.action} {s.output} {s.source_id}" for s in draft.workflow.steps]
-    mentioned = [*draft.task.source_ids, *(m.group(0) for t in texts for m in ALIAS_RE.finditer(t))]
-    for alias in mentioned:
-        if alias in alias_to_source and alias not in cited:
-            cited.append(alias)
-            why.setdefault(alias, "Cited in the answer.")
-    references = [
-        Reference(
-            label=alias,
-            source_id=alias_to_source[alias].id,
-            title=title_of[alias_to_source[alias].id],
-            role=alias_to_source[alias].role,
-            url=alias_to_source[alias].links[0],
-            paper_url=alias_to_source[alias].paper_url,
-            github_url=alias_to_source[alias].github_url,
-            why=why[alias],
-            score=score.get(alias_to_source[alias].id),
-        )
-        for alias in cited
-    ]
+    references = sections.references(draft)
     report = report.model_copy(update={
         "repaired": [defang(e) for e in report.repaired],
         "dropped": [defang(e) for e in report.dropped],
@@ -97,7 +56,7 @@ def assemble_answer(
         answerable=draft.answerable,
         task=Task(
             statement=draft.task.statement,
-            source_ids=[alias_to_source[a].id for a in dict.fromkeys(draft.task.source_ids)],
+            source_ids=sections.task(draft).source_ids,
         ),
         workflow=workflow,
         references=references,
@@ -137,3 +96,71 @@ def _inert(value: Any, keys: frozenset[str]) -> Any:
     if isinstance(value, list):
         return [_inert(item, keys) for item in value]
     return value
+
+
+class Sections:
+    """The answer's sections built from a draft: titles and links from the records.
+
+    Used for the Answer itself and for the sections a stream shows while the rest is
+    still being written, so both are made the same way.
+    """
+
+    def __init__(self, alias_to_source: dict[str, Source], ranked: list[tuple[Source, float]],
+                 plan: EvidencePlan) -> None:
+        self.sources = alias_to_source
+        self.score = {source.id: value for source, value in ranked}
+        # Titles come from records, which may be hostile: the plan's are quarantined and
+        # scrubbed of links; prose was validated already.
+        self.title_of = {p.source_id: p.title for p in plan.sources}
+        self.alternatives = {step.label: step.alternatives for step in plan.steps}
+
+    def task(self, draft: AnswerDraft) -> Task:
+        """Section 1."""
+        return Task(statement=draft.task.statement,
+                    source_ids=[self.sources[a].id for a in dict.fromkeys(draft.task.source_ids)
+                                if a in self.sources])
+
+    def steps(self, draft: AnswerDraft) -> list[WorkflowStep]:
+        """Section 2's steps."""
+        if not draft.workflow:
+            return []
+        return [
+            WorkflowStep(
+                id=f"step{n}", source_id=self.sources[step.source_id].id,
+                model=self.title_of[self.sources[step.source_id].id],
+                input=step.input, action=step.action, output=step.output,
+                alternatives=[self.sources[a].id for a in self.alternatives.get(
+                    step.source_id, []) if a in self.sources],
+            )
+            for n, step in enumerate(draft.workflow.steps, start=1)
+        ]
+
+    def references(self, draft: AnswerDraft) -> list[Reference]:
+        """Section 3: every alias the answer mentions anywhere, so no marker dangles."""
+        why = {ref.source_id: ref.why for ref in reversed(draft.references)}
+        cited = list(dict.fromkeys(ref.source_id for ref in draft.references))
+        texts = [draft.task.statement, draft.note]
+        if draft.workflow:
+            texts += [draft.workflow.input, draft.workflow.output]
+            texts += [f"{s.input} {s.action} {s.output} {s.source_id}"
+                      for s in draft.workflow.steps]
+        mentioned = [*draft.task.source_ids,
+                     *(m.group(0) for t in texts for m in ALIAS_RE.finditer(t))]
+        for alias in mentioned:
+            if alias in self.sources and alias not in cited:
+                cited.append(alias)
+                why.setdefault(alias, "Cited in the answer.")
+        return [
+            Reference(
+                label=alias,
+                source_id=self.sources[alias].id,
+                title=self.title_of[self.sources[alias].id],
+                role=self.sources[alias].role,
+                url=self.sources[alias].links[0],
+                paper_url=self.sources[alias].paper_url,
+                github_url=self.sources[alias].github_url,
+                why=why[alias],
+                score=self.score.get(self.sources[alias].id),
+            )
+            for alias in cited
+        ]

@@ -21,16 +21,24 @@ from ..backends.base import Backend, make_backend
 from ..backends.cache import cached
 from ..config import Settings, load_settings
 from ..embeddings import Embedder, select_embedder
-from ..grounding.draft import GroundingContext, draft_json_schema, salvage_draft, validate_draft
+from ..grounding.draft import (
+    GroundingContext,
+    check_draft,
+    draft_json_schema,
+    salvage_draft,
+    validate_draft,
+)
 from ..grounding.injection import QUESTION_WITHHELD, quarantine
 from ..grounding.links import defang
 from ..planning import read_question
 from ..planning.enforce import hold_to_plan
 from ..sources import Bundle, Corpus, Role
+from ..writing.offline import offline_draft
 from ..writing.prompts import load_prompts
-from ._assemble import assemble_answer
+from ._assemble import Sections, assemble_answer
 from ._inputs import check_question, resolve_sources
 from ._judge import judge_plan, judging
+from ._preview import Preview
 from ._retrieve import plan_evidence, restate_question, retrieve_passages, retriever_for
 from ._run import Run
 from ._write import prompt_context, write, write_guided
@@ -121,7 +129,13 @@ def explain(
     )
     with run.timed("generate"):
         if mode == "guided":
-            draft, report = write_guided(run, context, plan, grounding, language)
+            preview = None
+            if run.on_event is not None:
+                # The sections are sent as each is written and checked (see _preview).
+                baseline = check_draft(offline_draft(context, language_note=False), grounding)
+                preview = Preview(run, Sections(alias_to_source, ranked, plan), baseline, plan,
+                                  grounding)
+            draft, report = write_guided(run, context, plan, grounding, language, preview)
         else:
             messages = run.prompts.messages(context)
             grounding = replace(grounding, instructions=(messages[0].content,))

@@ -40,6 +40,7 @@ from ..writing.guided import (
 from ..writing.offline import draft_tails, offline_draft
 from ..writing.prompts import ChatMessage, PromptContext, PromptPassage, PromptSource
 from ..writing.translate import apply_translation, translation_lines
+from ._preview import Preview
 from ._run import Run
 
 __all__ = ["CHECKS", "prompt_context", "write", "write_guided"]
@@ -97,8 +98,12 @@ def write(
     *,
     check: Callable[[str], tuple[AnswerDraft | None, list[str]]],
     salvage: Callable[[str], tuple[AnswerDraft | None, list[str]]],
+    on_text: Callable[[str], None] | None = None,
 ) -> tuple[AnswerDraft, ValidationReport]:
-    """Ask, check, re-ask with the exact errors; then strict raises, drop salvages."""
+    """Ask, check, re-ask with the exact errors; then strict raises, drop salvages.
+
+    ``on_text`` sees each attempt's text as it arrives (sections shown while it is written).
+    """
     backend, prompts, settings = run.backend, run.prompts, run.settings
     attempts: list[Attempt] = []
     repaired: list[str] = []
@@ -106,7 +111,7 @@ def write(
     for number in range(1, settings.answer.max_repairs + 2):
         request = CompletionRequest(
             messages=messages, json_schema=schema, context=context, attempt=number,
-            errors=list(attempts[-1].errors) if attempts else [],
+            errors=list(attempts[-1].errors) if attempts else [], on_text=on_text,
         )
         completion = backend.complete(request)
         run.usage.add(completion)
@@ -144,6 +149,7 @@ def write_guided(
     plan: EvidencePlan,
     grounding: GroundingContext,
     language: str,
+    preview: Preview | None = None,
 ) -> tuple[AnswerDraft, ValidationReport]:
     """The plan's structure with the model's prose (see :mod:`grounded_answer.writing.guided`).
 
@@ -162,7 +168,7 @@ def write_guided(
         report = ValidationReport(checks=CHECKS, attempts=1, policy=settings.answer.policy,
                                   valid_first_try=True)
     else:
-        draft, report = _reword(run, context, plan, grounding)
+        draft, report = _reword(run, context, plan, grounding, preview)
         if language == "en":
             return draft, report
     lines = translation_lines(draft, plan, language)
@@ -172,7 +178,8 @@ def write_guided(
             completion = run.backend.complete(CompletionRequest(
                 messages=run.prompts.translate([line.sent for line in lines],
                                                language_name(language)),
-                json_schema=None, context=context))
+                json_schema=None, context=context,
+                on_text=preview.translation(draft, lines, language) if preview else None))
         except BackendResponseError:
             # An empty or unreadable reply (a model quirk, not a server down): every line
             # stays English and is reported as missing; the answer itself stands.
@@ -190,6 +197,7 @@ def _reword(
     context: PromptContext,
     plan: EvidencePlan,
     grounding: GroundingContext,
+    preview: Preview | None = None,
 ) -> tuple[AnswerDraft, ValidationReport]:
     """The model rewords the offline draft's prose slots in English, under the plan's schema."""
     baseline = check_draft(offline_draft(context, language_note=False, tails=False), grounding)
@@ -213,7 +221,10 @@ def _reword(
         draft, errors = merged(guided)
         return draft, dropped + errors
 
-    draft, report = write(run, messages, context, schema, check=check, salvage=salvage)
+    if preview is not None:
+        preview.baseline = baseline
+    draft, report = write(run, messages, context, schema, check=check, salvage=salvage,
+                          on_text=preview.guided(tails) if preview else None)
     return draft, report.model_copy(update={"dropped": [*report.dropped, *cut]}) if cut \
         else report
 

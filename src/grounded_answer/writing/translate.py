@@ -44,7 +44,13 @@ from ..planning.language import in_language
 from .guided import task_names
 from .labels import labels_for, task_name
 
-__all__ = ["Line", "TranslationReport", "apply_translation", "translation_lines"]
+__all__ = [
+    "Line",
+    "TranslationReport",
+    "apply_translation",
+    "preview_translation",
+    "translation_lines",
+]
 
 #: Joins a step's input and output in one line; a translator keeps it.
 ARROW = "→"
@@ -176,8 +182,7 @@ def apply_translation(
     for slot, sentence in native_slots(draft, plan, language).items():
         if _set(data, slot, sentence, grounding):
             report.native.append(slot)
-    terms = sorted(task_names(draft, plan), key=draft.task.statement.lower().find) \
-        if plan is not None else []
+    terms = _terms(draft, plan)
     for line in lines:
         if line.tag in problems:
             report.kept.append(f"{line.slot}: {problems[line.tag]}")
@@ -187,10 +192,7 @@ def apply_translation(
             report.misaligned += why.endswith(_ANOTHER)
             report.kept.append(f"{line.slot}: {why}")
             continue
-        named = line.slot != "task" or not terms or any(t in value.lower() for t in terms)
-        with_terms = f"{value} ({', '.join(terms)})"
-        if (not named and _set(data, "task", with_terms, grounding)) \
-                or _set(data, line.slot, value, grounding):
+        if _put(data, line.slot, value, terms, grounding):
             report.translated.append(line.slot)
         else:
             report.kept.append(f"{line.slot}: too long, or breaks a grounding rule")
@@ -204,6 +206,42 @@ def apply_translation(
         data["workflow"]["input"] = steps[0]["input"]
         data["workflow"]["output"] = steps[-1]["output"]
     return AnswerDraft.model_validate(data, context=grounding), report
+
+
+def preview_translation(
+    draft: AnswerDraft, partial: str, lines: Sequence[Line], grounding: GroundingContext,
+    language: str, plan: EvidencePlan | None = None,
+) -> tuple[AnswerDraft, set[str]]:
+    """What a reply still being written already proves: the draft so far and its slots.
+
+    Only whole lines count (up to the last line break), each checked on its own: its tag,
+    its anchors, its script and the slot's checks. Whether a line is duplicated or out of
+    place is known only from the whole reply (:func:`apply_translation`), which may still
+    leave one of these slots in English.
+    """
+    whole = partial[: partial.rfind("\n") + 1]
+    found, problems = _read_reply(whole, lines)
+    terms = _terms(draft, plan)
+    data = draft.model_dump()
+    decided: set[str] = set()
+    for slot, sentence in native_slots(draft, plan, language).items():
+        if _set(data, slot, sentence, grounding):
+            decided.add(slot)
+    for line in lines:
+        if line.tag not in found or problems.get(line.tag, "missing from the reply") \
+                != "missing from the reply":
+            continue
+        value, _ = _check(line, found[line.tag], language)
+        if value is not None and _put(data, line.slot, value, terms, grounding):
+            decided.add(line.slot)
+    if data["workflow"]:
+        steps = data["workflow"]["steps"]
+        data["workflow"]["input"] = steps[0]["input"]
+        data["workflow"]["output"] = steps[-1]["output"]
+    try:
+        return AnswerDraft.model_validate(data, context=grounding), decided
+    except ValidationError:
+        return draft, set()
 
 
 def _tags(count: int, seed: str) -> list[str]:
@@ -297,6 +335,24 @@ def _check(line: Line, text: str, language: str) -> tuple[str | None, str]:
     if not all(in_language(part, language) for part in bare):
         return None, "not in the answer's language"
     return text, ""
+
+
+def _terms(draft: AnswerDraft, plan: EvidencePlan | None) -> list[str]:
+    """The plan's task names the English statement uses, in its order."""
+    if plan is None:
+        return []
+    return sorted(task_names(draft, plan), key=draft.task.statement.lower().find)
+
+
+def _put(data: dict[str, Any], slot: str, value: str, terms: list[str],
+         grounding: GroundingContext) -> bool:
+    """Put a checked translation into its slot; a task statement that lost the task's
+    English name gets it after it, in parentheses, when it still fits.
+    """
+    named = slot != "task" or not terms or any(t in value.lower() for t in terms)
+    if not named and _set(data, "task", f"{value} ({', '.join(terms)})", grounding):
+        return True
+    return _set(data, slot, value, grounding)
 
 
 def _set(data: dict[str, Any], slot: str, value: str, grounding: GroundingContext) -> bool:
