@@ -346,8 +346,10 @@ def _terms(draft: AnswerDraft, plan: EvidencePlan | None) -> list[str]:
 
 def _put(data: dict[str, Any], slot: str, value: str, terms: list[str],
          grounding: GroundingContext) -> bool:
-    """Put a checked translation into its slot; a task statement that lost the task's
-    English name gets it after it, in parentheses, when it still fits.
+    """Put a checked translation into its slot.
+
+    A task statement that lost the task's English name gets it after it, in parentheses,
+    when it still fits.
     """
     named = slot != "task" or not terms or any(t in value.lower() for t in terms)
     if not named and _set(data, "task", f"{value} ({', '.join(terms)})", grounding):
