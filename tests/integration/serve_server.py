@@ -5,7 +5,9 @@
 
 uvicorn runs in a thread of the test process (so a test can hand the app a fast
 embedder) on a socket bound here to 127.0.0.1:0, and ``stop()`` asks it to exit and joins
-it, so no server outlives its test.
+it, so no server outlives its test. The app loads its model and corpora in the background
+once it starts; ``start()`` waits for ``/readyz`` to say so (``wait_ready=False`` to see
+the server while it is still starting).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from types import TracebackType
 from typing import Any
 
+import httpx
 import uvicorn
 
 __all__ = ["ServeServer"]
@@ -24,8 +27,9 @@ __all__ = ["ServeServer"]
 class ServeServer:
     """One uvicorn server for one app; a context manager that always stops it."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, wait_ready: bool = True) -> None:
         self.app = app
+        self.wait_ready = wait_ready
         self._socket: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -56,6 +60,14 @@ class ServeServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        while self.wait_ready:
+            state = httpx.get(self.url + "/readyz").json()["state"]
+            if state == "ready":
+                break
+            if state == "failed" or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the app did not get ready: {state}")
             time.sleep(0.01)
         return self
 

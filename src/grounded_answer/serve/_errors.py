@@ -27,6 +27,7 @@ from ..errors import (
     UserInputError,
 )
 from ..grounding.links import defang
+from . import _context
 from ._models import ErrorBody, ErrorDetail
 
 __all__ = ["CLIENT_CLOSED", "Rejected", "error_body", "http_error"]
@@ -109,17 +110,25 @@ def http_error(
         field=field or _field_of(exc),
         line=exc.line if isinstance(exc, SourceFileError) else None,
         retry_after=retry_after,
+        request_id=_request_id(),
     )), headers
 
 
 def error_body(
-    status: int, kind: str, category: str, message: str, *, field: str | None = None
+    status: int, kind: str, category: str, message: str, *, field: str | None = None,
+    retry_after: int | None = None,
 ) -> ErrorBody:
     """An error body built by hand (HTTP-level problems with no library exception)."""
     return ErrorBody(error=ErrorDetail(
         type=kind, category="user_input" if category == "user_input" else "runtime",
-        message=defang(message), status=status, field=field,
+        message=defang(message), status=status, field=field, retry_after=retry_after,
+        request_id=_request_id(),
     ))
+
+
+def _request_id() -> str | None:
+    info = _context.current()
+    return None if info is None else info.request_id
 
 
 def _field_of(exc: GroundedAnswerError) -> str | None:

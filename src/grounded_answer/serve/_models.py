@@ -14,6 +14,8 @@ __all__ = [
     "ExplainRequest",
     "GraphEvent",
     "Health",
+    "Readiness",
+    "ServiceState",
     "StatusEvent",
 ]
 
@@ -85,6 +87,9 @@ class ErrorDetail(BaseModel):
     retry_after: int | None = Field(
         default=None, description="Seconds to wait before retrying (429, 503), as in the "
         "Retry-After header.")
+    request_id: str | None = Field(
+        default=None, description="The request's id, as in the X-Request-ID response header "
+        "and the server's log line: quote it when reporting a problem.")
 
 
 class ErrorBody(BaseModel):
@@ -110,16 +115,36 @@ class GraphEvent(BaseModel):
     summary: str = Field(description="The node labels joined by arrows, as alt text.")
 
 
+#: Where a server process stands: loading, answering, shutting down, or unable to load.
+ServiceState = Literal["starting", "ready", "draining", "failed"]
+
+
 class Health(BaseModel):
-    """GET /healthz: the process is up, its models are loaded, and how busy it is."""
+    """GET /healthz: the process is up (liveness), where it stands, and how busy it is."""
 
     status: Literal["ok"] = Field(description="Always 'ok' when the server answers.")
+    state: ServiceState = Field(
+        description="'starting' (loading the model and corpora), 'ready', 'draining' "
+        "(shutting down, finishing the answers in flight) or 'failed' (could not load; "
+        "see /readyz). Only 'ready' takes requests.")
+    auth: bool = Field(description="True when API requests need 'Authorization: Bearer "
+                       "<key>'.")
     version: str = Field(description="grounded-answer's version.")
     backend: str = Field(description="The default LLM backend (llm.backend).")
     backends: list[str] = Field(description="Backends a request may choose.")
-    corpora: list[str] = Field(description="Corpus names a request may choose.")
-    embedding_model: str = Field(description="The embedding model, loaded once at start.")
+    corpora: list[str] = Field(description="Corpus names a request may choose (empty while "
+                               "starting).")
+    embedding_model: str | None = Field(
+        description="The embedding model, loaded once at start (None while starting).")
     running: int = Field(description="Answers being computed now.")
     waiting: int = Field(description="Requests waiting for a slot.")
     max_concurrent: int = Field(description="serve.max_concurrent.")
     max_queue: int = Field(description="serve.max_queue.")
+
+
+class Readiness(BaseModel):
+    """GET /readyz: 200 when the process takes requests, else 503 with the reason."""
+
+    ready: bool = Field(description="True only in state 'ready'.")
+    state: ServiceState = Field(description="As in /healthz.")
+    detail: str = Field(default="", description="Why it is not ready, when it is not.")

@@ -41,6 +41,8 @@ class Ticket:
         self.queued = queued
         self.ahead = ahead
         self.admitted_at = time.monotonic()
+        #: Seconds from admission until a worker thread took the run; None until then.
+        self.queue_wait: float | None = None
         self.started = False
         self._released = False
 
@@ -49,6 +51,7 @@ class Ticket:
         if not self._released:
             self._released = True
             self._runner._admitted -= 1
+            self._runner._report()
 
 
 class Run(Generic[T]):
@@ -65,10 +68,16 @@ class Run(Generic[T]):
 class Runner:
     """Runs blocking answer functions in a bounded pool, with a bounded queue in front."""
 
-    def __init__(self, *, max_concurrent: int, max_queue: int, timeout: float) -> None:
+    def __init__(self, *, max_concurrent: int, max_queue: int, timeout: float,
+                 observe: Callable[[int, int], None] | None = None,
+                 observe_wait: Callable[[float], None] | None = None) -> None:
         self.max_concurrent = max_concurrent
         self.max_queue = max_queue
         self.timeout = timeout
+        #: Called with (running, waiting) after each change, from any thread (metrics).
+        self.observe = observe
+        #: Called with each run's seconds in the queue, from its worker thread (metrics).
+        self.observe_wait = observe_wait
         self._executor = ThreadPoolExecutor(max_workers=max_concurrent,
                                             thread_name_prefix="grounded-answer-run")
         self._admitted = 0  # touched on the event loop only
@@ -98,6 +107,7 @@ class Runner:
             )
         before = self._admitted
         self._admitted += 1
+        self._report()
         return Ticket(self, queued=before >= self.max_concurrent,
                       ahead=max(0, before - self.max_concurrent))
 
@@ -117,12 +127,17 @@ class Runner:
                 raise RunCancelledError(f"the run was {cancel.reason} before it started")
             with self._lock:
                 self._running += 1
+            ticket.queue_wait = time.monotonic() - ticket.admitted_at
+            if self.observe_wait is not None:
+                self.observe_wait(ticket.queue_wait)
+            self._report()
             notify(started)
             try:
                 return work(cancel)
             finally:
                 with self._lock:
                     self._running -= 1
+                self._report()
 
         self._live.add(cancel)
         future = self._executor.submit(job)
@@ -164,8 +179,17 @@ class Runner:
         with anyio.CancelScope(shield=True):
             await run.done.wait()
 
+    def cancel_all(self, reason: str) -> None:
+        """Cancel every run, queued or running (the drain's deadline passed)."""
+        for cancel in list(self._live):
+            cancel.cancel(reason)
+
     def close(self) -> None:
         """Cancel every run and stop the pool (on shutdown)."""
-        for cancel in list(self._live):
-            cancel.cancel("cancelled: the server is shutting down")
+        self.cancel_all("cancelled: the server is shutting down")
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _report(self) -> None:
+        if self.observe is not None:
+            running = self.running
+            self.observe(running, max(0, self._admitted - running))
