@@ -71,8 +71,8 @@ def build_server(settings: Settings, *, embedder: Embedder | None = None) -> MCP
     max_bytes = settings.sources.max_bundle_bytes
 
     @server.tool(name=TOOL, title="Explain a bundle", description=_DESCRIPTION,
-                 annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True,
-                                             openWorldHint=False))
+                 annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True,
+                                             open_world_hint=False))
     async def explain_bundle(
         bundle: Annotated[str, Field(description="The bundle's text in the platform's "
                                      "format (see benchmarks/bundles/dev/00_seed.txt).")],

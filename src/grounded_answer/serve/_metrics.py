@@ -132,7 +132,8 @@ class Metrics:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+        multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+            registry, path=self.multiprocess_dir)
         return generate_latest(registry)
 
     def close(self) -> None:
@@ -140,4 +141,5 @@ class Metrics:
         if self.multiprocess_dir is not None:
             from prometheus_client import multiprocess
 
-            multiprocess.mark_process_dead(os.getpid(), path=self.multiprocess_dir)
+            multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
+                os.getpid(), path=self.multiprocess_dir)
