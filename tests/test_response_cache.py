@@ -27,14 +27,14 @@ from grounded_answer.prompts import ChatMessage, PromptContext
 
 def store(tmp_path: Path, **bounds: float | int | None) -> SQLiteResponses:
     options: dict[str, object] = {"max_entries": None, "max_age": None, **bounds}
-    return SQLiteResponses(tmp_path / "responses.sqlite3", prune_every=10**9,
-                           **options)  # type: ignore[arg-type]
+    return SQLiteResponses(tmp_path / "responses.sqlite3", prune_every=10**9, **options)  # type: ignore[arg-type]
 
 
 def age(path: Path, key: str, seconds: float) -> None:
     with sqlite3.connect(path) as connection:
-        connection.execute("UPDATE responses SET created = ? WHERE key = ?",
-                           (time.time() - seconds, key))
+        connection.execute(
+            "UPDATE responses SET created = ? WHERE key = ?", (time.time() - seconds, key)
+        )
 
 
 def keys(path: Path) -> set[str]:
@@ -70,8 +70,7 @@ def test_prune_keeps_the_newest_max_entries(tmp_path: Path) -> None:
 
 
 def test_writes_prune_when_due(tmp_path: Path) -> None:
-    responses = SQLiteResponses(tmp_path / "r.sqlite3", max_entries=2, max_age=None,
-                                prune_every=1)
+    responses = SQLiteResponses(tmp_path / "r.sqlite3", max_entries=2, max_age=None, prune_every=1)
     for number in range(5):
         responses.put(f"k{number}", str(number))
     assert len(keys(responses.path)) == 2
@@ -81,14 +80,18 @@ def test_writes_prune_when_due(tmp_path: Path) -> None:
 def test_an_old_file_without_the_index_is_upgraded(tmp_path: Path) -> None:
     path = tmp_path / "responses.sqlite3"
     with sqlite3.connect(path) as connection:  # the schema before the bounds existed
-        connection.execute("CREATE TABLE responses (key TEXT PRIMARY KEY, "
-                           "completion TEXT NOT NULL, created REAL NOT NULL)")
+        connection.execute(
+            "CREATE TABLE responses (key TEXT PRIMARY KEY, "
+            "completion TEXT NOT NULL, created REAL NOT NULL)"
+        )
         connection.execute("INSERT INTO responses VALUES ('k', 'v', ?)", (time.time(),))
     responses = SQLiteResponses(path, max_entries=10, max_age=60)
     assert responses.get("k") == "v"
     with sqlite3.connect(path) as connection:
-        names = {row[0] for row in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index'")}
+        names = {
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
     assert "responses_created" in names
 
 
@@ -115,14 +118,17 @@ class Counting:
 
 
 def request(text: str) -> CompletionRequest:
-    return CompletionRequest(messages=[ChatMessage(role="user", content=text)],
-                             json_schema=None, context=PromptContext(
-                                 question=text, sources=[], passages=[], weak_match=False))
+    return CompletionRequest(
+        messages=[ChatMessage(role="user", content=text)],
+        json_schema=None,
+        context=PromptContext(question=text, sources=[], passages=[], weak_match=False),
+    )
 
 
 def test_the_wrapper_answers_a_repeat_from_the_bounded_store(tmp_path: Path) -> None:
-    settings = load_settings(index={"cache_dir": str(tmp_path)},
-                             llm={"cache_max_entries": 5, "cache_max_age": 60})
+    settings = load_settings(
+        index={"cache_dir": str(tmp_path)}, llm={"cache_max_entries": 5, "cache_max_age": 60}
+    )
     backend = Counting()
     wrapped = cached(backend, tmp_path, settings.llm)
     assert isinstance(wrapped, CachedBackend)

@@ -53,8 +53,7 @@ def test_a_run_answers_and_gives_its_place_back() -> None:
         release = threading.Event()
         release.set()
         ticket = runner.admit()
-        assert await runner.finish(ticket, runner.start(ticket, blocking(log, release))) \
-            == "answer"
+        assert await runner.finish(ticket, runner.start(ticket, blocking(log, release))) == "answer"
         assert log == ["started", "finished"]
         assert (runner.running, runner.waiting) == (0, 0)
         runner.admit()  # the place is free again
@@ -129,9 +128,13 @@ def test_the_runner_reports_its_load_and_each_queue_wait() -> None:
     async def scenario() -> None:
         loads: list[tuple[int, int]] = []
         waits: list[float] = []
-        runner = Runner(max_concurrent=1, max_queue=1, timeout=60,
-                        observe=lambda running, waiting: loads.append((running, waiting)),
-                        observe_wait=waits.append)
+        runner = Runner(
+            max_concurrent=1,
+            max_queue=1,
+            timeout=60,
+            observe=lambda running, waiting: loads.append((running, waiting)),
+            observe_wait=waits.append,
+        )
         release = threading.Event()
         first = runner.admit()
         first_run = runner.start(first, blocking([], release))

@@ -55,12 +55,14 @@ class ServeServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self._socket = sock
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on",
-                                timeout_graceful_shutdown=5)
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5
+        )
         server = uvicorn.Server(config)
         self._server = server
-        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                                        name="serve-under-test", daemon=True)
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="serve-under-test", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 30
         while not server.started:
@@ -123,13 +125,28 @@ class ServeProcess:
 
     def start(self, timeout: float = 180) -> ServeProcess:
         self.folder.mkdir(parents=True, exist_ok=True)
-        with (self.folder / "serve.out").open("wb") as out, \
-                (self.folder / "serve.err").open("wb") as err:
+        with (
+            (self.folder / "serve.out").open("wb") as out,
+            (self.folder / "serve.err").open("wb") as err,
+        ):
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "grounded_answer.cli", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port), *self.args],
-                stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=self.env,
-                start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "grounded_answer.cli",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    *self.args,
+                ],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
@@ -175,8 +192,12 @@ class ServeProcess:
     def __enter__(self) -> ServeProcess:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
 

@@ -33,8 +33,10 @@ def rows(dsn: str) -> dict[str, str]:
 
 def age(dsn: str, key: str, seconds: int) -> None:
     with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute(f"UPDATE {TABLE} SET created = now() - make_interval(secs => %s) "
-                           "WHERE key = %s", (seconds, key))
+        connection.execute(
+            f"UPDATE {TABLE} SET created = now() - make_interval(secs => %s) WHERE key = %s",
+            (seconds, key),
+        )
 
 
 def test_one_table_shared_by_two_hosts_with_an_upsert(dsn: str) -> None:

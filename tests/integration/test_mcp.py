@@ -26,17 +26,24 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 def with_session(tmp_path: Path, test: Callable[[ClientSession], Awaitable[Any]]) -> Any:
     """Run ``test`` against a fresh ``grounded-answer mcp`` (stub backend), then stop it."""
-    env = {**os.environ, "GROUNDED_ANSWER_INDEX__CACHE_DIR": str(tmp_path / "cache"),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC),
-                                                      os.environ.get("PYTHONPATH")]))}
-    params = StdioServerParameters(command=sys.executable,
-                                   args=["-m", "grounded_answer.cli", "mcp"], env=env,
-                                   cwd=str(tmp_path))
+    env = {
+        **os.environ,
+        "GROUNDED_ANSWER_INDEX__CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+    }
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "grounded_answer.cli", "mcp"],
+        env=env,
+        cwd=str(tmp_path),
+    )
 
     async def run() -> Any:
         with (tmp_path / "mcp.err").open("w") as errlog:
-            async with stdio_client(params, errlog=errlog) as (read, write), \
-                    ClientSession(read, write) as session:
+            async with (
+                stdio_client(params, errlog=errlog) as (read, write),
+                ClientSession(read, write) as session,
+            ):
                 await session.initialize()
                 return await test(session)
 
@@ -51,16 +58,21 @@ def test_the_tool_answers_the_seed_and_refuses_bad_bundles_with_typed_errors(
         results: dict[str, Any] = {"tools": tools}
         results["seed"] = await session.call_tool("explain_bundle", {"bundle": SEED_TEXT})
         results["malformed"] = await session.call_tool(
-            "explain_bundle", {"bundle": "no question here\nModel: x\n"})
+            "explain_bundle", {"bundle": "no question here\nModel: x\n"}
+        )
         results["backend"] = await session.call_tool(
-            "explain_bundle", {"bundle": SEED_TEXT, "backend": "openai"})
+            "explain_bundle", {"bundle": SEED_TEXT, "backend": "openai"}
+        )
         results["question"] = await session.call_tool(
-            "explain_bundle", {"bundle": SEED_TEXT, "question": "   "})
+            "explain_bundle", {"bundle": SEED_TEXT, "question": "   "}
+        )
         results["huge"] = await session.call_tool(
-            "explain_bundle", {"bundle": SEED_TEXT + "x" * (1 << 20)})
+            "explain_bundle", {"bundle": SEED_TEXT + "x" * (1 << 20)}
+        )
         results["wrong_type"] = await session.call_tool("explain_bundle", {"bundle": 42})
         results["again"] = await session.call_tool(
-            "explain_bundle", {"bundle": SEED_TEXT, "question": "Can AI upscale my photo?"})
+            "explain_bundle", {"bundle": SEED_TEXT, "question": "Can AI upscale my photo?"}
+        )
         return results
 
     results = with_session(tmp_path, scenario)
@@ -68,8 +80,7 @@ def test_the_tool_answers_the_seed_and_refuses_bad_bundles_with_typed_errors(
     assert tool.name == "explain_bundle"
     assert set(tool.input_schema["properties"]) == {"bundle", "question", "backend"}
     assert tool.input_schema["required"] == ["bundle"]
-    assert {"task", "workflow", "references", "provenance"} <= set(
-        tool.output_schema["properties"])
+    assert {"task", "workflow", "references", "provenance"} <= set(tool.output_schema["properties"])
 
     seed = results["seed"]
     assert seed.is_error is False
@@ -81,11 +92,13 @@ def test_the_tool_answers_the_seed_and_refuses_bad_bundles_with_typed_errors(
     bundle_links = {link_key(found.text) for found in find_links(SEED_TEXT)}
     assert {found.key for found in find_links(text.text)} <= bundle_links
 
-    for name, words in (("malformed", "BundleParseError: bundle:1:"),
-                        ("backend", "ConfigError: backend 'openai' is not offered"),
-                        ("question", "QuestionError:"),
-                        ("huge", "RequestTooLarge:"),
-                        ("wrong_type", "bundle")):
+    for name, words in (
+        ("malformed", "BundleParseError: bundle:1:"),
+        ("backend", "ConfigError: backend 'openai' is not offered"),
+        ("question", "QuestionError:"),
+        ("huge", "RequestTooLarge:"),
+        ("wrong_type", "bundle"),
+    ):
         result = results[name]
         assert result.is_error is True, name
         [message] = result.content

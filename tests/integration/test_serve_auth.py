@@ -53,12 +53,19 @@ def test_a_missing_or_wrong_key_is_401_in_the_error_shape(keyed: ServeServer) ->
     error = missing.json()["error"]
     assert error["type"] == "AuthenticationError" and error["field"] == "authorization"
     assert error["request_id"] == missing.headers["x-request-id"]
-    for headers in (bearer("alpha-key-0123456788"), {"Authorization": f"Basic {KEY}"},
-                    bearer(KEY[:-1])):
+    for headers in (
+        bearer("alpha-key-0123456788"),
+        {"Authorization": f"Basic {KEY}"},
+        bearer(KEY[:-1]),
+    ):
         wrong = httpx.post(url, json={"bundle": SEED_TEXT}, headers=headers)
         assert wrong.status_code == 401, headers
-    assert 'error="invalid_token"' in httpx.post(
-        url, json={"bundle": SEED_TEXT}, headers=bearer("x" * 20)).headers["www-authenticate"]
+    assert (
+        'error="invalid_token"'
+        in httpx.post(url, json={"bundle": SEED_TEXT}, headers=bearer("x" * 20)).headers[
+            "www-authenticate"
+        ]
+    )
     for key in (KEY, OTHER):
         right = httpx.post(url, json={"bundle": SEED_TEXT}, headers=bearer(key), timeout=30)
         assert right.status_code == 200, right.text
@@ -83,8 +90,7 @@ def test_metrics_public_opens_metrics_only(tmp_path: Path) -> None:
     settings = settings_with(tmp_path, api_keys=[KEY], metrics_public=True)
     with ServeServer(create_app(settings, embedder=HashEmbedder())) as server:
         assert httpx.get(server.url + "/metrics").status_code == 200
-        assert httpx.post(server.url + "/v1/explain", json={"bundle": SEED_TEXT}
-                          ).status_code == 401
+        assert httpx.post(server.url + "/v1/explain", json={"bundle": SEED_TEXT}).status_code == 401
 
 
 def test_without_keys_everything_is_open(tmp_path: Path) -> None:
@@ -97,14 +103,24 @@ def test_the_log_line_names_the_key_id_never_the_key(
     keyed: ServeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="grounded_answer.serve.access"):
-        response = httpx.post(keyed.url + "/v1/explain", json={"bundle": SEED_TEXT},
-                              headers={**bearer(KEY), "X-Request-ID": "trace-42"}, timeout=30)
-        httpx.post(keyed.url + "/v1/explain", json={"bundle": SEED_TEXT},
-                   headers=bearer("not-a-key-at-all-0000"))
+        response = httpx.post(
+            keyed.url + "/v1/explain",
+            json={"bundle": SEED_TEXT},
+            headers={**bearer(KEY), "X-Request-ID": "trace-42"},
+            timeout=30,
+        )
+        httpx.post(
+            keyed.url + "/v1/explain",
+            json={"bundle": SEED_TEXT},
+            headers=bearer("not-a-key-at-all-0000"),
+        )
 
         def lines() -> list[dict[str, Any]]:
-            return [json.loads(record.getMessage()) for record in caplog.records
-                    if record.name == "grounded_answer.serve.access"]
+            return [
+                json.loads(record.getMessage())
+                for record in caplog.records
+                if record.name == "grounded_answer.serve.access"
+            ]
 
         # A line is written once its response has ended, just after the client has it.
         deadline = time.monotonic() + 10
@@ -150,13 +166,15 @@ def test_keys_from_a_file_and_from_the_environment(
     assert ApiKeys.from_settings(load_settings().serve).ids == [key_id(KEY)]
 
 
-@pytest.mark.parametrize(("content", "words"), [
-    ("short\n", "line 1: an API key needs 16 to 256 characters"),
-    ("# only a comment\n", "holds no key"),
-    ("has spaces in the key!!\n", "may hold only"),
-])
-def test_an_unusable_keys_file_is_a_config_error(tmp_path: Path, content: str,
-                                                 words: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("short\n", "line 1: an API key needs 16 to 256 characters"),
+        ("# only a comment\n", "holds no key"),
+        ("has spaces in the key!!\n", "may hold only"),
+    ],
+)
+def test_an_unusable_keys_file_is_a_config_error(tmp_path: Path, content: str, words: str) -> None:
     path = tmp_path / "keys"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ConfigError, match=words):
@@ -177,19 +195,29 @@ def test_serve_refuses_to_listen_beyond_loopback_without_keys(
 
 
 def preflight(url: str, origin: str) -> httpx.Response:
-    return httpx.options(url + "/v1/explain", headers={
-        "Origin": origin, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization, content-type"})
+    return httpx.options(
+        url + "/v1/explain",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
 
 
 def test_cors_is_off_without_an_allow_list(keyed: ServeServer) -> None:
-    response = httpx.post(keyed.url + "/v1/explain", json={"bundle": SEED_TEXT},
-                          headers={**bearer(KEY), "Origin": "https://elsewhere.example"},
-                          timeout=30)
+    response = httpx.post(
+        keyed.url + "/v1/explain",
+        json={"bundle": SEED_TEXT},
+        headers={**bearer(KEY), "Origin": "https://elsewhere.example"},
+        timeout=30,
+    )
     assert response.status_code == 200
     assert "access-control-allow-origin" not in response.headers
-    assert "access-control-allow-origin" not in preflight(keyed.url,
-                                                          "https://elsewhere.example").headers
+    assert (
+        "access-control-allow-origin"
+        not in preflight(keyed.url, "https://elsewhere.example").headers
+    )
 
 
 def test_cors_allows_the_listed_origins_only(tmp_path: Path) -> None:
@@ -200,8 +228,9 @@ def test_cors_allows_the_listed_origins_only(tmp_path: Path) -> None:
         assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == allowed
         assert "authorization" in ok.headers["access-control-allow-headers"].lower()
         assert preflight(server.url, "https://evil.example").status_code == 400
-        refused = httpx.post(server.url + "/v1/explain", json={"bundle": SEED_TEXT},
-                             headers={"Origin": allowed})
+        refused = httpx.post(
+            server.url + "/v1/explain", json={"bundle": SEED_TEXT}, headers={"Origin": allowed}
+        )
         assert refused.status_code == 401  # the browser can read why
         assert refused.headers["access-control-allow-origin"] == allowed
         assert "x-request-id" in refused.headers["access-control-expose-headers"].lower()
@@ -216,19 +245,25 @@ def test_cors_origins_must_be_named(tmp_path: Path, origin: str) -> None:
 # -- request ids -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("sent", "kept"), [
-    ("req-123_abc.def:7", True),
-    ("x" * 129, False),
-    ("has space", False),
-    ("new\nline", False),
-    ("", False),
-])
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("req-123_abc.def:7", True),
+        ("x" * 129, False),
+        ("has space", False),
+        ("new\nline", False),
+        ("", False),
+    ],
+)
 def test_a_sane_request_id_is_echoed_anything_else_replaced(
     keyed: ServeServer, sent: str, kept: bool
 ) -> None:
     headers = {"X-Request-ID": sent} if "\n" not in sent else {}
-    response = httpx.post(keyed.url + "/v1/explain", content=b"{not json",
-                          headers={**headers, **bearer(KEY), "content-type": "application/json"})
+    response = httpx.post(
+        keyed.url + "/v1/explain",
+        content=b"{not json",
+        headers={**headers, **bearer(KEY), "content-type": "application/json"},
+    )
     assert response.status_code == 422
     echoed = response.headers["x-request-id"]
     assert response.json()["error"]["request_id"] == echoed

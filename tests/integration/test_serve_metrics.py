@@ -40,8 +40,9 @@ def samples(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return out
 
 
-def value(found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-          **labels: str) -> float:
+def value(
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
     return found.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
@@ -54,15 +55,22 @@ def chat() -> Iterator[ChatServer]:
 def test_requests_answers_llm_calls_cache_and_stages_are_counted(
     tmp_path: Path, chat: ChatServer
 ) -> None:
-    llm: dict[str, Any] = {"backend": "openai", "base_url": chat.url, "api_key": "test",
-                           "model": "test-model", "max_retries": 0}
-    settings = load_settings(index={"cache_dir": str(tmp_path / "cache")}, llm=llm,
-                             answer={"mode": "free"})
+    llm: dict[str, Any] = {
+        "backend": "openai",
+        "base_url": chat.url,
+        "api_key": "test",
+        "model": "test-model",
+        "max_retries": 0,
+    }
+    settings = load_settings(
+        index={"cache_dir": str(tmp_path / "cache")}, llm=llm, answer={"mode": "free"}
+    )
     with ServeServer(create_app(settings, embedder=HashEmbedder())) as server:
         answers = []
         for _ in range(2):
-            response = httpx.post(server.url + "/v1/explain", json={"bundle": SEED_TEXT},
-                                  timeout=30)
+            response = httpx.post(
+                server.url + "/v1/explain", json={"bundle": SEED_TEXT}, timeout=30
+            )
             assert response.status_code == 200, response.text
             answers.append(response.json())
         assert httpx.post(server.url + "/v1/explain", json={}).status_code == 422
@@ -76,26 +84,49 @@ def test_requests_answers_llm_calls_cache_and_stages_are_counted(
     explain = {"endpoint": "/v1/explain", "method": "POST"}
     assert value(found, "grounded_answer_http_requests_total", status="200", **explain) == 2
     assert value(found, "grounded_answer_http_requests_total", status="422", **explain) == 1
-    assert value(found, "grounded_answer_http_requests_total", endpoint="other",
-                 method="GET", status="404") == 1
-    assert value(found, "grounded_answer_http_requests_total", endpoint="/readyz",
-                 method="GET", status="200") >= 1
-    assert value(found, "grounded_answer_http_request_duration_seconds_count",
-                 endpoint="/v1/explain") == 3
-    assert value(found, "grounded_answer_answers_total", backend="openai",
-                 answerable="true") == 2
-    assert value(found, "grounded_answer_llm_calls_total", backend="openai",
-                 cached="false") == first["calls"]
-    assert value(found, "grounded_answer_llm_calls_total", backend="openai",
-                 cached="true") == second["calls"]
-    assert value(found, "grounded_answer_llm_cache_lookups_total", result="miss") \
+    assert (
+        value(
+            found,
+            "grounded_answer_http_requests_total",
+            endpoint="other",
+            method="GET",
+            status="404",
+        )
+        == 1
+    )
+    assert (
+        value(
+            found,
+            "grounded_answer_http_requests_total",
+            endpoint="/readyz",
+            method="GET",
+            status="200",
+        )
+        >= 1
+    )
+    assert (
+        value(found, "grounded_answer_http_request_duration_seconds_count", endpoint="/v1/explain")
+        == 3
+    )
+    assert value(found, "grounded_answer_answers_total", backend="openai", answerable="true") == 2
+    assert (
+        value(found, "grounded_answer_llm_calls_total", backend="openai", cached="false")
         == first["calls"]
-    assert value(found, "grounded_answer_llm_cache_lookups_total", result="hit") \
+    )
+    assert (
+        value(found, "grounded_answer_llm_calls_total", backend="openai", cached="true")
         == second["calls"]
-    assert value(found, "grounded_answer_llm_tokens_total", backend="openai", kind="prompt") \
+    )
+    assert value(found, "grounded_answer_llm_cache_lookups_total", result="miss") == first["calls"]
+    assert value(found, "grounded_answer_llm_cache_lookups_total", result="hit") == second["calls"]
+    assert (
+        value(found, "grounded_answer_llm_tokens_total", backend="openai", kind="prompt")
         == first["prompt_tokens"] + second["prompt_tokens"]
-    assert value(found, "grounded_answer_llm_tokens_total", backend="openai",
-                 kind="completion") == first["completion_tokens"] + second["completion_tokens"]
+    )
+    assert (
+        value(found, "grounded_answer_llm_tokens_total", backend="openai", kind="completion")
+        == first["completion_tokens"] + second["completion_tokens"]
+    )
     for stage in answers[0]["provenance"]["timings"]:  # plan, generate, ...: every key
         assert value(found, "grounded_answer_stage_seconds_count", stage=stage) == 2, stage
     assert {"plan", "generate"} <= set(answers[0]["provenance"]["timings"])
@@ -107,8 +138,9 @@ def test_requests_answers_llm_calls_cache_and_stages_are_counted(
 def test_the_stub_counts_no_cache_lookups(tmp_path: Path) -> None:
     settings = load_settings(index={"cache_dir": str(tmp_path / "cache")})
     with ServeServer(create_app(settings, embedder=HashEmbedder())) as server:
-        answer = httpx.post(server.url + "/v1/explain", json={"bundle": SEED_TEXT},
-                            timeout=30).json()
+        answer = httpx.post(
+            server.url + "/v1/explain", json={"bundle": SEED_TEXT}, timeout=30
+        ).json()
         found = samples(server.url)
     assert answer["provenance"]["offline"] is True
     assert value(found, "grounded_answer_answers_total", backend="stub", answerable="true") == 1

@@ -52,10 +52,12 @@ def explain(url: str) -> dict[str, Any]:
 
 def counter(url: str, name: str, **labels: str) -> float:
     text = httpx.get(url + "/metrics").text
-    return sum(sample.value for family in text_string_to_metric_families(text)
-               for sample in family.samples
-               if sample.name == name and all(sample.labels.get(k) == v
-                                              for k, v in labels.items()))
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
 
 
 @pytest.fixture
@@ -68,10 +70,14 @@ def test_two_hosts_of_two_workers_share_one_response_cache_in_postgresql(
     tmp_path: Path, pg_dsn: str, chat: ChatServer
 ) -> None:
     shared = {"GROUNDED_ANSWER_LLM__CACHE_URL": pg_dsn}
-    with ServeProcess(tmp_path / "a", "--workers", "2",
-                      env=serve_env(tmp_path / "a", chat.url, **shared)) as host_a, \
-            ServeProcess(tmp_path / "b", "--workers", "2",
-                         env=serve_env(tmp_path / "b", chat.url, **shared)) as host_b:
+    with (
+        ServeProcess(
+            tmp_path / "a", "--workers", "2", env=serve_env(tmp_path / "a", chat.url, **shared)
+        ) as host_a,
+        ServeProcess(
+            tmp_path / "b", "--workers", "2", env=serve_env(tmp_path / "b", chat.url, **shared)
+        ) as host_b,
+    ):
         first = explain(host_a.url)
         usage = first["provenance"]["usage"]
         calls = len(chat.requests)
@@ -80,8 +86,11 @@ def test_two_hosts_of_two_workers_share_one_response_cache_in_postgresql(
         # call is answered by the shared table, none reaches the LLM.
         second = explain(host_b.url)
         assert len(chat.requests) == calls
-        assert second["provenance"]["usage"]["cached_calls"] == \
-            second["provenance"]["usage"]["calls"] == calls
+        assert (
+            second["provenance"]["usage"]["cached_calls"]
+            == second["provenance"]["usage"]["calls"]
+            == calls
+        )
         assert second["task"] == first["task"]
         # Either worker of host A answers a repeat from the cache too.
         for _ in range(4):
@@ -90,8 +99,10 @@ def test_two_hosts_of_two_workers_share_one_response_cache_in_postgresql(
         assert len(chat.requests) == calls
         # /metrics sums both workers of host A, whichever answered the scrape.
         assert counter(host_a.url, "grounded_answer_answers_total", backend="openai") == 5
-        assert counter(host_a.url, "grounded_answer_llm_cache_lookups_total",
-                       result="hit") == 4 * calls
+        assert (
+            counter(host_a.url, "grounded_answer_llm_cache_lookups_total", result="hit")
+            == 4 * calls
+        )
         assert counter(host_b.url, "grounded_answer_answers_total", backend="openai") == 1
     for host in (host_a, host_b):
         assert host.process is not None and host.process.returncode == 0, host.stderr
@@ -104,15 +115,19 @@ def test_sigterm_drains_answers_in_flight_then_exits(
 ) -> None:
     drain_timeout = 30.0
     chat.push(slow(3, then=ok(GOOD)))
-    env = serve_env(tmp_path, chat.url,
-                    GROUNDED_ANSWER_SERVE__DRAIN_TIMEOUT=str(drain_timeout),
-                    GROUNDED_ANSWER_LLM__CACHE="false")
+    env = serve_env(
+        tmp_path,
+        chat.url,
+        GROUNDED_ANSWER_SERVE__DRAIN_TIMEOUT=str(drain_timeout),
+        GROUNDED_ANSWER_LLM__CACHE="false",
+    )
     with ServeProcess(tmp_path, "--workers", workers, env=env) as server:
         result: dict[str, Any] = {}
 
         def in_flight() -> None:
-            response = httpx.post(server.url + "/v1/explain", json={"bundle": SEED_TEXT},
-                                  timeout=60)
+            response = httpx.post(
+                server.url + "/v1/explain", json={"bundle": SEED_TEXT}, timeout=60
+            )
             result["status"] = response.status_code
             result["body"] = response.json()
 
@@ -133,8 +148,7 @@ def test_sigterm_drains_answers_in_flight_then_exits(
             assert time.monotonic() < deadline, "/readyz never said draining"
             time.sleep(0.05)
         assert probe.json()["state"] == "draining"
-        refused = httpx.post(server.url + "/v1/explain", json={"bundle": SEED_TEXT},
-                             timeout=30)
+        refused = httpx.post(server.url + "/v1/explain", json={"bundle": SEED_TEXT}, timeout=30)
         assert refused.status_code == 503 and "retry-after" in refused.headers
         assert refused.json()["error"]["type"] == "ServiceUnavailable"
         client.join(60)

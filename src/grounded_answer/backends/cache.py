@@ -92,10 +92,16 @@ class CachedBackend:
         self.model = backend.model
         self.offline = backend.offline
         self.store = store
-        self._salt = json.dumps([
-            backend.name, backend.model, settings.base_url or "", settings.temperature,
-            settings.max_tokens, settings.structured_output,
-        ])
+        self._salt = json.dumps(
+            [
+                backend.name,
+                backend.model,
+                settings.base_url or "",
+                settings.temperature,
+                settings.max_tokens,
+                settings.structured_output,
+            ]
+        )
 
     def complete(self, request: CompletionRequest) -> Completion:
         """The cached completion for this request, else the backend's (then cached)."""
@@ -109,8 +115,11 @@ class CachedBackend:
         return completion
 
     def _key(self, request: CompletionRequest) -> str:
-        payload = json.dumps([self._salt, [m.model_dump() for m in request.messages],
-                              request.json_schema], sort_keys=True, ensure_ascii=False)
+        payload = json.dumps(
+            [self._salt, [m.model_dump() for m in request.messages], request.json_schema],
+            sort_keys=True,
+            ensure_ascii=False,
+        )
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def _get(self, key: str) -> Completion | None:
@@ -134,8 +143,14 @@ class SQLiteResponses:
 
     """
 
-    def __init__(self, path: Path, *, max_entries: int | None, max_age: float | None,
-                 prune_every: int = PRUNE_EVERY) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_entries: int | None,
+        max_age: float | None,
+        prune_every: int = PRUNE_EVERY,
+    ) -> None:
         self.path = path
         self.max_entries = max_entries
         self.max_age = max_age
@@ -149,7 +164,8 @@ class SQLiteResponses:
         try:
             row = connection.execute(
                 "SELECT completion FROM responses WHERE key = ? AND created >= ?",
-                (key, self._oldest())).fetchone()
+                (key, self._oldest()),
+            ).fetchone()
         except sqlite3.Error:
             return None  # a damaged cache is a miss, never a failure
         finally:
@@ -164,7 +180,8 @@ class SQLiteResponses:
                 connection.execute(
                     "INSERT INTO responses VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE "
                     "SET completion = excluded.completion, created = excluded.created",
-                    (key, value, time.time()))
+                    (key, value, time.time()),
+                )
         except sqlite3.Error:
             return  # full disk or a locked file: answering matters more than caching
         finally:
@@ -178,12 +195,13 @@ class SQLiteResponses:
         try:
             with connection:
                 if self.max_age is not None:
-                    connection.execute("DELETE FROM responses WHERE created < ?",
-                                       (self._oldest(),))
+                    connection.execute("DELETE FROM responses WHERE created < ?", (self._oldest(),))
                 if self.max_entries is not None:
                     connection.execute(
                         "DELETE FROM responses WHERE key IN (SELECT key FROM responses "
-                        "ORDER BY created DESC LIMIT -1 OFFSET ?)", (self.max_entries,))
+                        "ORDER BY created DESC LIMIT -1 OFFSET ?)",
+                        (self.max_entries,),
+                    )
         except sqlite3.Error:
             pass  # pruning is housekeeping: the next prune tries again
         finally:
@@ -221,15 +239,20 @@ def response_store(cache_dir: Path, settings: LLMSettings) -> ResponseStore:
     if settings.cache_url is not None:
         from .cache_pg import postgres_responses
 
-        return postgres_responses(settings.cache_url.get_secret_value(),
-                                  max_entries=settings.cache_max_entries,
-                                  max_age=settings.cache_max_age)
+        return postgres_responses(
+            settings.cache_url.get_secret_value(),
+            max_entries=settings.cache_max_entries,
+            max_age=settings.cache_max_age,
+        )
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise IndexStoreError(f"cannot create the cache directory {cache_dir}: {exc}") from None
-    return SQLiteResponses(cache_dir / "responses.sqlite3", max_entries=settings.cache_max_entries,
-                           max_age=settings.cache_max_age)
+    return SQLiteResponses(
+        cache_dir / "responses.sqlite3",
+        max_entries=settings.cache_max_entries,
+        max_age=settings.cache_max_age,
+    )
 
 
 def cached(backend: Backend, cache_dir: Path, settings: LLMSettings) -> Backend:

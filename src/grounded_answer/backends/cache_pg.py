@@ -64,8 +64,14 @@ class PostgresResponses:
 
     """
 
-    def __init__(self, dsn: str, *, max_entries: int | None, max_age: float | None,
-                 prune_every: int = PRUNE_EVERY) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        max_entries: int | None,
+        max_age: float | None,
+        prune_every: int = PRUNE_EVERY,
+    ) -> None:
         self.dsn = dsn
         self.max_entries = max_entries
         self.max_age = max_age
@@ -90,14 +96,16 @@ class PostgresResponses:
         """The stored JSON for ``key``, if present and young enough; a failure is a miss."""
         import psycopg
 
-        age = "" if self.max_age is None else \
-            " AND created >= now() - make_interval(secs => %(age)s)"
+        age = (
+            "" if self.max_age is None else " AND created >= now() - make_interval(secs => %(age)s)"
+        )
         try:
             self._ensure_schema()
             with _pool(self.dsn).connection() as connection:
                 row = connection.execute(
                     f"SELECT completion FROM {TABLE} WHERE key = %(key)s{age}",
-                    {"key": key, "age": self.max_age}).fetchone()
+                    {"key": key, "age": self.max_age},
+                ).fetchone()
         except (psycopg.Error, IndexStoreError) as exc:
             self._warn(exc)
             return None
@@ -113,7 +121,9 @@ class PostgresResponses:
                 connection.execute(
                     f"INSERT INTO {TABLE} (key, completion, created) VALUES (%s, %s, now()) "
                     "ON CONFLICT (key) DO UPDATE SET completion = EXCLUDED.completion, "
-                    "created = EXCLUDED.created", (key, value))
+                    "created = EXCLUDED.created",
+                    (key, value),
+                )
         except (psycopg.Error, IndexStoreError) as exc:
             self._warn(exc)
             return
@@ -131,18 +141,22 @@ class PostgresResponses:
         try:
             self._ensure_schema()
             with _pool(self.dsn).connection() as connection, connection.transaction():
-                row = connection.execute("SELECT pg_try_advisory_xact_lock(%s)",
-                                         (_PRUNE_LOCK,)).fetchone()
+                row = connection.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s)", (_PRUNE_LOCK,)
+                ).fetchone()
                 if not row or not row[0]:
                     return
                 if self.max_age is not None:
                     connection.execute(
-                        f"DELETE FROM {TABLE} WHERE created < now() - "
-                        "make_interval(secs => %s)", (self.max_age,))
+                        f"DELETE FROM {TABLE} WHERE created < now() - make_interval(secs => %s)",
+                        (self.max_age,),
+                    )
                 if self.max_entries is not None:
                     connection.execute(
                         f"DELETE FROM {TABLE} WHERE key IN (SELECT key FROM {TABLE} "
-                        "ORDER BY created DESC OFFSET %s)", (self.max_entries,))
+                        "ORDER BY created DESC OFFSET %s)",
+                        (self.max_entries,),
+                    )
         except (psycopg.Error, IndexStoreError) as exc:
             self._warn(exc)
 
@@ -160,12 +174,14 @@ class PostgresResponses:
         now = time.monotonic()
         if now - self._warned >= 60:
             self._warned = now
-            _log.warning("response cache (llm.cache_url) unavailable, answering without it: %s",
-                         _reason(exc))
+            _log.warning(
+                "response cache (llm.cache_url) unavailable, answering without it: %s", _reason(exc)
+            )
 
 
-def postgres_responses(dsn: str, *, max_entries: int | None,
-                       max_age: float | None) -> PostgresResponses:
+def postgres_responses(
+    dsn: str, *, max_entries: int | None, max_age: float | None
+) -> PostgresResponses:
     """A :class:`PostgresResponses` for ``dsn``, checking that psycopg is installed.
 
     Raises:
@@ -176,8 +192,10 @@ def postgres_responses(dsn: str, *, max_entries: int | None,
         import psycopg  # noqa: F401
         import psycopg_pool  # noqa: F401
     except ImportError as exc:
-        raise ConfigError("llm.cache_url needs psycopg and psycopg-pool: pip install "
-                          f"'grounded-answer[pgvector]' ({exc.name or exc} is missing)") from None
+        raise ConfigError(
+            "llm.cache_url needs psycopg and psycopg-pool: pip install "
+            f"'grounded-answer[pgvector]' ({exc.name or exc} is missing)"
+        ) from None
     return PostgresResponses(dsn, max_entries=max_entries, max_age=max_age)
 
 
@@ -200,9 +218,14 @@ def _pool(dsn: str) -> ConnectionPool[Any]:
             if not _POOLS:
                 atexit.register(close_pools)
             pool = ConnectionPool(
-                dsn, min_size=1, max_size=POOL_SIZE, open=True, timeout=5.0,
+                dsn,
+                min_size=1,
+                max_size=POOL_SIZE,
+                open=True,
+                timeout=5.0,
                 kwargs={"autocommit": True, "connect_timeout": 5},
-                name="grounded-answer-cache")
+                name="grounded-answer-cache",
+            )
             _POOLS[dsn] = pool
         return pool
 

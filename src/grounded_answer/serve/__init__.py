@@ -76,6 +76,7 @@ def run_mcp(settings: Settings | None = None) -> None:
     run_stdio(settings or load_settings())
 
 
-def _missing(exc: ImportError, what: str = "the HTTP service needs FastAPI and uvicorn"
-             ) -> ConfigError:
+def _missing(
+    exc: ImportError, what: str = "the HTTP service needs FastAPI and uvicorn"
+) -> ConfigError:
     return ConfigError(f"{what}: {_HINT} ({exc.name or exc} is missing)")

@@ -137,8 +137,11 @@ class Auth:
 
     def is_open(self, path: str) -> bool:
         """True for the paths anyone may read."""
-        return (path in OPEN_PATHS or path.startswith("/static/")
-                or (self.metrics_public and path == "/metrics"))
+        return (
+            path in OPEN_PATHS
+            or path.startswith("/static/")
+            or (self.metrics_public and path == "/metrics")
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.keys.enabled or self.is_open(scope["path"]):
@@ -161,11 +164,20 @@ class Auth:
         else:
             message = "an API key is required: send 'Authorization: Bearer <key>'"
             challenge = _REALM
-        body = error_body(401, "AuthenticationError", "user_input", message,
-                          field="authorization").model_dump_json().encode()
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", challenge.encode()),
-        ]})
+        body = (
+            error_body(401, "AuthenticationError", "user_input", message, field="authorization")
+            .model_dump_json()
+            .encode()
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", challenge.encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -89,8 +89,9 @@ class Lifecycle:
     def begin_drain(self) -> None:
         """Refuse new work from now on; /readyz says draining."""
         if self.state != "draining":
-            _log.info("draining: %d request(s) in flight, up to %gs", self.in_flight,
-                      self.drain_timeout)
+            _log.info(
+                "draining: %d request(s) in flight, up to %gs", self.in_flight, self.drain_timeout
+            )
             self.state = "draining"
 
     async def drain(self) -> bool:
@@ -100,8 +101,12 @@ class Lifecycle:
         try:
             await asyncio.wait_for(self._idle.wait(), timeout=self.drain_timeout)
         except TimeoutError:
-            _log.warning("drain deadline (serve.drain_timeout %gs) passed with %d request(s) "
-                         "in flight; cancelling them", self.drain_timeout, self.in_flight)
+            _log.warning(
+                "drain deadline (serve.drain_timeout %gs) passed with %d request(s) "
+                "in flight; cancelling them",
+                self.drain_timeout,
+                self.in_flight,
+            )
             self.on_deadline()
             return False
         _log.info("drained in %.2fs", time.monotonic() - started)
@@ -169,18 +174,22 @@ class Gate:
         state = self.lifecycle.state
         retry_after = 5 if state != "failed" else 60
         message = {
-            "starting": "the server is starting: its model and corpora are loading; retry "
-                        "shortly",
+            "starting": "the server is starting: its model and corpora are loading; retry shortly",
             "draining": "the server is shutting down and takes no new requests; retry (on "
-                        "another instance)",
+            "another instance)",
             "failed": f"the server could not load its model or corpora: {self.lifecycle.error}",
         }.get(state, "the server is not ready")
-        body = error_body(503, "ServiceUnavailable", "runtime", message,
-                          retry_after=retry_after)
+        body = error_body(503, "ServiceUnavailable", "runtime", message, retry_after=retry_after)
         data = body.model_dump_json().encode()
-        await send({"type": "http.response.start", "status": 503, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(data)).encode()),
-            (b"retry-after", str(retry_after).encode()),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(data)).encode()),
+                    (b"retry-after", str(retry_after).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": data})

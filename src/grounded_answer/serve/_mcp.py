@@ -65,27 +65,46 @@ def build_server(settings: Settings, *, embedder: Embedder | None = None) -> MCP
     service = AnswerService(settings, embedder=embedder)
     service.load()
     server: MCPServer = MCPServer(
-        name="grounded-answer", version=__version__,
+        name="grounded-answer",
+        version=__version__,
         instructions="Call explain_bundle with a bundle's text to get a grounded "
-        "explanation of its recommended models.")
+        "explanation of its recommended models.",
+    )
     max_bytes = settings.sources.max_bundle_bytes
 
-    @server.tool(name=TOOL, title="Explain a bundle", description=_DESCRIPTION,
-                 annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True,
-                                             open_world_hint=False))
+    @server.tool(
+        name=TOOL,
+        title="Explain a bundle",
+        description=_DESCRIPTION,
+        annotations=ToolAnnotations(
+            read_only_hint=True, idempotent_hint=True, open_world_hint=False
+        ),
+    )
     async def explain_bundle(
-        bundle: Annotated[str, Field(description="The bundle's text in the platform's "
-                                     "format (see benchmarks/bundles/dev/00_seed.txt).")],
-        question: Annotated[str | None, Field(description="A question to answer instead "
-                                              "of the bundle's own.")] = None,
-        backend: Annotated[str | None, Field(description="The LLM backend, one of those the "
-                                             "server offers; default its llm.backend.")]
-        = None,
+        bundle: Annotated[
+            str,
+            Field(
+                description="The bundle's text in the platform's "
+                "format (see benchmarks/bundles/dev/00_seed.txt)."
+            ),
+        ],
+        question: Annotated[
+            str | None, Field(description="A question to answer instead of the bundle's own.")
+        ] = None,
+        backend: Annotated[
+            str | None,
+            Field(
+                description="The LLM backend, one of those the "
+                "server offers; default its llm.backend."
+            ),
+        ] = None,
     ) -> Annotated[CallToolResult, Answer]:
         size = len(bundle.encode("utf-8", errors="replace"))
         if size > max_bytes:
-            raise ToolError(f"RequestTooLarge: the bundle has {size} bytes; the limit is "
-                            f"{max_bytes} (sources.max_bundle_bytes)")
+            raise ToolError(
+                f"RequestTooLarge: the bundle has {size} bytes; the limit is "
+                f"{max_bytes} (sources.max_bundle_bytes)"
+            )
         try:
             request = ExplainRequest(bundle=bundle, question=question, backend=backend)
             work = service.prepare(request)
@@ -115,8 +134,9 @@ async def _run(work: Callable[[Cancellation], Answer]) -> Answer:
         raise ToolError(f"{type(exc).__name__}: {defang(str(exc))}") from None
     except Exception as exc:  # a bug: the details go to stderr, not to the client
         _log.error("unexpected error while answering", exc_info=exc)
-        raise ToolError("InternalError: internal error; the server's log (stderr) has the "
-                        "details") from None
+        raise ToolError(
+            "InternalError: internal error; the server's log (stderr) has the details"
+        ) from None
 
 
 def run_stdio(settings: Settings) -> None:

@@ -31,12 +31,18 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 #: The label a request's path gets; anything else is "other", so clients cannot grow the
 #: number of series by inventing paths.
-ENDPOINTS = ("/v1/explain", "/v1/explain/stream", "/healthz", "/readyz", "/metrics", "/",
-             "/openapi.json")
+ENDPOINTS = (
+    "/v1/explain",
+    "/v1/explain/stream",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/",
+    "/openapi.json",
+)
 
 #: Seconds: from a cached stub answer (milliseconds) to a slow local model (minutes).
-_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-            120.0, 300.0)
+_LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 _STAGE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
@@ -57,43 +63,77 @@ class Metrics:
         self.registry = CollectorRegistry()
         registry = self.registry
         self.requests = Counter(
-            "grounded_answer_http_requests", "HTTP requests answered, by endpoint, method "
-            "and status.", ["endpoint", "method", "status"], registry=registry)
+            "grounded_answer_http_requests",
+            "HTTP requests answered, by endpoint, method and status.",
+            ["endpoint", "method", "status"],
+            registry=registry,
+        )
         self.latency = Histogram(
-            "grounded_answer_http_request_duration_seconds", "Seconds from a request's "
-            "arrival to its last byte (a stream: to its end).", ["endpoint"],
-            buckets=_LATENCY, registry=registry)
+            "grounded_answer_http_request_duration_seconds",
+            "Seconds from a request's arrival to its last byte (a stream: to its end).",
+            ["endpoint"],
+            buckets=_LATENCY,
+            registry=registry,
+        )
         self.waiting = Gauge(
-            "grounded_answer_queue_depth", "Requests waiting for an answer slot.",
-            multiprocess_mode="livesum", registry=registry)
+            "grounded_answer_queue_depth",
+            "Requests waiting for an answer slot.",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
         self.running = Gauge(
-            "grounded_answer_answers_running", "Answers being computed now.",
-            multiprocess_mode="livesum", registry=registry)
+            "grounded_answer_answers_running",
+            "Answers being computed now.",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
         self.queue_wait = Histogram(
-            "grounded_answer_queue_wait_seconds", "Seconds a request waited for a slot.",
-            buckets=_LATENCY, registry=registry)
+            "grounded_answer_queue_wait_seconds",
+            "Seconds a request waited for a slot.",
+            buckets=_LATENCY,
+            registry=registry,
+        )
         self.answers = Counter(
-            "grounded_answer_answers", "Answers written, by backend and whether the "
-            "sources answer the question.", ["backend", "answerable"], registry=registry)
+            "grounded_answer_answers",
+            "Answers written, by backend and whether the sources answer the question.",
+            ["backend", "answerable"],
+            registry=registry,
+        )
         self.llm_calls = Counter(
-            "grounded_answer_llm_calls", "Backend calls made by answers; cached=true were "
-            "answered by the response cache.", ["backend", "cached"], registry=registry)
+            "grounded_answer_llm_calls",
+            "Backend calls made by answers; cached=true were answered by the response cache.",
+            ["backend", "cached"],
+            registry=registry,
+        )
         self.llm_tokens = Counter(
-            "grounded_answer_llm_tokens", "Tokens of the answers' completions as the LLM "
+            "grounded_answer_llm_tokens",
+            "Tokens of the answers' completions as the LLM "
             "server reported them (a cached completion counts what it cost when made).",
-            ["backend", "kind"], registry=registry)
+            ["backend", "kind"],
+            registry=registry,
+        )
         self.cache = Counter(
-            "grounded_answer_llm_cache_lookups", "Response cache lookups of online "
-            "backends, by result (hit or miss).", ["result"], registry=registry)
+            "grounded_answer_llm_cache_lookups",
+            "Response cache lookups of online backends, by result (hit or miss).",
+            ["result"],
+            registry=registry,
+        )
         self.stages = Histogram(
-            "grounded_answer_stage_seconds", "Seconds per pipeline stage of each answer, "
-            "from its provenance timings (e.g. plan, generate, judge).", ["stage"],
-            buckets=_LATENCY, registry=registry)
+            "grounded_answer_stage_seconds",
+            "Seconds per pipeline stage of each answer, "
+            "from its provenance timings (e.g. plan, generate, judge).",
+            ["stage"],
+            buckets=_LATENCY,
+            registry=registry,
+        )
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         """Count one finished request."""
-        self.requests.labels(endpoint, method if method in ("GET", "POST", "HEAD", "OPTIONS")
-                             else "other", str(status)).inc()
+        self.requests.labels(
+            endpoint,
+            method if method in ("GET", "POST", "HEAD", "OPTIONS") else "other",
+            str(status),
+        ).inc()
         self.latency.labels(endpoint).observe(seconds)
 
     def set_load(self, running: int, waiting: int) -> None:
@@ -133,7 +173,8 @@ class Metrics:
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
-            registry, path=self.multiprocess_dir)
+            registry, path=self.multiprocess_dir
+        )
         return generate_latest(registry)
 
     def close(self) -> None:
@@ -142,4 +183,5 @@ class Metrics:
             from prometheus_client import multiprocess
 
             multiprocess.mark_process_dead(  # type: ignore[no-untyped-call]
-                os.getpid(), path=self.multiprocess_dir)
+                os.getpid(), path=self.multiprocess_dir
+            )

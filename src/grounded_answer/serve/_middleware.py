@@ -18,8 +18,16 @@ from ._errors import error_body
 if TYPE_CHECKING:
     from ._metrics import Metrics
 
-__all__ = ["ASGIApp", "BodyLimit", "Message", "Receive", "RequestContext", "Scope",
-           "SecurityHeaders", "Send"]
+__all__ = [
+    "ASGIApp",
+    "BodyLimit",
+    "Message",
+    "Receive",
+    "RequestContext",
+    "Scope",
+    "SecurityHeaders",
+    "Send",
+]
 
 #: One JSON object per request, for the platform's log pipeline.
 access_log = logging.getLogger("grounded_answer.serve.access")
@@ -57,10 +65,12 @@ class RequestContext:
             return
         from ._metrics import endpoint_of
 
-        header = next((value for name, value in scope["headers"]
-                       if name.lower() == b"x-request-id"), None)
-        info = _context.RequestInfo(request_id=_context.request_id_from(header),
-                                    endpoint=endpoint_of(scope["path"]))
+        header = next(
+            (value for name, value in scope["headers"] if name.lower() == b"x-request-id"), None
+        )
+        info = _context.RequestInfo(
+            request_id=_context.request_id_from(header), endpoint=endpoint_of(scope["path"])
+        )
         token = _context.bind(info)
         started = time.perf_counter()
         status = 500  # what the client sees if the app fails before answering
@@ -69,8 +79,10 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", info.request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", info.request_id.encode()),
+                ]
             await send(message)
 
         try:
@@ -79,12 +91,23 @@ class RequestContext:
             seconds = time.perf_counter() - started
             if self.metrics is not None:
                 self.metrics.observe_request(info.endpoint, scope["method"], status, seconds)
-            access_log.info(json.dumps({
-                "event": "request", "method": scope["method"], "path": scope["path"][:256],
-                "status": status, "seconds": round(seconds, 4),
-                "request_id": info.request_id, "key_id": info.key_id,
-                "queue_wait": None if info.queue_wait is None else round(info.queue_wait, 4),
-            }, ensure_ascii=True))
+            access_log.info(
+                json.dumps(
+                    {
+                        "event": "request",
+                        "method": scope["method"],
+                        "path": scope["path"][:256],
+                        "status": status,
+                        "seconds": round(seconds, 4),
+                        "request_id": info.request_id,
+                        "key_id": info.key_id,
+                        "queue_wait": None
+                        if info.queue_wait is None
+                        else round(info.queue_wait, 4),
+                    },
+                    ensure_ascii=True,
+                )
+            )
             _context.unbind(token)
 
 
@@ -136,16 +159,29 @@ class BodyLimit:
 
     async def _refuse(self, send: Send, declared: int | None) -> None:
         size = f"{declared} bytes" if declared is not None else "more"
-        body = error_body(
-            413, "RequestTooLarge", "user_input",
-            f"the request body has {size}; the limit is {self.limit} bytes "
-            "(serve.max_body_bytes)", field="body",
-        ).model_dump_json().encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]})
+        body = (
+            error_body(
+                413,
+                "RequestTooLarge",
+                "user_input",
+                f"the request body has {size}; the limit is {self.limit} bytes "
+                "(serve.max_body_bytes)",
+                field="body",
+            )
+            .model_dump_json()
+            .encode()
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

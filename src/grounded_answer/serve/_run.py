@@ -68,7 +68,8 @@ def check_binding(settings: Settings, *, insecure: bool) -> None:
     raise ConfigError(
         f"serve.host is {settings.serve.host}, beyond loopback, and no API key is configured "
         "(serve.api_keys or serve.api_keys_file): anyone who reaches the port could spend "
-        "the LLM. Configure keys, or pass --insecure when a proxy in front authenticates.")
+        "the LLM. Configure keys, or pass --insecure when a proxy in front authenticates."
+    )
 
 
 def run(settings: Settings | None = None, *, insecure: bool = False) -> None:
@@ -87,9 +88,14 @@ def run(settings: Settings | None = None, *, insecure: bool = False) -> None:
     check_binding(settings, insecure=insecure)
     serve = settings.serve
     options: dict[str, Any] = {
-        "host": serve.host, "port": serve.port, "log_config": log_config(),
-        "access_log": False, "proxy_headers": False, "server_header": False,
-        "timeout_graceful_shutdown": _GRACE, "lifespan": "on",
+        "host": serve.host,
+        "port": serve.port,
+        "log_config": log_config(),
+        "access_log": False,
+        "proxy_headers": False,
+        "server_header": False,
+        "timeout_graceful_shutdown": _GRACE,
+        "lifespan": "on",
     }
     if serve.workers == 1:
         from ._app import build_app
@@ -106,11 +112,18 @@ def run(settings: Settings | None = None, *, insecure: bool = False) -> None:
     from ._app import AnswerService
 
     AnswerService(settings).load()  # fail here, once, rather than in every worker
-    with _metrics_dir() as directory, _environment({
-        SETTINGS_ENV: dump_settings(settings), "PROMETHEUS_MULTIPROC_DIR": str(directory),
-    }):
-        uvicorn.run("grounded_answer.serve._run:worker_app", factory=True,
-                    workers=serve.workers, **options)
+    with (
+        _metrics_dir() as directory,
+        _environment(
+            {
+                SETTINGS_ENV: dump_settings(settings),
+                "PROMETHEUS_MULTIPROC_DIR": str(directory),
+            }
+        ),
+    ):
+        uvicorn.run(
+            "grounded_answer.serve._run:worker_app", factory=True, workers=serve.workers, **options
+        )
 
 
 def worker_app() -> Any:
@@ -124,6 +137,7 @@ def worker_app() -> Any:
 
 def dump_settings(settings: Settings) -> str:
     """``settings`` as JSON that :func:`load_settings` takes back, secrets in clear."""
+
     def encode(value: object) -> object:
         if isinstance(value, SecretStr):
             return value.get_secret_value()
@@ -141,11 +155,20 @@ def log_config() -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["formatters"]["line"] = {"format": "%(message)s"}
     config["handlers"]["grounded_answer_access"] = {
-        "formatter": "line", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"}
+        "formatter": "line",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+    }
     config["loggers"]["grounded_answer.serve.access"] = {
-        "handlers": ["grounded_answer_access"], "level": "INFO", "propagate": False}
+        "handlers": ["grounded_answer_access"],
+        "level": "INFO",
+        "propagate": False,
+    }
     config["loggers"]["grounded_answer"] = {
-        "handlers": ["default"], "level": "INFO", "propagate": False}
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
     return config
 
 

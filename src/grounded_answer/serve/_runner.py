@@ -57,8 +57,9 @@ class Ticket:
 class Run(Generic[T]):
     """One run in a worker thread: its future, its cancellation, and when it started."""
 
-    def __init__(self, future: Future[T], cancel: Cancellation, started: asyncio.Event,
-                 done: asyncio.Event) -> None:
+    def __init__(
+        self, future: Future[T], cancel: Cancellation, started: asyncio.Event, done: asyncio.Event
+    ) -> None:
         self.future = future
         self.cancel = cancel
         self.started = started
@@ -68,9 +69,15 @@ class Run(Generic[T]):
 class Runner:
     """Runs blocking answer functions in a bounded pool, with a bounded queue in front."""
 
-    def __init__(self, *, max_concurrent: int, max_queue: int, timeout: float,
-                 observe: Callable[[int, int], None] | None = None,
-                 observe_wait: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_concurrent: int,
+        max_queue: int,
+        timeout: float,
+        observe: Callable[[int, int], None] | None = None,
+        observe_wait: Callable[[float], None] | None = None,
+    ) -> None:
         self.max_concurrent = max_concurrent
         self.max_queue = max_queue
         self.timeout = timeout
@@ -78,8 +85,9 @@ class Runner:
         self.observe = observe
         #: Called with each run's seconds in the queue, from its worker thread (metrics).
         self.observe_wait = observe_wait
-        self._executor = ThreadPoolExecutor(max_workers=max_concurrent,
-                                            thread_name_prefix="grounded-answer-run")
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_concurrent, thread_name_prefix="grounded-answer-run"
+        )
         self._admitted = 0  # touched on the event loop only
         self._running = 0
         self._lock = threading.Lock()
@@ -103,13 +111,15 @@ class Runner:
             raise ServerBusyError(
                 f"the server is busy: {self.max_concurrent} answer(s) running and "
                 f"{self.max_queue} waiting (serve.max_concurrent, serve.max_queue); "
-                "retry shortly", retry_after=2,
+                "retry shortly",
+                retry_after=2,
             )
         before = self._admitted
         self._admitted += 1
         self._report()
-        return Ticket(self, queued=before >= self.max_concurrent,
-                      ahead=max(0, before - self.max_concurrent))
+        return Ticket(
+            self, queued=before >= self.max_concurrent, ahead=max(0, before - self.max_concurrent)
+        )
 
     def start(self, ticket: Ticket, work: Callable[[Cancellation], T]) -> Run[T]:
         """Submit ``work`` for ``ticket``; it runs when a worker thread is free."""
@@ -160,7 +170,8 @@ class Runner:
                 await self._stop(run, f"stopped at the deadline of {self.timeout:g}s")
                 raise RunTimeoutError(
                     f"no answer within serve.request_timeout ({self.timeout:g}s); the LLM "
-                    "call was aborted", seconds=self.timeout,
+                    "call was aborted",
+                    seconds=self.timeout,
                 )
             return run.future.result()
         except BaseException:
