@@ -106,6 +106,8 @@ def run(settings: Settings | None = None, *, insecure: bool = False) -> None:
         previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
         try:
             uvicorn.Server(uvicorn.Config(app, **options)).run()
+        except KeyboardInterrupt:
+            pass  # SIGINT, re-raised by uvicorn after its shutdown: a normal stop (as uvicorn.run)
         finally:
             signal.signal(signal.SIGTERM, previous)
         return
