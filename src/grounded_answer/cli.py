@@ -82,13 +82,35 @@ def _parser() -> argparse.ArgumentParser:
                        help="bundles answered at once (default 1)")
     explain.set_defaults(run=_explain)
 
-    serve = commands.add_parser("serve", help="the HTTP API and the answer page")
+    serve = commands.add_parser(
+        "serve", help="the HTTP API, the answer page, /healthz, /readyz and /metrics",
+        description="Serve the HTTP API. Beyond loopback it needs API keys "
+        "(serve.api_keys or serve.api_keys_file; clients send 'Authorization: Bearer KEY') "
+        "unless --insecure is given. SIGTERM drains: new requests get 503 and /readyz says "
+        "draining while the answers in flight finish (serve.drain_timeout), then it exits.")
     serve.add_argument("--host", help="interface (default: serve.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: serve.port, 8000)")
+    serve.add_argument("--workers", type=int, metavar="N",
+                       help="server processes sharing the port, the metrics and the response "
+                       "cache (default: serve.workers, 1)")
+    serve.add_argument("--insecure", action="store_true",
+                       help="listen beyond loopback without API keys (a proxy in front "
+                       "authenticates)")
     serve.add_argument("--backend", help="default LLM backend: stub (offline) or openai")
     serve.add_argument("--cache-dir", metavar="DIR", help="index cache directory")
     serve.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
+
+    mcp = commands.add_parser(
+        "mcp", help="an MCP server on stdio with the explain_bundle tool",
+        description="Serve the explain_bundle tool over the Model Context Protocol on "
+        "stdin/stdout (for an MCP client that starts this command). The tool takes a "
+        "bundle's text, optionally a question and a backend (one of serve.backends), and "
+        "returns the Answer as structured content and as Markdown.")
+    mcp.add_argument("--backend", help="default LLM backend: stub (offline) or openai")
+    mcp.add_argument("--cache-dir", metavar="DIR", help="index cache directory")
+    mcp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    mcp.set_defaults(run=_mcp)
 
     search = commands.add_parser("search", help="show the passages retrieved for a question")
     search.add_argument("question", nargs="?", help="default: the bundle's or corpus's question")
@@ -148,7 +170,7 @@ def _settings(args: argparse.Namespace) -> Any:
         overrides["llm"] = {"backend": args.backend}
     if getattr(args, "k", None) is not None:
         overrides["retrieval"] = {"k": args.k}
-    serve = {name: getattr(args, name) for name in ("host", "port")
+    serve = {name: getattr(args, name) for name in ("host", "port", "workers")
              if getattr(args, name, None) is not None}
     if serve:
         overrides["serve"] = serve
@@ -235,16 +257,26 @@ def _batch_table(items: Sequence[BatchItem]) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .serve import run
+    from .serve import check_binding, run
 
     settings = _settings(args)
-    host = settings.serve.host
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"grounded-answer: warning: listening on {host}; the service has no "
-              "authentication of its own", file=sys.stderr)
-    print(f"grounded-answer: serving on http://{host}:{settings.serve.port}/ "
-          f"(backend {settings.llm.backend})", file=sys.stderr)
-    run(settings)
+    check_binding(settings, insecure=args.insecure)  # before saying it serves
+    serve = settings.serve
+    keyed = bool(serve.api_keys or serve.api_keys_file)
+    if args.insecure and not keyed:
+        print(f"grounded-answer: warning: listening on {serve.host} without API keys "
+              "(--insecure)", file=sys.stderr)
+    print(f"grounded-answer: serving on http://{serve.host}:{serve.port}/ "
+          f"(backend {settings.llm.backend}, {serve.workers} worker(s), "
+          f"{'API keys required' if keyed else 'no API keys'})", file=sys.stderr)
+    run(settings, insecure=args.insecure)
+    return 0
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    from .serve import run_mcp
+
+    run_mcp(_settings(args))
     return 0
 
 

@@ -292,6 +292,25 @@ class LLMSettings(_Section):
         default="auto",
         description="'auto' sends a JSON schema and falls back to JSON mode if refused.",
     )
+    cache_url: SecretStr | None = Field(
+        default=None,
+        description="A PostgreSQL connection string (postgresql://user:password@host/db) for a "
+        "response cache shared by every worker and host (one table, "
+        "grounded_answer_llm_responses; needs grounded-answer[pgvector]); None = the SQLite "
+        "file in index.cache_dir, shared by the processes of one host only. May name the "
+        "same database as index.dsn. Env GROUNDED_ANSWER_LLM__CACHE_URL.",
+    )
+    cache_max_entries: int | None = Field(
+        default=100_000, ge=1, le=1_000_000_000,
+        description="Most responses kept in the cache, SQLite or PostgreSQL; the oldest go "
+        "first. Pruned on a fraction of writes, so the table may briefly hold a few more. "
+        "None = no limit.",
+    )
+    cache_max_age: float | None = Field(
+        default=30 * 86_400.0, gt=0, le=100 * 365 * 86_400.0,
+        description="Seconds a cached response stays usable (default 30 days); older ones "
+        "are misses and are deleted when the cache is pruned. None = no limit.",
+    )
 
 
 class AnswerSettings(_Section):
@@ -381,8 +400,8 @@ class ServeSettings(_Section):
 
     host: str = Field(
         default="127.0.0.1",
-        description="Interface to listen on. The service has no authentication of its own: "
-        "keep it on 127.0.0.1 behind the platform's proxy unless you add one.",
+        description="Interface to listen on. Beyond loopback, `grounded-answer serve` needs "
+        "API keys (api_keys or api_keys_file), or --insecure for a trusted network.",
     )
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port (0 = any free one).")
     max_body_bytes: int = Field(
@@ -420,6 +439,52 @@ class ServeSettings(_Section):
         description="Backends a request may choose with its 'backend' option; None = the "
         "configured llm.backend and 'stub'.",
     )
+
+    api_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Keys a client may send as 'Authorization: Bearer <key>'; with any key "
+        "configured (here or in api_keys_file), every endpoint but /healthz, /readyz, the "
+        "page and its static files needs one. Env GROUNDED_ANSWER_SERVE__API_KEYS as a "
+        "JSON list. 16 to 256 characters of A-Z a-z 0-9 - . _ ~ + / = each.",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="A file of API keys, one per line; blank lines and lines starting with "
+        "'#' are ignored. Read when the server starts; adds to api_keys.",
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="Serve /metrics without a key even when keys are configured (for a "
+        "scraper on a private network that cannot send one). Without keys it is open "
+        "anyway.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (e.g. https://platform.example) allowed to call the API "
+        "from their pages; empty = no CORS headers, so browsers allow the service's own "
+        "page only. '*' is refused: name the origins.",
+    )
+    workers: int = Field(
+        default=1, ge=1, le=256,
+        description="Server processes (`serve --workers`), each with its own model, "
+        "max_concurrent slots and max_queue; they share the port, the metrics and the "
+        "response cache.",
+    )
+    drain_timeout: float = Field(
+        default=30.0, ge=0, le=3600,
+        description="On SIGTERM, seconds to let answers in flight finish while new requests "
+        "get 503 and /readyz says draining; then the server exits, cancelling what is left.",
+    )
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _named_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin == "*" or not origin.startswith(("http://", "https://")) \
+                    or origin.rstrip("/") != origin or origin.count("/") != 2:
+                raise ValueError(f"CORS origin {origin!r}: give scheme://host[:port], "
+                                 "without a path or '*'")
+        return value
 
     @field_validator("corpora")
     @classmethod

@@ -396,10 +396,12 @@ def test_backend_failures_are_5xx_json_and_stream_errors(
     base_url = refused_url() if llm.get("base_url") == "refused" else chat.url
     settings = serve_settings(tmp_path, llm=openai_llm(base_url, **{
         k: v for k, v in llm.items() if k != "base_url"}))
+    # The same X-Request-ID for both requests: the error bodies echo it, and must be equal.
+    same = {"X-Request-ID": f"failure-{code}"}
     with ServeServer(create_app(settings, embedder=embedder)) as server:
         chat.push(*script)
         response = httpx.post(server.url + "/v1/explain", json={"bundle": SEED_TEXT},
-                              timeout=30)
+                              timeout=30, headers=same)
         assert response.status_code == code, response.text
         error = response.json()["error"]
         assert error["type"] == kind and error["category"] == "runtime"
@@ -408,7 +410,7 @@ def test_backend_failures_are_5xx_json_and_stream_errors(
             assert response.headers["retry-after"] == "5"
         chat.push(*script)
         with httpx.stream("POST", server.url + "/v1/explain/stream",
-                          json={"bundle": SEED_TEXT}, timeout=30) as streamed:
+                          json={"bundle": SEED_TEXT}, timeout=30, headers=same) as streamed:
             assert streamed.status_code == 200  # the stream had started: the error is an event
             received = list(events(streamed))
         assert received[-1] == ("error", {"error": error})
@@ -426,13 +428,14 @@ class ExplodingEmbedder(HashEmbedder):
 def test_an_unexpected_error_is_a_500_without_details(tmp_path: Path) -> None:
     app = create_app(serve_settings(tmp_path), embedder=ExplodingEmbedder())
     body = {"question": "Can AI sharpen and explode my photo?"}
+    same = {"X-Request-ID": "unexpected-1"}  # echoed in both error bodies
     with ServeServer(app) as server:
-        response = httpx.post(server.url + "/v1/explain", json=body, timeout=30)
+        response = httpx.post(server.url + "/v1/explain", json=body, timeout=30, headers=same)
         assert response.status_code == 500
         error = response.json()["error"]
         assert error["type"] == "InternalError" and "boom" not in response.text
         with httpx.stream("POST", server.url + "/v1/explain/stream", json=body,
-                          timeout=30) as streamed:
+                          timeout=30, headers=same) as streamed:
             received = list(events(streamed))
         assert received[-1] == ("error", {"error": error})
         assert idle(server)

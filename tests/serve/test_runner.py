@@ -53,8 +53,7 @@ def test_a_run_answers_and_gives_its_place_back() -> None:
         release = threading.Event()
         release.set()
         ticket = runner.admit()
-        assert await runner.finish(ticket, runner.start(ticket, blocking(log, release))) \
-            == "answer"
+        assert await runner.finish(ticket, runner.start(ticket, blocking(log, release))) == "answer"
         assert log == ["started", "finished"]
         assert (runner.running, runner.waiting) == (0, 0)
         runner.admit()  # the place is free again
@@ -120,6 +119,54 @@ def test_the_deadline_cancels_the_run() -> None:
         assert caught.value.seconds == 0 and run.cancel.cancelled
         assert "deadline" in run.cancel.reason and run.future.done()
         assert (runner.running, runner.waiting) == (0, 0)
+        runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_runner_reports_its_load_and_each_queue_wait() -> None:
+    async def scenario() -> None:
+        loads: list[tuple[int, int]] = []
+        waits: list[float] = []
+        runner = Runner(
+            max_concurrent=1,
+            max_queue=1,
+            timeout=60,
+            observe=lambda running, waiting: loads.append((running, waiting)),
+            observe_wait=waits.append,
+        )
+        release = threading.Event()
+        first = runner.admit()
+        first_run = runner.start(first, blocking([], release))
+        await first_run.started.wait()
+        second = runner.admit()
+        assert loads[-1] == (1, 1)  # one running, one waiting: the queue depth
+        second_run = runner.start(second, blocking([], release))
+        release.set()
+        assert await runner.finish(first, first_run) == "answer"
+        assert await runner.finish(second, second_run) == "answer"
+        assert loads[-1] == (0, 0) and len(waits) == 2
+        assert first.queue_wait is not None and second.queue_wait is not None
+        assert waits == [first.queue_wait, second.queue_wait]
+        runner.close()
+
+    asyncio.run(scenario())
+
+
+def test_cancel_all_stops_running_and_queued_runs() -> None:
+    async def scenario() -> None:
+        runner = Runner(max_concurrent=1, max_queue=1, timeout=60)
+        log: list[str] = []
+        first = runner.admit()
+        first_run = runner.start(first, blocking(log, threading.Event()))
+        second = runner.admit()
+        second_run = runner.start(second, blocking(log, threading.Event()))
+        await first_run.started.wait()
+        runner.cancel_all("cancelled: drain deadline")
+        for ticket, run in ((first, first_run), (second, second_run)):
+            with pytest.raises(RunCancelledError):
+                await runner.finish(ticket, run)
+        assert log == ["started"] and "drain deadline" in first_run.cancel.reason
         runner.close()
 
     asyncio.run(scenario())

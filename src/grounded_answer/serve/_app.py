@@ -1,9 +1,16 @@
 """The FastAPI application: routes, the answer service behind them, error handlers.
 
-Models are loaded once, when the app is built: the embedder (shared by every request),
-the configured corpora and their indexes. Each request is checked before it takes a slot
+Models are loaded once per process: the embedder (shared by every request), the
+configured corpora and their indexes, and a check of the response cache. By default
+they load in a background thread when the app starts, so ``/healthz`` answers at once and
+``/readyz`` turns 200 when they are in (see :mod:`._lifecycle`); ``serve`` loads them
+before it listens instead, to fail fast. Each request is checked before it takes a slot
 (bad input is a 422 naming the field; a full server a 429), then answered by
 :func:`~grounded_answer.explain` in a worker thread of the :class:`Runner`.
+
+Layers around the routes, outermost first: request id, log line and metrics
+(:class:`RequestContext`); CORS, only with ``serve.cors_origins``; security headers; the
+readiness gate; API keys; the body limit.
 """
 
 from __future__ import annotations
@@ -21,11 +28,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
 from .. import __version__
 from ..answer import Answer
 from ..backends.base import Cancellation, make_backend
+from ..backends.cache import response_store
 from ..config import Settings
 from ..embeddings import Embedder, select_embedder
 from ..errors import ConfigError, GroundedAnswerError, UserInputError
@@ -35,9 +44,13 @@ from ..render import STATIC_DIR, workflow_svg
 from ..sources import DEFAULT_CORPUS
 from ..sources.bundle import Bundle, parse_bundle
 from ..sources.corpus import Corpus, load_corpus
+from . import _context
+from ._auth import ApiKeys, Auth
 from ._errors import CLIENT_CLOSED, Rejected, error_body, http_error
-from ._middleware import BodyLimit, SecurityHeaders
-from ._models import ErrorBody, ExplainRequest, GraphEvent, Health, StatusEvent
+from ._lifecycle import Gate, Lifecycle
+from ._metrics import CONTENT_TYPE, Metrics
+from ._middleware import BodyLimit, RequestContext, SecurityHeaders
+from ._models import ErrorBody, ExplainRequest, GraphEvent, Health, Readiness, StatusEvent
 from ._runner import Run, Runner, Ticket
 
 __all__ = ["AnswerService", "build_app"]
@@ -47,15 +60,18 @@ _log = logging.getLogger("grounded_answer.serve")
 T = TypeVar("T")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text} for code, text in {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in {
+        401: "No API key, or not a configured one (only when serve.api_keys are set); "
+        "WWW-Authenticate says which.",
         413: "The body is larger than serve.max_body_bytes.",
-        422: "Bad input: the body, bundle, question, corpus or backend (error.field says "
-             "which).",
+        422: "Bad input: the body, bundle, question, corpus or backend (error.field says which).",
         429: "Every slot and the queue are taken; retry after Retry-After seconds.",
         500: "A failure on the server (configuration, index cache).",
         502: "The LLM backend is unreachable, answered badly, or kept breaking the "
-             "grounding rules.",
-        503: "The LLM backend is rate limiting us; retry after Retry-After seconds.",
+        "grounding rules.",
+        503: "The LLM backend is rate limiting us, or this server is starting or draining "
+        "(ServiceUnavailable); retry after Retry-After seconds.",
         504: "No answer within serve.request_timeout, or the LLM backend timed out.",
     }.items()
 }
@@ -75,24 +91,58 @@ Errors found before the stream starts (bad input 4xx, 429) are plain JSON respon
 
 
 class AnswerService:
-    """What every request shares: settings, the embedder, corpora, the runner."""
+    """What every request shares: settings, the embedder, corpora, the runner, metrics."""
 
-    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
-        self.embedder = embedder or select_embedder(settings)
+        self.metrics = metrics
         serve = settings.serve
-        self.runner = Runner(max_concurrent=serve.max_concurrent, max_queue=serve.max_queue,
-                             timeout=serve.request_timeout)
+        self.runner = Runner(
+            max_concurrent=serve.max_concurrent,
+            max_queue=serve.max_queue,
+            timeout=serve.request_timeout,
+            observe=None if metrics is None else metrics.set_load,
+            observe_wait=None if metrics is None else metrics.queue_wait.observe,
+        )
         self.backends = sorted(set(serve.backends or [settings.llm.backend, "stub"]))
-        self.corpora: dict[str, Corpus] = {
-            "default": load_corpus(settings.corpus or DEFAULT_CORPUS),
-        }
-        for name, path in serve.corpora.items():
-            self.corpora[name] = load_corpus(path)
+        self._embedder = embedder
+        self.corpora: dict[str, Corpus] = {}
+        self.loaded = False
+
+    @property
+    def embedder(self) -> Embedder:
+        """The shared embedder (loaded by :meth:`load`)."""
+        if self._embedder is None:
+            raise RuntimeError("the answer service is not loaded yet")
+        return self._embedder
+
+    def load(self) -> None:
+        """Load the embedder, the corpora and their indexes; check the response cache.
+
+        Raises:
+            GroundedAnswerError: a corpus, index, model or cache is unusable.
+
+        """
+        settings = self.settings
+        embedder = self._embedder or select_embedder(settings)
+        corpora = {"default": load_corpus(settings.corpus or DEFAULT_CORPUS)}
+        for name, path in settings.serve.corpora.items():
+            corpora[name] = load_corpus(path)
         # Open (or build) every configured corpus's index now, so the first request does
         # not pay for it and a broken cache fails at start, not under load.
-        for corpus in self.corpora.values():
-            retriever_for(corpus, self.embedder, settings)
+        for corpus in corpora.values():
+            retriever_for(corpus, embedder, settings)
+        if settings.llm.cache:  # a wrong llm.cache_url fails here, not on every answer
+            response_store(settings.index.cache_dir, settings.llm).check()
+        self._embedder = embedder
+        self.corpora = corpora
+        self.loaded = True
 
     def prepare(self, request: ExplainRequest) -> Callable[[Cancellation], Answer]:
         """Check ``request`` and return the run that answers it.
@@ -104,15 +154,21 @@ class AnswerService:
         settings = self.settings
         backend = request.backend or settings.llm.backend
         if backend not in self.backends:
-            raise Rejected.from_error(ConfigError(
-                f"backend {backend!r} is not offered here; choose one of "
-                f"{', '.join(self.backends)}"), field="backend")
+            raise Rejected.from_error(
+                ConfigError(
+                    f"backend {backend!r} is not offered here; choose one of "
+                    f"{', '.join(self.backends)}"
+                ),
+                field="backend",
+            )
         if backend != settings.llm.backend:
             settings = settings.model_copy(
-                update={"llm": settings.llm.model_copy(update={"backend": backend})})
+                update={"llm": settings.llm.model_copy(update={"backend": backend})}
+            )
         if request.language is not None and request.language != settings.answer.language:
-            settings = settings.model_copy(update={
-                "answer": settings.answer.model_copy(update={"language": request.language})})
+            settings = settings.model_copy(
+                update={"answer": settings.answer.model_copy(update={"language": request.language})}
+            )
         bundle: Bundle | None = None
         corpus: Corpus | None = None
         default_question: str | None
@@ -126,45 +182,96 @@ class AnswerService:
             name = request.corpus or "default"
             corpus = self.corpora.get(name)
             if corpus is None:
-                raise Rejected.from_error(ConfigError(
-                    f"no corpus named {name!r} here; choose one of "
-                    f"{', '.join(sorted(self.corpora))}"), field="corpus")
+                raise Rejected.from_error(
+                    ConfigError(
+                        f"no corpus named {name!r} here; choose one of "
+                        f"{', '.join(sorted(self.corpora))}"
+                    ),
+                    field="corpus",
+                )
             default_question = corpus.question
         try:
             question = check_question(
-                request.question if request.question is not None else default_question,
-                settings)
+                request.question if request.question is not None else default_question, settings
+            )
         except UserInputError as exc:
             raise Rejected.from_error(exc, field="question") from None
         embedder = self.embedder
+        metrics = self.metrics
 
         def work(cancel: Cancellation) -> Answer:
-            return explain(question, bundle=bundle, corpus=corpus, settings=settings,
-                           backend=make_backend(settings.llm, cancel=cancel),
-                           embedder=embedder)
+            answer = explain(
+                question,
+                bundle=bundle,
+                corpus=corpus,
+                settings=settings,
+                backend=make_backend(settings.llm, cancel=cancel),
+                embedder=embedder,
+            )
+            if metrics is not None:
+                metrics.observe_answer(answer, cache=settings.llm.cache)
+            return answer
 
         return work
 
-    def health(self) -> Health:
+    def health(self, lifecycle: Lifecycle, *, auth: bool) -> Health:
         """The numbers /healthz reports."""
         runner = self.runner
         return Health(
-            status="ok", version=__version__, backend=self.settings.llm.backend,
-            backends=self.backends, corpora=sorted(self.corpora),
-            embedding_model=self.embedder.model_id, running=runner.running,
-            waiting=runner.waiting, max_concurrent=runner.max_concurrent,
+            status="ok",
+            state=lifecycle.state,
+            auth=auth,
+            version=__version__,
+            backend=self.settings.llm.backend,
+            backends=self.backends,
+            corpora=sorted(self.corpora),
+            embedding_model=self._embedder.model_id if self.loaded and self._embedder else None,
+            running=runner.running,
+            waiting=runner.waiting,
+            max_concurrent=runner.max_concurrent,
             max_queue=runner.max_queue,
         )
 
 
-def build_app(settings: Settings, *, embedder: Embedder | None = None) -> FastAPI:
-    """The application for ``settings`` (see :func:`grounded_answer.serve.create_app`)."""
-    service = AnswerService(settings, embedder=embedder)
+def build_app(
+    settings: Settings, *, embedder: Embedder | None = None, load_now: bool = False
+) -> FastAPI:
+    """The application for ``settings`` (see :func:`grounded_answer.serve.create_app`).
+
+    Args:
+        settings: Configuration.
+        embedder: An embedder to share instead of the configured model.
+        load_now: Load the model and corpora before returning (raising what fails),
+            instead of in the background once the app starts.
+
+    Raises:
+        ConfigError: an API key or the keys file is unusable.
+        GroundedAnswerError: with ``load_now``, whatever loading raised.
+
+    """
+    keys = ApiKeys.from_settings(settings.serve)
+    metrics = Metrics()
+    service = AnswerService(settings, embedder=embedder, metrics=metrics)
+    if load_now:
+        service.load()
+    lifecycle = Lifecycle(settings.serve.drain_timeout)
+    lifecycle.on_deadline = lambda: service.runner.cancel_all(
+        "cancelled: the server is shutting down (serve.drain_timeout passed)"
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        service.runner.close()
+        lifecycle.install()
+        if service.loaded:
+            lifecycle.ready()
+        else:
+            _background(_load(service, lifecycle))
+        try:
+            yield
+        finally:
+            lifecycle.uninstall()
+            service.runner.close()
+            metrics.close()
 
     app = FastAPI(
         title="grounded-answer",
@@ -179,6 +286,7 @@ def build_app(settings: Settings, *, embedder: Embedder | None = None) -> FastAP
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.lifecycle = lifecycle
     _add_error_handlers(app)
 
     @app.get("/", include_in_schema=False)
@@ -189,12 +297,53 @@ def build_app(settings: Settings, *, embedder: Embedder | None = None) -> FastAP
 
     @app.get("/healthz", tags=["service"])
     async def healthz() -> Health:
-        """The server is up, with its models loaded; how many answers run and wait."""
-        return service.health()
+        """Liveness: the process answers. Also where it stands and how busy it is."""
+        return service.health(lifecycle, auth=keys.enabled)
 
-    @app.post("/v1/explain", tags=["answers"], response_class=Response,
-              responses={200: {"model": Answer, "description": "The grounded answer; "
-                               "workflow.graph holds its nodes and edges."}, **_ERRORS})
+    @app.get(
+        "/readyz",
+        tags=["service"],
+        responses={
+            503: {"model": Readiness, "description": "Starting, draining or failed to load."}
+        },
+    )
+    async def readyz() -> JSONResponse:
+        """Readiness: 200 once the model and corpora are loaded, 503 before and while draining."""
+        ready = lifecycle.state == "ready"
+        detail = {
+            "starting": "loading the model and corpora",
+            "draining": "shutting down: finishing the answers in flight",
+            "failed": lifecycle.error or "loading failed",
+        }.get(lifecycle.state, "")
+        body = Readiness(ready=ready, state=lifecycle.state, detail=detail)
+        return JSONResponse(
+            body.model_dump(mode="json"),
+            status_code=200 if ready else 503,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+    )
+    async def metrics_page() -> Response:
+        """Prometheus metrics (every worker's); needs a key unless serve.metrics_public."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.post(
+        "/v1/explain",
+        tags=["answers"],
+        response_class=Response,
+        responses={
+            200: {
+                "model": Answer,
+                "description": "The grounded answer; workflow.graph holds its nodes and edges.",
+            },
+            **_ERRORS,
+        },
+    )
     async def explain_json(body: ExplainRequest, request: Request) -> Response:
         """Answer a bundle (or a question over a configured corpus) in three sections."""
         work = service.prepare(body)
@@ -208,10 +357,16 @@ def build_app(settings: Settings, *, embedder: Embedder | None = None) -> FastAP
             return Response(status_code=CLIENT_CLOSED)
         return Response(answer.to_json(indent=None), media_type="application/json")
 
-    @app.post("/v1/explain/stream", tags=["answers"], description=_STREAM_DOC,
-              response_class=StreamingResponse,
-              responses={200: {"content": {"text/event-stream": {}},
-                               "description": "The event stream."}, **_ERRORS})
+    @app.post(
+        "/v1/explain/stream",
+        tags=["answers"],
+        description=_STREAM_DOC,
+        response_class=StreamingResponse,
+        responses={
+            200: {"content": {"text/event-stream": {}}, "description": "The event stream."},
+            **_ERRORS,
+        },
+    )
     async def explain_stream(body: ExplainRequest, request: Request) -> Response:
         """Answer, streaming each validated section as a server-sent event."""
         work = service.prepare(body)
@@ -219,18 +374,52 @@ def build_app(settings: Settings, *, embedder: Embedder | None = None) -> FastAP
         events = _events(request, service.runner, ticket, work, settings.serve.heartbeat)
         return _EventStream(events, ticket)
 
-    # The last added is outermost: every response, a 413 included, gets the headers.
+    # The last added is outermost: every response, a 401, 413 or 503 included, gets the
+    # security headers, the CORS headers (when configured) and the request id.
     app.add_middleware(BodyLimit, limit=settings.serve.max_body_bytes)
+    app.add_middleware(Auth, keys=keys, metrics_public=settings.serve.metrics_public)
+    app.add_middleware(Gate, lifecycle=lifecycle)
     app.add_middleware(SecurityHeaders)
+    if settings.serve.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.serve.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
+    app.add_middleware(RequestContext, metrics=metrics)
     return app
+
+
+async def _load(service: AnswerService, lifecycle: Lifecycle) -> None:
+    """Load the service in a thread; then ready, or failed with the reason (logged)."""
+    try:
+        await asyncio.to_thread(service.load)
+    except GroundedAnswerError as exc:
+        _log.error("cannot start: %s: %s", type(exc).__name__, exc)
+        lifecycle.fail(f"{type(exc).__name__}: {exc}")
+        return
+    except Exception as exc:  # a bug: the log has the traceback, /readyz the gist
+        _log.error("cannot start: unexpected error", exc_info=exc)
+        lifecycle.fail(f"internal error ({type(exc).__name__}); see the server's log")
+        return
+    lifecycle.ready()
+    _log.info(
+        "ready: model %s, corpora %s", service.embedder.model_id, ", ".join(sorted(service.corpora))
+    )
 
 
 class _EventStream(StreamingResponse):
     """An SSE response that gives its ticket back even if it never starts streaming."""
 
     def __init__(self, events: AsyncIterator[bytes], ticket: Ticket) -> None:
-        super().__init__(events, media_type="text/event-stream", headers={
-            "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        super().__init__(
+            events,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
         self._ticket = ticket
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -242,8 +431,11 @@ class _EventStream(StreamingResponse):
 
 
 async def _events(
-    request: Request, runner: Runner, ticket: Ticket,
-    work: Callable[[Cancellation], Answer], heartbeat: float,
+    request: Request,
+    runner: Runner,
+    ticket: Ticket,
+    work: Callable[[Cancellation], Answer],
+    heartbeat: float,
 ) -> AsyncIterator[bytes]:
     number = 0
 
@@ -257,12 +449,14 @@ async def _events(
     started = _background(run.started.wait())
     try:
         if ticket.queued and not run.started.is_set():
-            yield event("status", StatusEvent(state="queued", ahead=ticket.ahead)
-                        .model_dump_json())
+            yield event("status", StatusEvent(state="queued", ahead=ticket.ahead).model_dump_json())
         announced = False
         while not waiter.done():
-            await asyncio.wait([waiter] if announced else [waiter, started],
-                               timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                [waiter] if announced else [waiter, started],
+                timeout=heartbeat,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             if started.done() and not announced:
                 announced = True
                 yield event("status", StatusEvent(state="running").model_dump_json())
@@ -297,6 +491,9 @@ async def _until_done_or_gone(
         await asyncio.wait([finishing, watching], return_when=asyncio.FIRST_COMPLETED)
         gone = not finishing.done()
     finally:
+        info = _context.current()
+        if info is not None and ticket.queue_wait is not None:
+            info.queue_wait = ticket.queue_wait
         watching.cancel()
         if not finishing.done():
             # The client left, or this task was cancelled (Starlette saw the disconnect
@@ -335,18 +532,30 @@ def sections(answer: Answer) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     plan = getattr(answer, "plan", None)
     if plan is not None:
-        out.append(("plan", plan.model_dump_json() if hasattr(plan, "model_dump_json")
-                    else json.dumps(plan, ensure_ascii=False)))
+        out.append(
+            (
+                "plan",
+                plan.model_dump_json()
+                if hasattr(plan, "model_dump_json")
+                else json.dumps(plan, ensure_ascii=False),
+            )
+        )
     out.append(("task", answer.task.model_dump_json()))
     if answer.workflow is not None:
         out += [("step", step.model_dump_json()) for step in answer.workflow.steps]
         labels = {ref.source_id: ref.label for ref in answer.references}
         allowed = [link_key(link) for link in answer.allowed_links]
         summary = " → ".join(node["label"] for node in answer.workflow.to_graph()["nodes"])
-        out.append(("graph", GraphEvent(
-            svg=workflow_svg(answer.workflow, labels, allowed, standalone=True),
-            mermaid=answer.workflow.to_mermaid(), summary=summary,
-        ).model_dump_json()))
+        out.append(
+            (
+                "graph",
+                GraphEvent(
+                    svg=workflow_svg(answer.workflow, labels, allowed, standalone=True),
+                    mermaid=answer.workflow.to_mermaid(),
+                    summary=summary,
+                ).model_dump_json(),
+            )
+        )
     out += [("reference", ref.model_dump_json()) for ref in answer.references]
     out.append(("answer", answer.to_json(indent=None)))
     return out
@@ -367,8 +576,9 @@ def _json_error(exc: Exception) -> Response:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Rejected)
     async def rejected(_request: Request, exc: Rejected) -> Response:
-        return JSONResponse(exc.body.model_dump(mode="json"), status_code=exc.status,
-                            headers=exc.headers)
+        return JSONResponse(
+            exc.body.model_dump(mode="json"), status_code=exc.status, headers=exc.headers
+        )
 
     @app.exception_handler(GroundedAnswerError)
     async def library_error(_request: Request, exc: GroundedAnswerError) -> Response:
@@ -395,8 +605,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def http_exception(_request: Request, exc: StarletteHTTPException) -> Response:
         category = "user_input" if exc.status_code < 500 else "runtime"
         body = error_body(exc.status_code, "HTTPError", category, str(exc.detail))
-        return JSONResponse(body.model_dump(mode="json"), status_code=exc.status_code,
-                            headers=exc.headers)
+        return JSONResponse(
+            body.model_dump(mode="json"), status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> Response:

@@ -27,6 +27,7 @@ from ..errors import (
     UserInputError,
 )
 from ..grounding.links import defang
+from . import _context
 from ._models import ErrorBody, ErrorDetail
 
 __all__ = ["CLIENT_CLOSED", "Rejected", "error_body", "http_error"]
@@ -84,12 +85,20 @@ def http_error(
     """
     if not isinstance(exc, GroundedAnswerError):
         _log.error("unexpected error while answering", exc_info=exc)
-        return 500, error_body(500, "InternalError", "runtime",
-                               "internal error; the server's log has the details"), {}
+        return (
+            500,
+            error_body(
+                500, "InternalError", "runtime", "internal error; the server's log has the details"
+            ),
+            {},
+        )
     if during_run and isinstance(exc, ConfigError):
         _log.error("server configuration error: %s", exc)
-        return 500, error_body(500, "ConfigError", "runtime",
-                               f"the server is misconfigured: {exc}"), {}
+        return (
+            500,
+            error_body(500, "ConfigError", "runtime", f"the server is misconfigured: {exc}"),
+            {},
+        )
     status = next((code for cls, code in _STATUS if isinstance(exc, cls)), 500)
     headers: dict[str, str] = {}
     retry_after: int | None = None
@@ -101,25 +110,50 @@ def http_error(
         headers["Retry-After"] = str(retry_after)
     if status >= 500:
         _log.warning("%s: %s", type(exc).__name__, exc)
-    return status, ErrorBody(error=ErrorDetail(
-        type=type(exc).__name__,
-        category="user_input" if isinstance(exc, UserInputError) else "runtime",
-        message=defang(str(exc)),
-        status=status,
-        field=field or _field_of(exc),
-        line=exc.line if isinstance(exc, SourceFileError) else None,
-        retry_after=retry_after,
-    )), headers
+    return (
+        status,
+        ErrorBody(
+            error=ErrorDetail(
+                type=type(exc).__name__,
+                category="user_input" if isinstance(exc, UserInputError) else "runtime",
+                message=defang(str(exc)),
+                status=status,
+                field=field or _field_of(exc),
+                line=exc.line if isinstance(exc, SourceFileError) else None,
+                retry_after=retry_after,
+                request_id=_request_id(),
+            )
+        ),
+        headers,
+    )
 
 
 def error_body(
-    status: int, kind: str, category: str, message: str, *, field: str | None = None
+    status: int,
+    kind: str,
+    category: str,
+    message: str,
+    *,
+    field: str | None = None,
+    retry_after: int | None = None,
 ) -> ErrorBody:
     """An error body built by hand (HTTP-level problems with no library exception)."""
-    return ErrorBody(error=ErrorDetail(
-        type=kind, category="user_input" if category == "user_input" else "runtime",
-        message=defang(message), status=status, field=field,
-    ))
+    return ErrorBody(
+        error=ErrorDetail(
+            type=kind,
+            category="user_input" if category == "user_input" else "runtime",
+            message=defang(message),
+            status=status,
+            field=field,
+            retry_after=retry_after,
+            request_id=_request_id(),
+        )
+    )
+
+
+def _request_id() -> str | None:
+    info = _context.current()
+    return None if info is None else info.request_id
 
 
 def _field_of(exc: GroundedAnswerError) -> str | None:

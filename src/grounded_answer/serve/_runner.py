@@ -41,6 +41,8 @@ class Ticket:
         self.queued = queued
         self.ahead = ahead
         self.admitted_at = time.monotonic()
+        #: Seconds from admission until a worker thread took the run; None until then.
+        self.queue_wait: float | None = None
         self.started = False
         self._released = False
 
@@ -49,13 +51,15 @@ class Ticket:
         if not self._released:
             self._released = True
             self._runner._admitted -= 1
+            self._runner._report()
 
 
 class Run(Generic[T]):
     """One run in a worker thread: its future, its cancellation, and when it started."""
 
-    def __init__(self, future: Future[T], cancel: Cancellation, started: asyncio.Event,
-                 done: asyncio.Event) -> None:
+    def __init__(
+        self, future: Future[T], cancel: Cancellation, started: asyncio.Event, done: asyncio.Event
+    ) -> None:
         self.future = future
         self.cancel = cancel
         self.started = started
@@ -65,12 +69,25 @@ class Run(Generic[T]):
 class Runner:
     """Runs blocking answer functions in a bounded pool, with a bounded queue in front."""
 
-    def __init__(self, *, max_concurrent: int, max_queue: int, timeout: float) -> None:
+    def __init__(
+        self,
+        *,
+        max_concurrent: int,
+        max_queue: int,
+        timeout: float,
+        observe: Callable[[int, int], None] | None = None,
+        observe_wait: Callable[[float], None] | None = None,
+    ) -> None:
         self.max_concurrent = max_concurrent
         self.max_queue = max_queue
         self.timeout = timeout
-        self._executor = ThreadPoolExecutor(max_workers=max_concurrent,
-                                            thread_name_prefix="grounded-answer-run")
+        #: Called with (running, waiting) after each change, from any thread (metrics).
+        self.observe = observe
+        #: Called with each run's seconds in the queue, from its worker thread (metrics).
+        self.observe_wait = observe_wait
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_concurrent, thread_name_prefix="grounded-answer-run"
+        )
         self._admitted = 0  # touched on the event loop only
         self._running = 0
         self._lock = threading.Lock()
@@ -94,12 +111,15 @@ class Runner:
             raise ServerBusyError(
                 f"the server is busy: {self.max_concurrent} answer(s) running and "
                 f"{self.max_queue} waiting (serve.max_concurrent, serve.max_queue); "
-                "retry shortly", retry_after=2,
+                "retry shortly",
+                retry_after=2,
             )
         before = self._admitted
         self._admitted += 1
-        return Ticket(self, queued=before >= self.max_concurrent,
-                      ahead=max(0, before - self.max_concurrent))
+        self._report()
+        return Ticket(
+            self, queued=before >= self.max_concurrent, ahead=max(0, before - self.max_concurrent)
+        )
 
     def start(self, ticket: Ticket, work: Callable[[Cancellation], T]) -> Run[T]:
         """Submit ``work`` for ``ticket``; it runs when a worker thread is free."""
@@ -117,12 +137,17 @@ class Runner:
                 raise RunCancelledError(f"the run was {cancel.reason} before it started")
             with self._lock:
                 self._running += 1
+            ticket.queue_wait = time.monotonic() - ticket.admitted_at
+            if self.observe_wait is not None:
+                self.observe_wait(ticket.queue_wait)
+            self._report()
             notify(started)
             try:
                 return work(cancel)
             finally:
                 with self._lock:
                     self._running -= 1
+                self._report()
 
         self._live.add(cancel)
         future = self._executor.submit(job)
@@ -145,7 +170,8 @@ class Runner:
                 await self._stop(run, f"stopped at the deadline of {self.timeout:g}s")
                 raise RunTimeoutError(
                     f"no answer within serve.request_timeout ({self.timeout:g}s); the LLM "
-                    "call was aborted", seconds=self.timeout,
+                    "call was aborted",
+                    seconds=self.timeout,
                 )
             return run.future.result()
         except BaseException:
@@ -164,8 +190,17 @@ class Runner:
         with anyio.CancelScope(shield=True):
             await run.done.wait()
 
+    def cancel_all(self, reason: str) -> None:
+        """Cancel every run, queued or running (the drain's deadline passed)."""
+        for cancel in list(self._live):
+            cancel.cancel(reason)
+
     def close(self) -> None:
         """Cancel every run and stop the pool (on shutdown)."""
-        for cancel in list(self._live):
-            cancel.cancel("cancelled: the server is shutting down")
+        self.cancel_all("cancelled: the server is shutting down")
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _report(self) -> None:
+        if self.observe is not None:
+            running = self.running
+            self.observe(running, max(0, self._admitted - running))

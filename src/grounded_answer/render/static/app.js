@@ -19,7 +19,14 @@
   let controller = null;
 
   // ---- the form -------------------------------------------------------------------------
+  // With API keys on, the page (static, no data) stays open and asks for a key, which it
+  // keeps for this tab only (sessionStorage) and sends as a Bearer token with its request.
+  $("key").value = sessionStorage.getItem("grounded-answer-key") || "";
+  $("key").addEventListener("change", () => {
+    sessionStorage.setItem("grounded-answer-key", $("key").value.trim());
+  });
   fetch("/healthz").then((r) => r.json()).then((health) => {
+    $("key-field").hidden = !health.auth;
     for (const name of health.backends || []) {
       const option = make("option", null, name);
       option.value = name;
@@ -62,7 +69,7 @@
     try {
       const response = await fetch("/v1/explain/stream", {
         method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+        headers: requestHeaders(),
         body: JSON.stringify(body),
         signal: controller.signal,
       });
@@ -84,6 +91,13 @@
       setBusy(false);
       controller = null;
     }
+  }
+
+  function requestHeaders() {
+    const headers = { "Content-Type": "application/json", Accept: "text/event-stream" };
+    const key = $("key").value.trim();
+    if (key) headers.Authorization = "Bearer " + key;
+    return headers;
   }
 
   // Server-sent events over fetch (EventSource cannot POST): blocks end with a blank line;
