@@ -22,7 +22,7 @@ from grounded_answer.backends.cache import (
     response_store,
 )
 from grounded_answer.errors import IndexStoreError
-from grounded_answer.prompts import ChatMessage, PromptContext
+from grounded_answer.writing.prompts import ChatMessage, PromptContext
 
 
 def store(tmp_path: Path, **bounds: float | int | None) -> SQLiteResponses:

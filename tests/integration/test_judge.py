@@ -191,7 +191,7 @@ def test_progress_events_arrive_as_the_model_reads(tmp_path: Path) -> None:
         explain(bundle=SEED, settings=settings_for(tmp_path, server.url),
                 embedder=HashEmbedder(), on_event=lambda e, d: events.append((e, d)))
     names = [event for event, _ in events]
-    assert names[:7] == ["plan", "coverage", "task", "judgement", "judgement", "judgement",
+    assert names[:7] == ["plan", "coverage", "task_named", "judgement", "judgement", "judgement",
                          "plan"]
     assert set(names[7:]) == {"section"}  # then the answer's sections as they are written
     assert {d["title"].split(":")[0] for e, d in events if e == "judgement"} >= {"FeatSharp"}

@@ -16,7 +16,7 @@ from mcp.client.stdio import stdio_client
 from grounded_answer import Answer
 from grounded_answer.grounding.links import find_links, link_key
 
-from ..paths import SEED
+from ..support.paths import SEED
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -218,3 +218,42 @@ def test_stop_cancels_the_llm_call(tmp_path: Path, browser: Browser) -> None:
             page.wait_for("document.body.dataset.state === 'idle'")
             assert page.evaluate("document.getElementById('status').textContent").startswith(
                 "Stopped")
+
+
+def test_the_page_shows_what_the_model_read_and_each_section_once(
+    tmp_path: Path, browser: Browser
+) -> None:
+    from .chat_server import answer_with, judge_with
+
+    judge = judge_with(lambda body: 0.97 if "Paper:" not in body["messages"][-1]["content"]
+                       else 0.6)
+
+    def model(body: Any) -> Any:
+        if body.get("max_tokens") == 1:
+            return judge(body)
+        if "Name the task" in body["messages"][-1]["content"]:
+            return answer_with(lambda _: "Photo deblurring")(body)
+        return answer_with(lambda _: json.dumps(
+            {"task": "Image deblurring: the recommended model removes blur."}))(body)
+
+    with ChatServer(default=model) as chat:
+        settings = load_settings(
+            index={"cache_dir": str(tmp_path / "cache")},
+            llm={"backend": "openai", "base_url": chat.url, "api_key": "test",
+                 "max_retries": 0, "cache": False})
+        with ServeServer(create_app(settings, embedder=HashEmbedder())) as server:
+            page = browser.new_page()
+            page.goto(server.url + "/")
+            page.wait_for("document.getElementById('backend').options.length > 0")
+            page.evaluate(f"document.getElementById('bundle').value = {json.dumps(SEED_TEXT)}")
+            page.evaluate("document.getElementById('run').click()")
+            page.wait_for("document.body.dataset.state === 'idle' && "
+                          "!document.getElementById('validation').hidden")
+            judged = page.evaluate(
+                "[...document.querySelectorAll('#plan-rows .judged')].map(e => e.textContent)")
+            steps = page.evaluate("document.querySelectorAll('#steps li').length")
+            refs = page.evaluate(
+                "[...document.querySelectorAll('#refs li .label')].map(e => e.textContent)")
+    assert len(judged) == 3 and all("P(yes)" in text for text in judged)
+    assert steps == 1
+    assert len(refs) == len(set(refs))

@@ -12,8 +12,8 @@ import pytest
 from grounded_answer import load_settings
 from grounded_answer.serve import create_app
 
-from ..fakes import HashEmbedder
-from ..paths import SEED
+from ..support.fakes import HashEmbedder
+from ..support.paths import SEED
 from .browser import Browser, find_chromium
 from .serve_server import ServeServer
 

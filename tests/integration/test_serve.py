@@ -367,7 +367,9 @@ def test_the_deadline_is_504_and_aborts_the_llm_call(
     tmp_path: Path, embedder: HashEmbedder, chat: ChatServer
 ) -> None:
     chat.push(slow(5), slow(5))
-    settings = serve_settings(tmp_path, llm=openai_llm(chat.url), request_timeout=0.5)
+    # Long enough for the pipeline to reach the LLM call on a loaded machine; the call
+    # itself takes 5 s.
+    settings = serve_settings(tmp_path, llm=openai_llm(chat.url), request_timeout=2.0)
     with ServeServer(create_app(settings, embedder=embedder)) as server:
         response = httpx.post(server.url + "/v1/explain", json={"bundle": SEED_TEXT},
                               timeout=30)
@@ -379,7 +381,8 @@ def test_the_deadline_is_504_and_aborts_the_llm_call(
             received = list(events(streamed))
         assert received[-1][0] == "error"
         assert received[-1][1]["error"]["status"] == 504
-        assert [name for name, _ in received] == ["status", "error"]
+        # The plan was made before the LLM call; nothing the model wrote was sent.
+        assert [name for name, _ in received] == ["status", "plan", "error"]
         assert chat.wait_until(lambda s: s.hangups == 2, timeout=4)
 
 
@@ -529,3 +532,40 @@ def test_the_serve_command_serves_and_stops_cleanly(tmp_path: Path) -> None:
 def health_of(url: str) -> dict[str, Any]:
     result: dict[str, Any] = httpx.get(url + "/healthz").json()
     return result
+
+
+def test_the_stream_shows_the_plan_each_judgement_and_sections_as_they_are_written(
+    tmp_path: Path, embedder: HashEmbedder
+) -> None:
+    from .chat_server import answer_with, judge_with
+
+    judge = judge_with(lambda body: 0.97 if "Paper:" not in body["messages"][-1]["content"]
+                       else 0.6)
+
+    def model(body: Any) -> Any:
+        if body.get("max_tokens") == 1:
+            return judge(body)
+        if "Name the task" in body["messages"][-1]["content"]:
+            return answer_with(lambda _: "Photo deblurring")(body)
+        return answer_with(lambda _: json.dumps(
+            {"task": "Image deblurring: the recommended model removes blur."}))(body)
+
+    with ChatServer(default=model) as chat:
+        settings = serve_settings(tmp_path, llm=openai_llm(chat.url))
+        settings.judge.enabled = "auto"
+        settings.answer.mode = "guided"
+        with ServeServer(create_app(settings, embedder=embedder)) as server, httpx.stream(
+                "POST", server.url + "/v1/explain/stream", json={"bundle": SEED_TEXT},
+                timeout=30) as response:
+            received = list(events(response))
+    names = [name for name, _ in received]
+    assert names[:4] == ["status", "plan", "coverage", "task_named"]
+    judgements = [data for name, data in received if name == "judgement"]
+    assert len(judgements) == 3 and all(0 <= j["score"] <= 1 for j in judgements)
+    # The plan again with the judgements, then the sections: the task first, each once.
+    after = names.index("judgement") + 3
+    assert names[after] == "plan" and names[after + 1] == "task"
+    answer = Answer.model_validate(received[-1][1])
+    assert names.count("task") == 1 and names.count("step") == len(answer.workflow.steps)
+    sent_task = next(data for name, data in received if name == "task")
+    assert sent_task == answer.task.model_dump(mode="json")

@@ -19,8 +19,8 @@ from grounded_answer.errors import ConfigError
 from grounded_answer.serve import create_app
 from grounded_answer.serve._auth import ApiKeys, key_id
 
-from ..fakes import HashEmbedder
-from ..paths import SEED
+from ..support.fakes import HashEmbedder
+from ..support.paths import SEED
 from .serve_server import ServeServer
 
 pytestmark = pytest.mark.integration

@@ -17,11 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from grounded_answer import load_settings
 from grounded_answer.serve import create_app
 
-from ..fakes import HashEmbedder
-from ..paths import SEED
+from ..support.drafts import GOOD
+from ..support.fakes import HashEmbedder
+from ..support.paths import SEED
 from .chat_server import ChatServer
 from .serve_server import ServeServer
-from .test_openai_backend import GOOD
 
 pytestmark = pytest.mark.integration
 

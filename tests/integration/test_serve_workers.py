@@ -18,10 +18,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..paths import SEED
+from ..support.drafts import GOOD
+from ..support.paths import SEED
 from .chat_server import ChatServer, ok, slow
 from .serve_server import ServeProcess
-from .test_openai_backend import GOOD
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -67,10 +67,13 @@ def explain(
         backend: A backend object to use instead of the configured one (tests, custom code).
         embedder: An embedder to use instead of the configured sentence-transformers model.
         on_event: Called as the run goes (from the calling thread), so a slow local model
-            shows progress: ``("plan", plan JSON)`` once the plan is made, ``("coverage",
-            {...})`` and one ``("judgement", {...})`` per source the model reads, then
-            ``("plan", ...)`` again with the judgements applied. A listener that raises is
-            logged and ignored.
+            shows progress: ``("plan", plan JSON)`` once the plan is made; with a language
+            model, ``("coverage", {...})``, ``("task_named", {...})`` and one
+            ``("judgement", {...})`` per source it reads, then ``("plan", ...)`` again with
+            the judgements applied; then ``("section", {"kind", "index", "data"})`` for
+            the task, each step and each reference as soon as its text is written and
+            passes its checks (the model's reply is streamed for this). A listener that
+            raises is logged and ignored.
 
     Raises:
         UserInputError: bad question, bundle, corpus or settings (fix and call again).

@@ -63,7 +63,7 @@ def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
         named = _name_task(run, run.prompts.judge(question, models, "task")) \
             if options.task else None
         if named:
-            run.emit("task", {"name": named})
+            run.emit("task_named", {"name": named})
         for planned in plan.sources:
             if planned.relevance is Relevance.RECOMMENDED:
                 continue

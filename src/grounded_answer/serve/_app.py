@@ -76,18 +76,27 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     }.items()
 }
 
-_STREAM_DOC = """Server-sent events, each section as soon as it is final and validated:
+_STREAM_DOC = """Server-sent events, each as soon as it is known and checked:
 
 - `status` (`{"state": "queued", "ahead": n}` / `{"state": "running"}`)
-- `plan` (the evidence plan, when the answer has one)
-- `task` (Task)
-- `step` (one WorkflowStep per step) and `graph` (`svg`, `mermaid`, `summary`)
-- `reference` (one Reference each)
-- `answer` (the whole Answer, with its validation report), or `error` (ErrorBody).
+- `plan` (the evidence plan, as soon as it is made; again after a language model judged
+  its sources)
+- `coverage` (`{"score", "method"}`: the model's reading of whether the models address
+  the question) and `task_named` (`{"name"}`: the task as the model named it)
+- `judgement` (one per source as the model reads it: `source_id`, `label`, `title`,
+  `score`, `method`)
+- `task` (Task), `step` (WorkflowStep; `id` says which), `reference` (Reference; `label`
+  says which): each as soon as its text is written and passes its checks. A section
+  sent again replaces the one with the same `id`/`label`.
+- `graph` (`svg`, `mermaid`, `summary`) once the workflow is final
+- `answer` (the whole Answer, with its validation report: it decides), or `error`.
 
 Nothing that failed validation is ever sent. Closing the connection cancels the LLM call.
 Errors found before the stream starts (bad input 4xx, 429) are plain JSON responses.
 """
+
+#: Pipeline events (explain's on_event) forwarded to the stream under their own name.
+_PROGRESS = ("plan", "coverage", "task_named", "judgement")
 
 
 class AnswerService:
@@ -144,8 +153,12 @@ class AnswerService:
         self.corpora = corpora
         self.loaded = True
 
-    def prepare(self, request: ExplainRequest) -> Callable[[Cancellation], Answer]:
-        """Check ``request`` and return the run that answers it.
+    def prepare(
+        self,
+        request: ExplainRequest,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> Callable[[Cancellation], Answer]:
+        """Check ``request`` and return the run that answers it (reporting to ``on_event``).
 
         Raises:
             Rejected: a 422 naming the field at fault.
@@ -207,6 +220,7 @@ class AnswerService:
                 settings=settings,
                 backend=make_backend(settings.llm, cancel=cancel),
                 embedder=embedder,
+                on_event=on_event,
             )
             if metrics is not None:
                 metrics.observe_answer(answer, cache=settings.llm.cache)
@@ -368,10 +382,17 @@ def build_app(
         },
     )
     async def explain_stream(body: ExplainRequest, request: Request) -> Response:
-        """Answer, streaming each validated section as a server-sent event."""
-        work = service.prepare(body)
+        """Answer, streaming the plan, each judgement and each checked section as events."""
+        loop = asyncio.get_running_loop()
+        progress: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+
+        def on_event(name: str, data: dict[str, Any]) -> None:  # from the worker thread
+            loop.call_soon_threadsafe(progress.put_nowait, (name, data))
+
+        work = service.prepare(body, on_event)
         ticket = service.runner.admit()
-        events = _events(request, service.runner, ticket, work, settings.serve.heartbeat)
+        events = _events(request, service.runner, ticket, work, settings.serve.heartbeat,
+                         progress)
         return _EventStream(events, ticket)
 
     # The last added is outermost: every response, a 401, 413 or 503 included, gets the
@@ -436,32 +457,67 @@ async def _events(
     ticket: Ticket,
     work: Callable[[Cancellation], Answer],
     heartbeat: float,
+    progress: asyncio.Queue[tuple[str, dict[str, Any]]] | None = None,
 ) -> AsyncIterator[bytes]:
     number = 0
+    sent: dict[tuple[str, str], str] = {}  # the sections sent so far, by kind and id
 
     def event(name: str, data: str) -> bytes:
         nonlocal number
         number += 1
         return _sse(name, data, number)
 
+    def section(name: str, key: str, data: str) -> bytes | None:
+        """The event for a section, unless the same text was sent for it already."""
+        canonical = json.dumps(json.loads(data), sort_keys=True)
+        if sent.get((name, key)) == canonical:
+            return None
+        sent[(name, key)] = canonical
+        return event(name, data)
+
+    def forwarded(name: str, data: dict[str, Any]) -> bytes | None:
+        if name == "plan":
+            return section("plan", "plan", json.dumps(data, ensure_ascii=False))
+        if name in _PROGRESS:
+            return event(name, json.dumps(data, ensure_ascii=False))
+        if name == "section" and data.get("kind") in ("task", "step", "reference"):
+            body = data.get("data") or {}
+            key = str(body.get("id") or body.get("label") or data["kind"])
+            return section(str(data["kind"]), key, json.dumps(body, ensure_ascii=False))
+        return None
+
     run = runner.start(ticket, work)
     waiter = _background(_until_done_or_gone(request, runner, ticket, run))
     started = _background(run.started.wait())
+    reading: asyncio.Task[tuple[str, dict[str, Any]]] | None = None
     try:
         if ticket.queued and not run.started.is_set():
             yield event("status", StatusEvent(state="queued", ahead=ticket.ahead).model_dump_json())
         announced = False
         while not waiter.done():
-            await asyncio.wait(
-                [waiter] if announced else [waiter, started],
-                timeout=heartbeat,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            if progress is not None and reading is None:
+                reading = _background(progress.get())
+            watched: list[asyncio.Future[Any]] = [waiter] if announced else [waiter, started]
+            if reading is not None:
+                watched.append(reading)
+            await asyncio.wait(watched, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED)
             if started.done() and not announced:
                 announced = True
                 yield event("status", StatusEvent(state="running").model_dump_json())
+            elif reading is not None and reading.done():
+                out = forwarded(*reading.result())
+                reading = None
+                if out is not None:
+                    yield out
             elif not waiter.done():
                 yield b": keep-alive\n\n"
+        if reading is not None:
+            reading.cancel()
+            reading = None
+        while progress is not None and not progress.empty():
+            out = forwarded(*progress.get_nowait())
+            if out is not None:
+                yield out
         try:
             answer = waiter.result()
         except Exception as exc:  # library errors by category; anything else a logged 500
@@ -472,8 +528,16 @@ async def _events(
         if answer is None:  # the client went away; the run was cancelled
             return
         for name, data in sections(answer):
-            yield event(name, data)
+            if name in ("task", "step", "reference", "plan"):
+                body = json.loads(data)
+                out = section(name, str(body.get("id") or body.get("label") or name), data)
+                if out is not None:
+                    yield out
+            else:
+                yield event(name, data)
     finally:
+        if reading is not None:
+            reading.cancel()
         started.cancel()
         # Cancelled from outside (Starlette saw the disconnect first): stopping the waiter
         # makes finish() cancel the run; it gives the ticket back when the thread is done.

@@ -142,6 +142,12 @@
           : "Retrieving passages and writing the answer…");
         break;
       case "plan": showPlan(data); break;
+      case "coverage":
+        setStatus(`The model read the question: P(covered) ${Number(data.score).toFixed(2)}. `
+          + "Reading the sources…");
+        break;
+      case "task_named": break;
+      case "judgement": showJudgement(data); break;
       case "task": showTask(data); break;
       case "step": addStep(data); break;
       case "graph": showGraph(data); break;
@@ -191,6 +197,35 @@
     $("task-cites").hidden = !cited.length;
   }
 
+  // A section sent again (the final answer's version) replaces the one with its key.
+  function place(list, key, item) {
+    item.dataset.key = key;
+    for (const old of list.children) {
+      if (old.dataset.key === key) { old.replaceWith(item); return; }
+    }
+    list.append(item);
+  }
+
+  function judgedText(judgement) {
+    const who = judgement.decided_by === "model" ? "judged by the language model"
+      : "judged by the plan";
+    return `${who} · P(yes) ${Number(judgement.score).toFixed(2)}`;
+  }
+
+  function showJudgement(judgement) {
+    const rows = $("plan-rows");
+    let read = 0;
+    for (const row of rows.children) {
+      if (row.dataset.source === judgement.source_id) {
+        let tag = row.querySelector(".judged");
+        if (!tag) { tag = make("span", "judged"); row.append(tag); }
+        tag.textContent = `read by the model · P(yes) ${Number(judgement.score).toFixed(2)}`;
+      }
+      if (row.querySelector(".judged")) read += 1;
+    }
+    setStatus(`The model is reading the sources: ${read} read…`);
+  }
+
   function addStep(step) {
     settle("workflow-note", "");
     const item = make("li");
@@ -202,7 +237,7 @@
       line.append(make("b", null, word), " ", text);
       item.append(line);
     }
-    $("steps").append(item);
+    place($("steps"), step.id || String($("steps").children.length), item);
   }
 
   function showGraph(graph) {
@@ -234,7 +269,7 @@
       links.append(link);
     }
     item.append(links);
-    $("refs").append(item);
+    place($("refs"), ref.label, item);
   }
 
   function planRows(plan) {
@@ -264,12 +299,17 @@
     for (const row of planRows(plan)) {
       const grade = row.relevance in RELEVANCE ? row.relevance : "unknown";
       const item = make("li", grade);
+      item.dataset.source = row.source_id || "";
       item.append(make("span", "grade", RELEVANCE[row.relevance] || row.relevance));
       const label = row.label || labels[row.source_id];
       if (label) item.append(make("span", "label", label));
       // The reason continues the title ("X is the recommended model; ..."): one line.
       item.append(make("span", "title", row.title || row.source_id), " ",
         make("span", "reason", row.reason));
+      if (row.judgement && typeof row.judgement === "object") {
+        item.append(make("span", "judged " + (row.judgement.decided_by || ""),
+          judgedText(row.judgement)));
+      }
       rows.append(item);
     }
     $("plan").hidden = false;
