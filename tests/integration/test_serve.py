@@ -566,6 +566,7 @@ def test_the_stream_shows_the_plan_each_judgement_and_sections_as_they_are_writt
     after = names.index("judgement") + 3
     assert names[after] == "plan" and names[after + 1] == "task"
     answer = Answer.model_validate(received[-1][1])
+    assert answer.workflow is not None
     assert names.count("task") == 1 and names.count("step") == len(answer.workflow.steps)
     sent_task = next(data for name, data in received if name == "task")
     assert sent_task == answer.task.model_dump(mode="json")
