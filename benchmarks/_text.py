@@ -13,7 +13,8 @@ WORDS = (  # noqa: SIM905 (a word list read as prose)
     "resolution blur sharp detail frame pixel feature encoder decoder token train loss "
     "dataset benchmark accuracy latency transformer convolution signal spectrum music "
     "voice language translate summary document table chart graph depth motion flow "
-    "segment object detect track pose face restore enhance generate prior sample").split()
+    "segment object detect track pose face restore enhance generate prior sample"
+).split()
 
 
 def synthetic_texts(n: int, seed: int = 0) -> list[str]:

@@ -32,12 +32,24 @@ _OLD_SECTION = re.compile(r"^#{1,6}\s*(?P<name>.+?)\s*:?\s*$")
 _OLD_SENTENCE = re.compile(r".*?(?:[.!?]+(?=\s|$)|\n|$)", re.DOTALL)
 _OLD_FENCES = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
 BEFORE = (
-    Case("before", "heading pattern, runs of spaces",
-         lambda n: "#" + " " * (n // 2) + "x" + " " * (n // 2) + "y", _OLD_SECTION.match),
-    Case("before", "sentence splitter, a run of full stops", lambda n: "a" + "." * n + "a",
-         lambda text: list(_OLD_SENTENCE.finditer(text))),
-    Case("before", "code-fence pattern, unclosed fence", lambda n: "```" + " " * n + "x",
-         _OLD_FENCES.match),
+    Case(
+        "before",
+        "heading pattern, runs of spaces",
+        lambda n: "#" + " " * (n // 2) + "x" + " " * (n // 2) + "y",
+        _OLD_SECTION.match,
+    ),
+    Case(
+        "before",
+        "sentence splitter, a run of full stops",
+        lambda n: "a" + "." * n + "a",
+        lambda text: list(_OLD_SENTENCE.finditer(text)),
+    ),
+    Case(
+        "before",
+        "code-fence pattern, unclosed fence",
+        lambda n: "```" + " " * n + "x",
+        _OLD_FENCES.match,
+    ),
 )
 
 
@@ -75,20 +87,27 @@ def main() -> int:
         limit = 1.0 if case.target == "before" else 10.0
         points = curve(case, args.min if case.target != "before" else 128, args.max, limit)
         growth = exponent(points)
-        rows.append({"target": case.target, "case": case.name, "points": points,
-                     "exponent": growth})
+        rows.append(
+            {"target": case.target, "case": case.name, "points": points, "exponent": growth}
+        )
         last = points[-1]
         shown = "-" if growth is None else f"{growth:.2f}"
-        print(f"{case.target:<11} {case.name:<40} {last['chars']:>8} {last['ms']:>10.3f} "
-              f"{shown:>5}")
+        print(
+            f"{case.target:<11} {case.name:<40} {last['chars']:>8} {last['ms']:>10.3f} {shown:>5}"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "python": platform.python_version(),
-        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "cases": rows,
-    }, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "python": platform.python_version(),
+                "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+                "cases": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"\nwrote {out}", file=sys.stderr)
     return 0
 

@@ -69,15 +69,25 @@ def rate(embedder: Any, texts: list[str], batch_size: int) -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     device = resolve_device(args.device)
-    report: dict[str, Any] = {"benchmark": "gpu_build", "device": device,
-                              "platform": platform.platform(), "cpu_count": os.cpu_count()}
+    report: dict[str, Any] = {
+        "benchmark": "gpu_build",
+        "device": device,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+    }
     import torch
 
     report["torch"] = torch.__version__
     if device == "cuda":
         report["gpu"] = torch.cuda.get_device_name(0)
-    settings = Settings(embedding={"model": args.model, "backend": "torch",  # type: ignore[arg-type]
-                                   "device": args.device, "threads": args.cpu_threads})
+    settings = Settings(
+        embedding={
+            "model": args.model,
+            "backend": "torch",  # type: ignore[arg-type]
+            "device": args.device,
+            "threads": args.cpu_threads,
+        }
+    )
     cpu = SentenceTransformerEmbedder(args.model, threads=args.cpu_threads)
     build = build_embedder(settings, cpu)
     build.expect(args.n)  # what a store does before a build of this size
@@ -87,12 +97,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     reference = cpu.encode(texts, batch_size=64)
     candidate = build.encode(texts, batch_size=256)
     cosines = np.sum(reference * candidate, axis=1)
-    report["parity"] = {"passages": len(texts), "min_cosine": float(cosines.min()),
-                        "median_cosine": float(np.median(cosines)),
-                        "check": check_parity(reference, candidate)}
+    report["parity"] = {
+        "passages": len(texts),
+        "min_cosine": float(cosines.min()),
+        "median_cosine": float(np.median(cosines)),
+        "check": check_parity(reference, candidate),
+    }
     report["build_record"] = None if build.record is None else build.record.model_dump()
-    print(f"parity over {len(texts)} bundle passages: min cosine {cosines.min():.6f}; "
-          f"built on {report['build_record']}", file=sys.stderr)
+    print(
+        f"parity over {len(texts)} bundle passages: min cosine {cosines.min():.6f}; "
+        f"built on {report['build_record']}",
+        file=sys.stderr,
+    )
 
     # 2. throughput by batch size, tokenizer pool on and off
     sample = synthetic_texts(args.sample)
@@ -102,10 +118,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         os.environ["TOKENIZERS_PARALLELISM"] = parallel
         for batch in args.batches:
             runs = [rate(build, sample, batch) for _ in range(args.repeats)]
-            by_batch.append({"batch_size": batch, "tokenizer_parallel": parallel == "true",
-                             "passages_per_s": round(statistics.median(runs))})
-            print(f"batch {batch:>5} tokenizer parallel {parallel:>5}: "
-                  f"{statistics.median(runs):,.0f} passages/s", file=sys.stderr)
+            by_batch.append(
+                {
+                    "batch_size": batch,
+                    "tokenizer_parallel": parallel == "true",
+                    "passages_per_s": round(statistics.median(runs)),
+                }
+            )
+            print(
+                f"batch {batch:>5} tokenizer parallel {parallel:>5}: "
+                f"{statistics.median(runs):,.0f} passages/s",
+                file=sys.stderr,
+            )
     report["throughput"] = by_batch
     best = max(by_batch, key=lambda row: row["passages_per_s"])
     os.environ["TOKENIZERS_PARALLELISM"] = "true" if best["tokenizer_parallel"] else "false"
@@ -117,10 +141,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     if device == "cuda":
         report["gpu_peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-    report["large_build"] = {"passages": args.n, "batch_size": best["batch_size"],
-                             "tokenizer_parallel": best["tokenizer_parallel"],
-                             "seconds": round(seconds, 2),
-                             "passages_per_s": round(args.n / seconds)}
+    report["large_build"] = {
+        "passages": args.n,
+        "batch_size": best["batch_size"],
+        "tokenizer_parallel": best["tokenizer_parallel"],
+        "seconds": round(seconds, 2),
+        "passages_per_s": round(args.n / seconds),
+    }
     print(f"{args.n:,} passages embedded in {seconds:.1f} s", file=sys.stderr)
     matrix = torch.from_numpy(vectors).to(device)
     queries = matrix[torch.randperm(matrix.shape[0])[:1000]].clone()
@@ -141,8 +168,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # 4. the CPU on the same passages
     cpu_texts = sample[: args.cpu_sample]
     cpu_rate = statistics.median(rate(cpu, cpu_texts, 64) for _ in range(args.repeats))
-    report["cpu"] = {"threads": args.cpu_threads or torch.get_num_threads(),
-                     "passages": len(cpu_texts), "passages_per_s": round(cpu_rate, 1)}
+    report["cpu"] = {
+        "threads": args.cpu_threads or torch.get_num_threads(),
+        "passages": len(cpu_texts),
+        "passages_per_s": round(cpu_rate, 1),
+    }
     report["speedup_build_vs_cpu"] = round(report["large_build"]["passages_per_s"] / cpu_rate, 1)
     return report
 

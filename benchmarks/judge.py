@@ -64,35 +64,51 @@ class Recorder:
     def complete(self, request: CompletionRequest) -> Completion:
         completion: Completion = self.inner.complete(request)
         if request.max_tokens == 1:
-            self.calls.append({"seconds": completion.seconds, "cached": completion.cached,
-                               "prompt_tokens": completion.prompt_tokens})
+            self.calls.append(
+                {
+                    "seconds": completion.seconds,
+                    "cached": completion.cached,
+                    "prompt_tokens": completion.prompt_tokens,
+                }
+            )
         return completion
 
 
 def score_split(folder: Path, settings: Any) -> list[dict[str, Any]]:
-    labels = {name: BundleLabel.model_validate(value) for name, value in
-              json.loads((folder / "labels.json").read_text(encoding="utf-8")).items()}
+    labels = {
+        name: BundleLabel.model_validate(value)
+        for name, value in json.loads((folder / "labels.json").read_text(encoding="utf-8")).items()
+    }
     embedder = select_embedder(settings)
-    backend = Recorder(cached(make_backend(settings.llm), settings.index.cache_dir,
-                              settings.llm))
+    backend = Recorder(cached(make_backend(settings.llm), settings.index.cache_dir, settings.llm))
     prompts = load_prompts(settings.answer.prompts_dir)
     rows = []
     for name, label in sorted(labels.items()):
         bundle = load_bundle(folder / name)
         question = bundle.question or ""
-        run = Run(question=question, settings=settings, sources=bundle.corpus,
-                  backend=backend, embedder=embedder, prompts=prompts)  # type: ignore[arg-type]
+        run = Run(
+            question=question,
+            settings=settings,
+            sources=bundle.corpus,
+            backend=backend,
+            embedder=embedder,
+            prompts=prompts,
+        )  # type: ignore[arg-type]
         retriever = retriever_for(bundle.corpus, embedder, settings)
         restated = None
         if read_question(question).language != "en" and settings.llm.restate_question:
-            restated = run.clean(restate_question(backend, prompts, question, run.usage),
-                                 "restated question") or None  # type: ignore[arg-type]
+            restated = (
+                run.clean(
+                    restate_question(backend, prompts, question, run.usage), "restated question"
+                )
+                or None
+            )  # type: ignore[arg-type]
         _, ranked = retrieve_passages(retriever, restated or question, settings)
-        plan = plan_evidence(question, retriever, ranked, settings, run.withhold,
-                             restated=restated)
+        plan = plan_evidence(question, retriever, ranked, settings, run.withhold, restated=restated)
         events: list[tuple[str, dict[str, Any]]] = []
         run.on_event = lambda event, data, events=events: events.append(  # type: ignore[misc]
-            (event, data))
+            (event, data)
+        )
         started = len(backend.calls)
         judge_plan(run, plan)
         relevant = {link_key(link) for link in label.relevant}
@@ -100,25 +116,41 @@ def score_split(folder: Path, settings: Any) -> list[dict[str, Any]]:
         kind = {}
         for source in bundle.corpus.sources:
             keys = source.link_keys
-            kind[source.id] = "relevant" if keys & relevant else "optional" if keys & optional \
-                else "distractor"
-        scores = {data["source_id"]: data["score"] for event, data in events
-                  if event == "judgement"}
+            kind[source.id] = (
+                "relevant" if keys & relevant else "optional" if keys & optional else "distractor"
+            )
+        scores = {
+            data["source_id"]: data["score"] for event, data in events if event == "judgement"
+        }
         coverage = next((data["score"] for event, data in events if event == "coverage"), None)
-        rows.append({
-            "bundle": name, "answerable": label.answerable, "coverage": coverage,
-            "plan_answerable": plan.verdict.answerable,
-            "plan": plan.model_dump(mode="json"),
-            "papers": [{"source_id": s.source_id, "label": s.label, "kind": kind[s.source_id],
-                        "plan": s.relevance.value, "rule": s.evidence.rule,
+        rows.append(
+            {
+                "bundle": name,
+                "answerable": label.answerable,
+                "coverage": coverage,
+                "plan_answerable": plan.verdict.answerable,
+                "plan": plan.model_dump(mode="json"),
+                "papers": [
+                    {
+                        "source_id": s.source_id,
+                        "label": s.label,
+                        "kind": kind[s.source_id],
+                        "plan": s.relevance.value,
+                        "rule": s.evidence.rule,
                         "cosine": s.evidence.model_score or s.evidence.question_score,
-                        "score": scores.get(s.source_id)}
-                       for s in plan.sources if s.relevance is not Relevance.RECOMMENDED],
-            "calls": backend.calls[started:],
-        })
-        print(f"{name}: coverage {coverage} "
-              + " ".join(f"{p['kind'][0]}{p['score']}" for p in rows[-1]["papers"]),
-              flush=True)
+                        "score": scores.get(s.source_id),
+                    }
+                    for s in plan.sources
+                    if s.relevance is not Relevance.RECOMMENDED
+                ],
+                "calls": backend.calls[started:],
+            }
+        )
+        print(
+            f"{name}: coverage {coverage} "
+            + " ".join(f"{p['kind'][0]}{p['score']}" for p in rows[-1]["papers"]),
+            flush=True,
+        )
     return rows
 
 
@@ -139,33 +171,43 @@ def outcome(rows: list[dict[str, Any]], rule: JudgeRule | None) -> dict[str, flo
     for row in rows:
         plan = EvidencePlan.model_validate(row["plan"])
         if rule is not None:
-            readings = {p["label"]: Reading(score=p["score"], method="logprobs")
-                        for p in row["papers"] if p["score"] is not None}
-            coverage = Reading(score=row["coverage"], method="logprobs") \
-                if row["coverage"] is not None else None
+            readings = {
+                p["label"]: Reading(score=p["score"], method="logprobs")
+                for p in row["papers"]
+                if p["score"] is not None
+            }
+            coverage = (
+                Reading(score=row["coverage"], method="logprobs")
+                if row["coverage"] is not None
+                else None
+            )
             plan = apply_judgements(plan, readings, coverage, rule)
         right += plan.verdict.answerable == row["answerable"]
         if not row["answerable"]:
             continue
         kinds = {p["source_id"]: p["kind"] for p in row["papers"]}
-        cited = {s.source_id for s in plan.sources if s.relevance is Relevance.RELEVANT} \
-            if plan.verdict.answerable else set()
+        cited = (
+            {s.source_id for s in plan.sources if s.relevance is Relevance.RELEVANT}
+            if plan.verdict.answerable
+            else set()
+        )
         relevant = {sid for sid, kind in kinds.items() if kind == "relevant"}
         judged = {sid for sid in cited if kinds.get(sid) != "optional"}
         hit += len(cited & relevant)
         relevant_total += len(relevant)
         cited_total += len(judged)
-    return {"recall": round(hit / relevant_total, 4) if relevant_total else 1.0,
-            "precision": round(hit / cited_total, 4) if cited_total else 1.0,
-            "answerable": round(right / len(rows), 4) if rows else 1.0}
+    return {
+        "recall": round(hit / relevant_total, 4) if relevant_total else 1.0,
+        "precision": round(hit / cited_total, 4) if cited_total else 1.0,
+        "answerable": round(right / len(rows), 4) if rows else 1.0,
+    }
 
 
 def tune(rows: list[dict[str, Any]]) -> tuple[JudgeRule, dict[str, float]]:
     """The rule that maximises the worst of recall, precision and answerable accuracy."""
     keeps = [0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1]
     drops = [0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 1.0]
-    coverages = sorted({0.0, *(round(r["coverage"], 3) for r in rows
-                               if r["coverage"] is not None)})
+    coverages = sorted({0.0, *(round(r["coverage"], 3) for r in rows if r["coverage"] is not None)})
     best: tuple[float, float, JudgeRule, dict[str, float]] | None = None
     for keep, drop in itertools.product(keeps, drops):
         if drop < keep:
@@ -174,19 +216,30 @@ def tune(rows: list[dict[str, Any]]) -> tuple[JudgeRule, dict[str, float]]:
         worst = min(papers["recall"], papers["precision"])
         mean = papers["recall"] + papers["precision"]
         if best is None or (worst, mean) > best[:2]:
-            best = (worst, mean, JudgeRule(keep_gap=keep, drop_gap=drop, coverage_min=0.0),
-                    papers)
+            best = (worst, mean, JudgeRule(keep_gap=keep, drop_gap=drop, coverage_min=0.0), papers)
     assert best is not None
     rule = best[2]
-    choice = max(coverages, key=lambda c: (outcome(rows, JudgeRule(
-        keep_gap=rule.keep_gap, drop_gap=rule.drop_gap, coverage_min=c))["answerable"], -c))
+    choice = max(
+        coverages,
+        key=lambda c: (
+            outcome(
+                rows, JudgeRule(keep_gap=rule.keep_gap, drop_gap=rule.drop_gap, coverage_min=c)
+            )["answerable"],
+            -c,
+        ),
+    )
     # The middle of the widest gap around the chosen cut, not its edge.
-    above = min((r["coverage"] for r in rows if r["coverage"] is not None
-                 and r["coverage"] >= choice), default=choice)
-    below = max((r["coverage"] for r in rows if r["coverage"] is not None
-                 and r["coverage"] < choice), default=choice)
-    final = JudgeRule(keep_gap=rule.keep_gap, drop_gap=rule.drop_gap,
-                      coverage_min=round((above + below) / 2, 3))
+    above = min(
+        (r["coverage"] for r in rows if r["coverage"] is not None and r["coverage"] >= choice),
+        default=choice,
+    )
+    below = max(
+        (r["coverage"] for r in rows if r["coverage"] is not None and r["coverage"] < choice),
+        default=choice,
+    )
+    final = JudgeRule(
+        keep_gap=rule.keep_gap, drop_gap=rule.drop_gap, coverage_min=round((above + below) / 2, 3)
+    )
     return final, outcome(rows, final)
 
 
@@ -215,18 +268,26 @@ def summary(rows: list[dict[str, Any]], rule: JudgeRule | None) -> dict[str, Any
 
 def start_server(model: str, port: int, threads: int) -> dict[str, str]:
     env = {**os.environ, "GROUNDED_ANSWER_LOCAL_LLM_THREADS": str(threads)}
-    started = subprocess.run([str(ROOT / "scripts" / "local-llm"), "start", "--model", model,
-                              "--port", str(port)], capture_output=True, text=True,
-                             timeout=3600, env=env)
+    started = subprocess.run(
+        [str(ROOT / "scripts" / "local-llm"), "start", "--model", model, "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env=env,
+    )
     if started.returncode != 0 or "export" not in started.stdout:
         raise SystemExit(started.stderr[-2000:])
-    return dict(line.removeprefix("export ").split("=", 1)
-                for line in started.stdout.splitlines() if line.startswith("export "))
+    return dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in started.stdout.splitlines()
+        if line.startswith("export ")
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bundles", default=str(ROOT / "benchmarks" / "bundles" / "dev"))
     parser.add_argument("--model", default="qwen1.5b")
     parser.add_argument("--port", type=int, default=8094)
@@ -248,12 +309,23 @@ def main() -> int:
             url, name = args.base_url, args.model_name
         else:
             started = start_server(args.model, args.port, args.threads)
-            url, name = started["GROUNDED_ANSWER_LLM__BASE_URL"], \
-                started["GROUNDED_ANSWER_LLM__MODEL"]
-        settings = load_settings(llm={"backend": "openai", "base_url": url, "model": name,
-                                      "api_key": "local", "timeout": 600, "max_retries": 1,
-                                      "cache": args.cache}, judge={"enabled": "on"},
-                                 answer={"prompts_dir": args.prompts_dir})
+            url, name = (
+                started["GROUNDED_ANSWER_LLM__BASE_URL"],
+                started["GROUNDED_ANSWER_LLM__MODEL"],
+            )
+        settings = load_settings(
+            llm={
+                "backend": "openai",
+                "base_url": url,
+                "model": name,
+                "api_key": "local",
+                "timeout": 600,
+                "max_retries": 1,
+                "cache": args.cache,
+            },
+            judge={"enabled": "on"},
+            answer={"prompts_dir": args.prompts_dir},
+        )
         began = time.perf_counter()
         try:
             rows = score_split(Path(args.bundles), settings)
@@ -268,8 +340,11 @@ def main() -> int:
         rule = JudgeRule(**json.loads(Path(args.rule_from).read_text())["summary"]["rule"])
     else:
         defaults = load_settings().judge
-        rule = JudgeRule(keep_gap=defaults.keep_gap, drop_gap=defaults.drop_gap,
-                         coverage_min=defaults.coverage_min)
+        rule = JudgeRule(
+            keep_gap=defaults.keep_gap,
+            drop_gap=defaults.drop_gap,
+            coverage_min=defaults.coverage_min,
+        )
     result = {"bundles": args.bundles, "summary": summary(rows, rule), "rows": rows}
     print(json.dumps(result["summary"], indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

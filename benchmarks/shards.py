@@ -45,15 +45,29 @@ def write_corpus(path: Path, n: int, seed: int) -> int:
     with path.open("w") as out:  # the corpus is named after the file: shardbench.jsonl
         for i, text in enumerate(texts):
             title, summary = text.split(": ", 1)
-            out.write(json.dumps({"id": f"p{i:07d}", "role": "paper", "title": title,
-                                  "summary": summary + ".",
-                                  "paper_url": f"https://arxiv.org/abs/2401.{i:05d}"}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "id": f"p{i:07d}",
+                        "role": "paper",
+                        "title": title,
+                        "summary": summary + ".",
+                        "paper_url": f"https://arxiv.org/abs/2401.{i:05d}",
+                    }
+                )
+                + "\n"
+            )
     return n
 
 
 def cli(args: Sequence[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([str(REPO / ".venv/bin/grounded-answer"), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [str(REPO / ".venv/bin/grounded-answer"), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(process: subprocess.Popen[str]) -> str:
@@ -68,39 +82,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="shardbench-"))
     corpus = work / "shardbench.jsonl"
     passages = write_corpus(corpus, args.n, args.seed)
-    base_env = {**os.environ, "GROUNDED_ANSWER_INDEX__STORE": "pgvector",
-                "GROUNDED_ANSWER_INDEX__KIND": "hnsw",
-                "GROUNDED_ANSWER_EMBEDDING__EXPORT_DIR": str(work / "exports"),
-                "GROUNDED_ANSWER_EMBEDDING__THREADS": "1",
-                "GROUNDED_ANSWER_INDEX__CACHE_DIR": str(work / "cache")}
+    base_env = {
+        **os.environ,
+        "GROUNDED_ANSWER_INDEX__STORE": "pgvector",
+        "GROUNDED_ANSWER_INDEX__KIND": "hnsw",
+        "GROUNDED_ANSWER_EMBEDDING__EXPORT_DIR": str(work / "exports"),
+        "GROUNDED_ANSWER_EMBEDDING__THREADS": "1",
+        "GROUNDED_ANSWER_INDEX__CACHE_DIR": str(work / "cache"),
+    }
     server = None if args.dsn else PostgresServer().start()
     rows: list[dict[str, Any]] = []
     try:
         # Make the ONNX export once, outside every timing (a first run would include it).
         prepare = work / "tiny.jsonl"
         write_corpus(prepare, 3, 0)
-        finish(cli(["index", "--corpus", str(prepare)], {**base_env,
-                   "GROUNDED_ANSWER_INDEX__STORE": "faiss"}))
+        finish(
+            cli(
+                ["index", "--corpus", str(prepare)],
+                {**base_env, "GROUNDED_ANSWER_INDEX__STORE": "faiss"},
+            )
+        )
         for count in args.shards:
             dsn = args.dsn or server.create_database(f"shards_{count}")  # type: ignore[union-attr]
             env = {**base_env, "GROUNDED_ANSWER_INDEX__DSN": dsn}
             print(f"{count} shard process(es) over {passages} passages ...", file=sys.stderr)
             started = time.perf_counter()
-            processes = [cli(["index", "--corpus", str(corpus), "--shard", f"{k}/{count}"], env)
-                         for k in range(1, count + 1)]
+            processes = [
+                cli(["index", "--corpus", str(corpus), "--shard", f"{k}/{count}"], env)
+                for k in range(1, count + 1)
+            ]
             outputs = [finish(p) for p in processes]
             shards_s = time.perf_counter() - started
             started = time.perf_counter()
             finalized = finish(cli(["index", "--corpus", str(corpus), "--finalize"], env))
             finalize_s = time.perf_counter() - started
-            rows.append({
-                "shards": count, "passages": passages,
-                "shards_wall_s": round(shards_s, 2),
-                "passages_per_s": round(passages / shards_s, 1),
-                "finalize_s": round(finalize_s, 2),
-                "total_s": round(shards_s + finalize_s, 2),
-                "finalize": finalized, "shard_outputs": outputs,
-            })
+            rows.append(
+                {
+                    "shards": count,
+                    "passages": passages,
+                    "shards_wall_s": round(shards_s, 2),
+                    "passages_per_s": round(passages / shards_s, 1),
+                    "finalize_s": round(finalize_s, 2),
+                    "total_s": round(shards_s + finalize_s, 2),
+                    "finalize": finalized,
+                    "shard_outputs": outputs,
+                }
+            )
     finally:
         if server is not None:
             server.stop()
@@ -108,10 +135,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for row in rows:
         row["speedup_vs_1"] = round(one["shards_wall_s"] / row["shards_wall_s"], 2) if one else None
     return {
-        "benchmark": "shards", "n_sources": args.n, "passages": passages,
-        "embedder": "default (int8 ONNX export, 1 thread per process)", "kind": "hnsw",
-        "cpu_count": os.cpu_count(), "load_before": load_before,
-        "load_after": round(os.getloadavg()[0], 2), "platform": platform.platform(),
+        "benchmark": "shards",
+        "n_sources": args.n,
+        "passages": passages,
+        "embedder": "default (int8 ONNX export, 1 thread per process)",
+        "kind": "hnsw",
+        "cpu_count": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": round(os.getloadavg()[0], 2),
+        "platform": platform.platform(),
         "results": rows,
     }
 
@@ -125,11 +157,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/shards.json")
     args = parser.parse_args(argv)
     report = run(args)
-    print(f"\n{'shards':>6} {'passages':>8} {'wall s':>8} {'passages/s':>10} "
-          f"{'speed-up':>8} {'finalize s':>10}")
+    print(
+        f"\n{'shards':>6} {'passages':>8} {'wall s':>8} {'passages/s':>10} "
+        f"{'speed-up':>8} {'finalize s':>10}"
+    )
     for row in report["results"]:
-        print(f"{row['shards']:>6} {row['passages']:>8} {row['shards_wall_s']:>8} "
-              f"{row['passages_per_s']:>10} {row['speedup_vs_1']:>8} {row['finalize_s']:>10}")
+        print(
+            f"{row['shards']:>6} {row['passages']:>8} {row['shards_wall_s']:>8} "
+            f"{row['passages_per_s']:>10} {row['speedup_vs_1']:>8} {row['finalize_s']:>10}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten to {args.out}", file=sys.stderr)

@@ -29,8 +29,15 @@ from grounded_answer.sources.bundle import load_bundle
 from grounded_answer.sources.corpus import Role
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYS = ("citation_recall", "citation_precision", "answerable_accuracy", "task_named",
-        "models_cited", "models_in_workflow", "foreign_links")
+KEYS = (
+    "citation_recall",
+    "citation_precision",
+    "answerable_accuracy",
+    "task_named",
+    "models_cited",
+    "models_in_workflow",
+    "foreign_links",
+)
 
 
 _FULL = table._table()
@@ -53,11 +60,14 @@ def main() -> int:
     args = parser.parse_args()
     settings = load_settings()
     cache = Path(tempfile.mkdtemp(prefix="unseen-"))
-    settings = settings.model_copy(update={
-        "embedding": settings.embedding.model_copy(
-            update={"export_dir": settings.embedding.export_dir or settings.index.cache_dir}),
-        "index": settings.index.model_copy(update={"cache_dir": cache}),
-    })
+    settings = settings.model_copy(
+        update={
+            "embedding": settings.embedding.model_copy(
+                update={"export_dir": settings.embedding.export_dir or settings.index.cache_dir}
+            ),
+            "index": settings.index.model_copy(update={"cache_dir": cache}),
+        }
+    )
     labels = json.loads((args.bundles / "labels.json").read_text())
     full = _FULL.tasks
     report = {}
@@ -67,16 +77,23 @@ def main() -> int:
             _reset(full)
             if ablate:
                 bundle = load_bundle(args.bundles / name)
-                own = {hint.name for source in bundle.corpus.sources
-                       if source.role is Role.MODEL for hint in _model_tasks(source)}
+                own = {
+                    hint.name
+                    for source in bundle.corpus.sources
+                    if source.role is Role.MODEL
+                    for hint in _model_tasks(source)
+                }
                 _reset(tuple(entry for entry in full if entry[1].name not in own))
-            score = _score(args.bundles / name, BundleLabel.model_validate(label), settings,
-                           None, None)
+            score = _score(
+                args.bundles / name, BundleLabel.model_validate(label), settings, None, None
+            )
             scores.append(score)
             if args.rows:
-                print(f"{'unseen' if ablate else 'as is ':6} {name:40} R={score.recall} "
-                      f"P={score.precision} answerable={score.answerable_correct} "
-                      f"task={score.task_named}")
+                print(
+                    f"{'unseen' if ablate else 'as is ':6} {name:40} R={score.recall} "
+                    f"P={score.precision} answerable={score.answerable_correct} "
+                    f"task={score.task_named}"
+                )
         _reset(full)
         overall = _overall(scores)
         report["unseen tasks" if ablate else "as is"] = {k: overall[k] for k in KEYS}

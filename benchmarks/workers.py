@@ -69,8 +69,11 @@ def task_export(args: dict[str, Any]) -> dict[str, Any]:
     int8 = prepare_onnx(None, cache, threads=1, variant="int8").manifest
     int8_seconds = time.perf_counter() - started
     return {
-        "int8": {"seconds": round(int8_seconds, 3), "onnx_mb": round(int8.onnx_bytes / 2**20, 1),
-                 "agreement_min_cosine": int8.agreement_min_cosine},
+        "int8": {
+            "seconds": round(int8_seconds, 3),
+            "onnx_mb": round(int8.onnx_bytes / 2**20, 1),
+            "agreement_min_cosine": int8.agreement_min_cosine,
+        },
         "seconds": round(seconds, 3),
         "dir": str(onnx_dir(cache)),
         "onnx_mb": round(manifest.onnx_bytes / 2**20, 1),
@@ -88,8 +91,9 @@ def _embedder(kind: str, cache: Path, threads: int) -> Any:
         return SentenceTransformerEmbedder(threads=threads)
     from grounded_answer.embeddings.onnx import find_onnx
 
-    found = find_onnx(None, cache, threads=threads,
-                      variant="int8" if kind == "onnx-int8" else "exact")
+    found = find_onnx(
+        None, cache, threads=threads, variant="int8" if kind == "onnx-int8" else "exact"
+    )
     if found is None:
         raise SystemExit("no verified ONNX export in the cache: run the export task first")
     return found
@@ -111,8 +115,9 @@ class Precomputed:
     def dimension(self) -> int:
         return int(self.inner.dimension)
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
-               show_progress: bool = False) -> Any:
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
+    ) -> Any:
         key = " ".join(texts[0].split()) if len(texts) == 1 else None
         if key in self.vectors:
             return self.vectors[key]
@@ -209,7 +214,8 @@ def task_build(args: dict[str, Any]) -> dict[str, Any]:
         runs["raw_encode"].append(time.perf_counter() - mark)
         mark = time.perf_counter()
         FaissStore(model_id=embedder.model_id, dimension=embedder.dimension).sync(
-            corpus, embedder, batch_size=64)
+            corpus, embedder, batch_size=64
+        )
         runs["build_index"].append(time.perf_counter() - mark)
         with tempfile.TemporaryDirectory() as tmp:
             mark = time.perf_counter()
@@ -343,7 +349,8 @@ def task_faiss(args: dict[str, Any]) -> dict[str, Any]:
         "top10_mean": round(float(truth_scores[:, k - 1].mean()), 3),
     }
     flat_info: dict[str, Any] = {
-        "build_s": round(flat_build, 3), "memory_mb": round(flat_mem, 1),
+        "build_s": round(flat_build, 3),
+        "memory_mb": round(flat_mem, 1),
         f"batch_{nq}_s_threads{build_threads}": round(gt_batch, 3),
     }
     single_n = min(nq, int(args.get("flat_single_queries", 50)))
@@ -380,9 +387,12 @@ def task_faiss(args: dict[str, Any]) -> dict[str, Any]:
     hnsw.add(x)
     hnsw_build = time.perf_counter() - mark
     hnsw_info: dict[str, Any] = {
-        "M": int(args.get("M", 32)), "ef_construction": int(args.get("ef_construction", 40)),
-        "build_s": round(hnsw_build, 2), "memory_mb": round(_rss_mb() - rss, 1),
-        "build_threads": build_threads, "sweep": [],
+        "M": int(args.get("M", 32)),
+        "ef_construction": int(args.get("ef_construction", 40)),
+        "build_s": round(hnsw_build, 2),
+        "memory_mb": round(_rss_mb() - rss, 1),
+        "build_threads": build_threads,
+        "sweep": [],
     }
     faiss.omp_set_num_threads(1)
     chosen = None
@@ -422,8 +432,11 @@ def task_warm_default(args: dict[str, Any]) -> dict[str, Any]:
         answer = explain(question, bundle=bundles[name], settings=settings)
         totals.append(time.perf_counter() - mark)
         models.add(answer.provenance.embedding_model)
-    return {"explain": _ms(totals), "embedding_models": sorted(models),
-            "torch_imported": "torch" in sys.modules}
+    return {
+        "explain": _ms(totals),
+        "embedding_models": sorted(models),
+        "torch_imported": "torch" in sys.modules,
+    }
 
 
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

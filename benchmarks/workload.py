@@ -79,11 +79,13 @@ def build_corpus(passages: int) -> Any:
             if sentences:
                 shift = copy % len(sentences)
                 sentences = sentences[shift:] + sentences[:shift]
-            made = source.model_copy(update={
-                "id": f"c{copy}-s{number}",
-                "title": f"{source.title} ({copy})",
-                "summary": " ".join(sentences),
-            })
+            made = source.model_copy(
+                update={
+                    "id": f"c{copy}-s{number}",
+                    "title": f"{source.title} ({copy})",
+                    "summary": " ".join(sentences),
+                }
+            )
             sources.append(made)
             total += len(made.passages())
             if total >= passages:

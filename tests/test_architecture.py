@@ -37,8 +37,13 @@ def edges() -> Iterator[tuple[str, str]]:
 
 def test_the_layers_contract_holds() -> None:
     # pyproject.toml [tool.importlinter] lists the layers, top to bottom.
-    result = subprocess.run([str(Path(sys.executable).parent / "lint-imports")], cwd=REPO,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
 
 
@@ -58,7 +63,7 @@ def test_the_import_graph_has_no_circle() -> None:
         path.append(node)
         for child in children.get(node, []):
             if state.get(child) == 1:
-                return [*path[path.index(child):], child]
+                return [*path[path.index(child) :], child]
             if child not in state and (cycle := visit(child)) is not None:
                 return cycle
         path.pop()

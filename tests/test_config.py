@@ -19,9 +19,11 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_arguments_beat_the_environment_which_beats_the_file(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     (tmp_path / "grounded-answer.toml").write_text(
-        '[retrieval]\nk = 3\n[llm]\nmodel = "from-file"\ntemperature = 0.5\n')
+        '[retrieval]\nk = 3\n[llm]\nmodel = "from-file"\ntemperature = 0.5\n'
+    )
     monkeypatch.setenv("GROUNDED_ANSWER_LLM__MODEL", "from-env")
     settings = load_settings(retrieval={"k": 9})
     assert settings.retrieval.k == 9
@@ -39,7 +41,8 @@ def test_an_unknown_key_or_a_bad_value_is_a_config_error_naming_it(tmp_path: Pat
 
 
 def test_a_missing_config_file_named_by_the_environment_is_an_error(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("GROUNDED_ANSWER_CONFIG", str(tmp_path / "nope.toml"))
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings()
@@ -55,7 +58,8 @@ def test_each_call_gets_its_own_copy_of_the_cached_settings() -> None:
 
 
 def test_an_edited_file_or_a_new_variable_builds_anew(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     config = tmp_path / "grounded-answer.toml"
     config.write_text("[retrieval]\nk = 3\n")
     assert load_settings().retrieval.k == 3

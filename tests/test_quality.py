@@ -16,18 +16,22 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.mark.quality
-@pytest.mark.parametrize("command", [
-    ["ruff", "check", "src", "tests", "benchmarks"],
-    ["mypy"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ruff", "check", "src", "tests", "benchmarks"],
+        ["mypy"],
+    ],
+)
 def test_tool_is_clean(command: list[str]) -> None:
     tool = BIN / command[0]
     if not tool.exists():
         found = shutil.which(command[0])
         assert found, f"{command[0]} is not installed: run scripts/setup --dev"
         tool = Path(found)
-    result = subprocess.run([str(tool), *command[1:]], cwd=REPO, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [str(tool), *command[1:]], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -41,13 +41,24 @@ if TYPE_CHECKING:
 # Everything but the errors is imported on first use (PEP 562): the answer, plan and
 # pipeline modules define many pydantic models, and building them is most of an import.
 _LAZY = {
-    "Answer": "answer", "Reference": "answer", "Task": "answer",
-    "ValidationReport": "answer", "Workflow": "answer", "WorkflowStep": "answer",
-    "Bundle": "sources", "load_bundle": "sources", "parse_bundle": "sources",
-    "Settings": "config", "load_settings": "config",
-    "Corpus": "sources", "Passage": "sources", "Role": "sources", "Source": "sources",
+    "Answer": "answer",
+    "Reference": "answer",
+    "Task": "answer",
+    "ValidationReport": "answer",
+    "Workflow": "answer",
+    "WorkflowStep": "answer",
+    "Bundle": "sources",
+    "load_bundle": "sources",
+    "parse_bundle": "sources",
+    "Settings": "config",
+    "load_settings": "config",
+    "Corpus": "sources",
+    "Passage": "sources",
+    "Role": "sources",
+    "Source": "sources",
     "load_corpus": "sources",
-    "aexplain": "pipeline", "explain": "pipeline",
+    "aexplain": "pipeline",
+    "explain": "pipeline",
 }
 
 

@@ -92,9 +92,7 @@ def read_limited(path: Path, limit: int, *, setting: str, expected: str) -> byte
         if not stat.S_ISREG(info.st_mode):
             kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a file")
             raise UnreadableFileError(f"is {kind}, not a regular file; expected {expected}")
-        too_big = UnreadableFileError(
-            f"is larger than {limit:,} bytes, the limit ({setting})"
-        )
+        too_big = UnreadableFileError(f"is larger than {limit:,} bytes, the limit ({setting})")
         if info.st_size > limit:
             raise too_big
         chunks: list[bytes] = []

@@ -58,7 +58,8 @@ class WorkflowStep(BaseModel):
     alternatives: list[str] = Field(
         default_factory=list,
         description="Other recommended models (source ids) for the same task: the plan "
-        "groups them into this step instead of chaining them.")
+        "groups them into this step instead of chaining them.",
+    )
 
 
 class Workflow(BaseModel):
@@ -74,14 +75,23 @@ class Workflow(BaseModel):
         """Nodes and edges that a workflow tool can import (input, one node per step, output)."""
         nodes: list[dict[str, Any]] = [{"id": "input", "type": "input", "label": self.input}]
         nodes += [
-            {"id": s.id, "type": "model", "label": s.model, "source_id": s.source_id,
-             "action": s.action, "alternatives": s.alternatives}
+            {
+                "id": s.id,
+                "type": "model",
+                "label": s.model,
+                "source_id": s.source_id,
+                "action": s.action,
+                "alternatives": s.alternatives,
+            }
             for s in self.steps
         ]
         nodes.append({"id": "output", "type": "output", "label": self.output})
         edges = [
-            {"from": nodes[i]["id"], "to": nodes[i + 1]["id"],
-             "label": self.steps[i].input if i < len(self.steps) else self.steps[-1].output}
+            {
+                "from": nodes[i]["id"],
+                "to": nodes[i + 1]["id"],
+                "label": self.steps[i].input if i < len(self.steps) else self.steps[-1].output,
+            }
             for i in range(len(nodes) - 1)
         ]
         return {"nodes": nodes, "edges": edges}
@@ -113,9 +123,11 @@ class ValidationReport(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     checks: list[str] = Field(description="The checks applied to the model output.")
-    attempts: int = Field(description="Model calls that wrote the answer's prose (1 = no "
-                          "repair needed; for an answer translated from the offline draft, "
-                          "the translation call).")
+    attempts: int = Field(
+        description="Model calls that wrote the answer's prose (1 = no "
+        "repair needed; for an answer translated from the offline draft, "
+        "the translation call)."
+    )
     repaired: list[str] = Field(
         default_factory=list, description="Errors the model fixed when re-asked."
     )
@@ -144,16 +156,23 @@ class ValidationReport(BaseModel):
         description="The evidence plan's verdict, then anything restored to hold the answer "
         "to the plan (a recommended model added, a ruled-out citation removed).",
     )
-    mode: str = Field(default="free", description="'guided' (the model wrote prose slots "
-                      "into the plan) or 'free' (the whole answer).")
+    mode: str = Field(
+        default="free",
+        description="'guided' (the model wrote prose slots "
+        "into the plan) or 'free' (the whole answer).",
+    )
     language: str = Field(default="en", description="The language the prose was asked in.")
     untranslated: list[str] = Field(
-        default_factory=list, description="Slots left in English because their translation "
+        default_factory=list,
+        description="Slots left in English because their translation "
         "was missing, out of place, changed what it must keep, too long, in another script "
-        "or broke a grounding rule (translation.kept says which and why).")
+        "or broke a grounding rule (translation.kept says which and why).",
+    )
     translation: TranslationReport | None = Field(
-        default=None, description="For an answer in another language: what each line of "
-        "the translation call became.")
+        default=None,
+        description="For an answer in another language: what each line of "
+        "the translation call became.",
+    )
 
 
 class Spent(Protocol):
@@ -201,11 +220,15 @@ class Provenance(BaseModel):
     corpus_fingerprint: str
     embedding_model: str
     embedding_note: str | None = Field(
-        default=None, description="Why the slower sentence-transformers encoder answered "
-        "instead of the fast ONNX path, when it did.")
+        default=None,
+        description="Why the slower sentence-transformers encoder answered "
+        "instead of the fast ONNX path, when it did.",
+    )
     question_restated: str | None = Field(
-        default=None, description="The question as the language model restated it in English "
-        "for retrieval, when the embedding model could not read the original.")
+        default=None,
+        description="The question as the language model restated it in English "
+        "for retrieval, when the embedding model could not read the original.",
+    )
     index_status: str
     retrieved: list[Hit]
     timings: dict[str, float] = Field(description="Seconds per stage.")

@@ -39,15 +39,18 @@ class BatchItem(BaseModel):
 
     bundle: str = Field(description="The bundle file's name.")
     status: Literal["answered", "skipped", "failed"] = Field(
-        description="'skipped': its answer file existed already (a resumed batch).")
+        description="'skipped': its answer file existed already (a resumed batch)."
+    )
     output: str | None = Field(default=None, description="The answer file, if any.")
     seconds: float = Field(default=0.0, description="Time spent answering it.")
     answerable: bool | None = Field(default=None, description="The answer's verdict.")
     references: int | None = Field(default=None, description="References in the answer.")
     error: str | None = Field(default=None, description="Why it failed: one line.")
     category: ErrorCategory | None = Field(
-        default=None, description="'user_input': the bundle is bad; 'runtime': the backend "
-        "or the machine failed (retrying may help).")
+        default=None,
+        description="'user_input': the bundle is bad; 'runtime': the backend "
+        "or the machine failed (retrying may help).",
+    )
 
 
 def bundle_files(folder: str | Path) -> list[Path]:
@@ -123,7 +126,10 @@ def run_batch(
 
 
 def _answer_all(
-    todo: list[tuple[Path, Path]], fmt: Format, jobs: int, settings: Settings,
+    todo: list[tuple[Path, Path]],
+    fmt: Format,
+    jobs: int,
+    settings: Settings,
     embedder: Embedder,
 ) -> Iterator[BatchItem]:
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="grounded-answer-batch") as pool:
@@ -149,18 +155,26 @@ def _answer_one(
         write_atomic(output, render(answer, fmt))
     except GroundedAnswerError as exc:
         return BatchItem(
-            bundle=path.name, status="failed", seconds=round(time.perf_counter() - started, 3),
+            bundle=path.name,
+            status="failed",
+            seconds=round(time.perf_counter() - started, 3),
             error=" ".join(str(exc).split()),
             category="user_input" if isinstance(exc, UserInputError) else "runtime",
         )
     except OSError as exc:
         return BatchItem(
-            bundle=path.name, status="failed", seconds=round(time.perf_counter() - started, 3),
-            error=f"cannot write {output}: {exc.strerror or exc}", category="runtime",
+            bundle=path.name,
+            status="failed",
+            seconds=round(time.perf_counter() - started, 3),
+            error=f"cannot write {output}: {exc.strerror or exc}",
+            category="runtime",
         )
     return BatchItem(
-        bundle=path.name, status="answered", output=str(output),
-        seconds=round(time.perf_counter() - started, 3), answerable=answer.answerable,
+        bundle=path.name,
+        status="answered",
+        output=str(output),
+        seconds=round(time.perf_counter() - started, 3),
+        answerable=answer.answerable,
         references=len(answer.references),
     )
 

@@ -60,53 +60,75 @@ def _parser() -> argparse.ArgumentParser:
 
     def sources(sub: argparse.ArgumentParser) -> None:
         group = sub.add_mutually_exclusive_group()
-        group.add_argument("--bundle", metavar="FILE",
-                           help="a bundle file in the platform's format")
+        group.add_argument(
+            "--bundle", metavar="FILE", help="a bundle file in the platform's format"
+        )
         group.add_argument("--corpus", metavar="PATH", help="a corpus file (YAML or JSONL)")
         sub.add_argument("--cache-dir", metavar="DIR", help="index cache directory")
-        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                         help="show tracebacks on errors")
+        sub.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks on errors",
+        )
 
     explain = commands.add_parser(
-        "explain", help="answer a question in three sections (or a folder of bundles)")
+        "explain", help="answer a question in three sections (or a folder of bundles)"
+    )
     explain.add_argument("question", nargs="?", help="default: the bundle's or corpus's question")
     sources(explain)
     explain.add_argument("--backend", help="LLM backend: stub (offline) or openai")
-    explain.add_argument("--format", choices=get_args(AnswerFormat), default=None,
-                         help="default: markdown; json for a batch")
+    explain.add_argument(
+        "--format",
+        choices=get_args(AnswerFormat),
+        default=None,
+        help="default: markdown; json for a batch",
+    )
     batch = explain.add_argument_group(
-        "batch", "answer every *.txt bundle in a folder, one file each; resumable")
+        "batch", "answer every *.txt bundle in a folder, one file each; resumable"
+    )
     batch.add_argument("--bundles", metavar="DIR", help="a folder of bundle files")
     batch.add_argument("--out", metavar="DIR", help="where the answers go (with --bundles)")
-    batch.add_argument("--jobs", type=int, default=1, metavar="N",
-                       help="bundles answered at once (default 1)")
+    batch.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="bundles answered at once (default 1)"
+    )
     explain.set_defaults(run=_explain)
 
     serve = commands.add_parser(
-        "serve", help="the HTTP API, the answer page, /healthz, /readyz and /metrics",
+        "serve",
+        help="the HTTP API, the answer page, /healthz, /readyz and /metrics",
         description="Serve the HTTP API. Beyond loopback it needs API keys "
         "(serve.api_keys or serve.api_keys_file; clients send 'Authorization: Bearer KEY') "
         "unless --insecure is given. SIGTERM drains: new requests get 503 and /readyz says "
-        "draining while the answers in flight finish (serve.drain_timeout), then it exits.")
+        "draining while the answers in flight finish (serve.drain_timeout), then it exits.",
+    )
     serve.add_argument("--host", help="interface (default: serve.host, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: serve.port, 8000)")
-    serve.add_argument("--workers", type=int, metavar="N",
-                       help="server processes sharing the port, the metrics and the response "
-                       "cache (default: serve.workers, 1)")
-    serve.add_argument("--insecure", action="store_true",
-                       help="listen beyond loopback without API keys (a proxy in front "
-                       "authenticates)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="server processes sharing the port, the metrics and the response "
+        "cache (default: serve.workers, 1)",
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="listen beyond loopback without API keys (a proxy in front authenticates)",
+    )
     serve.add_argument("--backend", help="default LLM backend: stub (offline) or openai")
     serve.add_argument("--cache-dir", metavar="DIR", help="index cache directory")
     serve.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     serve.set_defaults(run=_serve)
 
     mcp = commands.add_parser(
-        "mcp", help="an MCP server on stdio with the explain_bundle tool",
+        "mcp",
+        help="an MCP server on stdio with the explain_bundle tool",
         description="Serve the explain_bundle tool over the Model Context Protocol on "
         "stdin/stdout (for an MCP client that starts this command). The tool takes a "
         "bundle's text, optionally a question and a backend (one of serve.backends), and "
-        "returns the Answer as structured content and as Markdown.")
+        "returns the Answer as structured content and as Markdown.",
+    )
     mcp.add_argument("--backend", help="default LLM backend: stub (offline) or openai")
     mcp.add_argument("--cache-dir", metavar="DIR", help="index cache directory")
     mcp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
@@ -122,17 +144,32 @@ def _parser() -> argparse.ArgumentParser:
     index = commands.add_parser("index", help="build (or verify) the index of a corpus")
     sources(index)
     sharded = index.add_argument_group(
-        "sharded builds", "many processes or machines build one pgvector index: run "
-        "--shard K/N for every K (any order, in parallel), then --finalize once")
+        "sharded builds",
+        "many processes or machines build one pgvector index: run "
+        "--shard K/N for every K (any order, in parallel), then --finalize once",
+    )
     steps = sharded.add_mutually_exclusive_group()
-    steps.add_argument("--shard", metavar="K/N",
-                       help="embed only the sources whose id hashes to shard K of N")
-    steps.add_argument("--finalize", action="store_true",
-                       help="check every source is stored once, then build the vector index")
-    index.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None,
-                       help="where passages are embedded (embedding.device; default auto)")
-    index.add_argument("--batch-size", type=_batch_size, default=None, metavar="N",
-                       help="texts per encode batch (embedding.batch_size; 1024+ on a GPU)")
+    steps.add_argument(
+        "--shard", metavar="K/N", help="embed only the sources whose id hashes to shard K of N"
+    )
+    steps.add_argument(
+        "--finalize",
+        action="store_true",
+        help="check every source is stored once, then build the vector index",
+    )
+    index.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda", "mps"],
+        default=None,
+        help="where passages are embedded (embedding.device; default auto)",
+    )
+    index.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default=None,
+        metavar="N",
+        help="texts per encode batch (embedding.batch_size; 1024+ on a GPU)",
+    )
     index.set_defaults(run=_index)
 
     evaluate = commands.add_parser("eval", help="measure retrieval or answer quality")
@@ -140,17 +177,29 @@ def _parser() -> argparse.ArgumentParser:
     retrieval = kinds.add_parser("retrieval", help="nDCG@10 / recall@100 on a BEIR directory")
     retrieval.add_argument("--beir", metavar="DIR", required=True, help="BEIR-layout directory")
     retrieval.add_argument("--split", default="test", help="qrels split (default: test)")
-    retrieval.add_argument("--method", choices=get_args(Method), default=None,
-                           help="default: the configured retrieval.method")
+    retrieval.add_argument(
+        "--method",
+        choices=get_args(Method),
+        default=None,
+        help="default: the configured retrieval.method",
+    )
     retrieval.add_argument("--cache-dir", metavar="DIR", help="embedding cache directory")
-    retrieval.add_argument("--threads", type=int, default=None,
-                           help="threads for encoding the corpus (torch or onnxruntime)")
+    retrieval.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for encoding the corpus (torch or onnxruntime)",
+    )
     retrieval.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     retrieval.set_defaults(run=_eval_retrieval)
     answers = kinds.add_parser("answers", help="answer quality over labelled bundles")
-    answers.add_argument("--bundles", metavar="DIR", required=True,
-                         help="folder of bundle files with a labels.json, or a folder of "
-                         "such folders (dev/, test/), each reported on its own")
+    answers.add_argument(
+        "--bundles",
+        metavar="DIR",
+        required=True,
+        help="folder of bundle files with a labels.json, or a folder of "
+        "such folders (dev/, test/), each reported on its own",
+    )
     answers.add_argument("--labels", metavar="FILE", help="default: DIR/labels.json")
     answers.add_argument("--backend", help="LLM backend: stub (offline) or openai")
     answers.add_argument("--cache-dir", metavar="DIR", help="index cache directory")
@@ -170,8 +219,11 @@ def _settings(args: argparse.Namespace) -> Any:
         overrides["llm"] = {"backend": args.backend}
     if getattr(args, "k", None) is not None:
         overrides["retrieval"] = {"k": args.k}
-    serve = {name: getattr(args, name) for name in ("host", "port", "workers")
-             if getattr(args, name, None) is not None}
+    serve = {
+        name: getattr(args, name)
+        for name in ("host", "port", "workers")
+        if getattr(args, name, None) is not None
+    }
     if serve:
         overrides["serve"] = serve
     if not overrides:
@@ -195,11 +247,14 @@ def _explain(args: argparse.Namespace) -> int:
         if args.bundles is None or args.out is None:
             raise ConfigError("a batch needs both --bundles DIR and --out DIR")
         if args.question or args.bundle or args.corpus:
-            raise ConfigError("--bundles answers each bundle's own question: give no "
-                              "question, --bundle or --corpus with it")
+            raise ConfigError(
+                "--bundles answers each bundle's own question: give no "
+                "question, --bundle or --corpus with it"
+            )
         return _explain_batch(args)
-    answer = explain(args.question, bundle=args.bundle, corpus=args.corpus,
-                     settings=_settings(args))
+    answer = explain(
+        args.question, bundle=args.bundle, corpus=args.corpus, settings=_settings(args)
+    )
     print(render(answer, args.format or "markdown"), end="")
     return 0
 
@@ -212,8 +267,14 @@ def _explain_batch(args: argparse.Namespace) -> int:
     total = len(bundle_files(args.bundles))
     started = time.perf_counter()
     # A bar on a terminal; in a log (not a TTY) only the failures, one line each.
-    with tqdm(total=total, unit="bundle", file=sys.stderr, disable=not sys.stderr.isatty(),
-              dynamic_ncols=True, leave=False) as bar:
+    with tqdm(
+        total=total,
+        unit="bundle",
+        file=sys.stderr,
+        disable=not sys.stderr.isatty(),
+        dynamic_ncols=True,
+        leave=False,
+    ) as bar:
 
         def progress(item: BatchItem) -> None:
             bar.update(1)
@@ -225,32 +286,48 @@ def _explain_batch(args: argparse.Namespace) -> int:
                 else:
                     bar.write(line, file=sys.stderr)
 
-        items = run_batch(args.bundles, args.out, fmt=args.format or "json", jobs=args.jobs,
-                          settings=_settings(args), on_item=progress)
+        items = run_batch(
+            args.bundles,
+            args.out,
+            fmt=args.format or "json",
+            jobs=args.jobs,
+            settings=_settings(args),
+            on_item=progress,
+        )
     print(_batch_table(items))
-    counts = {status: sum(item.status == status for item in items)
-              for status in ("answered", "skipped", "failed")}
-    print(f"\n{len(items)} bundles: {counts['answered']} answered, {counts['skipped']} "
-          f"skipped (answer already in {args.out}), {counts['failed']} failed, in "
-          f"{time.perf_counter() - started:.1f}s")
+    counts = {
+        status: sum(item.status == status for item in items)
+        for status in ("answered", "skipped", "failed")
+    }
+    print(
+        f"\n{len(items)} bundles: {counts['answered']} answered, {counts['skipped']} "
+        f"skipped (answer already in {args.out}), {counts['failed']} failed, in "
+        f"{time.perf_counter() - started:.1f}s"
+    )
     return 1 if counts["failed"] else 0
 
 
 def _batch_table(items: Sequence[BatchItem]) -> str:
     rows = [("bundle", "status", "answerable", "refs", "seconds", "output / error")]
     for item in items:
-        rows.append((
-            item.bundle, item.status,
-            "" if item.answerable is None else ("yes" if item.answerable else "no"),
-            "" if item.references is None else str(item.references),
-            f"{item.seconds:.2f}" if item.status != "skipped" else "",
-            f"{item.category}: {item.error}" if item.status == "failed" else item.output or "",
-        ))
+        rows.append(
+            (
+                item.bundle,
+                item.status,
+                "" if item.answerable is None else ("yes" if item.answerable else "no"),
+                "" if item.references is None else str(item.references),
+                f"{item.seconds:.2f}" if item.status != "skipped" else "",
+                f"{item.category}: {item.error}" if item.status == "failed" else item.output or "",
+            )
+        )
     widths = [max(len(row[n]) for row in rows) for n in range(len(rows[0]) - 1)]
     lines = []
     for n, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-                     + "  " + row[-1])
+        lines.append(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+            + "  "
+            + row[-1]
+        )
         if n == 0:
             lines.append("  ".join("-" * width for width in widths) + "  " + "-" * 14)
     return "\n".join(line.rstrip() for line in lines)
@@ -264,11 +341,16 @@ def _serve(args: argparse.Namespace) -> int:
     serve = settings.serve
     keyed = bool(serve.api_keys or serve.api_keys_file)
     if args.insecure and not keyed:
-        print(f"grounded-answer: warning: listening on {serve.host} without API keys "
-              "(--insecure)", file=sys.stderr)
-    print(f"grounded-answer: serving on http://{serve.host}:{serve.port}/ "
-          f"(backend {settings.llm.backend}, {serve.workers} worker(s), "
-          f"{'API keys required' if keyed else 'no API keys'})", file=sys.stderr)
+        print(
+            f"grounded-answer: warning: listening on {serve.host} without API keys (--insecure)",
+            file=sys.stderr,
+        )
+    print(
+        f"grounded-answer: serving on http://{serve.host}:{serve.port}/ "
+        f"(backend {settings.llm.backend}, {serve.workers} worker(s), "
+        f"{'API keys required' if keyed else 'no API keys'})",
+        file=sys.stderr,
+    )
     run(settings, insecure=args.insecure)
     return 0
 
@@ -298,12 +380,27 @@ def _search(args: argparse.Namespace) -> int:
     rows = []
     for hit in hits:
         source = corpus.get(hit.source_id)
-        rows.append({**hit.model_dump(), "title": source.title, "role": source.role.value,
-                     "links": list(source.links)})
+        rows.append(
+            {
+                **hit.model_dump(),
+                "title": source.title,
+                "role": source.role.value,
+                "links": list(source.links),
+            }
+        )
     if args.format == "json":
-        print(json.dumps({"question": question, "corpus": corpus.name,
-                          "index": retriever.index.status, "hits": rows},
-                         indent=2, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "question": question,
+                    "corpus": corpus.name,
+                    "index": retriever.index.status,
+                    "hits": rows,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
     else:
         print(f"Question: {question}\n")
         for row in rows:
@@ -317,13 +414,19 @@ def _index(args: argparse.Namespace) -> int:
     from .pipeline import resolve_sources, retriever_for
 
     settings = _settings(args)
-    embedding = {key: value for key, value in (("device", args.device),
-                                               ("batch_size", args.batch_size))
-                 if value is not None}
+    embedding = {
+        key: value
+        for key, value in (("device", args.device), ("batch_size", args.batch_size))
+        if value is not None
+    }
     if embedding:
-        settings = settings.model_copy(update={
-            "embedding": settings.embedding.model_validate(
-                {**settings.embedding.model_dump(), **embedding})})
+        settings = settings.model_copy(
+            update={
+                "embedding": settings.embedding.model_validate(
+                    {**settings.embedding.model_dump(), **embedding}
+                )
+            }
+        )
     corpus, _ = resolve_sources(args.bundle, args.corpus, settings)
     # Passages are embedded by the model queries will use (the same choice as explain()).
     if not args.finalize and settings.embedding.device not in ("auto", "cpu"):
@@ -332,31 +435,40 @@ def _index(args: argparse.Namespace) -> int:
     embedder = build.query
     started = time.perf_counter()
     # Cutting every source into passages is a pass over the corpus: only for a terminal.
-    progress = sys.stderr.isatty() and sum(
-        len(s.passages()) for s in corpus.sources) > _PROGRESS_ABOVE
+    progress = (
+        sys.stderr.isatty() and sum(len(s.passages()) for s in corpus.sources) > _PROGRESS_ABOVE
+    )
     if args.shard or args.finalize:
         from .stores import Shard, build_shard, finalize_shards
 
         if args.shard:
-            status = build_shard(corpus, build, settings.index, Shard.parse(args.shard),
-                                 batch_size=settings.embedding.batch_size,
-                                 show_progress=progress)
+            status = build_shard(
+                corpus,
+                build,
+                settings.index,
+                Shard.parse(args.shard),
+                batch_size=settings.embedding.batch_size,
+                show_progress=progress,
+            )
         else:
             status = finalize_shards(corpus, embedder, settings.index)
         where = "" if build.record is None else f", built on {_where(build.record)}"
-        print(f"{corpus.name}: {status} in {time.perf_counter() - started:.2f}s "
-              f"(model {embedder.model_id}{where})")
+        print(
+            f"{corpus.name}: {status} in {time.perf_counter() - started:.2f}s "
+            f"(model {embedder.model_id}{where})"
+        )
         return 0
     index = retriever_for(corpus, embedder, settings, show_progress=progress).index
     seconds = time.perf_counter() - started
     reason = getattr(embedder, "fallback_reason", None)
-    print(f"queries: {embedder.model_id}" + (f" ({reason})" if reason else ""),
-          file=sys.stderr)
+    print(f"queries: {embedder.model_id}" + (f" ({reason})" if reason else ""), file=sys.stderr)
     record = getattr(index.manifest, "build", None)
     where = "" if record is None else f", built on {_where(record)}"
-    print(f"{corpus.name}: {len(corpus.sources)} sources, {index.manifest.passages} passages, "
-          f"{index.status} in {seconds:.2f}s (model {index.manifest.model_id}, "
-          f"fingerprint {index.manifest.fingerprint[:12]}{where})")
+    print(
+        f"{corpus.name}: {len(corpus.sources)} sources, {index.manifest.passages} passages, "
+        f"{index.status} in {seconds:.2f}s (model {index.manifest.model_id}, "
+        f"fingerprint {index.manifest.fingerprint[:12]}{where})"
+    )
     return 0
 
 
@@ -374,8 +486,10 @@ def _batch_size(text: str) -> int:
 def _where(record: BuildRecord) -> str:
     if record.parity_min_cosine is None:
         return record.device
-    return (f"{record.device} ({record.precision}; parity with the CPU on "
-            f"{record.parity_sample} passages, least cosine {record.parity_min_cosine:.5f})")
+    return (
+        f"{record.device} ({record.precision}; parity with the CPU on "
+        f"{record.parity_sample} passages, least cosine {record.parity_min_cosine:.5f})"
+    )
 
 
 def _eval_retrieval(args: argparse.Namespace) -> int:
@@ -387,17 +501,26 @@ def _eval_retrieval(args: argparse.Namespace) -> int:
     method = args.method or settings.retrieval.method
     data = load_beir(args.beir, args.split)
     if args.threads is not None:
-        settings = settings.model_copy(update={"embedding": settings.embedding.model_copy(
-            update={"threads": args.threads})})
+        settings = settings.model_copy(
+            update={"embedding": settings.embedding.model_copy(update={"threads": args.threads})}
+        )
     embedder = None if method == "bm25" else select_embedder(settings)
     if embedder is not None:
         configure_faiss(settings.index.threads, embedder.dimension)
-    print(f"{args.beir} [{args.split}]: {len(data.doc_ids)} documents, "
-          f"{len(data.queries)} queries, method {method}", file=sys.stderr)
+    print(
+        f"{args.beir} [{args.split}]: {len(data.doc_ids)} documents, "
+        f"{len(data.queries)} queries, method {method}",
+        file=sys.stderr,
+    )
     result = evaluate_retrieval(
-        data, embedder, settings.index.cache_dir, method=method,
-        fusion=settings.retrieval.fusion, alpha=settings.retrieval.alpha,
-        stemmer=settings.retrieval.stemmer, batch_size=settings.embedding.batch_size,
+        data,
+        embedder,
+        settings.index.cache_dir,
+        method=method,
+        fusion=settings.retrieval.fusion,
+        alpha=settings.retrieval.alpha,
+        stemmer=settings.retrieval.stemmer,
+        batch_size=settings.embedding.batch_size,
         show_progress=sys.stderr.isatty(),
     )
     print(f"nDCG@10     {result['ndcg@10']:.4f}")

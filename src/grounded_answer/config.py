@@ -110,12 +110,16 @@ class EmbeddingSettings(_Section):
         "None = the packaged all-MiniLM-L6-v2.",
     )
     threads: int = Field(
-        default=1, ge=0, le=256,
+        default=1,
+        ge=0,
+        le=256,
         description="torch threads (0 = torch's default). One is fastest for single queries "
         "on small machines shared with other work.",
     )
     batch_size: int = Field(
-        default=64, ge=1, le=65536,
+        default=64,
+        ge=1,
+        le=65536,
         description="Texts per encode batch. On a GPU, 1,024 or more (benchmarks/gpu_build.py).",
     )
     device: Device = Field(
@@ -167,7 +171,9 @@ class IndexSettings(_Section):
         "GROUNDED_ANSWER_INDEX__DSN. The database needs the vector extension (pgvector).",
     )
     threads: int = Field(
-        default=1, ge=0, le=256,
+        default=1,
+        ge=0,
+        le=256,
         description="FAISS OpenMP threads, process-wide (0 = faiss's default, one per core). "
         "One is fastest for single queries; on a busy small machine more make them many "
         "times slower (benchmarks/run.py measures it). More help batched builds on idle "
@@ -179,16 +185,21 @@ class IndexSettings(_Section):
         "index, sub-linear for large corpora (recall tuned by the hnsw_* settings).",
     )
     hnsw_m: int = Field(
-        default=16, ge=2, le=100,
+        default=16,
+        ge=2,
+        le=100,
         description="HNSW links per node: more = better recall, more memory, slower build.",
     )
     hnsw_ef_construction: int = Field(
-        default=64, ge=4, le=1000,
-        description="HNSW candidate list size while building: more = better graph, "
-        "slower build.",
+        default=64,
+        ge=4,
+        le=1000,
+        description="HNSW candidate list size while building: more = better graph, slower build.",
     )
     hnsw_ef_search: int = Field(
-        default=200, ge=1, le=1000,
+        default=200,
+        ge=1,
+        le=1000,
         description="HNSW candidate list size per query (raised to k when k is larger): "
         "more = better recall, slower queries (benchmarks/stores.py measures the recall "
         "at 100k passages).",
@@ -199,17 +210,13 @@ class RetrievalSettings(_Section):
     """How passages are found for a question."""
 
     k: int = Field(default=8, ge=1, le=1000, description="Passages retrieved per question.")
-    method: Method = Field(
-        default="hybrid", description="Dense embeddings, BM25, or both fused."
-    )
+    method: Method = Field(default="hybrid", description="Dense embeddings, BM25, or both fused.")
     small_corpus_method: Method = Field(
         default="dense",
         description="Method for a corpus scored whole (see whole_corpus_sources), which is "
         "scored whole: BM25 statistics over a dozen passages are noise.",
     )
-    fusion: Fusion = Field(
-        default="weighted", description="How hybrid combines the two rankings."
-    )
+    fusion: Fusion = Field(default="weighted", description="How hybrid combines the two rankings.")
     alpha: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Weight of the dense ranking in hybrid fusion."
     )
@@ -218,6 +225,7 @@ class RetrievalSettings(_Section):
         description="Snowball stemmer language for BM25; None = exact words (the BEIR "
         "baseline's setting).",
     )
+
     @field_validator("stemmer", mode="before")
     @classmethod
     def _known_stemmer(cls, value: object) -> object:
@@ -231,22 +239,30 @@ class RetrievalSettings(_Section):
         return value
 
     max_per_source: int | None = Field(
-        default=2, ge=1, le=100,
+        default=2,
+        ge=1,
+        le=100,
         description="At most this many of the top passages from one source (None = no cap).",
     )
     max_sources: int = Field(
-        default=8, ge=1, le=100,
+        default=8,
+        ge=1,
+        le=100,
         description="Sources in play for a corpus too large to be scored whole (best-ranked "
         "first); a bundle's sources are all in play, and the evidence plan decides which "
         "of them the answer cites.",
     )
     whole_corpus_sources: int = Field(
-        default=64, ge=1, le=10_000,
+        default=64,
+        ge=1,
+        le=10_000,
         description="A corpus of at most this many sources (every bundle) is scored whole "
         "in a small flat FAISS store: every source is judged, none is lost to a top-k cut.",
     )
     min_score: float = Field(
-        default=0.2, ge=-1.0, le=1.0,
+        default=0.2,
+        ge=-1.0,
+        le=1.0,
         description="Below this best cosine similarity the sources are taken not to cover "
         "the question (the answer says so instead of forcing a workflow).",
     )
@@ -267,7 +283,9 @@ class LLMSettings(_Section):
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature.")
     max_tokens: int = Field(default=1200, ge=16, le=100_000, description="Completion limit.")
     max_retries: int = Field(
-        default=2, ge=0, le=10,
+        default=2,
+        ge=0,
+        le=10,
         description="Retries of transient failures (connection, timeout, 429, 5xx).",
     )
     backoff: float = Field(
@@ -301,13 +319,17 @@ class LLMSettings(_Section):
         "same database as index.dsn. Env GROUNDED_ANSWER_LLM__CACHE_URL.",
     )
     cache_max_entries: int | None = Field(
-        default=100_000, ge=1, le=1_000_000_000,
+        default=100_000,
+        ge=1,
+        le=1_000_000_000,
         description="Most responses kept in the cache, SQLite or PostgreSQL; the oldest go "
         "first. Pruned on a fraction of writes, so the table may briefly hold a few more. "
         "None = no limit.",
     )
     cache_max_age: float | None = Field(
-        default=30 * 86_400.0, gt=0, le=100 * 365 * 86_400.0,
+        default=30 * 86_400.0,
+        gt=0,
+        le=100 * 365 * 86_400.0,
         description="Seconds a cached response stays usable (default 30 days); older ones "
         "are misses and are deleted when the cache is pruned. None = no limit.",
     )
@@ -328,8 +350,9 @@ class AnswerSettings(_Section):
         default=4000, ge=1, le=1_000_000, description="Longer questions are refused."
     )
     prompts_dir: Path | None = Field(
-        default=None, description="Directory with your own system.j2 / user.j2 / repair.j2 "
-        "(and optionally guided_system.j2 / guided_user.j2 / restate.j2)."
+        default=None,
+        description="Directory with your own system.j2 / user.j2 / repair.j2 "
+        "(and optionally guided_system.j2 / guided_user.j2 / restate.j2).",
     )
     mode: WritingMode = Field(
         default="auto",
@@ -366,31 +389,47 @@ class JudgeSettings(_Section):
         "decide alone.",
     )
     coverage: bool = Field(
-        default=True, description="Let the model decide whether the question asks for what "
+        default=True,
+        description="Let the model decide whether the question asks for what "
         "the recommended models do (a question that only shares their words is declined).",
     )
     task: bool = Field(
-        default=True, description="Ask the model to name the task in a few words; the task "
+        default=True,
+        description="Ask the model to name the task in a few words; the task "
         "statement gives its reading beside the plan's (the vocabulary knows 62 tasks).",
     )
     keep_gap: float = Field(
-        default=0.02, ge=0.0, le=1.0, description="A paper the model rates within this of "
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+        description="A paper the model rates within this of "
         "the bundle's best-rated paper is cited.",
     )
     drop_gap: float = Field(
-        default=0.15, ge=0.0, le=1.0, description="A paper the model rates more than this "
+        default=0.15,
+        ge=0.0,
+        le=1.0,
+        description="A paper the model rates more than this "
         "below the best-rated paper is not cited; between the gaps the plan decides.",
     )
     coverage_min: float = Field(
-        default=0.9, ge=0.0, le=1.0, description="The question is covered when the model's "
-        "P(yes) is at least this.",
+        default=0.9,
+        ge=0.0,
+        le=1.0,
+        description="The question is covered when the model's P(yes) is at least this.",
     )
     top_logprobs: int = Field(
-        default=10, ge=1, le=20, description="Alternatives asked for the first token; a "
+        default=10,
+        ge=1,
+        le=20,
+        description="Alternatives asked for the first token; a "
         "server that returns none is judged by the word the model wrote.",
     )
     summary_chars: int = Field(
-        default=500, ge=50, le=5000, description="Characters of a summary the model reads: "
+        default=500,
+        ge=50,
+        le=5000,
+        description="Characters of a summary the model reads: "
         "each judgement costs its source's tokens.",
     )
 
@@ -405,27 +444,37 @@ class ServeSettings(_Section):
     )
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port (0 = any free one).")
     max_body_bytes: int = Field(
-        default=1_000_000, ge=1024, le=100_000_000,
+        default=1_000_000,
+        ge=1024,
+        le=100_000_000,
         description="Largest request body accepted; larger ones get HTTP 413 before they are "
         "parsed. A bundle is typically 5-20 kB.",
     )
     max_concurrent: int = Field(
-        default=4, ge=1, le=256,
+        default=4,
+        ge=1,
+        le=256,
         description="Answers computed at once, each in a worker thread holding one LLM call; "
         "match it to what the LLM server can run in parallel.",
     )
     max_queue: int = Field(
-        default=16, ge=0, le=10_000,
+        default=16,
+        ge=0,
+        le=10_000,
         description="Requests that may wait for a free slot; beyond max_concurrent + "
         "max_queue a request gets HTTP 429 at once, with Retry-After.",
     )
     request_timeout: float = Field(
-        default=300.0, gt=0, le=86_400,
+        default=300.0,
+        gt=0,
+        le=86_400,
         description="Seconds a request may take, waiting in the queue included; then the LLM "
         "call is aborted and the answer is HTTP 504 (or an 'error' event when streaming).",
     )
     heartbeat: float = Field(
-        default=15.0, gt=0, le=3600,
+        default=15.0,
+        gt=0,
+        le=3600,
         description="Seconds between keep-alive comments on an idle event stream, so proxies "
         "do not close it while the LLM writes.",
     )
@@ -465,13 +514,17 @@ class ServeSettings(_Section):
         "page only. '*' is refused: name the origins.",
     )
     workers: int = Field(
-        default=1, ge=1, le=256,
+        default=1,
+        ge=1,
+        le=256,
         description="Server processes (`serve --workers`), each with its own model, "
         "max_concurrent slots and max_queue; they share the port, the metrics and the "
         "response cache.",
     )
     drain_timeout: float = Field(
-        default=30.0, ge=0, le=3600,
+        default=30.0,
+        ge=0,
+        le=3600,
         description="On SIGTERM, seconds to let answers in flight finish while new requests "
         "get 503 and /readyz says draining; then the server exits, cancelling what is left.",
     )
@@ -480,10 +533,15 @@ class ServeSettings(_Section):
     @classmethod
     def _named_origins(cls, value: list[str]) -> list[str]:
         for origin in value:
-            if origin == "*" or not origin.startswith(("http://", "https://")) \
-                    or origin.rstrip("/") != origin or origin.count("/") != 2:
-                raise ValueError(f"CORS origin {origin!r}: give scheme://host[:port], "
-                                 "without a path or '*'")
+            if (
+                origin == "*"
+                or not origin.startswith(("http://", "https://"))
+                or origin.rstrip("/") != origin
+                or origin.count("/") != 2
+            ):
+                raise ValueError(
+                    f"CORS origin {origin!r}: give scheme://host[:port], without a path or '*'"
+                )
         return value
 
     @field_validator("corpora")
@@ -507,21 +565,29 @@ class SourceSettings(_Section):
         "source out and the answer's validation.sources_dropped says so.",
     )
     max_bundle_bytes: int = Field(
-        default=1 << 20, ge=1, le=1 << 30,
+        default=1 << 20,
+        ge=1,
+        le=1 << 30,
         description="Largest bundle file read (bytes; the platform's bundles are a few KB). "
         "Only regular files are read: a directory, FIFO or device is an error.",
     )
     max_corpus_bytes: int = Field(
-        default=256 << 20, ge=1, le=1 << 40,
+        default=256 << 20,
+        ge=1,
+        le=1 << 40,
         description="Largest corpus file read (bytes). Only regular files are read.",
     )
     max_bundle_sources: int = Field(
-        default=50, ge=1, le=100_000,
+        default=50,
+        ge=1,
+        le=100_000,
         description="Most entries in one bundle, and most sources in a Bundle passed to one "
         "explain()/search() call: a bundle is embedded whole on every request.",
     )
     max_corpus_sources: int = Field(
-        default=1_000_000, ge=1, le=100_000_000,
+        default=1_000_000,
+        ge=1,
+        le=100_000_000,
         description="Most source records in one corpus file or Corpus passed to one call; "
         "a corpus is indexed once and kept, so its limit is far higher.",
     )
@@ -596,9 +662,13 @@ _SETTINGS_LOCK = threading.Lock()
 
 def _settings_key() -> tuple[object, ...]:
     """What the default settings are built from, as a hashable key."""
-    env = tuple(sorted((name, value) for name, value in os.environ.items()
-                       if name.upper().startswith("GROUNDED_ANSWER_")
-                       or name in ("XDG_CACHE_HOME", "HOME")))
+    env = tuple(
+        sorted(
+            (name, value)
+            for name, value in os.environ.items()
+            if name.upper().startswith("GROUNDED_ANSWER_") or name in ("XDG_CACHE_HOME", "HOME")
+        )
+    )
     toml = Path(os.environ.get("GROUNDED_ANSWER_CONFIG") or "grounded-answer.toml").absolute()
     try:
         stat = toml.stat()

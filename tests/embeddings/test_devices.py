@@ -35,12 +35,25 @@ torch = pytest.importorskip("torch")
 
 
 def corpus(n: int = 12) -> Corpus:
-    topics = ["removes motion blur from photos", "transcribes meeting audio",
-              "upsamples old photos four times", "translates product sheets to French"]
-    return Corpus(name="devices", sources=tuple(
-        Source(id=f"s{i}", role="paper", title=f"Method {i}",
-               summary=f"Method {i} {topics[i % len(topics)]}.",
-               paper_url=f"https://example.org/{i}") for i in range(n)))
+    topics = [
+        "removes motion blur from photos",
+        "transcribes meeting audio",
+        "upsamples old photos four times",
+        "translates product sheets to French",
+    ]
+    return Corpus(
+        name="devices",
+        sources=tuple(
+            Source(
+                id=f"s{i}",
+                role="paper",
+                title=f"Method {i}",
+                summary=f"Method {i} {topics[i % len(topics)]}.",
+                paper_url=f"https://example.org/{i}",
+            )
+            for i in range(n)
+        ),
+    )
 
 
 class Perturbed(HashEmbedder):
@@ -50,8 +63,9 @@ class Perturbed(HashEmbedder):
         super().__init__()
         self.row, self.amount = row, amount
 
-    def encode(self, texts: Sequence[str], *, batch_size: int = 64,
-               show_progress: bool = False) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
         vectors = super().encode(texts)
         if len(vectors) > self.row:
             vectors[self.row] += self.amount * np.roll(vectors[self.row], 7)
@@ -60,8 +74,11 @@ class Perturbed(HashEmbedder):
 
 
 def test_auto_falls_back_to_the_cpu_and_a_named_gpu_that_is_absent_is_an_error() -> None:
-    expected = "cuda" if torch.cuda.is_available() else (
-        "mps" if torch.backends.mps.is_available() else "cpu")
+    expected = (
+        "cuda"
+        if torch.cuda.is_available()
+        else ("mps" if torch.backends.mps.is_available() else "cpu")
+    )
     assert resolve_device("auto") == expected
     assert resolve_device("cpu") == "cpu"
     if not torch.cuda.is_available():
@@ -99,8 +116,14 @@ def test_a_small_auto_build_stays_on_the_cpu_without_importing_torch(tmp_path: P
         "print(build.record.device, 'torch' in sys.modules)\n"
     )
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True,
-                         text=True, check=True, env={"PYTHONPATH": f"{root}:{root / 'src'}"})
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": f"{root}:{root / 'src'}"},
+    )
     assert out.stdout.split() == ["cpu", "False"]
 
 
@@ -119,8 +142,7 @@ def test_a_perturbed_accelerator_is_refused_and_nothing_is_written(tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_a_half_precision_build_matches_the_cpu_and_its_manifest_says_so(
-        tmp_path: Path) -> None:
+def test_a_half_precision_build_matches_the_cpu_and_its_manifest_says_so(tmp_path: Path) -> None:
     query = SentenceTransformerEmbedder()
     half = SentenceTransformerEmbedder(half=True)  # the GPU path's model, run on the CPU
     build = BuildEmbedder(query, EmbeddingSettings(), accelerator=half)
@@ -131,8 +153,9 @@ def test_a_half_precision_build_matches_the_cpu_and_its_manifest_says_so(
     assert store.manifest.model_id == query.model_id  # searched by CPU-encoded questions
     reference = open_faiss_store(corpus(), query, tmp_path / "cpu")
     questions = query.encode(["my photo is blurry", "a meeting recording to text"])
-    assert [[p for p, _ in row] for row in store.search(questions, 3)] == \
-        [[p for p, _ in row] for row in reference.search(questions, 3)]
+    assert [[p for p, _ in row] for row in store.search(questions, 3)] == [
+        [p for p, _ in row] for row in reference.search(questions, 3)
+    ]
     again = open_faiss_store(corpus(), query, tmp_path / "half")
     assert again.status == "loaded" and again.manifest.build == record
 
@@ -140,12 +163,16 @@ def test_a_half_precision_build_matches_the_cpu_and_its_manifest_says_so(
 def test_the_cli_names_a_missing_gpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    lines = [f'{{"id": "s{i}", "role": "paper", "title": "Method {i}", '
-             f'"paper_url": "https://example.org/{i}"}}' for i in range(3)]
+    lines = [
+        f'{{"id": "s{i}", "role": "paper", "title": "Method {i}", '
+        f'"paper_url": "https://example.org/{i}"}}'
+        for i in range(3)
+    ]
     path = tmp_path / "corpus.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    code = main(["index", "--corpus", str(path), "--cache-dir", str(tmp_path / "c"),
-                 "--device", "cuda"])
+    code = main(
+        ["index", "--corpus", str(path), "--cache-dir", str(tmp_path / "c"), "--device", "cuda"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "embedding.device is 'cuda', but torch" in err, err
 
@@ -155,9 +182,13 @@ def test_the_pipelined_gpu_encoder_gives_sentence_transformers_vectors() -> None
     from grounded_answer.embeddings.sentence_transformers import encode_pipelined
 
     embedder = SentenceTransformerEmbedder()
-    texts = ["A multi-scale network removes motion blur.", "x",
-             "Speech recognition of long meetings. " * 40,  # truncated at 256 word pieces
-             "Ünïcode and emoji 📷 in a title", ""] * 7
+    texts = [
+        "A multi-scale network removes motion blur.",
+        "x",
+        "Speech recognition of long meetings. " * 40,  # truncated at 256 word pieces
+        "Ünïcode and emoji 📷 in a title",
+        "",
+    ] * 7
     reference = embedder.encode(texts)
     got = encode_pipelined(embedder.loaded(), texts, batch_size=4)
     np.testing.assert_allclose(got, reference, atol=1e-5)
@@ -181,8 +212,9 @@ def test_an_empty_first_call_does_not_switch_the_parity_check_off() -> None:
 
 def test_an_accelerator_that_overflows_is_refused() -> None:
     class Overflows(HashEmbedder):
-        def encode(self, texts: Sequence[str], *, batch_size: int = 64,
-                   show_progress: bool = False) -> np.ndarray:
+        def encode(
+            self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False
+        ) -> np.ndarray:
             vectors = super().encode(texts)
             if len(texts) > 64:  # passes the 64-passage sample, overflows later
                 vectors[-1, 0] = np.inf
@@ -193,13 +225,11 @@ def test_an_accelerator_that_overflows_is_refused() -> None:
         build.encode([f"passage {i}" for i in range(100)])
 
 
-def test_a_built_store_opens_wherever_the_gpu_named_for_builds_is_missing(
-        tmp_path: Path) -> None:
+def test_a_built_store_opens_wherever_the_gpu_named_for_builds_is_missing(tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     built = open_faiss_store(corpus(), HashEmbedder(), tmp_path)
-    settings = Settings(index=IndexSettings(cache_dir=tmp_path),
-                        embedding={"device": "cuda"})
+    settings = Settings(index=IndexSettings(cache_dir=tmp_path), embedding={"device": "cuda"})
     build = build_embedder(settings, HashEmbedder())  # no error: nothing to embed yet
     again = open_faiss_store(corpus(), build, tmp_path)
     assert again.status == "loaded" and again.manifest == built.manifest

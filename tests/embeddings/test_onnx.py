@@ -74,8 +74,11 @@ def build_index(data: Corpus, embedder: Embedder) -> FaissStore:
 
 def _settings(model: Path | None, cache: Path, backend: str = "auto") -> Settings:
     return load_settings(
-        embedding={"model": None if model is None else str(model), "export_dir": str(cache),
-                   "backend": backend},
+        embedding={
+            "model": None if model is None else str(model),
+            "export_dir": str(cache),
+            "backend": backend,
+        },
     )
 
 
@@ -107,8 +110,7 @@ def test_importing_the_module_does_not_import_torch() -> None:
         "if n in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
 
@@ -131,9 +133,9 @@ def test_export_dir_is_per_model_and_inside_the_cache(tmp_path: Path) -> None:
     assert packaged.is_relative_to(tmp_path)
 
 
-def test_auto_falls_back_to_torch_with_the_reason_once(tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]
-                                                        ) -> None:
+def test_auto_falls_back_to_torch_with_the_reason_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     missing = tmp_path / "no-such-model"
     chosen = select_embedder(missing, tmp_path)
     assert isinstance(chosen, SentenceTransformerEmbedder)
@@ -144,8 +146,7 @@ def test_auto_falls_back_to_torch_with_the_reason_once(tmp_path: Path,
     assert isinstance(again, SentenceTransformerEmbedder)
     assert again.fallback_reason == chosen.fallback_reason
     assert "preparing" not in capsys.readouterr().err
-    assert isinstance(select_embedder(None, tmp_path, backend="torch"),
-                      SentenceTransformerEmbedder)
+    assert isinstance(select_embedder(None, tmp_path, backend="torch"), SentenceTransformerEmbedder)
     with pytest.raises(ConfigError, match=r"embedding\.backend"):  # refused by the settings
         select_embedder(None, tmp_path, backend="tensorflow")
     unchecked = Settings.model_construct(
@@ -165,8 +166,9 @@ def test_select_embedder_prefers_a_verified_export(exported: Path, tmp_path: Pat
     # auto makes the int8 variant from the exact export it finds (no torch needed).
     fast = select_embedder(None, tmp_path / "cache")
     assert isinstance(fast, OnnxEmbedder) and fast.model_id == PACKAGED_MODEL + INT8_SUFFIX
-    assert isinstance(select_embedder(None, tmp_path / "cache", backend="torch"),
-                      SentenceTransformerEmbedder)
+    assert isinstance(
+        select_embedder(None, tmp_path / "cache", backend="torch"), SentenceTransformerEmbedder
+    )
 
 
 @pytest.mark.slow
@@ -222,8 +224,7 @@ def test_query_path_does_not_import_torch(exported: Path) -> None:
         "assert v.shape == (1, 384), v.shape\n"
         "print(e.model_id, 'torch' in sys.modules, 'sentence_transformers' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == [PACKAGED_MODEL, "False", "False"]
 
 
@@ -247,8 +248,9 @@ def test_unloadable_model_file_is_a_typed_error(exported: Path, tmp_path: Path) 
     model = target / MODEL_FILE
     model.write_bytes(b"this is not an onnx model" * 100)
     stat = model.stat()
-    _edit_manifest(target, onnx_sha256=_sha256(model), onnx_bytes=stat.st_size,
-                   onnx_mtime_ns=stat.st_mtime_ns)
+    _edit_manifest(
+        target, onnx_sha256=_sha256(model), onnx_bytes=stat.st_size, onnx_mtime_ns=stat.st_mtime_ns
+    )
     with pytest.raises(IndexStoreError, match="cannot load the ONNX export"):
         OnnxEmbedder(target).encode(["x"])
 

@@ -63,23 +63,52 @@ def test_splits_are_reported_apart(tmp_path: Path) -> None:
 def test_scores_reflect_what_was_cited(tmp_path: Path, settings: Settings) -> None:
     (tmp_path / "a.txt").write_bytes(SEED.read_bytes())
     paper = "http://arxiv.org/pdf/2304.05538v4.pdf"  # ImageNet-Hard: S2.. after the model
-    labels = {"a.txt": {"answerable": True, "task_keywords": ["deblur"],
-                        "relevant": ["https://github.com/kky7/MSSNet", paper]}}
+    labels = {
+        "a.txt": {
+            "answerable": True,
+            "task_keywords": ["deblur"],
+            "relevant": ["https://github.com/kky7/MSSNet", paper],
+        }
+    }
     (tmp_path / "labels.json").write_text(json.dumps(labels))
+
     def model_and_a_distractor(request: CompletionRequest) -> str:
         # A related paper the plan keeps in play, other than ImageNet-Hard: a wrong citation.
-        aigi = next(s.alias for s in request.context.sources
-                    if s.role == "paper" and not s.title.startswith("ImageNet"))
-        return json.dumps({
-            "task": {"statement": "Image deblurring.", "source_ids": ["S1"]},
-            "workflow": {"input": "a photo", "steps": [{"source_id": "S1", "input": "a photo",
-                         "action": "deblurs", "output": "a sharp photo"}], "output": "a photo"},
-            "references": [{"source_id": "S1", "why": "The model."},
-                           {"source_id": aigi, "why": "Wrongly cited."}],
-            "note": "", "answerable": True})
+        aigi = next(
+            s.alias
+            for s in request.context.sources
+            if s.role == "paper" and not s.title.startswith("ImageNet")
+        )
+        return json.dumps(
+            {
+                "task": {"statement": "Image deblurring.", "source_ids": ["S1"]},
+                "workflow": {
+                    "input": "a photo",
+                    "steps": [
+                        {
+                            "source_id": "S1",
+                            "input": "a photo",
+                            "action": "deblurs",
+                            "output": "a sharp photo",
+                        }
+                    ],
+                    "output": "a photo",
+                },
+                "references": [
+                    {"source_id": "S1", "why": "The model."},
+                    {"source_id": aigi, "why": "Wrongly cited."},
+                ],
+                "note": "",
+                "answerable": True,
+            }
+        )
 
-    scores, _ = evaluate_answers(tmp_path, settings=settings, embedder=HashEmbedder(),
-                                       backend=StubBackend(script=[model_and_a_distractor]))
+    scores, _ = evaluate_answers(
+        tmp_path,
+        settings=settings,
+        embedder=HashEmbedder(),
+        backend=StubBackend(script=[model_and_a_distractor]),
+    )
     (score,) = scores
     assert score.recall == 0.5  # the model, but not ImageNet-Hard
     assert score.precision == 0.5  # the model right, the other paper wrong

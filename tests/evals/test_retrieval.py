@@ -21,8 +21,11 @@ def test_embeddings_are_cached_per_model_and_texts(tmp_path: Path) -> None:
     assert np.array_equal(first, again)
     cached_embeddings(texts[:2], embedder, tmp_path)
     assert embedder.calls == calls + 1  # other texts, another entry
-    (entry,) = [p for p in (tmp_path / "embeddings").iterdir()
-                if p.suffix == ".npy" and len(np.load(p)) == 3]
+    (entry,) = [
+        p
+        for p in (tmp_path / "embeddings").iterdir()
+        if p.suffix == ".npy" and len(np.load(p)) == 3
+    ]
     entry.write_bytes(entry.read_bytes()[:40])  # truncated: encoded again, never used
     assert np.array_equal(cached_embeddings(texts, embedder, tmp_path), first)
     assert embedder.calls == calls + 2

@@ -12,13 +12,31 @@ from grounded_answer.sources.bundle import Bundle
 
 from ..support.paths import SEED
 
-LINES = st.sampled_from([
-    "A user has asked the following question:", '"How do I deblur?"', "", "   ",
-    "### Recommended AI Models:", "### Related Papers:", "Model: X", "Model:",
-    "Paper: https://a.org/p.pdf", "Paper: not a url", "GitHub: https://github.com/a/b",
-    "GitHub:", "Summary: words", "continued summary", "Answer:", "Title: T", "Key: value",
-    "Paper: https://[::1", "Paper: http://", "\t", "\r",
-])
+LINES = st.sampled_from(
+    [
+        "A user has asked the following question:",
+        '"How do I deblur?"',
+        "",
+        "   ",
+        "### Recommended AI Models:",
+        "### Related Papers:",
+        "Model: X",
+        "Model:",
+        "Paper: https://a.org/p.pdf",
+        "Paper: not a url",
+        "GitHub: https://github.com/a/b",
+        "GitHub:",
+        "Summary: words",
+        "continued summary",
+        "Answer:",
+        "Title: T",
+        "Key: value",
+        "Paper: https://[::1",
+        "Paper: http://",
+        "\t",
+        "\r",
+    ]
+)
 SEED_LINES = SEED.read_text().splitlines()
 
 
@@ -58,8 +76,9 @@ def test_bundle_parser_on_mutated_seed(data: st.DataObject) -> None:
     check("\n".join(lines))
 
 
-@settings(max_examples=100, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=300), st.sampled_from([".yaml", ".jsonl"]))
 def test_corpus_loader_on_random_bytes(tmp_path: Path, blob: bytes, suffix: str) -> None:
     path = tmp_path / f"c{suffix}"

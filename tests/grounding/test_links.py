@@ -20,8 +20,10 @@ from ..support.paths import REPO
         ("http://arxiv.org/pdf/2502.16025v1.pdf", "arxiv.org/pdf/2502.16025v3"),
         ("http://arxiv.org/pdf/2502.16025v1.pdf", "arXiv:2502.16025"),
         ("http://arxiv.org/pdf/2502.16025v1.pdf", "2502.16025v2"),
-        ("https://cg.postech.ac.kr/Research/MSSNet/MSSNet.pdf",
-         "http://cg.postech.ac.kr/Research/MSSNet/MSSNet.pdf/"),
+        (
+            "https://cg.postech.ac.kr/Research/MSSNet/MSSNet.pdf",
+            "http://cg.postech.ac.kr/Research/MSSNet/MSSNet.pdf/",
+        ),
     ],
 )
 def test_spellings_of_one_link_share_a_key(a: str, b: str) -> None:
@@ -40,8 +42,10 @@ def test_spellings_of_one_link_share_a_key(a: str, b: str) -> None:
     ],
 )
 def test_look_alikes_do_not_share_a_key(other: str) -> None:
-    assert link_key(other) not in {link_key("https://github.com/kky7/MSSNet"),
-                                   link_key("http://arxiv.org/pdf/2502.16025v1.pdf")}
+    assert link_key(other) not in {
+        link_key("https://github.com/kky7/MSSNet"),
+        link_key("http://arxiv.org/pdf/2502.16025v1.pdf"),
+    }
 
 
 @pytest.mark.parametrize(
@@ -154,13 +158,16 @@ def test_obfuscated_links_are_found(text: str, target: str) -> None:
     assert all(m.key not in ALLOWED for m in found)
 
 
-@pytest.mark.parametrize("text", [
-    "g\u0456thub.com/kky7/MSSNet",          # Cyrillic i
-    "https://github\u200b.com/kky7/MSSNet",  # zero-width space
-    "https://github.com/kky7/MSSNet\u00ad",  # trailing soft hyphen
-    "\uff48\uff54\uff54\uff50\uff53://github.com/kky7/MSSNet",  # fullwidth scheme
-    "https&#58;//github.com/kky7/MSSNet",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "g\u0456thub.com/kky7/MSSNet",  # Cyrillic i
+        "https://github\u200b.com/kky7/MSSNet",  # zero-width space
+        "https://github.com/kky7/MSSNet\u00ad",  # trailing soft hyphen
+        "\uff48\uff54\uff54\uff50\uff53://github.com/kky7/MSSNet",  # fullwidth scheme
+        "https&#58;//github.com/kky7/MSSNet",
+    ],
+)
 def test_an_obfuscated_spelling_of_an_allowed_link_is_not_allowed(text: str) -> None:
     # It looks like the allowed link, but a browser goes elsewhere (or the spelling is a
     # trick): it is never taken for the source's link.
@@ -169,22 +176,32 @@ def test_an_obfuscated_spelling_of_an_allowed_link_is_not_allowed(text: str) -> 
     assert scrub_links(text, ALLOWED)[1]
 
 
-@pytest.mark.parametrize("text", [
-    "https://evil.io@github.com/kky7/MSSNet",
-    "https://github.com/kky7/MSSNet#https://evil.io/w",
-    "https://github.com/kky7/MSSNet?next=evil.io",
-    "https://github.com:8443/kky7/MSSNet",
-    "https://user:pass@github.com/kky7/MSSNet",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://evil.io@github.com/kky7/MSSNet",
+        "https://github.com/kky7/MSSNet#https://evil.io/w",
+        "https://github.com/kky7/MSSNet?next=evil.io",
+        "https://github.com:8443/kky7/MSSNet",
+        "https://user:pass@github.com/kky7/MSSNet",
+    ],
+)
 def test_an_allowed_link_cannot_carry_foreign_text(text: str) -> None:
     found = find_links(text)
     assert [m.text for m in found] == [text]
     assert found[0].key not in ALLOWED
 
 
-@pytest.mark.parametrize("text", [m for m, _ in OBFUSCATED] + [
-    "https://evil.io/x", "www.evil.io", "arXiv:2401.12345v2", "https://a.org/wiki/X_(y)",
-])
+@pytest.mark.parametrize(
+    "text",
+    [m for m, _ in OBFUSCATED]
+    + [
+        "https://evil.io/x",
+        "www.evil.io",
+        "arXiv:2401.12345v2",
+        "https://a.org/wiki/X_(y)",
+    ],
+)
 def test_defanged_text_holds_no_link(text: str) -> None:
     assert find_links(defang(text)) == ()
 
@@ -195,7 +212,9 @@ def test_links_with_balanced_parentheses_are_whole() -> None:
     assert [m.text for m in find_links(f"(see {url})")] == [url]
     assert [m.text for m in find_links(f"[Paper](<{url}>)")] == [url]
     assert [m.text for m in find_links("[t](https://a.org/x)[u](//evil.io)")] == [
-        "https://a.org/x", "//evil.io"]
+        "https://a.org/x",
+        "//evil.io",
+    ]
 
 
 def test_markdown_escapes_do_not_hide_an_allowed_link() -> None:
@@ -205,46 +224,52 @@ def test_markdown_escapes_do_not_hide_an_allowed_link() -> None:
     assert not found[0].key.startswith("obfuscated:")
 
 
-@pytest.mark.parametrize("url", [
-    "https://github.com/kky7/MSSNet",
-    "http://arxiv.org/pdf/2304.05538v4.pdf",
-    "https://en.wikipedia.org/wiki/Deblurring_(imaging)",
-    "https://cg.postech.ac.kr/Research/MSSNet/MSSNet.pdf",
-    "https://github.com/a/b#readme",
-    "https://a.org:8443/x?id=7&lang=en",
-    "https://de.wikipedia.org/wiki/Sch%C3%A4rfe",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/kky7/MSSNet",
+        "http://arxiv.org/pdf/2304.05538v4.pdf",
+        "https://en.wikipedia.org/wiki/Deblurring_(imaging)",
+        "https://cg.postech.ac.kr/Research/MSSNet/MSSNet.pdf",
+        "https://github.com/a/b#readme",
+        "https://a.org:8443/x?id=7&lang=en",
+        "https://de.wikipedia.org/wiki/Sch%C3%A4rfe",
+    ],
+)
 def test_check_link_accepts_plain_public_links(url: str) -> None:
     from grounded_answer.grounding.links import check_link
 
     assert check_link(url) == url
 
 
-@pytest.mark.parametrize(("url", "why"), [
-    ("ftp://a.org/x", "not an http(s) URL"),
-    ("javascript:alert(1)", "not an http(s) URL"),
-    ("https:a.org/x", "not an http(s) URL"),
-    ("https://evil.io@github.com/a/b", "user info"),
-    ("https://a.org/x/../../admin", "'..'"),
-    ("https://a.org/x/%2e%2e/admin", "'..'"),
-    ("https://127.0.0.1/x", "IP address"),
-    ("http://[::1]/x", "IP address"),
-    ("https://localhost/x", "localhost"),
-    ("https://intranet/x", "public host name"),
-    ("https://a.org/x)[evil](//evil.io/w", "unbalanced"),
-    ("https://a.org/wiki/X_(y", "unbalanced"),
-    ("https://a.org/" + "x" * 2000, "at most 2000"),
-    ("https://a.org/x y", "whitespace"),
-    ("https://a.org/x\u200b", "invisible"),
-    ("https://g\u0456thub.com/a/b", "look-alike"),
-    ("https://a.org/x&#41;", "look-alike, encoded"),
-    ("https://a.org/<img>", "'<'"),
-    ("https://a.org/x\\y", "'\\\\'"),
-    ("https://github.com/a/b#https://evil.io/w", "another link"),
-    ("https://a.org/r?next=evil.io", "another link"),
-    ("https://a.org/x.", "one link"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("ftp://a.org/x", "not an http(s) URL"),
+        ("javascript:alert(1)", "not an http(s) URL"),
+        ("https:a.org/x", "not an http(s) URL"),
+        ("https://evil.io@github.com/a/b", "user info"),
+        ("https://a.org/x/../../admin", "'..'"),
+        ("https://a.org/x/%2e%2e/admin", "'..'"),
+        ("https://127.0.0.1/x", "IP address"),
+        ("http://[::1]/x", "IP address"),
+        ("https://localhost/x", "localhost"),
+        ("https://intranet/x", "public host name"),
+        ("https://a.org/x)[evil](//evil.io/w", "unbalanced"),
+        ("https://a.org/wiki/X_(y", "unbalanced"),
+        ("https://a.org/" + "x" * 2000, "at most 2000"),
+        ("https://a.org/x y", "whitespace"),
+        ("https://a.org/x\u200b", "invisible"),
+        ("https://g\u0456thub.com/a/b", "look-alike"),
+        ("https://a.org/x&#41;", "look-alike, encoded"),
+        ("https://a.org/<img>", "'<'"),
+        ("https://a.org/x\\y", "'\\\\'"),
+        ("https://github.com/a/b#https://evil.io/w", "another link"),
+        ("https://a.org/r?next=evil.io", "another link"),
+        ("https://a.org/x.", "one link"),
+        ("", "empty"),
+    ],
+)
 def test_check_link_rejects_unsafe_link_fields(url: str, why: str) -> None:
     from grounded_answer.grounding.links import check_link
 
@@ -256,8 +281,9 @@ def test_link_tables_match_their_libraries() -> None:
     # The TLD and look-alike tables are generated from tldextract's bundled Public Suffix
     # List snapshot (offline) and Unicode's confusables data; this fails when they drift.
     script = REPO / "scripts" / "update-linkdata"
-    result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -265,12 +291,14 @@ def test_tld_table_is_complete_enough() -> None:
     from grounded_answer.grounding._linkdata import TLDS
 
     assert {"com", "io", "zip", "sh", "py", "ai", "dev", "app", "mov", "xn--p1ai"} - TLDS <= {
-        "xn--p1ai"}
+        "xn--p1ai"
+    }
     assert "\u0440\u0444" in TLDS and len(TLDS) > 1000
 
 
-@pytest.mark.parametrize("text", ["写真が出てきました。AIで直せますか", "ok。AIで",
-                                  "evil\uff0eioで"])
+@pytest.mark.parametrize(
+    "text", ["写真が出てきました。AIで直せますか", "ok。AIで", "evil\uff0eioで"]
+)
 def test_an_ideographic_full_stop_before_a_word_is_punctuation_not_a_host(text: str) -> None:
     # Under IDNA the last label would be "aiで" (no TLD), and no renderer links it: the
     # question's echo stays as the user wrote it.
@@ -280,6 +308,7 @@ def test_an_ideographic_full_stop_before_a_word_is_punctuation_not_a_host(text: 
 
 @pytest.mark.parametrize("text", ["例。com", "see evil。io", "evil.com에서", "evil。io/x"])
 def test_a_host_written_with_an_ideographic_dot_or_glued_to_hangul_is_still_caught(
-        text: str) -> None:
+    text: str,
+) -> None:
     assert find_links(text)
     assert defang(text) != text

@@ -56,16 +56,19 @@ def test_hostile_markdown_renders_as_its_own_text(text: str) -> None:
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_markdown_inside_the_answer_layout(text: str) -> None:
     # The reference line's layout: bold title, then prose, then the library's own link.
-    line = (f"- S1 **{escape(text)}** (paper): {escape(text)} "
-            + markdown_link("Paper", "https://a.org/p"))
+    line = f"- S1 **{escape(text)}** (paper): {escape(text)} " + markdown_link(
+        "Paper", "https://a.org/p"
+    )
     tokens = markdown_tokens(line, linkify=False)
     assert tokens.hrefs == ["https://a.org/p"]
     assert tokens.images == [] and tokens.html == []
 
 
 MARKDOWNISH = st.text(
-    alphabet=st.one_of(st.sampled_from(list("\\`*_[]()<>!&#;:/.|~$@{}=+-0123456789 \t\nx")),
-                       st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00")),
+    alphabet=st.one_of(
+        st.sampled_from(list("\\`*_[]()<>!&#;:/.|~$@{}=+-0123456789 \t\nx")),
+        st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
+    ),
     max_size=60,
 )
 
@@ -86,11 +89,14 @@ def test_links_with_parentheses_render_whole() -> None:
     assert [unquote(href) for href in tokens.hrefs] == [url]
 
 
-@pytest.mark.parametrize("url", [
-    "https://a.org/x)[evil](//evil.io/w",
-    "javascript:alert(1)",
-    "https://evil.io@github.com/a/b",
-    "https://a.org/x y",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://a.org/x)[evil](//evil.io/w",
+        "javascript:alert(1)",
+        "https://evil.io@github.com/a/b",
+        "https://a.org/x y",
+    ],
+)
 def test_an_unsafe_destination_is_not_rendered(url: str) -> None:
     assert markdown_link("Paper", url) == ""

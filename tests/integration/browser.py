@@ -31,10 +31,19 @@ from typing import Any
 __all__ = ["Browser", "BrowserError", "Page", "find_chromium"]
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--no-default-browser-check", "--disable-default-apps", "--disable-extensions",
-    "--safebrowsing-disable-auto-update", "--metrics-recording-only", "--mute-audio",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--safebrowsing-disable-auto-update",
+    "--metrics-recording-only",
+    "--mute-audio",
     "--disable-features=Translate,OptimizationHints,MediaRouter",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     "--remote-debugging-pipe",
@@ -59,15 +68,17 @@ class BrowserError(RuntimeError):
 
 def find_chromium() -> str | None:
     """The Chromium executable: $CHROMIUM, else chromium or chromium-browser on PATH."""
-    return (os.environ.get("CHROMIUM") or shutil.which("chromium")
-            or shutil.which("chromium-browser"))
+    return (
+        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
 
 
 class Browser:
     """One headless Chromium process; a context manager that always ends it."""
 
-    def __init__(self, executable: str | None = None, *, width: int = 1000,
-                 height: int = 1400) -> None:
+    def __init__(
+        self, executable: str | None = None, *, width: int = 1000, height: int = 1400
+    ) -> None:
         found = executable or find_chromium()
         if not found:
             raise BrowserError("chromium is not installed (apt-get install chromium)")
@@ -88,30 +99,45 @@ class Browser:
         to_browser_read, to_browser_write = os.pipe()
         from_browser_read, from_browser_write = os.pipe()
         log = Path(self._profile.name) / "chromium.log"
-        args = [*FLAGS, f"--user-data-dir={self._profile.name}",
-                f"--window-size={self.size[0]},{self.size[1]}", "about:blank"]
+        args = [
+            *FLAGS,
+            f"--user-data-dir={self._profile.name}",
+            f"--window-size={self.size[0]},{self.size[1]}",
+            "about:blank",
+        ]
         # A tiny Python trampoline puts our pipe ends on fds 3 and 4, where Chromium expects
         # them (dash cannot redirect fds above 9, and the test runner holds the low ones).
         with log.open("wb") as stderr:
             self._process = subprocess.Popen(
-                [sys.executable, "-c", _TRAMPOLINE, str(to_browser_read),
-                 str(from_browser_write), self.executable, *args],
+                [
+                    sys.executable,
+                    "-c",
+                    _TRAMPOLINE,
+                    str(to_browser_read),
+                    str(from_browser_write),
+                    self.executable,
+                    *args,
+                ],
                 pass_fds=(to_browser_read, from_browser_write),
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
             )
         os.close(to_browser_read)
         os.close(from_browser_write)
         self._commands = to_browser_write
-        self._reader = threading.Thread(target=self._read, args=(from_browser_read,),
-                                        name="chromium-pipe", daemon=True)
+        self._reader = threading.Thread(
+            target=self._read, args=(from_browser_read,), name="chromium-pipe", daemon=True
+        )
         self._reader.start()
         try:
             self.send("Browser.getVersion")
         except BrowserError as exc:
             tail = log.read_text(errors="replace")[-2000:]
             self.close()
-            raise BrowserError(f"{self.executable} did not start ({exc}); its log:\n{tail}") \
-                from None
+            raise BrowserError(
+                f"{self.executable} did not start ({exc}); its log:\n{tail}"
+            ) from None
         return self
 
     def close(self) -> None:
@@ -143,8 +169,14 @@ class Browser:
 
     # -- the protocol -------------------------------------------------------------------------
 
-    def send(self, method: str, params: dict[str, Any] | None = None, *,
-             session: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+    def send(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        session: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
         """Send one command and wait for its reply; raises BrowserError on a protocol error."""
         assert self._commands is not None, "the browser is not running"
         with self._lock:
@@ -155,8 +187,7 @@ class Browser:
             message["sessionId"] = session
         os.write(self._commands, json.dumps(message).encode() + b"\0")
         with self._changed:
-            if not self._changed.wait_for(
-                    lambda: number in self._replies or self._closed, timeout):
+            if not self._changed.wait_for(lambda: number in self._replies or self._closed, timeout):
                 raise BrowserError(f"{method}: no reply within {timeout}s")
             if number not in self._replies:
                 raise BrowserError(f"{method}: the browser exited")
@@ -169,23 +200,30 @@ class Browser:
     def events(self, method: str, session: str | None = None) -> list[dict[str, Any]]:
         """The params of every event ``method`` received so far (for ``session``)."""
         with self._lock:
-            return [event.get("params", {}) for event in self._events
-                    if event["method"] == method
-                    and (session is None or event.get("sessionId") == session)]
+            return [
+                event.get("params", {})
+                for event in self._events
+                if event["method"] == method
+                and (session is None or event.get("sessionId") == session)
+            ]
 
-    def wait_event(self, method: str, session: str | None = None,
-                   timeout: float = 30.0) -> dict[str, Any]:
+    def wait_event(
+        self, method: str, session: str | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
         """Wait for the first event ``method`` not yet waited for."""
         with self._changed:
+
             def found() -> dict[str, Any] | None:
                 for event in self._events:
-                    if (event["method"] == method and not event.get("_seen")
-                            and (session is None or event.get("sessionId") == session)):
+                    if (
+                        event["method"] == method
+                        and not event.get("_seen")
+                        and (session is None or event.get("sessionId") == session)
+                    ):
                         return event
                 return None
 
-            if not self._changed.wait_for(lambda: found() is not None or self._closed,
-                                          timeout):
+            if not self._changed.wait_for(lambda: found() is not None or self._closed, timeout):
                 raise BrowserError(f"no {method} event within {timeout}s")
             event = found()
             if event is None:
@@ -197,14 +235,22 @@ class Browser:
     def new_page(self) -> Page:
         """A fresh tab, attached, with its network recorded."""
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = self.send("Target.attachToTarget",
-                            {"targetId": target, "flatten": True})["sessionId"]
+        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
         page = Page(self, session)
         for domain in ("Page", "Network", "Runtime"):
             self.send(f"{domain}.enable", session=session)
-        self.send("Emulation.setDeviceMetricsOverride", {
-            "width": self.size[0], "height": self.size[1], "deviceScaleFactor": 1,
-            "mobile": False}, session=session)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {
+                "width": self.size[0],
+                "height": self.size[1],
+                "deviceScaleFactor": 1,
+                "mobile": False,
+            },
+            session=session,
+        )
         return page
 
     def _read(self, fd: int) -> None:
@@ -242,9 +288,16 @@ class Page:
 
     def evaluate(self, expression: str, *, timeout: float = 30.0) -> Any:
         """The JSON value of ``expression`` (awaited if it is a promise)."""
-        reply = self.browser.send("Runtime.evaluate", {
-            "expression": expression, "awaitPromise": True, "returnByValue": True,
-        }, session=self.session, timeout=timeout)
+        reply = self.browser.send(
+            "Runtime.evaluate",
+            {
+                "expression": expression,
+                "awaitPromise": True,
+                "returnByValue": True,
+            },
+            session=self.session,
+            timeout=timeout,
+        )
         if "exceptionDetails" in reply:
             raise BrowserError(f"script failed: {reply['exceptionDetails']}")
         return reply["result"].get("value")
@@ -255,22 +308,34 @@ class Page:
             "new Promise((resolve) => { const t0 = Date.now(); const check = () => {"
             f" if ({condition}) resolve(true);"
             f" else if (Date.now() - t0 > {int(timeout * 1000)}) resolve(false);"
-            " else setTimeout(check, 25); }; check(); })", timeout=timeout + 5)
+            " else setTimeout(check, 25); }; check(); })",
+            timeout=timeout + 5,
+        )
         if not ok:
             raise BrowserError(f"timed out waiting for: {condition}")
 
     def requests(self) -> list[str]:
         """Every URL this page requested (documents, scripts, fetches, images...)."""
-        return [event["request"]["url"]
-                for event in self.browser.events("Network.requestWillBeSent", self.session)]
+        return [
+            event["request"]["url"]
+            for event in self.browser.events("Network.requestWillBeSent", self.session)
+        ]
 
     def screenshot(self, path: Path) -> None:
         """A PNG of the whole page, not just the window."""
         metrics = self.browser.send("Page.getLayoutMetrics", session=self.session)
         height = int(metrics["cssContentSize"]["height"]) + 1
-        self.browser.send("Emulation.setDeviceMetricsOverride", {
-            "width": self.browser.size[0], "height": height, "deviceScaleFactor": 1,
-            "mobile": False}, session=self.session)
-        data = self.browser.send("Page.captureScreenshot", {"format": "png"},
-                                 session=self.session)["data"]
+        self.browser.send(
+            "Emulation.setDeviceMetricsOverride",
+            {
+                "width": self.browser.size[0],
+                "height": height,
+                "deviceScaleFactor": 1,
+                "mobile": False,
+            },
+            session=self.session,
+        )
+        data = self.browser.send("Page.captureScreenshot", {"format": "png"}, session=self.session)[
+            "data"
+        ]
         path.write_bytes(base64.b64decode(data))

@@ -105,13 +105,17 @@ def truncated(content: str) -> Behaviour:
     return ok(content, finish_reason="length")
 
 
-def status(
-    code: int, body: Any = None, headers: Mapping[str, str] | None = None
-) -> Behaviour:
+def status(code: int, body: Any = None, headers: Mapping[str, str] | None = None) -> Behaviour:
     """An HTTP error with an OpenAI-style error body (or ``body`` as given)."""
     if body is None:
-        body = {"error": {"message": f"scripted HTTP {code}", "type": "server_error",
-                          "param": None, "code": None}}
+        body = {
+            "error": {
+                "message": f"scripted HTTP {code}",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        }
     return lambda _body: _json(code, body, headers)
 
 
@@ -122,16 +126,27 @@ def rate_limit(retry_after: str | None = "1", *, retry_after_ms: str | None = No
         headers["Retry-After"] = retry_after
     if retry_after_ms is not None:
         headers["retry-after-ms"] = retry_after_ms
-    body = {"error": {"message": "Rate limit reached", "type": "requests",
-                      "param": None, "code": "rate_limit_exceeded"}}
+    body = {
+        "error": {
+            "message": "Rate limit reached",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
     return status(429, body, headers)
 
 
 def refuse_schema() -> Behaviour:
     """400 as a server without structured-output support says it (llama.cpp, old vLLM)."""
-    body = {"error": {"message": "response_format type 'json_schema' is not supported",
-                      "type": "invalid_request_error", "param": "response_format",
-                      "code": None}}
+    body = {
+        "error": {
+            "message": "response_format type 'json_schema' is not supported",
+            "type": "invalid_request_error",
+            "param": "response_format",
+            "code": None,
+        }
+    }
     return status(400, body)
 
 
@@ -148,13 +163,12 @@ def slow(seconds: float, then: Behaviour | None = None) -> Behaviour:
 
 def malformed(content_type: str = "application/json") -> Behaviour:
     """200 whose body is not JSON at all, under the given Content-Type."""
-    return lambda _body: Reply(
-        200, b"<html>upstream proxy error{", {"Content-Type": content_type}
-    )
+    return lambda _body: Reply(200, b"<html>upstream proxy error{", {"Content-Type": content_type})
 
 
 def empty_choices() -> Behaviour:
     """200 with a well-formed body and an empty ``choices`` list."""
+
     def behave(_body: Any) -> Reply:
         data = chat_completion("unused")
         data["choices"] = []
@@ -168,13 +182,13 @@ def answer_with(make: Callable[[Any], str], finish_reason: str = "stop") -> Beha
     return lambda body: _json(200, chat_completion(make(body), finish_reason))
 
 
-def judge_with(score_of: Callable[[Any], float | None], *, logprobs: bool = True
-               ) -> Behaviour:
+def judge_with(score_of: Callable[[Any], float | None], *, logprobs: bool = True) -> Behaviour:
     """A one-token yes/no judge: ``score_of(body)`` is P(yes) (None: an unusable reply).
 
     With ``logprobs`` the reply carries the first token's alternatives, as llama.cpp's
     server sends them; without, only the word, as an API without logprobs would.
     """
+
     def behave(body: Any) -> Reply:
         score = score_of(body)
         if score is None:
@@ -183,12 +197,21 @@ def judge_with(score_of: Callable[[Any], float | None], *, logprobs: bool = True
             data = chat_completion("Yes" if score >= 0.5 else "No", "length")
             if logprobs and body.get("logprobs"):
                 yes, no = max(score, 1e-6), max(1.0 - score, 1e-6)
-                alternatives = [{"token": "Yes", "logprob": math.log(yes), "bytes": None},
-                                {"token": "No", "logprob": math.log(no), "bytes": None},
-                                {"token": " yes", "logprob": math.log(yes) - 9, "bytes": None}]
-                data["choices"][0]["logprobs"] = {"content": [{
-                    "token": "Yes" if score >= 0.5 else "No", "logprob": math.log(max(yes, no)),
-                    "bytes": None, "top_logprobs": alternatives}]}
+                alternatives = [
+                    {"token": "Yes", "logprob": math.log(yes), "bytes": None},
+                    {"token": "No", "logprob": math.log(no), "bytes": None},
+                    {"token": " yes", "logprob": math.log(yes) - 9, "bytes": None},
+                ]
+                data["choices"][0]["logprobs"] = {
+                    "content": [
+                        {
+                            "token": "Yes" if score >= 0.5 else "No",
+                            "logprob": math.log(max(yes, no)),
+                            "bytes": None,
+                            "top_logprobs": alternatives,
+                        }
+                    ]
+                }
         return _json(200, data)
 
     return behave
@@ -199,17 +222,35 @@ def _as_stream(reply: Reply, size: int = 7) -> Reply:
     data = json.loads(reply.body)
     choice = data["choices"][0]
     text = choice["message"]["content"] or ""
-    chunks = [text[i:i + size] for i in range(0, len(text), size)] or [""]
+    chunks = [text[i : i + size] for i in range(0, len(text), size)] or [""]
     events = []
     for n, piece in enumerate(chunks):
         last = n == len(chunks) - 1
-        events.append({"id": data["id"], "object": "chat.completion.chunk",
-                       "created": data["created"], "model": data["model"],
-                       "choices": [{"index": 0, "delta": {"content": piece},
-                                    "finish_reason": choice["finish_reason"] if last else None}]})
-    events.append({"id": data["id"], "object": "chat.completion.chunk",
-                   "created": data["created"], "model": data["model"], "choices": [],
-                   "usage": data["usage"]})
+        events.append(
+            {
+                "id": data["id"],
+                "object": "chat.completion.chunk",
+                "created": data["created"],
+                "model": data["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"content": piece},
+                        "finish_reason": choice["finish_reason"] if last else None,
+                    }
+                ],
+            }
+        )
+    events.append(
+        {
+            "id": data["id"],
+            "object": "chat.completion.chunk",
+            "created": data["created"],
+            "model": data["model"],
+            "choices": [],
+            "usage": data["usage"],
+        }
+    )
     body = "".join(f"data: {json.dumps(event)}\n\n" for event in events) + "data: [DONE]\n\n"
     return Reply(200, body.encode(), {"Content-Type": "text/event-stream"}, reply.delay)
 
@@ -229,9 +270,20 @@ class ChatServer:
         default: Behaviour | str | None = None,
     ) -> None:
         self.script = [_as_behaviour(entry) for entry in script]
-        self.default = _as_behaviour(default) if default is not None else status(
-            500, {"error": {"message": "script exhausted", "type": "test", "param": None,
-                            "code": None}}
+        self.default = (
+            _as_behaviour(default)
+            if default is not None
+            else status(
+                500,
+                {
+                    "error": {
+                        "message": "script exhausted",
+                        "type": "test",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+            )
         )
         self.requests: list[Any] = []
         self.paths: list[str] = []
@@ -252,8 +304,10 @@ class ChatServer:
         httpd = _QuietServer(("127.0.0.1", 0), handler)
         self._httpd = httpd
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-            name="chat-server", daemon=True,
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="chat-server",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -323,8 +377,12 @@ class ChatServer:
             behave = self.script.pop(0) if self.script else self.default
             self._changed.notify_all()
         reply = behave(body)
-        if isinstance(body, dict) and body.get("stream") and reply.status == 200 and \
-                reply.headers.get("Content-Type") == "application/json":
+        if (
+            isinstance(body, dict)
+            and body.get("stream")
+            and reply.status == 200
+            and reply.headers.get("Content-Type") == "application/json"
+        ):
             return _as_stream(reply)
         return reply
 
@@ -363,8 +421,13 @@ def _handler_for(server: ChatServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             if self.path.rstrip("/") != "/v1/chat/completions":
-                self._send(Reply(404, b'{"error": {"message": "not found"}}',
-                                 {"Content-Type": "application/json"}))
+                self._send(
+                    Reply(
+                        404,
+                        b'{"error": {"message": "not found"}}',
+                        {"Content-Type": "application/json"},
+                    )
+                )
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
             reply = server._next(self.path, headers, raw)

@@ -106,8 +106,18 @@ class PostgresServer:
             for path in (self.root, self.data, self.log):
                 os.chown(path, *self._owner)
         self.data.chmod(0o700)
-        self._run("initdb", "-D", str(self.data), "-U", _USER, "--auth=trust",
-                  "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            _USER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        )
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 "\n# grounded-answer tests: loopback only, no socket file, no durability\n"
@@ -121,8 +131,19 @@ class PostgresServer:
         for _ in range(3):  # another process may take the free port before the server does
             self.port = _free_port()
             try:
-                self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w",
-                          "-t", str(_TIMEOUT_S), "-o", f"-p {self.port}", "start")
+                self._run(
+                    "pg_ctl",
+                    "-D",
+                    str(self.data),
+                    "-l",
+                    str(self.log),
+                    "-w",
+                    "-t",
+                    str(_TIMEOUT_S),
+                    "-o",
+                    f"-p {self.port}",
+                    "start",
+                )
             except ServerUnavailable as exc:
                 last = str(exc)
                 continue
@@ -135,8 +156,17 @@ class PostgresServer:
         """Stop the server (always) and delete its directory."""
         if self._running:
             try:
-                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w",
-                          "-t", str(_TIMEOUT_S), "stop")
+                self._run(
+                    "pg_ctl",
+                    "-D",
+                    str(self.data),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-t",
+                    str(_TIMEOUT_S),
+                    "stop",
+                )
             except ServerUnavailable:
                 self._kill_postmaster()
             self._running = False
@@ -163,8 +193,12 @@ class PostgresServer:
     def __enter__(self) -> PostgresServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def _run(self, program: str, *args: str) -> None:
@@ -172,9 +206,15 @@ class PostgresServer:
         # Output goes to a file, not a pipe: the postmaster that pg_ctl starts would
         # inherit the pipe and keep it open, and reading it would never end.
         with tempfile.TemporaryFile("w+") as output:
-            result = subprocess.run(command, stdout=output, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, timeout=_TIMEOUT_S + 30,
-                                    env={**os.environ, "LC_ALL": "C"}, check=False)
+            result = subprocess.run(
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=_TIMEOUT_S + 30,
+                env={**os.environ, "LC_ALL": "C"},
+                check=False,
+            )
             if result.returncode:
                 output.seek(0)
                 log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""

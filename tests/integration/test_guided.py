@@ -32,13 +32,23 @@ pytestmark = pytest.mark.integration
 EVIL = "https://evil.example.com/x"
 
 
-def settings_for(tmp_path: Path, url: str, *, answer: dict[str, Any] | None = None,
-                 **llm: Any) -> Settings:
+def settings_for(
+    tmp_path: Path, url: str, *, answer: dict[str, Any] | None = None, **llm: Any
+) -> Settings:
     return load_settings(
         index={"cache_dir": str(tmp_path / "cache")},
-        llm={"backend": "openai", "base_url": url, "api_key": "test", "model": "test-model",
-             "timeout": 2.0, "max_retries": 0, "cache": False, **llm},
-        answer=answer or {}, judge={"enabled": "off"},  # tests/integration/test_judge.py
+        llm={
+            "backend": "openai",
+            "base_url": url,
+            "api_key": "test",
+            "model": "test-model",
+            "timeout": 2.0,
+            "max_retries": 0,
+            "cache": False,
+            **llm,
+        },
+        answer=answer or {},
+        judge={"enabled": "off"},  # tests/integration/test_judge.py
     )
 
 
@@ -49,8 +59,10 @@ def slots_for(body: Any, **change: Any) -> str:
     why = props.get("why", {}).get("minItems", 0)
     reply: dict[str, Any] = {
         "task": "You want a sharp photo; S1 does image deblurring: it removes blur.",
-        "steps": [{"input": "your photo", "action": "S1 sharpens it", "output": "a sharp photo"}
-                  for _ in range(steps)],
+        "steps": [
+            {"input": "your photo", "action": "S1 sharpens it", "output": "a sharp photo"}
+            for _ in range(steps)
+        ],
         "why": [f"Source number {n + 1} supports the answer." for n in range(why)],
         "note": "",
     }
@@ -68,8 +80,9 @@ def foreign(answer: Any) -> list[str]:
 
 def test_guided_slots_fill_the_plan(tmp_path: Path, seed_bundle: Bundle) -> None:
     with ChatServer([answer_with(slots_for)]) as server:
-        answer = explain(bundle=seed_bundle, settings=settings_for(tmp_path, server.url),
-                         embedder=HashEmbedder())
+        answer = explain(
+            bundle=seed_bundle, settings=settings_for(tmp_path, server.url), embedder=HashEmbedder()
+        )
     assert answer.validation.mode == "guided" and answer.validation.valid_first_try
     assert answer.task.statement.startswith("You want a sharp photo")
 
@@ -79,23 +92,28 @@ def test_a_rewrite_must_keep_naming_the_task(tmp_path: Path, seed_bundle: Bundle
         return slots_for(body, task="Yes, AI can do that for you with the model S1.")
 
     with ChatServer([answer_with(vague), answer_with(slots_for)]) as server:
-        answer = explain(bundle=seed_bundle, settings=settings_for(tmp_path, server.url),
-                         embedder=HashEmbedder())
+        answer = explain(
+            bundle=seed_bundle, settings=settings_for(tmp_path, server.url), embedder=HashEmbedder()
+        )
         repair = server.requests[1]["messages"][-1]["content"]
     assert "name the task" in repair and "deblurring" in repair
     assert "image deblurring" in answer.task.statement.lower()
     assert answer.validation.attempts == 2
     assert answer.plan is not None and answer.workflow is not None
     assert [s.source_id for s in answer.workflow.steps] == [
-        answer.plan.source(s.label).source_id for s in answer.plan.steps]
+        answer.plan.source(s.label).source_id for s in answer.plan.steps
+    ]
     assert answer.workflow.steps[0].action == "S1 sharpens it"
     cited = [s.source_id for s in answer.plan.cited]
     assert [r.source_id for r in answer.references] == cited
     assert answer.references[0].why == "Source number 1 supports the answer."
     sent = server.requests[0]
     schema = sent["response_format"]["json_schema"]["schema"]
-    assert schema["properties"]["why"]["minItems"] == len(cited) == \
-        schema["properties"]["why"]["maxItems"]
+    assert (
+        schema["properties"]["why"]["minItems"]
+        == len(cited)
+        == schema["properties"]["why"]["maxItems"]
+    )
     assert "source_id" not in json.dumps(schema["properties"].get("steps", {}))
     assert "answerable" not in schema["properties"]  # the plan decides
     assert schema["required"] == ["task"]  # a slot left out keeps the plan writer's text
@@ -105,10 +123,13 @@ def test_a_rewrite_must_keep_naming_the_task(tmp_path: Path, seed_bundle: Bundle
 
 def two_deblurrers() -> Bundle:
     """The seed with a second deblurring model: one step, with an alternative."""
-    return parse_bundle(SEED.read_text(encoding="utf-8").replace(
-        "GitHub: https://github.com/kky7/MSSNet",
-        "GitHub: https://github.com/kky7/MSSNet\n\nModel: Deblur-NAFNet-GoPro\n"
-        "Paper: https://arxiv.org/abs/2204.04676"))
+    return parse_bundle(
+        SEED.read_text(encoding="utf-8").replace(
+            "GitHub: https://github.com/kky7/MSSNet",
+            "GitHub: https://github.com/kky7/MSSNet\n\nModel: Deblur-NAFNet-GoPro\n"
+            "Paper: https://arxiv.org/abs/2204.04676",
+        )
+    )
 
 
 def test_slots_left_out_keep_the_plan_writers_text_and_its_tails(tmp_path: Path) -> None:
@@ -117,48 +138,64 @@ def test_slots_left_out_keep_the_plan_writers_text_and_its_tails(tmp_path: Path)
 
     bundle = two_deblurrers()
     with ChatServer([answer_with(task_only)]) as server:
-        answer = explain(bundle=bundle, settings=settings_for(tmp_path, server.url),
-                         embedder=HashEmbedder())
+        answer = explain(
+            bundle=bundle, settings=settings_for(tmp_path, server.url), embedder=HashEmbedder()
+        )
         user = server.requests[0]["messages"][1]["content"]
-    offline = explain(bundle=bundle, settings=settings_for(
-        tmp_path, "http://127.0.0.1:9/v1", backend="stub"), embedder=HashEmbedder())
+    offline = explain(
+        bundle=bundle,
+        settings=settings_for(tmp_path, "http://127.0.0.1:9/v1", backend="stub"),
+        embedder=HashEmbedder(),
+    )
     assert answer.validation.valid_first_try
     assert answer.task.statement == "You enlarged a photo; S1 does image deblurring."
     # Everything else is the offline writer's, tails included, in the same order ...
     assert answer.workflow is not None and offline.workflow is not None
     assert answer.workflow.model_dump(exclude={"steps"}) == offline.workflow.model_dump(
-        exclude={"steps"})
+        exclude={"steps"}
+    )
     assert [s.model_dump() for s in answer.workflow.steps] == [
-        s.model_dump() for s in offline.workflow.steps]
+        s.model_dump() for s in offline.workflow.steps
+    ]
     assert "Alternatives: " in answer.workflow.steps[0].action
     assert [r.why for r in answer.references] == [r.why for r in offline.references]
     # ... but the model was shown neither the quotes nor the alternatives.
-    quoted = [r.why.split(". ", 1)[1] for r in offline.references
-              if r.why.startswith("Related paper:") and r.why.count(". ")]
+    quoted = [
+        r.why.split(". ", 1)[1]
+        for r in offline.references
+        if r.why.startswith("Related paper:") and r.why.count(". ")
+    ]
     assert quoted and all(q not in user for q in quoted)
     assert "Alternatives: " not in user
 
 
 def test_a_quote_that_echoes_the_guided_prompt_is_left_out_not_blamed_on_the_model(
-    tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     # A summary sharing a run of words with the guided system prompt passed the offline
     # checks but not the guided ones: it is cut (and reported), never an error to repair.
     # The title names the model's task, so the plan cites the paper and quotes its summary.
-    bundle = parse_bundle(SEED.read_text(encoding="utf-8").replace(
-        "### Related Papers:\n", "### Related Papers:\nModel: Real-World Image Deblurring "
-        "Networks\nPaper: http://arxiv.org/pdf/2401.00001v1.pdf\nSummary: Our image deblurring "
-        "network is a careful AI scientist who explains AI models to non-experts.\n\n", 1))
+    bundle = parse_bundle(
+        SEED.read_text(encoding="utf-8").replace(
+            "### Related Papers:\n",
+            "### Related Papers:\nModel: Real-World Image Deblurring "
+            "Networks\nPaper: http://arxiv.org/pdf/2401.00001v1.pdf\nSummary: Our image deblurring "
+            "network is a careful AI scientist who explains AI models to non-experts.\n\n",
+            1,
+        )
+    )
     for policy in ("drop", "strict"):
         with ChatServer([answer_with(slots_for), answer_with(slots_for)]) as server:
             settings = settings_for(tmp_path, server.url, answer={"policy": policy})
             answer = explain(bundle=bundle, settings=settings, embedder=HashEmbedder())
         assert answer.validation.attempts == 1, policy
-        assert answer.references and not any("careful AI scientist" in r.why
-                                              for r in answer.references)
-        assert any("left out" in line and "repeats instructions" in line
-                   for line in answer.validation.dropped), (answer.validation.dropped,
-                                                            answer.validation.withheld)
+        assert answer.references and not any(
+            "careful AI scientist" in r.why for r in answer.references
+        )
+        assert any(
+            "left out" in line and "repeats instructions" in line
+            for line in answer.validation.dropped
+        ), (answer.validation.dropped, answer.validation.withheld)
 
 
 def test_bad_slots_are_repaired_then_replaced_by_the_plan_writer(
@@ -180,11 +217,14 @@ def test_bad_slots_are_repaired_then_replaced_by_the_plan_writer(
     assert "S9" not in answer.task.statement
 
 
-def test_a_model_cannot_decline_what_the_plan_answers(tmp_path: Path,
-                                                      seed_bundle: Bundle) -> None:
+def test_a_model_cannot_decline_what_the_plan_answers(tmp_path: Path, seed_bundle: Bundle) -> None:
     with ChatServer([answer_with(slots_for)]) as server:
-        answer = explain("Can AI make my blurry photo sharp?", bundle=seed_bundle,
-                         settings=settings_for(tmp_path, server.url), embedder=HashEmbedder())
+        answer = explain(
+            "Can AI make my blurry photo sharp?",
+            bundle=seed_bundle,
+            settings=settings_for(tmp_path, server.url),
+            embedder=HashEmbedder(),
+        )
     assert answer.answerable and answer.workflow
 
 
@@ -209,7 +249,7 @@ FRENCH = "Peut-on agrandir une vieille photo floue et la rendre nette ?"
 def korean_bundle(question: str = KOREAN) -> Bundle:
     text = SEED.read_text(encoding="utf-8")
     start = text.index('"') + 1
-    return parse_bundle(text[:start] + question + text[text.index('"', start):])
+    return parse_bundle(text[:start] + question + text[text.index('"', start) :])
 
 
 def test_a_question_in_french_is_restated_too(tmp_path: Path) -> None:
@@ -218,11 +258,16 @@ def test_a_question_in_french_is_restated_too(tmp_path: Path) -> None:
     def translate(body: Any) -> str:
         return reply(body, "fr")
 
-    script = [ok(json.dumps({"english": "Can an old blurry photo be enlarged and made "
-                             "sharp?"})), answer_with(translate)]
+    script = [
+        ok(json.dumps({"english": "Can an old blurry photo be enlarged and made sharp?"})),
+        answer_with(translate),
+    ]
     with ChatServer(script) as server:
-        answer = explain(bundle=korean_bundle(FRENCH),
-                         settings=settings_for(tmp_path, server.url), embedder=HashEmbedder())
+        answer = explain(
+            bundle=korean_bundle(FRENCH),
+            settings=settings_for(tmp_path, server.url),
+            embedder=HashEmbedder(),
+        )
         restate = server.requests[0]["messages"][0]["content"]
     assert FRENCH in restate
     assert answer.plan is not None and answer.plan.question.language == "fr"
@@ -240,18 +285,21 @@ def test_a_translation_that_keeps_the_task_name_gets_nothing_added(tmp_path: Pat
         # A translator that keeps the English term ("image deblurring") in its sentence.
         return reply(body, "fr", keep=("image", "deblurring"))
 
-    script = [ok(json.dumps({"english": "Can a blurry photo be made sharp?"})),
-              answer_with(translate)]
+    script = [
+        ok(json.dumps({"english": "Can a blurry photo be made sharp?"})),
+        answer_with(translate),
+    ]
     with ChatServer(script) as server:
-        answer = explain(bundle=korean_bundle(FRENCH),
-                         settings=settings_for(tmp_path, server.url), embedder=HashEmbedder())
+        answer = explain(
+            bundle=korean_bundle(FRENCH),
+            settings=settings_for(tmp_path, server.url),
+            embedder=HashEmbedder(),
+        )
     assert "image deblurring" in answer.task.statement.lower()
     assert not answer.task.statement.endswith("(image deblurring)")
 
 
-def test_unreadable_question_is_restated_then_the_answer_is_translated(
-    tmp_path: Path
-) -> None:
+def test_unreadable_question_is_restated_then_the_answer_is_translated(tmp_path: Path) -> None:
     def translate(body: Any) -> str:
         assert "response_format" not in body  # plain text: small models copy under schemas
 
@@ -262,11 +310,16 @@ def test_unreadable_question_is_restated_then_the_answer_is_translated(
 
         return reply(body, "ko", with_a_link)
 
-    script = [ok(json.dumps({"english": "Can an old low-resolution photo be enlarged and "
-                             "made sharp?"})), answer_with(translate)]
+    script = [
+        ok(json.dumps({"english": "Can an old low-resolution photo be enlarged and made sharp?"})),
+        answer_with(translate),
+    ]
     with ChatServer(script) as server:
-        answer = explain(bundle=korean_bundle(), settings=settings_for(tmp_path, server.url),
-                         embedder=HashEmbedder())
+        answer = explain(
+            bundle=korean_bundle(),
+            settings=settings_for(tmp_path, server.url),
+            embedder=HashEmbedder(),
+        )
     assert answer.provenance.question_restated is not None
     assert "enlarged" in answer.provenance.question_restated
     restate = server.requests[0]["messages"][0]["content"]
@@ -296,11 +349,14 @@ def test_the_same_request_twice_costs_one_call(tmp_path: Path, seed_bundle: Bund
 
 def test_the_cache_is_shared_by_backends_on_one_file(tmp_path: Path) -> None:
     request = CompletionRequest(
-        messages=[ChatMessage(role="user", content="hello")], json_schema=None,
-        context=PromptContext(question="q", sources=[], passages=[], weak_match=False))
+        messages=[ChatMessage(role="user", content="hello")],
+        json_schema=None,
+        context=PromptContext(question="q", sources=[], passages=[], weak_match=False),
+    )
     with ChatServer(["first answer"]) as server:
-        llm = LLMSettings(backend="openai", base_url=server.url, api_key="t", model="m",
-                          max_retries=0)
+        llm = LLMSettings(
+            backend="openai", base_url=server.url, api_key="t", model="m", max_retries=0
+        )
         one = cached(OpenAIBackend(llm), tmp_path, llm)
         two = cached(OpenAIBackend(llm), tmp_path, llm)  # another process would do the same
         assert one.complete(request).text == "first answer"
@@ -311,11 +367,13 @@ def test_the_cache_is_shared_by_backends_on_one_file(tmp_path: Path) -> None:
             cached(OpenAIBackend(other), tmp_path, other).complete(request)  # a new key
 
 
-def test_ruled_out_sources_never_reach_the_guided_prompt(tmp_path: Path,
-                                                         seed_bundle: Bundle) -> None:
+def test_ruled_out_sources_never_reach_the_guided_prompt(
+    tmp_path: Path, seed_bundle: Bundle
+) -> None:
     with ChatServer([answer_with(slots_for)]) as server:
-        answer = explain(bundle=seed_bundle, settings=settings_for(tmp_path, server.url),
-                         embedder=HashEmbedder())
+        answer = explain(
+            bundle=seed_bundle, settings=settings_for(tmp_path, server.url), embedder=HashEmbedder()
+        )
         user = server.requests[0]["messages"][1]["content"]
     assert answer.plan is not None
     for source in answer.plan.sources:
@@ -333,26 +391,35 @@ def test_a_decline_keeps_its_reason_when_the_model_writes_only_the_task(
 
     with ChatServer([answer_with(task_only)]) as server:
         settings = settings_for(tmp_path, server.url)
-        settings = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(
-            update={"min_score": 0.99})})
-        answer = explain("Which stocks should I buy this year?", bundle=seed_bundle,
-                         settings=settings, embedder=HashEmbedder())
+        settings = settings.model_copy(
+            update={"retrieval": settings.retrieval.model_copy(update={"min_score": 0.99})}
+        )
+        answer = explain(
+            "Which stocks should I buy this year?",
+            bundle=seed_bundle,
+            settings=settings,
+            embedder=HashEmbedder(),
+        )
     assert not answer.answerable and answer.workflow is None
     assert answer.task.statement == "You ask which stocks to buy."
     assert answer.note and "do not cover" in answer.note
     assert answer.validation.valid_first_try
 
 
-@pytest.mark.parametrize(("text", "language", "matches"), [
-    ("混ざった音源からボーカルを分ける", "ja", True),
-    ("低解像度画像", "ja", True),  # a noun phrase may be all Han
-    ("音频源分割你有混合录音和想要分离的音轨", "ja", False),  # Chinese is not Japanese
-    ("音频源分割你有混合录音和想要分离的音轨", "zh", True),
-    ("混ざった音源からボーカルを分ける", "zh", False),
-    ("오래된 사진을 선명하게 (S1)", "ko", True),
-    ("The recommended model (S1) separates the vocals", "ko", False),
-    ("Le modèle sépare les voix", "fr", None),  # Latin script: decided by langid elsewhere
-])
-def test_script_matches_tells_japanese_from_chinese(text: str, language: str,
-                                                    matches: bool | None) -> None:
+@pytest.mark.parametrize(
+    ("text", "language", "matches"),
+    [
+        ("混ざった音源からボーカルを分ける", "ja", True),
+        ("低解像度画像", "ja", True),  # a noun phrase may be all Han
+        ("音频源分割你有混合录音和想要分离的音轨", "ja", False),  # Chinese is not Japanese
+        ("音频源分割你有混合录音和想要分离的音轨", "zh", True),
+        ("混ざった音源からボーカルを分ける", "zh", False),
+        ("오래된 사진을 선명하게 (S1)", "ko", True),
+        ("The recommended model (S1) separates the vocals", "ko", False),
+        ("Le modèle sépare les voix", "fr", None),  # Latin script: decided by langid elsewhere
+    ],
+)
+def test_script_matches_tells_japanese_from_chinese(
+    text: str, language: str, matches: bool | None
+) -> None:
     assert script_matches(text, language) is matches

@@ -43,12 +43,18 @@ RESULTS: list[dict[str, Any]] = []
 @pytest.fixture(scope="module")
 def llm_env() -> Iterator[dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GROUNDED_ANSWER_")}
-    started = subprocess.run([str(SCRIPT), "start", "--model", "qwen"], capture_output=True,
-                             text=True, env=env, timeout=3600)
+    started = subprocess.run(
+        [str(SCRIPT), "start", "--model", "qwen"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=3600,
+    )
     assert started.returncode == 0 and "export" in started.stdout, started.stderr[-3000:]
     exports = dict(
         line.removeprefix("export ").split("=", 1)
-        for line in started.stdout.splitlines() if line.startswith("export ")
+        for line in started.stdout.splitlines()
+        if line.startswith("export ")
     )
     try:
         yield exports
@@ -65,9 +71,15 @@ def llm_settings(llm_env: dict[str, str], settings: Settings) -> Settings:
     assert llm_env["GROUNDED_ANSWER_LLM__BASE_URL"].startswith("http://127.0.0.1:")
     return load_settings(
         index=settings.index.model_dump(),
-        llm={"backend": "openai", "base_url": llm_env["GROUNDED_ANSWER_LLM__BASE_URL"],
-             "model": llm_env["GROUNDED_ANSWER_LLM__MODEL"], "api_key": "local",
-             "timeout": 240, "max_retries": 1, "max_tokens": 900},
+        llm={
+            "backend": "openai",
+            "base_url": llm_env["GROUNDED_ANSWER_LLM__BASE_URL"],
+            "model": llm_env["GROUNDED_ANSWER_LLM__MODEL"],
+            "api_key": "local",
+            "timeout": 240,
+            "max_retries": 1,
+            "max_tokens": 900,
+        },
         # CI runs the 0.5B model, which does not read (its P(yes) barely moves): these tests
         # check the writing path; test_the_judge_reads_with_a_real_server checks the judge.
         judge={"enabled": "off"},
@@ -88,8 +100,9 @@ def check(answer: Answer, bundle: Path) -> None:
         models = {s.id for s in sources if s.role.value == "model"}
         assert {step.source_id for step in answer.workflow.steps} <= models
         # Every recommended model runs a step (or is that step's alternative) and is cited.
-        in_flow = {i for step in answer.workflow.steps for i in (step.source_id,
-                                                                   *step.alternatives)}
+        in_flow = {
+            i for step in answer.workflow.steps for i in (step.source_id, *step.alternatives)
+        }
         assert models <= in_flow
         assert models <= {ref.source_id for ref in answer.references}
     else:
@@ -120,29 +133,34 @@ def test_real_model_answers_are_grounded(name: str, llm_settings: Settings) -> N
         import py3langid
 
         assert py3langid.classify(answer.task.statement)[0] == "fr" or (
-            "task" in answer.validation.untranslated)
+            "task" in answer.validation.untranslated
+        )
     usage = answer.provenance.usage
-    RESULTS.append({
-        "bundle": name,
-        "answerable": answer.answerable,
-        "label_answerable": labels[name]["answerable"],
-        "attempts": answer.validation.attempts,
-        "repaired": answer.validation.repaired,
-        "dropped": answer.validation.dropped,
-        "completion_tokens": usage.completion_tokens,
-        "llm_seconds": usage.seconds,
-    })
+    RESULTS.append(
+        {
+            "bundle": name,
+            "answerable": answer.answerable,
+            "label_answerable": labels[name]["answerable"],
+            "attempts": answer.validation.attempts,
+            "repaired": answer.validation.repaired,
+            "dropped": answer.validation.dropped,
+            "completion_tokens": usage.completion_tokens,
+            "llm_seconds": usage.seconds,
+        }
+    )
 
 
 def test_the_judge_reads_with_a_real_server(llm_settings: Settings) -> None:
     # The real server's log-probabilities reach the judge, every source the model read
     # carries its judgement, and the hard rules hold whatever the (0.5B) model decides.
-    settings = llm_settings.model_copy(update={"judge": llm_settings.judge.model_copy(
-        update={"enabled": "on"})})
+    settings = llm_settings.model_copy(
+        update={"judge": llm_settings.judge.model_copy(update={"enabled": "on"})}
+    )
     events: list[str] = []
     bundle = BUNDLES / "02_deblur_motion_blur.txt"
-    answer = explain(bundle=bundle, settings=settings,
-                     on_event=lambda event, _: events.append(event))
+    answer = explain(
+        bundle=bundle, settings=settings, on_event=lambda event, _: events.append(event)
+    )
     check_invariants = answer.answerable or answer.note.strip()
     assert check_invariants
     assert answer.plan is not None and answer.plan.verdict.basis == "model"

@@ -55,8 +55,6 @@ pytestmark = pytest.mark.integration
 EVIL = "https://evil.example.com"
 
 
-
-
 @pytest.fixture
 def server() -> Iterator[ChatServer]:
     """A running server with an empty script (tests push behaviours); always stopped."""
@@ -70,20 +68,36 @@ def settings_for(
     # These tests exercise the HTTP path and the free-form answer: every request must
     # reach the server (no response cache) and the scripted replies are whole answers.
     llm_settings = {
-        "backend": "openai", "base_url": url, "api_key": "test", "model": "test-model",
-        "timeout": 1.0, "max_retries": 2, "backoff": 0.01, "max_backoff": 0.05,
-        "cache": False, **llm,
+        "backend": "openai",
+        "base_url": url,
+        "api_key": "test",
+        "model": "test-model",
+        "timeout": 1.0,
+        "max_retries": 2,
+        "backoff": 0.01,
+        "max_backoff": 0.05,
+        "cache": False,
+        **llm,
     }
     return load_settings(
-        index={"cache_dir": str(tmp_path / "cache")}, llm=llm_settings,
-        answer={"mode": "free", **(answer or {})}, judge={"enabled": "off"},
+        index={"cache_dir": str(tmp_path / "cache")},
+        llm=llm_settings,
+        answer={"mode": "free", **(answer or {})},
+        judge={"enabled": "off"},
     )
 
 
 def backend_for(url: str, **llm: Any) -> OpenAIBackend:
     values = {
-        "backend": "openai", "base_url": url, "api_key": "test", "model": "test-model",
-        "timeout": 1.0, "max_retries": 2, "backoff": 0.01, "max_backoff": 0.05, **llm,
+        "backend": "openai",
+        "base_url": url,
+        "api_key": "test",
+        "model": "test-model",
+        "timeout": 1.0,
+        "max_retries": 2,
+        "backoff": 0.01,
+        "max_backoff": 0.05,
+        **llm,
     }
     return OpenAIBackend(LLMSettings(**values))
 
@@ -91,8 +105,15 @@ def backend_for(url: str, **llm: Any) -> OpenAIBackend:
 def request() -> CompletionRequest:
     context = PromptContext(
         question="How do I deblur a photo?",
-        sources=[PromptSource(alias="S1", source_id="m1", role="model", title="Deblur",
-                              summary="A deblurring model.")],
+        sources=[
+            PromptSource(
+                alias="S1",
+                source_id="m1",
+                role="model",
+                title="Deblur",
+                summary="A deblurring model.",
+            )
+        ],
         passages=[],
         weak_match=False,
     )
@@ -316,9 +337,7 @@ def test_retry_after_as_an_http_date(server: ChatServer, usegmt: bool) -> None:
 
 
 @pytest.mark.parametrize("value", ["soon", "Wed, 21 Oct 2015 07:28:00 GMT", "-5"])
-def test_unusable_or_past_retry_after_falls_back_to_backoff(
-    server: ChatServer, value: str
-) -> None:
+def test_unusable_or_past_retry_after_falls_back_to_backoff(server: ChatServer, value: str) -> None:
     server.push(rate_limit(retry_after=value), GOOD)
     completion = backend_for(server.url, backoff=0.01, max_backoff=0.05).complete(request())
     assert completion.text == GOOD
@@ -403,8 +422,14 @@ def test_empty_choices_is_a_typed_error(server: ChatServer) -> None:
         {"id": "x"},
         [],
     ],
-    ids=["choices-not-list", "null-choice", "null-message", "content-not-text", "no-choices",
-         "array"],
+    ids=[
+        "choices-not-list",
+        "null-choice",
+        "null-message",
+        "content-not-text",
+        "no-choices",
+        "array",
+    ],
 )
 def test_odd_json_bodies_are_typed_errors(server: ChatServer, body: Any) -> None:
     server.default = status(200, body)
@@ -414,8 +439,19 @@ def test_odd_json_bodies_are_typed_errors(server: ChatServer, body: Any) -> None
 
 
 def test_refusal_is_reported(server: ChatServer) -> None:
-    refused = {"choices": [{"index": 0, "finish_reason": "stop", "message": {
-        "role": "assistant", "content": None, "refusal": "I cannot help with that."}}]}
+    refused = {
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "refusal": "I cannot help with that.",
+                },
+            }
+        ]
+    }
     server.default = status(200, refused)
     with pytest.raises(BackendResponseError, match="refused: I cannot help"):
         backend_for(server.url).complete(request())
@@ -464,7 +500,9 @@ def test_schema_fallback_happens_once_per_backend(server: ChatServer) -> None:
     backend.complete(request())
     backend.complete(request())
     assert [r["response_format"]["type"] for r in server.requests] == [
-        "json_schema", "json_object", "json_object"
+        "json_schema",
+        "json_object",
+        "json_object",
     ]
 
 
@@ -576,16 +614,16 @@ def test_strict_policy_raises_with_every_attempt(
     )
 
 
-def test_a_streamed_answer_arrives_in_parts_and_is_the_same_completion(
-        server: ChatServer) -> None:
+def test_a_streamed_answer_arrives_in_parts_and_is_the_same_completion(server: ChatServer) -> None:
     server.push(GOOD)
     parts: list[str] = []
-    backend = OpenAIBackend(LLMSettings(base_url=server.url, api_key="k", max_retries=0,
-                                        timeout=5))
+    backend = OpenAIBackend(LLMSettings(base_url=server.url, api_key="k", max_retries=0, timeout=5))
     request = CompletionRequest(
-        messages=[ChatMessage(role="user", content="hi")], json_schema=None,
+        messages=[ChatMessage(role="user", content="hi")],
+        json_schema=None,
         context=PromptContext(question="q", sources=[], passages=[], weak_match=False),
-        on_text=parts.append)
+        on_text=parts.append,
+    )
     completion = backend.complete(request)
     assert completion.text == GOOD and parts[-1] == GOOD and len(parts) > 3
     assert all(b.startswith(a) for a, b in itertools.pairwise(parts))
@@ -594,14 +632,17 @@ def test_a_streamed_answer_arrives_in_parts_and_is_the_same_completion(
     assert server.requests[0]["stream_options"] == {"include_usage": True}
 
 
-def test_a_streamed_answer_that_can_be_cancelled_arrives_in_parts_too(
-        server: ChatServer) -> None:
+def test_a_streamed_answer_that_can_be_cancelled_arrives_in_parts_too(server: ChatServer) -> None:
     server.push(GOOD)
     parts: list[str] = []
-    backend = OpenAIBackend(LLMSettings(base_url=server.url, api_key="k", max_retries=0,
-                                        timeout=5), cancel=Cancellation())
+    backend = OpenAIBackend(
+        LLMSettings(base_url=server.url, api_key="k", max_retries=0, timeout=5),
+        cancel=Cancellation(),
+    )
     request = CompletionRequest(
-        messages=[ChatMessage(role="user", content="hi")], json_schema=None,
+        messages=[ChatMessage(role="user", content="hi")],
+        json_schema=None,
         context=PromptContext(question="q", sources=[], passages=[], weak_match=False),
-        on_text=parts.append)
+        on_text=parts.append,
+    )
     assert backend.complete(request).text == GOOD and parts[-1] == GOOD and len(parts) > 3

@@ -28,34 +28,38 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 SEED_TEXT = SEED.read_text(encoding="utf-8")
 
-HOSTILE = "\n".join([
-    "A user has asked the following question:",
-    "\"How can I sharpen a blurry photo? <script>window.__pwned = 'question'</script>\"",
-    "",
-    "### Recommended AI Models:",
-    "Model: Deblur<img src=x onerror=\"window.__pwned='title'\">Net "
-    "</title><script>window.__pwned='t2'</script>",
-    "Paper: https://arxiv.org/abs/2304.05538",
-    "GitHub: https://github.com/kky7/MSSNet",
-    "Summary: Removes motion blur from photos. "
-    "<iframe src=\"https://evil.example.com/frame\"></iframe> See "
-    "<a href=\"https://evil.example.com/x\">this</a> or javascript:alert(1) for a sharper photo.",
-    "",
-    "### Related Papers:",
-    "Model: Deblurring <svg onload=\"window.__pwned='svg'\"></svg> with multi-scale networks",
-    "Paper: https://arxiv.org/abs/2412.15677",
-    "Summary: A multi-scale network deblurs photos "
-    "]]></text><script>window.__pwned='cdata'</script>.",
-    "",
-])
+HOSTILE = "\n".join(
+    [
+        "A user has asked the following question:",
+        "\"How can I sharpen a blurry photo? <script>window.__pwned = 'question'</script>\"",
+        "",
+        "### Recommended AI Models:",
+        "Model: Deblur<img src=x onerror=\"window.__pwned='title'\">Net "
+        "</title><script>window.__pwned='t2'</script>",
+        "Paper: https://arxiv.org/abs/2304.05538",
+        "GitHub: https://github.com/kky7/MSSNet",
+        "Summary: Removes motion blur from photos. "
+        '<iframe src="https://evil.example.com/frame"></iframe> See '
+        '<a href="https://evil.example.com/x">this</a> or javascript:alert(1) for a sharper photo.',
+        "",
+        "### Related Papers:",
+        "Model: Deblurring <svg onload=\"window.__pwned='svg'\"></svg> with multi-scale networks",
+        "Paper: https://arxiv.org/abs/2412.15677",
+        "Summary: A multi-scale network deblurs photos "
+        "]]></text><script>window.__pwned='cdata'</script>.",
+        "",
+    ]
+)
 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
     found = find_chromium()
     if found is None:
-        message = ("Chromium is not installed: apt-get install chromium (Debian's package; "
-                   ".ci/run installs it)")
+        message = (
+            "Chromium is not installed: apt-get install chromium (Debian's package; "
+            ".ci/run installs it)"
+        )
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
@@ -78,8 +82,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeServer]:
 
 def local_only(page: Page, server: ServeServer) -> list[str]:
     """The page's requests that went anywhere but this server (data: URLs are local)."""
-    return [url for url in page.requests()
-            if not url.startswith((server.url + "/", "data:"))]
+    return [url for url in page.requests() if not url.startswith((server.url + "/", "data:"))]
 
 
 def ask(page: Page, bundle: str) -> None:
@@ -122,15 +125,22 @@ def test_the_seed_renders_three_sections_and_the_graph_offline(
     page.wait_for("document.getElementById('backend').options.length > 0")
     # Upload the bundle through the file input, as a user would.
     document = browser.send("DOM.getDocument", session=page.session)
-    node = browser.send("DOM.querySelector", {"nodeId": document["root"]["nodeId"],
-                                              "selector": "#file"}, session=page.session)
-    browser.send("DOM.setFileInputFiles", {"files": [str(SEED)], "nodeId": node["nodeId"]},
-                 session=page.session)
+    node = browser.send(
+        "DOM.querySelector",
+        {"nodeId": document["root"]["nodeId"], "selector": "#file"},
+        session=page.session,
+    )
+    browser.send(
+        "DOM.setFileInputFiles",
+        {"files": [str(SEED)], "nodeId": node["nodeId"]},
+        session=page.session,
+    )
     page.wait_for("document.getElementById('bundle').value.length > 0")
     assert page.evaluate("document.getElementById('bundle').value") == SEED_TEXT
     page.evaluate("document.getElementById('run').click()")
-    page.wait_for("document.body.dataset.state === 'idle' && "
-                  "!document.getElementById('validation').hidden")
+    page.wait_for(
+        "document.body.dataset.state === 'idle' && !document.getElementById('validation').hidden"
+    )
     facts = rendered(page)
     assert facts["question"] == parse_bundle(SEED_TEXT).question
     assert "image deblurring" in facts["task"]
@@ -143,20 +153,17 @@ def test_the_seed_renders_three_sections_and_the_graph_offline(
     bundle_links = {link_key(found.text) for found in find_links(SEED_TEXT)}
     assert facts["hrefs"] and all(link_key(href) in bundle_links for href in facts["hrefs"])
     assert local_only(page, server) == []
-    paths = {url.removeprefix(server.url) for url in page.requests()
-             if url.startswith(server.url)}
-    assert {"/", "/static/app.js", "/static/style.css", "/healthz",
-            "/v1/explain/stream"} <= paths
+    paths = {url.removeprefix(server.url) for url in page.requests() if url.startswith(server.url)}
+    assert {"/", "/static/app.js", "/static/style.css", "/healthz", "/v1/explain/stream"} <= paths
 
 
-def test_a_hostile_bundle_stays_inert_on_the_page(
-    browser: Browser, server: ServeServer
-) -> None:
+def test_a_hostile_bundle_stays_inert_on_the_page(browser: Browser, server: ServeServer) -> None:
     page = browser.new_page()
     page.goto(server.url + "/")
     ask(page, HOSTILE)
-    page.wait_for("document.body.dataset.state === 'idle' && "
-                  "!document.getElementById('validation').hidden")
+    page.wait_for(
+        "document.body.dataset.state === 'idle' && !document.getElementById('validation').hidden"
+    )
     facts = rendered(page)
     assert facts["pwned"] is None
     # Markup in the sources is shown as text, never built into elements.
@@ -164,22 +171,26 @@ def test_a_hostile_bundle_stays_inert_on_the_page(
     assert any("<img src=x" in title for title in facts["refs"])
     assert "<script>" in facts["question"]
     assert facts["graphDecoded"]  # the SVG stayed well-formed XML around the hostile labels
-    assert all(link_key(href) in {link_key("https://arxiv.org/abs/2304.05538"),
-                                  link_key("https://github.com/kky7/MSSNet"),
-                                  link_key("https://arxiv.org/abs/2412.15677")}
-               for href in facts["hrefs"])
+    assert all(
+        link_key(href)
+        in {
+            link_key("https://arxiv.org/abs/2304.05538"),
+            link_key("https://github.com/kky7/MSSNet"),
+            link_key("https://arxiv.org/abs/2412.15677"),
+        }
+        for href in facts["hrefs"]
+    )
     page_text = page.evaluate("document.body.innerText")
     assert "evil.example.com" not in page_text
     assert local_only(page, server) == []
     assert not any(url.startswith(server.url + "/x") for url in page.requests())
 
 
-def test_the_standalone_html_of_a_hostile_answer_is_inert(
-    browser: Browser, tmp_path: Path
-) -> None:
+def test_the_standalone_html_of_a_hostile_answer_is_inert(browser: Browser, tmp_path: Path) -> None:
     settings = load_settings(index={"cache_dir": str(tmp_path / "cache")})
-    answer: Answer = explain(bundle=parse_bundle(HOSTILE), settings=settings,
-                             embedder=HashEmbedder())
+    answer: Answer = explain(
+        bundle=parse_bundle(HOSTILE), settings=settings, embedder=HashEmbedder()
+    )
     path = tmp_path / "answer.html"
     path.write_text(answer.to_html(), encoding="utf-8")
     page = browser.new_page()
@@ -203,8 +214,10 @@ def test_stop_cancels_the_llm_call(tmp_path: Path, browser: Browser) -> None:
     with ChatServer([slow(5)]) as chat:
         settings = load_settings(
             index={"cache_dir": str(tmp_path / "cache")},
-            llm={"backend": "openai", "base_url": chat.url, "api_key": "test",
-                 "max_retries": 0}, answer={"mode": "free"}, judge={"enabled": "off"})
+            llm={"backend": "openai", "base_url": chat.url, "api_key": "test", "max_retries": 0},
+            answer={"mode": "free"},
+            judge={"enabled": "off"},
+        )
         with ServeServer(create_app(settings, embedder=HashEmbedder())) as server:
             page = browser.new_page()
             page.goto(server.url + "/")
@@ -217,7 +230,8 @@ def test_stop_cancels_the_llm_call(tmp_path: Path, browser: Browser) -> None:
             assert chat.wait_until(lambda s: s.hangups == 1, timeout=4)
             page.wait_for("document.body.dataset.state === 'idle'")
             assert page.evaluate("document.getElementById('status').textContent").startswith(
-                "Stopped")
+                "Stopped"
+            )
 
 
 def test_the_page_shows_what_the_model_read_and_each_section_once(
@@ -225,35 +239,47 @@ def test_the_page_shows_what_the_model_read_and_each_section_once(
 ) -> None:
     from .chat_server import answer_with, judge_with
 
-    judge = judge_with(lambda body: 0.97 if "Paper:" not in body["messages"][-1]["content"]
-                       else 0.6)
+    judge = judge_with(
+        lambda body: 0.97 if "Paper:" not in body["messages"][-1]["content"] else 0.6
+    )
 
     def model(body: Any) -> Any:
         if body.get("max_tokens") == 1:
             return judge(body)
         if "Name the task" in body["messages"][-1]["content"]:
             return answer_with(lambda _: "Photo deblurring")(body)
-        return answer_with(lambda _: json.dumps(
-            {"task": "Image deblurring: the recommended model removes blur."}))(body)
+        return answer_with(
+            lambda _: json.dumps({"task": "Image deblurring: the recommended model removes blur."})
+        )(body)
 
     with ChatServer(default=model) as chat:
         settings = load_settings(
             index={"cache_dir": str(tmp_path / "cache")},
-            llm={"backend": "openai", "base_url": chat.url, "api_key": "test",
-                 "max_retries": 0, "cache": False})
+            llm={
+                "backend": "openai",
+                "base_url": chat.url,
+                "api_key": "test",
+                "max_retries": 0,
+                "cache": False,
+            },
+        )
         with ServeServer(create_app(settings, embedder=HashEmbedder())) as server:
             page = browser.new_page()
             page.goto(server.url + "/")
             page.wait_for("document.getElementById('backend').options.length > 0")
             page.evaluate(f"document.getElementById('bundle').value = {json.dumps(SEED_TEXT)}")
             page.evaluate("document.getElementById('run').click()")
-            page.wait_for("document.body.dataset.state === 'idle' && "
-                          "!document.getElementById('validation').hidden")
+            page.wait_for(
+                "document.body.dataset.state === 'idle' && "
+                "!document.getElementById('validation').hidden"
+            )
             judged = page.evaluate(
-                "[...document.querySelectorAll('#plan-rows .judged')].map(e => e.textContent)")
+                "[...document.querySelectorAll('#plan-rows .judged')].map(e => e.textContent)"
+            )
             steps = page.evaluate("document.querySelectorAll('#steps li').length")
             refs = page.evaluate(
-                "[...document.querySelectorAll('#refs li .label')].map(e => e.textContent)")
+                "[...document.querySelectorAll('#refs li .label')].map(e => e.textContent)"
+            )
     assert len(judged) == 3 and all("P(yes)" in text for text in judged)
     assert steps == 1
     assert len(refs) == len(set(refs))

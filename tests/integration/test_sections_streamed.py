@@ -29,16 +29,29 @@ Events = list[tuple[str, dict[str, Any]]]
 def settings_for(tmp_path: Path, url: str) -> Settings:
     return load_settings(
         index={"cache_dir": str(tmp_path / "cache")},
-        llm={"backend": "openai", "base_url": url, "api_key": "test", "model": "test-model",
-             "timeout": 5.0, "max_retries": 0, "cache": False, "restate_question": False},
-        judge={"enabled": "off"})
+        llm={
+            "backend": "openai",
+            "base_url": url,
+            "api_key": "test",
+            "model": "test-model",
+            "timeout": 5.0,
+            "max_retries": 0,
+            "cache": False,
+            "restate_question": False,
+        },
+        judge={"enabled": "off"},
+    )
 
 
 def run(tmp_path: Path, bundle: Path, answer: Any) -> tuple[Answer, Events]:
     events: Events = []
     with ChatServer(default=answer_with(answer)) as server:
-        result = explain(bundle=bundle, settings=settings_for(tmp_path, server.url),
-                         embedder=HashEmbedder(), on_event=lambda e, d: events.append((e, d)))
+        result = explain(
+            bundle=bundle,
+            settings=settings_for(tmp_path, server.url),
+            embedder=HashEmbedder(),
+            on_event=lambda e, d: events.append((e, d)),
+        )
         assert all(body.get("stream") for body in server.requests)
     return result, events
 
@@ -62,8 +75,9 @@ def test_a_guided_answer_sends_the_task_first_then_what_the_model_left(tmp_path:
 
 
 def test_a_slot_that_fails_its_checks_is_never_sent(tmp_path: Path) -> None:
-    answer, events = run(tmp_path, SEED, lambda body: json.dumps(
-        {"task": f"Image deblurring, see {EVIL}."}))
+    answer, events = run(
+        tmp_path, SEED, lambda body: json.dumps({"task": f"Image deblurring, see {EVIL}."})
+    )
     for data in sections(events):
         assert "evil.example.com" not in json.dumps(data)
         assert not [m for m in find_links(json.dumps(data)) if "evil" in m.text]

@@ -38,17 +38,28 @@ pytestmark = pytest.mark.integration
 SEED_TEXT = SEED.read_text(encoding="utf-8")
 
 
-def serve_settings(tmp_path: Path, *, llm: dict[str, Any] | None = None,
-                   **serve: Any) -> Settings:
+def serve_settings(tmp_path: Path, *, llm: dict[str, Any] | None = None, **serve: Any) -> Settings:
     # 'free': the scripted server answers the whole draft in one call (GOOD), as in
     # test_openai_backend; guided writing would ask for slots instead.
-    return load_settings(index={"cache_dir": str(tmp_path / "cache")}, llm=llm or {},
-                         answer={"mode": "free"}, serve=serve, judge={"enabled": "off"})
+    return load_settings(
+        index={"cache_dir": str(tmp_path / "cache")},
+        llm=llm or {},
+        answer={"mode": "free"},
+        serve=serve,
+        judge={"enabled": "off"},
+    )
 
 
 def openai_llm(url: str, **extra: Any) -> dict[str, Any]:
-    return {"backend": "openai", "base_url": url, "api_key": "test", "model": "test-model",
-            "timeout": 30.0, "max_retries": 0, **extra}
+    return {
+        "backend": "openai",
+        "base_url": url,
+        "api_key": "test",
+        "model": "test-model",
+        "timeout": 30.0,
+        "max_retries": 0,
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -140,17 +151,20 @@ def test_a_question_over_a_configured_corpus(tmp_path: Path, embedder: HashEmbed
         "  - id: whisper\n    role: model\n    title: Whisper large-v3\n"
         "    github_url: https://github.com/openai/whisper\n"
         "    summary: Robust speech recognition that transcribes audio recordings into text.\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     settings = serve_settings(tmp_path, corpora={"speech": str(corpus)})
     with ServeServer(create_app(settings, embedder=embedder)) as server:
         assert health(server)["corpora"] == ["default", "speech"]
-        response = httpx.post(server.url + "/v1/explain", timeout=30, json={
-            "question": "Turn my meeting recording into text", "corpus": "speech"})
+        response = httpx.post(
+            server.url + "/v1/explain",
+            timeout=30,
+            json={"question": "Turn my meeting recording into text", "corpus": "speech"},
+        )
         assert response.status_code == 200, response.text
         answer = response.json()
         assert answer["provenance"]["corpus"] == "speech"
-        assert [ref["url"] for ref in answer["references"]] == [
-            "https://github.com/openai/whisper"]
+        assert [ref["url"] for ref in answer["references"]] == ["https://github.com/openai/whisper"]
 
 
 def test_the_language_option_reaches_the_writer(
@@ -160,8 +174,11 @@ def test_the_language_option_reaches_the_writer(
     settings = serve_settings(tmp_path, llm=openai_llm(chat.url))
     with ServeServer(create_app(settings, embedder=embedder)) as server:
         for language in ("fr", "ko"):
-            response = httpx.post(server.url + "/v1/explain", timeout=30,
-                                  json={"bundle": SEED_TEXT, "language": language})
+            response = httpx.post(
+                server.url + "/v1/explain",
+                timeout=30,
+                json={"bundle": SEED_TEXT, "language": language},
+            )
             assert response.status_code == 200, response.text
             assert response.json()["validation"]["language"] == language
 
@@ -181,30 +198,43 @@ def test_a_warm_server_reuses_its_embedder_and_index(
 # -- bad requests --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("content", "field", "words"), [
-    (b"{not json", "body", "not valid JSON"),
-    (b"", "body", "empty"),
-    (b"[1, 2]", "body", "body"),
-    (b"{}", "body", "give 'bundle'"),
-    (json.dumps({"bundle": SEED_TEXT, "corpus": "default"}).encode(), "body", "not both"),
-    (json.dumps({"bundle": SEED_TEXT, "colour": "red"}).encode(), "colour", "Extra inputs"),
-    (json.dumps({"bundle": 42}).encode(), "bundle", "valid string"),
-    (json.dumps({"bundle": "no question in here\n"}).encode(), "bundle", "bundle:1:"),
-    (json.dumps({"bundle": SEED_TEXT, "question": "   "}).encode(), "question", "empty"),
-    (json.dumps({"question": "x" * 5000}).encode(), "question", "limit is 4000"),
-    (json.dumps({"question": "Deblur?", "corpus": "../etc/passwd"}).encode(), "corpus",
-     "no corpus named"),
-    (json.dumps({"bundle": SEED_TEXT, "backend": "openai"}).encode(), "backend",
-     "not offered here"),
-    (json.dumps({"bundle": SEED_TEXT, "language": "Klingon"}).encode(), "language",
-     "should match pattern"),
-])
+@pytest.mark.parametrize(
+    ("content", "field", "words"),
+    [
+        (b"{not json", "body", "not valid JSON"),
+        (b"", "body", "empty"),
+        (b"[1, 2]", "body", "body"),
+        (b"{}", "body", "give 'bundle'"),
+        (json.dumps({"bundle": SEED_TEXT, "corpus": "default"}).encode(), "body", "not both"),
+        (json.dumps({"bundle": SEED_TEXT, "colour": "red"}).encode(), "colour", "Extra inputs"),
+        (json.dumps({"bundle": 42}).encode(), "bundle", "valid string"),
+        (json.dumps({"bundle": "no question in here\n"}).encode(), "bundle", "bundle:1:"),
+        (json.dumps({"bundle": SEED_TEXT, "question": "   "}).encode(), "question", "empty"),
+        (json.dumps({"question": "x" * 5000}).encode(), "question", "limit is 4000"),
+        (
+            json.dumps({"question": "Deblur?", "corpus": "../etc/passwd"}).encode(),
+            "corpus",
+            "no corpus named",
+        ),
+        (
+            json.dumps({"bundle": SEED_TEXT, "backend": "openai"}).encode(),
+            "backend",
+            "not offered here",
+        ),
+        (
+            json.dumps({"bundle": SEED_TEXT, "language": "Klingon"}).encode(),
+            "language",
+            "should match pattern",
+        ),
+    ],
+)
 @pytest.mark.parametrize("path", ["/v1/explain", "/v1/explain/stream"])
 def test_bad_requests_are_422_naming_the_field(
     stub: ServeServer, path: str, content: bytes, field: str, words: str
 ) -> None:
-    response = httpx.post(stub.url + path, content=content,
-                          headers={"content-type": "application/json"}, timeout=30)
+    response = httpx.post(
+        stub.url + path, content=content, headers={"content-type": "application/json"}, timeout=30
+    )
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/json"
     error = response.json()["error"]
@@ -225,8 +255,9 @@ def test_an_oversized_body_is_413_declared_or_streamed(
     settings = serve_settings(tmp_path, max_body_bytes=16_384)
     body = json.dumps({"bundle": SEED_TEXT + "\n" + "x" * 40_000}).encode()
     with ServeServer(create_app(settings, embedder=embedder)) as server:
-        declared = httpx.post(server.url + "/v1/explain", content=body,
-                              headers={"content-type": "application/json"})
+        declared = httpx.post(
+            server.url + "/v1/explain", content=body, headers={"content-type": "application/json"}
+        )
         assert declared.status_code == 413
         error = declared.json()["error"]
         assert error["field"] == "body" and "serve.max_body_bytes" in error["message"]
@@ -234,10 +265,13 @@ def test_an_oversized_body_is_413_declared_or_streamed(
 
         def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
             for start in range(0, len(body), 4096):
-                yield body[start:start + 4096]
+                yield body[start : start + 4096]
 
-        streamed = httpx.post(server.url + "/v1/explain/stream", content=chunks(),
-                              headers={"content-type": "application/json"})
+        streamed = httpx.post(
+            server.url + "/v1/explain/stream",
+            content=chunks(),
+            headers={"content-type": "application/json"},
+        )
         assert streamed.status_code == 413
         assert streamed.headers["content-security-policy"].startswith("default-src 'none'")
         # A body under the limit still works on the same server.
@@ -250,8 +284,9 @@ def test_an_oversized_body_is_413_declared_or_streamed(
 
 def test_the_stream_sends_each_validated_section_then_the_answer(stub: ServeServer) -> None:
     received: list[tuple[str, Any]] = []
-    with httpx.stream("POST", stub.url + "/v1/explain/stream", json={"bundle": SEED_TEXT},
-                      timeout=30) as response:
+    with httpx.stream(
+        "POST", stub.url + "/v1/explain/stream", json={"bundle": SEED_TEXT}, timeout=30
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-store"
@@ -262,15 +297,22 @@ def test_the_stream_sends_each_validated_section_then_the_answer(stub: ServeServ
     answer = Answer.model_validate(received[-1][1])
     steps = answer.workflow.steps if answer.workflow else []
     assert answer.plan is not None
-    assert names[1:] == (["plan", "task"] + ["step"] * len(steps) + ["graph"]
-                         + ["reference"] * len(answer.references) + ["answer"])
+    assert names[1:] == (
+        ["plan", "task"]
+        + ["step"] * len(steps)
+        + ["graph"]
+        + ["reference"] * len(answer.references)
+        + ["answer"]
+    )
     assert received[1][1] == answer.plan.model_dump(mode="json")
     # Each section is exactly the validated answer's part: nothing provisional was sent.
     assert received[2][1] == answer.task.model_dump(mode="json")
     assert [data for name, data in received if name == "step"] == [
-        step.model_dump(mode="json") for step in steps]
+        step.model_dump(mode="json") for step in steps
+    ]
     assert [data for name, data in received if name == "reference"] == [
-        ref.model_dump(mode="json") for ref in answer.references]
+        ref.model_dump(mode="json") for ref in answer.references
+    ]
     graph = next(data for name, data in received if name == "graph")
     assert graph["svg"].startswith('<svg xmlns="http://www.w3.org/2000/svg"')
     assert graph["mermaid"].startswith("flowchart LR")
@@ -287,9 +329,12 @@ def test_a_quiet_stream_gets_keep_alive_comments(
 ) -> None:
     chat.push(slow(1, then=ok(GOOD)))
     settings = serve_settings(tmp_path, llm=openai_llm(chat.url), heartbeat=0.1)
-    with ServeServer(create_app(settings, embedder=embedder)) as server, httpx.stream(
-            "POST", server.url + "/v1/explain/stream", json={"bundle": SEED_TEXT},
-            timeout=30) as response:
+    with (
+        ServeServer(create_app(settings, embedder=embedder)) as server,
+        httpx.stream(
+            "POST", server.url + "/v1/explain/stream", json={"bundle": SEED_TEXT}, timeout=30
+        ) as response,
+    ):
         lines = list(response.iter_lines())
     assert ": keep-alive" in lines
     assert lines.index(": keep-alive") < lines.index("event: task")
@@ -302,8 +347,9 @@ def test_a_client_that_disconnects_mid_stream_cancels_the_llm_call(
     chat.push(slow(5))
     settings = serve_settings(tmp_path, llm=openai_llm(chat.url))
     with ServeServer(create_app(settings, embedder=embedder)) as server:
-        with httpx.stream("POST", server.url + "/v1/explain/stream",
-                          json={"bundle": SEED_TEXT}, timeout=30) as response:
+        with httpx.stream(
+            "POST", server.url + "/v1/explain/stream", json={"bundle": SEED_TEXT}, timeout=30
+        ) as response:
             stream = events(response)
             assert next(stream) == ("status", {"state": "running", "ahead": 0})
             assert chat.wait_until(lambda s: len(s.requests) == 1)
@@ -330,10 +376,11 @@ def test_a_full_queue_is_429_and_frees_up(
     tmp_path: Path, embedder: HashEmbedder, chat: ChatServer
 ) -> None:
     chat.push(slow(5), slow(5))
-    settings = serve_settings(tmp_path, llm=openai_llm(chat.url), max_concurrent=1,
-                              max_queue=1)
-    with ServeServer(create_app(settings, embedder=embedder)) as server, \
-            httpx.Client(timeout=30) as client:
+    settings = serve_settings(tmp_path, llm=openai_llm(chat.url), max_concurrent=1, max_queue=1)
+    with (
+        ServeServer(create_app(settings, embedder=embedder)) as server,
+        httpx.Client(timeout=30) as client,
+    ):
         url = server.url + "/v1/explain/stream"
         with client.stream("POST", url, json={"bundle": SEED_TEXT}) as running:
             first = events(running)
@@ -371,13 +418,13 @@ def test_the_deadline_is_504_and_aborts_the_llm_call(
     # itself takes 5 s.
     settings = serve_settings(tmp_path, llm=openai_llm(chat.url), request_timeout=2.0)
     with ServeServer(create_app(settings, embedder=embedder)) as server:
-        response = httpx.post(server.url + "/v1/explain", json={"bundle": SEED_TEXT},
-                              timeout=30)
+        response = httpx.post(server.url + "/v1/explain", json={"bundle": SEED_TEXT}, timeout=30)
         assert response.status_code == 504
         assert response.json()["error"]["type"] == "RunTimeoutError"
         assert chat.wait_until(lambda s: s.hangups == 1, timeout=4)
-        with httpx.stream("POST", server.url + "/v1/explain/stream",
-                          json={"bundle": SEED_TEXT}, timeout=30) as streamed:
+        with httpx.stream(
+            "POST", server.url + "/v1/explain/stream", json={"bundle": SEED_TEXT}, timeout=30
+        ) as streamed:
             received = list(events(streamed))
         assert received[-1][0] == "error"
         assert received[-1][1]["error"]["status"] == 504
@@ -386,25 +433,35 @@ def test_the_deadline_is_504_and_aborts_the_llm_call(
         assert chat.wait_until(lambda s: s.hangups == 2, timeout=4)
 
 
-@pytest.mark.parametrize(("script", "llm", "code", "kind"), [
-    ([], {"base_url": "refused"}, 502, "BackendConnectionError"),
-    ([status(500)], {}, 502, "BackendResponseError"),
-    ([rate_limit("1")], {}, 503, "BackendRateLimitError"),
-    ([slow(5)], {"timeout": 0.3}, 504, "BackendTimeoutError"),
-])
+@pytest.mark.parametrize(
+    ("script", "llm", "code", "kind"),
+    [
+        ([], {"base_url": "refused"}, 502, "BackendConnectionError"),
+        ([status(500)], {}, 502, "BackendResponseError"),
+        ([rate_limit("1")], {}, 503, "BackendRateLimitError"),
+        ([slow(5)], {"timeout": 0.3}, 504, "BackendTimeoutError"),
+    ],
+)
 def test_backend_failures_are_5xx_json_and_stream_errors(
-    tmp_path: Path, embedder: HashEmbedder, chat: ChatServer, script: list[Any],
-    llm: dict[str, Any], code: int, kind: str,
+    tmp_path: Path,
+    embedder: HashEmbedder,
+    chat: ChatServer,
+    script: list[Any],
+    llm: dict[str, Any],
+    code: int,
+    kind: str,
 ) -> None:
     base_url = refused_url() if llm.get("base_url") == "refused" else chat.url
-    settings = serve_settings(tmp_path, llm=openai_llm(base_url, **{
-        k: v for k, v in llm.items() if k != "base_url"}))
+    settings = serve_settings(
+        tmp_path, llm=openai_llm(base_url, **{k: v for k, v in llm.items() if k != "base_url"})
+    )
     # The same X-Request-ID for both requests: the error bodies echo it, and must be equal.
     same = {"X-Request-ID": f"failure-{code}"}
     with ServeServer(create_app(settings, embedder=embedder)) as server:
         chat.push(*script)
-        response = httpx.post(server.url + "/v1/explain", json={"bundle": SEED_TEXT},
-                              timeout=30, headers=same)
+        response = httpx.post(
+            server.url + "/v1/explain", json={"bundle": SEED_TEXT}, timeout=30, headers=same
+        )
         assert response.status_code == code, response.text
         error = response.json()["error"]
         assert error["type"] == kind and error["category"] == "runtime"
@@ -412,8 +469,13 @@ def test_backend_failures_are_5xx_json_and_stream_errors(
         if code == 503:
             assert response.headers["retry-after"] == "5"
         chat.push(*script)
-        with httpx.stream("POST", server.url + "/v1/explain/stream",
-                          json={"bundle": SEED_TEXT}, timeout=30, headers=same) as streamed:
+        with httpx.stream(
+            "POST",
+            server.url + "/v1/explain/stream",
+            json={"bundle": SEED_TEXT},
+            timeout=30,
+            headers=same,
+        ) as streamed:
             assert streamed.status_code == 200  # the stream had started: the error is an event
             received = list(events(streamed))
         assert received[-1] == ("error", {"error": error})
@@ -437,8 +499,9 @@ def test_an_unexpected_error_is_a_500_without_details(tmp_path: Path) -> None:
         assert response.status_code == 500
         error = response.json()["error"]
         assert error["type"] == "InternalError" and "boom" not in response.text
-        with httpx.stream("POST", server.url + "/v1/explain/stream", json=body,
-                          timeout=30, headers=same) as streamed:
+        with httpx.stream(
+            "POST", server.url + "/v1/explain/stream", json=body, timeout=30, headers=same
+        ) as streamed:
             received = list(events(streamed))
         assert received[-1] == ("error", {"error": error})
         assert idle(server)
@@ -471,8 +534,11 @@ def test_the_page_and_its_assets_are_local_and_locked_down(stub: ServeServer) ->
     assert page.headers["x-content-type-options"] == "nosniff"
     for asset in ("/static/app.js", "/static/style.css"):
         assert httpx.get(stub.url + asset).status_code == 200
-    for text in (page.text, httpx.get(stub.url + "/static/app.js").text,
-                 httpx.get(stub.url + "/static/style.css").text):
+    for text in (
+        page.text,
+        httpx.get(stub.url + "/static/app.js").text,
+        httpx.get(stub.url + "/static/style.css").text,
+    ):
         assert "http://" not in text and "https://" not in text and "//cdn" not in text
     assert "innerHTML" not in httpx.get(stub.url + "/static/app.js").text
 
@@ -508,9 +574,14 @@ def test_the_serve_command_serves_and_stops_cleanly(tmp_path: Path) -> None:
     env = {**os.environ, "GROUNDED_ANSWER_INDEX__CACHE_DIR": str(tmp_path / "cache")}
     process = subprocess.Popen(
         [sys.executable, "-m", "grounded_answer.cli", "serve", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
+
         def up() -> bool:
             assert process.poll() is None, process.communicate()[1]
             try:
@@ -539,24 +610,29 @@ def test_the_stream_shows_the_plan_each_judgement_and_sections_as_they_are_writt
 ) -> None:
     from .chat_server import answer_with, judge_with
 
-    judge = judge_with(lambda body: 0.97 if "Paper:" not in body["messages"][-1]["content"]
-                       else 0.6)
+    judge = judge_with(
+        lambda body: 0.97 if "Paper:" not in body["messages"][-1]["content"] else 0.6
+    )
 
     def model(body: Any) -> Any:
         if body.get("max_tokens") == 1:
             return judge(body)
         if "Name the task" in body["messages"][-1]["content"]:
             return answer_with(lambda _: "Photo deblurring")(body)
-        return answer_with(lambda _: json.dumps(
-            {"task": "Image deblurring: the recommended model removes blur."}))(body)
+        return answer_with(
+            lambda _: json.dumps({"task": "Image deblurring: the recommended model removes blur."})
+        )(body)
 
     with ChatServer(default=model) as chat:
         settings = serve_settings(tmp_path, llm=openai_llm(chat.url))
         settings.judge.enabled = "auto"
         settings.answer.mode = "guided"
-        with ServeServer(create_app(settings, embedder=embedder)) as server, httpx.stream(
-                "POST", server.url + "/v1/explain/stream", json={"bundle": SEED_TEXT},
-                timeout=30) as response:
+        with (
+            ServeServer(create_app(settings, embedder=embedder)) as server,
+            httpx.stream(
+                "POST", server.url + "/v1/explain/stream", json={"bundle": SEED_TEXT}, timeout=30
+            ) as response,
+        ):
             received = list(events(response))
     names = [name for name, _ in received]
     assert names[:4] == ["status", "plan", "coverage", "task_named"]

@@ -70,9 +70,12 @@ def rows(dsn: str, table: str) -> dict[str, tuple[str, str, np.ndarray]]:
 
         register_vector(conn)
         found = conn.execute(
-            f'SELECT passage_id, source_id, text, embedding FROM "{table}"').fetchall()
-    return {pid: (sid, text, np.asarray(vec.to_numpy(), dtype=np.float32))
-            for pid, sid, text, vec in found}
+            f'SELECT passage_id, source_id, text, embedding FROM "{table}"'
+        ).fetchall()
+    return {
+        pid: (sid, text, np.asarray(vec.to_numpy(), dtype=np.float32))
+        for pid, sid, text, vec in found
+    }
 
 
 def test_two_shards_equal_one_unsharded_build(pg_dsn: str, pg_server: PostgresServer) -> None:
@@ -84,7 +87,8 @@ def test_two_shards_equal_one_unsharded_build(pg_dsn: str, pg_server: PostgresSe
     held = [sum(Shard(k, 2).holds(s.id) for s in data.sources) for k in (1, 2)]
     assert sum(held) == 300 and min(held) > 100  # a hash split, roughly even
     assert done(finalize_shards(data, embedder, index)) == (
-        "finalized: 300 sources, 300 passages, hnsw index built")
+        "finalized: 300 sources, 300 passages, hnsw index built"
+    )
     sharded = rows(pg_dsn, table_of(data))
     # One unsharded build of the same corpus in another database of the same server.
     other = pg_server.create_database("unsharded_" + os.urandom(4).hex())
@@ -101,8 +105,9 @@ def test_two_shards_equal_one_unsharded_build(pg_dsn: str, pg_server: PostgresSe
         assert store.status == "loaded" and not counting.texts
         queries = embedder.encode(["question 1", "question 2"])
         with open_pgvector_store(data, embedder, other) as whole:
-            for got, want in zip(store.search(queries, 5, exact=True), whole.search(queries, 5),
-                                 strict=True):
+            for got, want in zip(
+                store.search(queries, 5, exact=True), whole.search(queries, 5), strict=True
+            ):
                 assert [p for p, _ in got] == [p for p, _ in want]
 
 
@@ -113,12 +118,16 @@ def test_rerun_is_idempotent_and_an_edit_touches_only_its_shard(pg_dsn: str) -> 
         build_shard(data, SyntheticEmbedder(), index, Shard(k, 3))
     counting = SyntheticEmbedder()
     again = build_shard(data, counting, index, Shard(2, 3))
-    assert not counting.texts and again.endswith("updated: no passage changed "
-                                                  "(0 passages embedded)")
+    assert not counting.texts and again.endswith(
+        "updated: no passage changed (0 passages embedded)"
+    )
     # Edit one source and remove another: only the shards they hash to have work to do.
     edited_id, removed_id = data.sources[7].id, data.sources[11].id
-    sources = [synthetic_source(7, "A new summary about speech.") if s.id == edited_id else s
-               for s in data.sources if s.id != removed_id]
+    sources = [
+        synthetic_source(7, "A new summary about speech.") if s.id == edited_id else s
+        for s in data.sources
+        if s.id != removed_id
+    ]
     edited = Corpus(name="rerun", sources=tuple(sources))
     with pytest.raises(IndexStoreError, match=rf"shard K/3` for K in {shard_of(edited_id, 3)}"):
         finalize_shards(edited, SyntheticEmbedder(), index)
@@ -128,10 +137,12 @@ def test_rerun_is_idempotent_and_an_edit_touches_only_its_shard(pg_dsn: str) -> 
         build_shard(edited, counting, index, Shard(k, 3))
         work[k] = len(counting.texts)
     changed = len(edited.sources[7].passages())
-    assert changed == 2 and work == {k: changed if k == shard_of(edited_id, 3) else 0
-                                     for k in (1, 2, 3)}
+    assert changed == 2 and work == {
+        k: changed if k == shard_of(edited_id, 3) else 0 for k in (1, 2, 3)
+    }
     assert done(finalize_shards(edited, SyntheticEmbedder(), index)) == (
-        "finalized: 119 sources, 120 passages")  # no stale rows left to delete
+        "finalized: 119 sources, 120 passages"
+    )  # no stale rows left to delete
 
 
 def test_finalize_refuses_a_missing_shard_and_names_it(pg_dsn: str) -> None:
@@ -149,7 +160,8 @@ def test_finalize_refuses_a_missing_shard_and_names_it(pg_dsn: str) -> None:
     # A query's store is not published as complete either: it embeds what is missing.
     build_shard(data, SyntheticEmbedder(), index, Shard(3, 4))
     assert done(finalize_shards(data, SyntheticEmbedder(), index)).startswith(
-        "finalized: 80 sources")
+        "finalized: 80 sources"
+    )
 
 
 _SLOW_SHARD = """
@@ -170,15 +182,18 @@ store.sync_shard(synthetic_corpus(90, name="killed"), Stalls(), Shard(1, 2))
 """
 
 
-def test_a_killed_shard_leaves_nothing_and_its_rerun_completes(pg_dsn: str,
-                                                               tmp_path: Path) -> None:
+def test_a_killed_shard_leaves_nothing_and_its_rerun_completes(pg_dsn: str, tmp_path: Path) -> None:
     data = synthetic_corpus(90, name="killed")
     index = settings(pg_dsn)
     build_shard(data, SyntheticEmbedder(), index, Shard(2, 2))
     marker = tmp_path / "embedding"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
-    child = subprocess.Popen([sys.executable, "-c", _SLOW_SHARD, pg_dsn, str(marker)],
-                             cwd=ROOT, env=env, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_SHARD, pg_dsn, str(marker)],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 60
         while not marker.exists():
@@ -192,21 +207,29 @@ def test_a_killed_shard_leaves_nothing_and_its_rerun_completes(pg_dsn: str,
         child.stderr.close()  # type: ignore[union-attr]
     stored = rows(pg_dsn, table_of(data))
     assert {sid for sid, _, _ in stored.values()} == {
-        s.id for s in data.sources if Shard(2, 2).holds(s.id)}
+        s.id for s in data.sources if Shard(2, 2).holds(s.id)
+    }
     with pytest.raises(IndexStoreError, match="K/2` for K in 1,"):
         finalize_shards(data, SyntheticEmbedder(), index)
     build_shard(data, SyntheticEmbedder(), index, Shard(1, 2))
     assert done(finalize_shards(data, SyntheticEmbedder(), index)) == (
-        "finalized: 90 sources, 90 passages")
+        "finalized: 90 sources, 90 passages"
+    )
 
 
-def test_the_cli_builds_shards_then_finalizes(pg_dsn: str, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str],
-                                              export_dir: Path) -> None:
-    lines = [f'{{"id": "s{i}", "role": "paper", "title": "Method {i}", "summary": '
-             f'"Method {i} removes motion blur from photo number {i}.", '
-             f'"paper_url": "https://example.org/{i}"}}' for i in range(12)]
+def test_the_cli_builds_shards_then_finalizes(
+    pg_dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    export_dir: Path,
+) -> None:
+    lines = [
+        f'{{"id": "s{i}", "role": "paper", "title": "Method {i}", "summary": '
+        f'"Method {i} removes motion blur from photo number {i}.", '
+        f'"paper_url": "https://example.org/{i}"}}'
+        for i in range(12)
+    ]
     corpus_file = tmp_path / "corpus.jsonl"
     corpus_file.write_text("\n".join(lines) + "\n")
     monkeypatch.setenv("GROUNDED_ANSWER_INDEX__STORE", "pgvector")
@@ -228,12 +251,12 @@ def test_the_cli_builds_shards_then_finalizes(pg_dsn: str, tmp_path: Path,
 
 def test_shards_need_the_pgvector_store(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"set index\.store to 'pgvector'"):
-        build_shard(synthetic_corpus(3), SyntheticEmbedder(), IndexSettings(cache_dir=tmp_path),
-                    Shard(1, 2))
+        build_shard(
+            synthetic_corpus(3), SyntheticEmbedder(), IndexSettings(cache_dir=tmp_path), Shard(1, 2)
+        )
 
 
-def test_a_shard_built_on_an_accelerator_records_its_parity_or_writes_nothing(
-        pg_dsn: str) -> None:
+def test_a_shard_built_on_an_accelerator_records_its_parity_or_writes_nothing(pg_dsn: str) -> None:
     data = synthetic_corpus(60, name="accelerated")
     index = settings(pg_dsn)
     shifted = SyntheticEmbedder(noise=0.5)  # other vectors for the same texts
@@ -241,8 +264,9 @@ def test_a_shard_built_on_an_accelerator_records_its_parity_or_writes_nothing(
     with pytest.raises(IndexStoreError, match="disagree with the CPU's"):
         build_shard(data, refused, index, Shard(1, 1))
     assert rows(pg_dsn, table_of(data)) == {}  # the table was claimed, no row written
-    accepted = BuildEmbedder(SyntheticEmbedder(), EmbeddingSettings(),
-                             accelerator=SyntheticEmbedder())
+    accepted = BuildEmbedder(
+        SyntheticEmbedder(), EmbeddingSettings(), accelerator=SyntheticEmbedder()
+    )
     build_shard(data, accepted, index, Shard(1, 1))
     finalize_shards(data, SyntheticEmbedder(), index)
     with open_pgvector_store(data, SyntheticEmbedder(), pg_dsn) as store:
@@ -302,7 +326,8 @@ def test_shards_running_at_the_same_time_build_one_complete_index(pg_dsn: str) -
         thread.join(timeout=120)
     assert not errors and not any(t.is_alive() for t in threads)
     assert done(finalize_shards(data, SyntheticEmbedder(), index)) == (
-        "finalized: 200 sources, 200 passages")
+        "finalized: 200 sources, 200 passages"
+    )
 
 
 def test_a_new_connection_does_not_wait_for_a_long_sync(pg_dsn: str) -> None:

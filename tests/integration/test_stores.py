@@ -47,16 +47,19 @@ def test_exact_pgvector_matches_faiss_flat(pg_dsn: str, tmp_path: Path) -> None:
     data = synthetic_corpus(2000)
     queries = embedder.encode([f"question {i}" for i in range(50)])
     faiss_flat = open_faiss_store(data, embedder, tmp_path)
-    with open_pgvector_store(data, embedder, pg_dsn) as flat, \
-            open_pgvector_store(data, embedder, pg_dsn, kind="hnsw") as hnsw:
+    with (
+        open_pgvector_store(data, embedder, pg_dsn) as flat,
+        open_pgvector_store(data, embedder, pg_dsn, kind="hnsw") as hnsw,
+    ):
         assert flat.status == "built"
         assert hnsw.status == "rebuilt: index settings changed (vectors reused)"
         expected = faiss_flat.search(queries, 10)
         for got in (flat.search(queries, 10), hnsw.search(queries, 10, exact=True)):
             for want_row, got_row in zip(expected, got, strict=True):
                 assert [p for p, _ in got_row] == [p for p, _ in want_row]
-                np.testing.assert_allclose([s for _, s in got_row], [s for _, s in want_row],
-                                           atol=1e-5)
+                np.testing.assert_allclose(
+                    [s for _, s in got_row], [s for _, s in want_row], atol=1e-5
+                )
         assert flat.manifest.fingerprint == faiss_flat.manifest.fingerprint == data.fingerprint
         assert flat.manifest.model_id == embedder.model_id
 
@@ -75,8 +78,7 @@ def test_hnsw_recall_at_10(
     """Default HNSW settings find >= 0.95 of the exact top-10 over 5k embedding-like vectors."""
     embedder = SyntheticEmbedder()
     data = synthetic_corpus(5000)
-    settings = IndexSettings(cache_dir=tmp_path, store=backend, dsn=SecretStr(pg_dsn),
-                             kind="hnsw")
+    settings = IndexSettings(cache_dir=tmp_path, store=backend, dsn=SecretStr(pg_dsn), kind="hnsw")
     store = open_store(data, embedder, settings)
     try:
         vectors = embedder.encode([p.text for p in store.passages])
@@ -99,7 +101,9 @@ def _uses_hnsw(dsn: str, table: str, query: np.ndarray) -> bool:
         register_vector(conn)
         plan = conn.execute(
             f'EXPLAIN SELECT passage_id, embedding <=> %b AS distance FROM "{table}" '
-            "ORDER BY distance LIMIT 10", (query,)).fetchall()
+            "ORDER BY distance LIMIT 10",
+            (query,),
+        ).fetchall()
     return any(f"{table}_hnsw" in line for (line,) in plan)
 
 
@@ -113,21 +117,23 @@ def test_incremental_sync_embeds_only_changed_sources(
         assert len(embedder.texts) == len(corpus().passages())
     embedder.texts.clear()
     with open_pgvector_store(edited(), embedder, pg_dsn, kind=kind) as store:
-        expected = [p.text for s in edited().sources if s.id in ("src-3", "src-30")
-                    for p in s.passages()]
+        expected = [
+            p.text for s in edited().sources if s.id in ("src-3", "src-30") for p in s.passages()
+        ]
         assert sorted(embedder.texts) == sorted(expected)
-        assert store.status == (f"updated: 1 added, 1 changed, 1 removed ({len(expected)} "
-                                "passages embedded)")
+        assert store.status == (
+            f"updated: 1 added, 1 changed, 1 removed ({len(expected)} passages embedded)"
+        )
         assert store.manifest.fingerprint == edited().fingerprint
         assert [p.id for p in store.passages] == [p.id for p in edited().passages()]
         fresh = open_faiss_store(edited(), HashEmbedder(), tmp_path)
         assert ranked(store, embedder) == ranked(fresh, embedder)
         table = store.table
     with psycopg.connect(pg_dsn) as conn:
-        rows = conn.execute(f'SELECT count(*), count(DISTINCT source_id) FROM "{table}"'
-                            ).fetchone()
-        meta = conn.execute("SELECT fingerprint, passages, kind FROM ga_stores "
-                            "WHERE table_name = %s", (table,)).fetchone()
+        rows = conn.execute(f'SELECT count(*), count(DISTINCT source_id) FROM "{table}"').fetchone()
+        meta = conn.execute(
+            "SELECT fingerprint, passages, kind FROM ga_stores WHERE table_name = %s", (table,)
+        ).fetchone()
     assert rows == (len(edited().passages()), len(edited().sources))
     assert meta == (edited().fingerprint, len(edited().passages()), kind)
     embedder.texts.clear()
@@ -140,15 +146,15 @@ def test_pgvector_store_serves_the_retriever(pg_dsn: str, tmp_path: Path) -> Non
     embedder = HashEmbedder()
     with open_pgvector_store(corpus(), embedder, pg_dsn) as store:
         retriever = Retriever(corpus(), embedder, store)
-        local = Retriever(corpus(), embedder,
-                          open_faiss_store(corpus(), embedder, tmp_path))
+        local = Retriever(corpus(), embedder, open_faiss_store(corpus(), embedder, tmp_path))
         for question in QUERIES:
             got = retriever.search(question, 5, method="dense")
             want = local.search(question, 5, method="dense")
             # Equal scores may come in another order (templated texts tie), never others.
             assert [round(h.score, 5) for h in got] == [round(h.score, 5) for h in want]
-            every = {h.passage_id: round(h.score, 5)
-                     for h in local.search(question, 100, method="dense")}
+            every = {
+                h.passage_id: round(h.score, 5) for h in local.search(question, 100, method="dense")
+            }
             assert all(every[h.passage_id] == round(h.score, 5) for h in got)
 
 
@@ -192,10 +198,16 @@ def _no_psycopg_traceback(exc: BaseException) -> None:
     ("dsn", "error", "message"),
     [
         ("not a connection string", ConfigError, "not a PostgreSQL connection string"),
-        ("postgresql://postgres@127.0.0.1:{port}/no_such_db", ConfigError,
-         'database "no_such_db" does not exist'),
-        ("postgresql://postgres@127.0.0.1:{free}/postgres", IndexStoreError,
-         "cannot reach PostgreSQL at postgres@127.0.0.1"),
+        (
+            "postgresql://postgres@127.0.0.1:{port}/no_such_db",
+            ConfigError,
+            'database "no_such_db" does not exist',
+        ),
+        (
+            "postgresql://postgres@127.0.0.1:{free}/postgres",
+            IndexStoreError,
+            "cannot reach PostgreSQL at postgres@127.0.0.1",
+        ),
     ],
 )
 def test_bad_dsn_or_no_server_is_a_typed_error(

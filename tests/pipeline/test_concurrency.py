@@ -24,11 +24,11 @@ QUESTIONS = [
 
 
 @pytest.mark.slow
-def test_eight_threads_match_sequential(seed_bundle: Bundle, settings: Settings,
-                                        real_embedder: Any) -> None:
+def test_eight_threads_match_sequential(
+    seed_bundle: Bundle, settings: Settings, real_embedder: Any
+) -> None:
     def run(question: str) -> str:
-        answer = explain(question, bundle=seed_bundle, settings=settings,
-                         embedder=real_embedder)
+        answer = explain(question, bundle=seed_bundle, settings=settings, embedder=real_embedder)
         return answer.model_copy(update={"provenance": None}).model_dump_json()
 
     sequential = [run(q) for q in QUESTIONS]
@@ -42,8 +42,12 @@ def test_threads_share_one_index_build(seed_bundle: Bundle, settings: Settings) 
 
     embedder = HashEmbedder()
     with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(pool.map(lambda q: explain(q, bundle=seed_bundle, settings=settings,
-                                                  embedder=embedder), QUESTIONS))
+        answers = list(
+            pool.map(
+                lambda q: explain(q, bundle=seed_bundle, settings=settings, embedder=embedder),
+                QUESTIONS,
+            )
+        )
     statuses = [a.provenance.index_status for a in answers]
     assert statuses.count("built") == 8  # all share the one retriever that built it
     # One corpus encode for the build, then one encode per question.
@@ -56,8 +60,12 @@ def test_aexplain_runs_concurrently(seed_bundle: Bundle, settings: Settings) -> 
     embedder = HashEmbedder()
 
     async def main() -> list[Any]:
-        return await asyncio.gather(*(aexplain(q, bundle=seed_bundle, settings=settings,
-                                               embedder=embedder) for q in QUESTIONS))
+        return await asyncio.gather(
+            *(
+                aexplain(q, bundle=seed_bundle, settings=settings, embedder=embedder)
+                for q in QUESTIONS
+            )
+        )
 
     answers = asyncio.run(main())
     assert [a.question for a in answers] == QUESTIONS

@@ -21,19 +21,18 @@ from ..support.fakes import HashEmbedder
 from ..support.paths import BUNDLES
 
 
-def run(bundle: Bundle, settings: Settings, script: list[Any], **answer: Any) -> tuple[
-        Answer, StubBackend]:
+def run(
+    bundle: Bundle, settings: Settings, script: list[Any], **answer: Any
+) -> tuple[Answer, StubBackend]:
     backend = StubBackend(script=script)
     if answer:
-        settings = settings.model_copy(
-            update={"answer": settings.answer.model_copy(update=answer)})
+        settings = settings.model_copy(update={"answer": settings.answer.model_copy(update=answer)})
     result = explain(bundle=bundle, settings=settings, backend=backend, embedder=HashEmbedder())
     return result, backend
 
 
 @pytest.mark.slow
-def test_stub_answers_the_seed(seed_bundle: Bundle, settings: Settings,
-                               real_embedder: Any) -> None:
+def test_stub_answers_the_seed(seed_bundle: Bundle, settings: Settings, real_embedder: Any) -> None:
     answer = explain(bundle=seed_bundle, settings=settings, embedder=real_embedder)
     assert answer.answerable
     assert "deblurring" in answer.task.statement.lower()
@@ -58,20 +57,23 @@ def test_stub_answers_the_seed(seed_bundle: Bundle, settings: Settings,
 
 
 @pytest.mark.slow
-def test_stub_is_deterministic(seed_bundle: Bundle, settings: Settings,
-                               real_embedder: Any) -> None:
+def test_stub_is_deterministic(seed_bundle: Bundle, settings: Settings, real_embedder: Any) -> None:
     one = explain(bundle=seed_bundle, settings=settings, embedder=real_embedder)
     two = explain(bundle=seed_bundle, settings=settings, embedder=real_embedder)
     assert one.model_dump(exclude={"provenance"}) == two.model_dump(exclude={"provenance"})
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("question", [
-    "What is a good recipe for banana bread?",
-    "How do I file my income taxes as a freelancer?",
-])
-def test_off_topic_question_is_not_answerable(seed_bundle: Bundle, settings: Settings,
-                                              real_embedder: Any, question: str) -> None:
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is a good recipe for banana bread?",
+        "How do I file my income taxes as a freelancer?",
+    ],
+)
+def test_off_topic_question_is_not_answerable(
+    seed_bundle: Bundle, settings: Settings, real_embedder: Any, question: str
+) -> None:
     answer = explain(question, bundle=seed_bundle, settings=settings, embedder=real_embedder)
     assert not answer.answerable
     assert answer.workflow is None and answer.references == []
@@ -100,8 +102,9 @@ def test_repair_loop_fixes_a_bad_first_answer(seed_bundle: Bundle, settings: Set
     assert foreign_links(answer) == []
 
 
-def test_invalid_json_and_missing_sections_are_repaired(seed_bundle: Bundle,
-                                                        settings: Settings) -> None:
+def test_invalid_json_and_missing_sections_are_repaired(
+    seed_bundle: Bundle, settings: Settings
+) -> None:
     no_workflow = good_draft(workflow=None)
     answer, backend = run(seed_bundle, settings, ["{not json", no_workflow, good_draft()])
     errors = [r.errors for r in backend.requests]
@@ -123,26 +126,33 @@ def test_strict_policy_raises_with_attempts(seed_bundle: Bundle, settings: Setti
 
 def test_drop_policy_removes_and_reports(seed_bundle: Bundle, settings: Settings) -> None:
     bad = good_draft(
-        task={"statement": "Deblurring, see https://evil.example.com and S7.",
-              "source_ids": ["S1", "S8"]},
-        references=[{"source_id": "S1", "why": "Code at github.com/evil/repo too."},
-                    {"source_id": "S42", "why": "Invented."}],
+        task={
+            "statement": "Deblurring, see https://evil.example.com and S7.",
+            "source_ids": ["S1", "S8"],
+        },
+        references=[
+            {"source_id": "S1", "why": "Code at github.com/evil/repo too."},
+            {"source_id": "S42", "why": "Invented."},
+        ],
     )
     answer, backend = run(seed_bundle, settings, [bad], policy="drop", max_repairs=0)
     assert len(backend.requests) == 1
     assert foreign_links(answer) == []
     assert "evil" not in answer.to_markdown()
     dropped = " ".join(answer.validation.dropped)
-    for culprit in ("https[:]//evil[.]example[.]com", "S7", "S8", "github[.]com/evil/repo",
-                    "S42"):
+    for culprit in ("https[:]//evil[.]example[.]com", "S7", "S8", "github[.]com/evil/repo", "S42"):
         assert culprit in dropped
     assert [r.label for r in answer.references] == ["S1"]
     assert any("S42" in e for e in answer.validation.unresolved)
 
 
 def test_allowed_links_in_prose_pass(seed_bundle: Bundle, settings: Settings) -> None:
-    ok = good_draft(task={"statement": "MSSNet (https://github.com/kky7/MSSNet.git, "
-                          "arXiv 2502.16025) deblurs.", "source_ids": ["S1"]})
+    ok = good_draft(
+        task={
+            "statement": "MSSNet (https://github.com/kky7/MSSNet.git, arXiv 2502.16025) deblurs.",
+            "source_ids": ["S1"],
+        }
+    )
     answer, _ = run(seed_bundle, settings, [ok])
     assert answer.validation.valid_first_try
 
@@ -156,8 +166,9 @@ def test_cut_off_output_is_retried(seed_bundle: Bundle, settings: Settings) -> N
             return result
 
     backend = Truncating(script=[good_draft()[:120], good_draft()])
-    answer = explain(bundle=seed_bundle, settings=settings, backend=backend,
-                     embedder=HashEmbedder())
+    answer = explain(
+        bundle=seed_bundle, settings=settings, backend=backend, embedder=HashEmbedder()
+    )
     assert len(backend.requests) == 2
     assert "cut off at max_tokens" in backend.requests[1].errors[0]
     assert answer.validation.attempts == 2
@@ -183,8 +194,9 @@ def test_bundle_path_and_only_its_sources(settings: Settings) -> None:
     assert {r.source_id for r in answer.references} <= allowed
 
 
-def test_drop_keeps_allowed_links_whole_at_the_length_limit(seed_bundle: Bundle,
-                                                              settings: Settings) -> None:
+def test_drop_keeps_allowed_links_whole_at_the_length_limit(
+    seed_bundle: Bundle, settings: Settings
+) -> None:
     from grounded_answer.grounding.draft import IO_CHARS
 
     link = "https://github.com/kky7/MSSNet"
@@ -202,22 +214,26 @@ def test_drop_keeps_allowed_links_whole_at_the_length_limit(seed_bundle: Bundle,
     assert foreign_links(answer) == []
 
 
-def test_explain_sets_faiss_threads_and_blas_cutover(
-    tmp_path: Any, seed_bundle: Bundle
-) -> None:
+def test_explain_sets_faiss_threads_and_blas_cutover(tmp_path: Any, seed_bundle: Bundle) -> None:
     import faiss
 
     embedder = HashEmbedder(dimension=96)
     faiss.omp_set_num_threads(2)
     faiss.cvar.distance_compute_blas_threshold = 128_000
     try:
-        explain(bundle=seed_bundle, embedder=embedder, settings=load_settings(
-            index={"cache_dir": str(tmp_path / "cache")}))
+        explain(
+            bundle=seed_bundle,
+            embedder=embedder,
+            settings=load_settings(index={"cache_dir": str(tmp_path / "cache")}),
+        )
         assert faiss.omp_get_max_threads() == 1
         assert faiss.cvar.distance_compute_blas_threshold == 20 * 96
         faiss.omp_set_num_threads(2)
-        explain(bundle=seed_bundle, embedder=embedder, settings=load_settings(
-            index={"cache_dir": str(tmp_path / "cache"), "threads": 0}))
+        explain(
+            bundle=seed_bundle,
+            embedder=embedder,
+            settings=load_settings(index={"cache_dir": str(tmp_path / "cache"), "threads": 0}),
+        )
         assert faiss.omp_get_max_threads() == 2  # 0 leaves faiss's own setting alone
     finally:
         faiss.omp_set_num_threads(1)

@@ -21,51 +21,81 @@ from ..support.paths import SEED
 PREAMBLE = 'You are an AI scientist.\n\nA user has asked the following question:\n"{q}"\n\n'
 
 DISTRACTORS = [
-    ("Learning Transferable Visual Models From Natural Language Supervision",
-     "CLIP learns image representations from image and caption pairs for zero-shot image "
-     "classification."),
-    ("End-to-End Object Detection with Transformers",
-     "DETR detects objects in images with a transformer and bipartite matching."),
-    ("HiFi-GAN: Generative Adversarial Networks for Efficient and High Fidelity Speech "
-     "Synthesis", "A vocoder that turns mel spectrograms into speech audio."),
+    (
+        "Learning Transferable Visual Models From Natural Language Supervision",
+        "CLIP learns image representations from image and caption pairs for zero-shot image "
+        "classification.",
+    ),
+    (
+        "End-to-End Object Detection with Transformers",
+        "DETR detects objects in images with a transformer and bipartite matching.",
+    ),
+    (
+        "HiFi-GAN: Generative Adversarial Networks for Efficient and High Fidelity Speech "
+        "Synthesis",
+        "A vocoder that turns mel spectrograms into speech audio.",
+    ),
     ("Segment Anything", "A promptable model that segments any object in an image."),
     ("Simple and Controllable Music Generation", "MusicGen writes music from a text prompt."),
-    ("PP-OCR: A Practical Ultra Lightweight OCR System",
-     "Reads printed text in photos and scans: optical character recognition."),
-    ("RAFT: Recurrent All-Pairs Field Transforms for Optical Flow",
-     "Estimates the motion of every pixel between two video frames."),
-    ("NeRF: Representing Scenes as Neural Radiance Fields for View Synthesis",
-     "Builds a 3D scene from many photos and renders new views."),
-    ("wav2vec 2.0: A Framework for Self-Supervised Learning of Speech Representations",
-     "Learns speech representations from raw audio for speech recognition."),
+    (
+        "PP-OCR: A Practical Ultra Lightweight OCR System",
+        "Reads printed text in photos and scans: optical character recognition.",
+    ),
+    (
+        "RAFT: Recurrent All-Pairs Field Transforms for Optical Flow",
+        "Estimates the motion of every pixel between two video frames.",
+    ),
+    (
+        "NeRF: Representing Scenes as Neural Radiance Fields for View Synthesis",
+        "Builds a 3D scene from many photos and renders new views.",
+    ),
+    (
+        "wav2vec 2.0: A Framework for Self-Supervised Learning of Speech Representations",
+        "Learns speech representations from raw audio for speech recognition.",
+    ),
 ]
 RELEVANT = [
-    ("ESRGAN: Enhanced Super-Resolution Generative Adversarial Networks",
-     "A GAN for single image super-resolution that recovers realistic textures when an image "
-     "is upscaled four times."),
-    ("Designing a Practical Degradation Model for Deep Blind Image Super-Resolution",
-     "BSRGAN trains super-resolution networks on realistic degradations so that real "
-     "low-quality photos can be enlarged."),
+    (
+        "ESRGAN: Enhanced Super-Resolution Generative Adversarial Networks",
+        "A GAN for single image super-resolution that recovers realistic textures when an image "
+        "is upscaled four times.",
+    ),
+    (
+        "Designing a Practical Degradation Model for Deep Blind Image Super-Resolution",
+        "BSRGAN trains super-resolution networks on realistic degradations so that real "
+        "low-quality photos can be enlarged.",
+    ),
 ]
 
 
 def crowded_bundle(question: str) -> Bundle:
     """One recommended model with no summary among 11 related papers (2 relevant)."""
-    lines = [PREAMBLE.format(q=question), "### Recommended AI Models:",
-             "Model: SR-RealESRGAN-x4plus", "Paper: https://arxiv.org/abs/2107.10833",
-             "GitHub: https://github.com/xinntao/Real-ESRGAN", "", "### Related Papers:"]
+    lines = [
+        PREAMBLE.format(q=question),
+        "### Recommended AI Models:",
+        "Model: SR-RealESRGAN-x4plus",
+        "Paper: https://arxiv.org/abs/2107.10833",
+        "GitHub: https://github.com/xinntao/Real-ESRGAN",
+        "",
+        "### Related Papers:",
+    ]
     papers = DISTRACTORS[:4] + RELEVANT[:1] + DISTRACTORS[4:] + RELEVANT[1:]
     for n, (title, summary) in enumerate(papers):
-        lines += [f"Model: {title}", f"Paper: https://arxiv.org/abs/2001.{n:05d}",
-                  f"Summary: {summary}", ""]
+        lines += [
+            f"Model: {title}",
+            f"Paper: https://arxiv.org/abs/2001.{n:05d}",
+            f"Summary: {summary}",
+            "",
+        ]
     return parse_bundle("\n".join(lines) + "\nAnswer:\n")
 
 
 def model_and_paper(model: str, title: str, summary: str) -> list[Source]:
     """A recommended model (no summary) and one related paper."""
-    return [Source(id="m", role="model", title=model, paper_url="https://a.org/m"),
-            Source(id="p", role="paper", title=title, paper_url="https://a.org/p",
-                   summary=summary)]
+    return [
+        Source(id="m", role="model", title=model, paper_url="https://a.org/m"),
+        Source(id="p", role="paper", title=title, paper_url="https://a.org/p", summary=summary),
+    ]
 
 
 @pytest.fixture
@@ -108,10 +138,15 @@ def test_a_question_the_embedder_cannot_read_follows_the_recommendation(
     assert "not in English" in answer.note  # the stub says it answers in English
     assert "*Note:* The question is not in English" in answer.to_markdown()
     assert {s.source_id for s in (answer.workflow.steps if answer.workflow else [])} == {
-        korean.corpus.sources[0].id}
+        korean.corpus.sources[0].id
+    }
     # An English question off the topic is still declined.
-    stocks = explain("Which stocks should I buy this year?", bundle=korean, settings=settings,
-                     embedder=real_embedder)
+    stocks = explain(
+        "Which stocks should I buy this year?",
+        bundle=korean,
+        settings=settings,
+        embedder=real_embedder,
+    )
     assert not stocks.answerable and stocks.workflow is None and stocks.references == []
     assert stocks.plan is not None and stocks.plan.verdict.basis == "similarity"
 
@@ -143,15 +178,25 @@ def sources_for_chain() -> list[Source]:
     return [
         Source(id="mt", role="model", title="MT-M2M100-418M", paper_url="https://a.org/mt"),
         Source(id="ocr", role="model", title="OCR-PPOCRv4", paper_url="https://a.org/ocr"),
-        Source(id="p", role="paper", title="Neural Machine Translation by Jointly Learning "
-               "to Align and Translate", paper_url="https://a.org/p", summary="Translation."),
+        Source(
+            id="p",
+            role="paper",
+            title="Neural Machine Translation by Jointly Learning to Align and Translate",
+            paper_url="https://a.org/p",
+            summary="Translation.",
+        ),
     ]
 
 
 def test_a_chain_runs_in_the_order_its_data_flows() -> None:
     sources = sources_for_chain()
-    plan = make_plan("Translate the text on this photo of a menu", sources,
-                     {"mt": 0.4, "ocr": 0.4, "p": 0.3}, {"p": 0.5}, min_score=0.2)
+    plan = make_plan(
+        "Translate the text on this photo of a menu",
+        sources,
+        {"mt": 0.4, "ocr": 0.4, "p": 0.3},
+        {"p": 0.5},
+        min_score=0.2,
+    )
     assert [s.source_id for s in plan.steps] == ["ocr", "mt"]
     first, second = plan.steps
     assert first.task == "optical character recognition" and second.task == "machine translation"
@@ -160,23 +205,28 @@ def test_a_chain_runs_in_the_order_its_data_flows() -> None:
 
 
 def test_other_data_is_not_relevant_and_says_why() -> None:
-    sources = model_and_paper("Deblur-NAFNet", "Robust Speech Recognition via Weak Supervision",
-                              "Transcribes speech.")
-    plan = make_plan("Make my blurry photo sharp", sources, {"m": 0.5, "p": 0.3}, {"p": 0.6},
-                     min_score=0.2)
+    sources = model_and_paper(
+        "Deblur-NAFNet", "Robust Speech Recognition via Weak Supervision", "Transcribes speech."
+    )
+    plan = make_plan(
+        "Make my blurry photo sharp", sources, {"m": 0.5, "p": 0.3}, {"p": 0.6}, min_score=0.2
+    )
     judged = plan.source("S2")
     assert judged.relevance is Relevance.NOT_RELEVANT
     assert judged.evidence.agreement == "other data" and "audio" in judged.reason
     assert plan.in_prompt == [plan.source("S1")]
 
 
-@pytest.mark.parametrize(("question", "script", "english", "readable"), [
-    ("Can AI sharpen my photo?", "Latin", True, True),
-    ("¿Puede una IA mejorar mis fotos borrosas?", "Latin", False, True),
-    ("오래된 사진을 선명하게 만들 수 있나요?", "Hangul", False, False),
-    ("古い写真を鮮明にできますか\uff1f", "Japanese kana", False, False),
-    ("这张照片能变清晰吗\uff1f", "Han", False, False),
-])
+@pytest.mark.parametrize(
+    ("question", "script", "english", "readable"),
+    [
+        ("Can AI sharpen my photo?", "Latin", True, True),
+        ("¿Puede una IA mejorar mis fotos borrosas?", "Latin", False, True),
+        ("오래된 사진을 선명하게 만들 수 있나요?", "Hangul", False, False),
+        ("古い写真を鮮明にできますか\uff1f", "Japanese kana", False, False),
+        ("这张照片能变清晰吗\uff1f", "Han", False, False),
+    ],
+)
 def test_read_question(question: str, script: str, english: bool, readable: bool) -> None:
     reading = read_question(question)
     assert (reading.script, reading.english, reading.readable) == (script, english, readable)
@@ -187,13 +237,22 @@ def test_a_backend_is_held_to_the_plan(seed_bundle: Bundle, settings: Settings) 
         plan = request.context.plan
         assert plan is not None
         papers = [s.alias for s in request.context.sources if s.role == "paper"]
-        return json.dumps({
-            "task": {"statement": "Deblurring.", "source_ids": []},
-            "workflow": None, "references": [{"source_id": a, "why": "x"} for a in papers],
-            "note": "I am not sure.", "answerable": False})
+        return json.dumps(
+            {
+                "task": {"statement": "Deblurring.", "source_ids": []},
+                "workflow": None,
+                "references": [{"source_id": a, "why": "x"} for a in papers],
+                "note": "I am not sure.",
+                "answerable": False,
+            }
+        )
 
-    answer = explain(bundle=seed_bundle, settings=settings, embedder=HashEmbedder(),
-                     backend=StubBackend(script=[skips_the_model_and_cites_everything]))
+    answer = explain(
+        bundle=seed_bundle,
+        settings=settings,
+        embedder=HashEmbedder(),
+        backend=StubBackend(script=[skips_the_model_and_cites_everything]),
+    )
     model = seed_bundle.corpus.sources[0]
     assert answer.answerable and answer.workflow is not None
     assert [s.source_id for s in answer.workflow.steps] == [model.id]
@@ -201,23 +260,33 @@ def test_a_backend_is_held_to_the_plan(seed_bundle: Bundle, settings: Settings) 
     restored = " ".join(answer.validation.plan)
     assert "declined" in restored and "missing from the references" in restored
     assert answer.plan is not None
-    ruled_out = {s.source_id for s in answer.plan.sources
-                 if s.relevance is Relevance.NOT_RELEVANT}
+    ruled_out = {s.source_id for s in answer.plan.sources if s.relevance is Relevance.NOT_RELEVANT}
     assert not ruled_out & {r.source_id for r in answer.references}
 
 
-ON_PLANT_HEALTH = ("Deep Learning for Plant Health Monitoring from Leaf Images",
-                   "Finds early signs of stress and infection in photos of leaves.")
+ON_PLANT_HEALTH = (
+    "Deep Learning for Plant Health Monitoring from Leaf Images",
+    "Finds early signs of stress and infection in photos of leaves.",
+)
 
 
 def name_only_bundle(model: str, github: str) -> Bundle:
-    lines = [PREAMBLE.format(q="Can this tell me something about my plants?"),
-             "### Recommended AI Models:", f"Model: {model}",
-             "Paper: https://arxiv.org/abs/2301.00001", f"GitHub: {github}", "",
-             "### Related Papers:"]
+    lines = [
+        PREAMBLE.format(q="Can this tell me something about my plants?"),
+        "### Recommended AI Models:",
+        f"Model: {model}",
+        "Paper: https://arxiv.org/abs/2301.00001",
+        f"GitHub: {github}",
+        "",
+        "### Related Papers:",
+    ]
     for n, (title, summary) in enumerate([*DISTRACTORS[:3], ON_PLANT_HEALTH]):
-        lines += [f"Model: {title}", f"Paper: https://arxiv.org/abs/2001.{n:05d}",
-                  f"Summary: {summary}", ""]
+        lines += [
+            f"Model: {title}",
+            f"Paper: https://arxiv.org/abs/2001.{n:05d}",
+            f"Summary: {summary}",
+            "",
+        ]
     return parse_bundle("\n".join(lines) + "\nAnswer:\n")
 
 
@@ -248,20 +317,34 @@ def test_a_paper_naming_a_part_of_the_model_name_is_relevant() -> None:
     # Platform names carry the backbone and the training data: a paper that names either
     # is about what the model is made of, even when no task word matches.
     def judged(model: str, title: str, summary: str) -> Any:
-        return make_plan("Are these reviews positive?", model_and_paper(model, title, summary),
-                         {"m": 0.5, "p": 0.2}, {"p": 0.2}, min_score=0.2).source("S2")
+        return make_plan(
+            "Are these reviews positive?",
+            model_and_paper(model, title, summary),
+            {"m": 0.5, "p": 0.2},
+            {"p": 0.2},
+            min_score=0.2,
+        ).source("S2")
 
-    roberta = judged("Senti-RoBERTa-wwm-ext-zh", "A Robustly Optimized Pretraining Approach",
-                     "RoBERTa retrains BERT longer on more data.")
+    roberta = judged(
+        "Senti-RoBERTa-wwm-ext-zh",
+        "A Robustly Optimized Pretraining Approach",
+        "RoBERTa retrains BERT longer on more data.",
+    )
     assert roberta.relevance is Relevance.RELEVANT
     assert roberta.reason.startswith("names RoBERTa, which Senti-RoBERTa-wwm-ext-zh's name")
     # Generic acronyms (CNNs, LSTM) name a kind of network, not the model's method.
-    generic = judged("Senti-CNN-LSTM-imdb", "A Study of Review Pretraining",
-                     "Compares CNNs and an LSTM on reviews.")
+    generic = judged(
+        "Senti-CNN-LSTM-imdb",
+        "A Study of Review Pretraining",
+        "Compares CNNs and an LSTM on reviews.",
+    )
     assert not generic.reason.startswith("names")
     # A name in passing does not make a paper on other data relevant.
-    aside = judged("Senti-RoBERTa-wwm-ext-zh", "Image Super-Resolution with Deep Networks",
-                   "Like RoBERTa, it pretrains on a large corpus, of photos.")
+    aside = judged(
+        "Senti-RoBERTa-wwm-ext-zh",
+        "Image Super-Resolution with Deep Networks",
+        "Like RoBERTa, it pretrains on a large corpus, of photos.",
+    )
     assert aside.relevance is not Relevance.RELEVANT
 
 
@@ -270,21 +353,37 @@ def test_a_paper_close_to_what_the_question_asks_is_relevant() -> None:
     # far from the detector but close to the question.
     sources = [
         Source(id="m", role="model", title="Det-YOLOX-x", paper_url="https://a.org/m"),
-        Source(id="t", role="paper", title="Simple Online and Realtime Tracking",
-               paper_url="https://a.org/t", summary="Associates boxes across frames."),
-        Source(id="u", role="paper", title="A Study of Something Else",
-               paper_url="https://a.org/u", summary="Unrelated."),
+        Source(
+            id="t",
+            role="paper",
+            title="Simple Online and Realtime Tracking",
+            paper_url="https://a.org/t",
+            summary="Associates boxes across frames.",
+        ),
+        Source(
+            id="u",
+            role="paper",
+            title="A Study of Something Else",
+            paper_url="https://a.org/u",
+            summary="Unrelated.",
+        ),
     ]
     scores = {"m": 0.5, "t": 0.5, "u": 0.44}
-    plan = make_plan("Find every car in the video and follow it from frame to frame", sources,
-                     scores, {"t": 0.25, "u": 0.25}, min_score=0.2)
+    plan = make_plan(
+        "Find every car in the video and follow it from frame to frame",
+        sources,
+        scores,
+        {"t": 0.25, "u": 0.25},
+        min_score=0.2,
+    )
     by_id = {s.source_id: s for s in plan.sources}
     assert by_id["t"].relevance is Relevance.RELEVANT
     assert by_id["t"].reason == "is close to what the question asks about"
     assert by_id["u"].relevance is not Relevance.RELEVANT
     # A question the embedding model cannot read has no such score to trust.
-    unread = make_plan("모든 차를 찾아서 따라가 주세요", sources, scores, {"t": 0.25, "u": 0.25},
-                       min_score=0.2)
+    unread = make_plan(
+        "모든 차를 찾아서 따라가 주세요", sources, scores, {"t": 0.25, "u": 0.25}, min_score=0.2
+    )
     assert {s.source_id: s for s in unread.sources}["t"].relevance is not Relevance.RELEVANT
 
 
@@ -293,16 +392,19 @@ def test_an_architecture_paper_on_the_models_data_is_the_mechanism() -> None:
     # images); BERT is not cited for a speech model: it reads text, which the model does not.
     def plan_for(model: str, title: str) -> Any:
         sources = model_and_paper(model, title, "A general network architecture.")
-        return make_plan("How does it work?", sources, {"m": 0.5, "p": 0.1}, {"p": 0.1},
-                         min_score=0.2).source("S2")
+        return make_plan(
+            "How does it work?", sources, {"m": 0.5, "p": 0.1}, {"p": 0.1}, min_score=0.2
+        ).source("S2")
 
     transformer = plan_for("Forecast-Informer-ETTh1", "Attention Is All You Need")
     assert transformer.relevance is Relevance.RELEVANT
     assert transformer.reason.startswith("introduced the Transformer, an architecture")
     resnet = plan_for("OCR-TrOCR-base", "Deep Residual Learning for Image Recognition")
     assert resnet.relevance is Relevance.RELEVANT and "image models" in resnet.reason
-    bert = plan_for("ASR-Whisper-large", "BERT: Pre-training of Deep Bidirectional "
-                    "Transformers for Language Understanding")
+    bert = plan_for(
+        "ASR-Whisper-large",
+        "BERT: Pre-training of Deep Bidirectional Transformers for Language Understanding",
+    )
     assert bert.relevance is not Relevance.RELEVANT
     # A title that only starts like one is another paper.
     other = plan_for("Forecast-Informer-ETTh1", "Attention Is All You Need In Speech Separation")
@@ -319,8 +421,11 @@ def test_a_name_that_says_more_than_the_tables_task_is_quoted(settings: Settings
     assert model.evidence.name_says == "change detection"
     assert "ChangeDet-BIT-LEVIRCD (S1, named for change detection)" in answer.task.statement
     # A prefix the task already says in full adds nothing.
-    plain = explain(bundle=name_only_bundle("ASR-Whisper-large", "https://github.com/x/w"),
-                    settings=settings, embedder=HashEmbedder())
+    plain = explain(
+        bundle=name_only_bundle("ASR-Whisper-large", "https://github.com/x/w"),
+        settings=settings,
+        embedder=HashEmbedder(),
+    )
     assert "named for" not in plain.task.statement
 
 
@@ -330,20 +435,33 @@ def test_a_task_read_only_from_the_papers_is_said_to_be_that() -> None:
     from grounded_answer.writing.offline import offline_draft
     from grounded_answer.writing.prompts import PromptContext, PromptSource
 
-    sources = model_and_paper("ZQX-FooNet-v2",
-                              "Hello Edge: Keyword Spotting for Speech Recognition",
-                              "Finds wake words on small devices.")
-    plan = make_plan("Can it hear its name?", sources, {"m": 0.5, "p": 0.5}, {"p": 0.6},
-                     min_score=0.2)
+    sources = model_and_paper(
+        "ZQX-FooNet-v2",
+        "Hello Edge: Keyword Spotting for Speech Recognition",
+        "Finds wake words on small devices.",
+    )
+    plan = make_plan(
+        "Can it hear its name?", sources, {"m": 0.5, "p": 0.5}, {"p": 0.6}, min_score=0.2
+    )
     assert [t.origin for t in plan.tasks] == ["papers"]
-    context = PromptContext(question="Can it hear its name?", passages=[], weak_match=False,
-                            plan=plan, sources=[
-                                PromptSource(alias=s.label, source_id=s.source_id,
-                                             role=s.role.value, title=s.title, summary="")
-                                for s in plan.sources])
+    context = PromptContext(
+        question="Can it hear its name?",
+        passages=[],
+        weak_match=False,
+        plan=plan,
+        sources=[
+            PromptSource(
+                alias=s.label, source_id=s.source_id, role=s.role.value, title=s.title, summary=""
+            )
+            for s in plan.sources
+        ],
+    )
     statement = offline_draft(context).task.statement
-    assert statement.startswith("The platform recommends ZQX-FooNet-v2 (S1) for this. Its "
-                                "related papers are about speech recognition")
-    assert statement.endswith("the closest is Hello Edge: Keyword Spotting for Speech "
-                              "Recognition (S2).")
+    assert statement.startswith(
+        "The platform recommends ZQX-FooNet-v2 (S1) for this. Its "
+        "related papers are about speech recognition"
+    )
+    assert statement.endswith(
+        "the closest is Hello Edge: Keyword Spotting for Speech Recognition (S2)."
+    )
     assert "built for this" not in statement

@@ -118,8 +118,10 @@ def test_models_sharing_a_repository_are_two_sources() -> None:
 
 
 def test_no_trailing_answer_several_models_non_english() -> None:
-    text = bundle_text(MSSNET + "\nModel: SR-SwinIR\nGitHub: https://github.com/JingyunLiang/SwinIR\n",
-                       question="흐린 사진을 선명하게 만들 수 있나요?")
+    text = bundle_text(
+        MSSNET + "\nModel: SR-SwinIR\nGitHub: https://github.com/JingyunLiang/SwinIR\n",
+        question="흐린 사진을 선명하게 만들 수 있나요?",
+    )
     text = text.replace("\n\nAnswer:\n", "\n")
     bundle = parse_bundle(text)
     assert bundle.question == "흐린 사진을 선명하게 만들 수 있나요?"
@@ -141,17 +143,26 @@ def test_every_shipped_bundle_parses() -> None:
 @pytest.mark.parametrize(
     ("text", "marker", "words"),
     [
-        ("You are an AI scientist.\n\n### Recommended AI Models:\n" + MSSNET,
-         "You are", "no question"),
+        (
+            "You are an AI scientist.\n\n### Recommended AI Models:\n" + MSSNET,
+            "You are",
+            "no question",
+        ),
         (bundle_text("Model: \nPaper: https://a.org/x\n"), "Model: ", "without a title"),
         (bundle_text("Model: M\nPaper: not-a-url\n"), "Paper: not", "not an http(s) URL"),
-        (bundle_text("Model: M\nGitHub: ftp://github.com/a/b\n"), "GitHub: ftp",
-         "not an http(s) URL"),
+        (
+            bundle_text("Model: M\nGitHub: ftp://github.com/a/b\n"),
+            "GitHub: ftp",
+            "not an http(s) URL",
+        ),
         (bundle_text("Model: M\nSummary: no link\n"), "Model: M", "no Paper or GitHub link"),
         (HEAD.format(question="q?") + "Answer:\n", "Answer:", "no sources"),
         (HEAD.format(question="q?") + "### Related Papers:\n\n", "### Related", "no sources"),
-        (HEAD.format(question="").replace('""', "") + "### Related Papers:\n" + MSSNET,
-         "A user has asked", "no question"),
+        (
+            HEAD.format(question="").replace('""', "") + "### Related Papers:\n" + MSSNET,
+            "A user has asked",
+            "no question",
+        ),
     ],
 )
 def test_malformed_bundles_name_file_and_line(
@@ -186,21 +197,25 @@ def test_empty_and_non_utf8_and_missing_files(tmp_path: Path) -> None:
 
 # --- issue 13: link fields, repeats, reads and limits ---------------------------------
 
+
 def settings_with(**sources: object) -> Settings:
     return load_settings(sources=sources)
 
 
-@pytest.mark.parametrize(("line", "why"), [
-    ("Paper: https://a.org/x)[evil](//evil.io/w", "unbalanced"),
-    ("Paper: https://evil.io@github.com/a/b", "user info"),
-    ("GitHub: https://github.com/a/../../evil", "'..'"),
-    ("Paper: http://127.0.0.1/p.pdf", "IP address"),
-    ("Paper: http://localhost:8000/p.pdf", "localhost"),
-    ("GitHub: https://g\u0456thub.com/a/b", "look-alike"),
-    ("GitHub: https://github.com/a/b\u200b", "invisible"),
-    ("Paper: https://a.org/" + "p" * 2100, "at most 2000"),
-    ("GitHub: https://github.com/a/b#https://evil.io/w", "another link"),
-])
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("Paper: https://a.org/x)[evil](//evil.io/w", "unbalanced"),
+        ("Paper: https://evil.io@github.com/a/b", "user info"),
+        ("GitHub: https://github.com/a/../../evil", "'..'"),
+        ("Paper: http://127.0.0.1/p.pdf", "IP address"),
+        ("Paper: http://localhost:8000/p.pdf", "localhost"),
+        ("GitHub: https://g\u0456thub.com/a/b", "look-alike"),
+        ("GitHub: https://github.com/a/b\u200b", "invisible"),
+        ("Paper: https://a.org/" + "p" * 2100, "at most 2000"),
+        ("GitHub: https://github.com/a/b#https://evil.io/w", "another link"),
+    ],
+)
 def test_unsafe_link_fields_name_the_line(tmp_path: Path, line: str, why: str) -> None:
     text = bundle_text(MSSNET, f"Model: Paper X\n{line}\n")
     path = tmp_path / "b.txt"
@@ -213,8 +228,11 @@ def test_unsafe_link_fields_name_the_line(tmp_path: Path, line: str, why: str) -
 
 
 def test_unsafe_link_fields_can_drop_the_source_instead() -> None:
-    text = bundle_text(MSSNET, "Model: Paper X\nPaper: https://evil.io@github.com/a/b\n\n"
-                               "Model: Paper Y\nPaper: https://arxiv.org/abs/2101.00001\n")
+    text = bundle_text(
+        MSSNET,
+        "Model: Paper X\nPaper: https://evil.io@github.com/a/b\n\n"
+        "Model: Paper Y\nPaper: https://arxiv.org/abs/2101.00001\n",
+    )
     bundle = parse_bundle(text, settings=settings_with(invalid_links="drop"))
     assert [s.title for s in bundle.corpus.sources] == ["Deblur-MSSNet-RealBlurR", "Paper Y"]
     assert len(bundle.corpus.dropped) == 1
@@ -231,9 +249,11 @@ def test_dropping_every_source_is_an_error() -> None:
 
 
 def test_models_sharing_a_paper_are_two_sources() -> None:
-    models = ("Model: ASR-Wav2Vec2-base\nPaper: https://arxiv.org/abs/2006.11477\n\n"
-              "Model: ASR-Wav2Vec2-large\nPaper: https://arxiv.org/abs/2006.11477\n"
-              "GitHub: https://github.com/facebookresearch/fairseq\n")
+    models = (
+        "Model: ASR-Wav2Vec2-base\nPaper: https://arxiv.org/abs/2006.11477\n\n"
+        "Model: ASR-Wav2Vec2-large\nPaper: https://arxiv.org/abs/2006.11477\n"
+        "GitHub: https://github.com/facebookresearch/fairseq\n"
+    )
     bundle = parse_bundle(bundle_text(models))
     titles = [s.title for s in bundle.corpus.sources]
     assert titles == ["ASR-Wav2Vec2-base", "ASR-Wav2Vec2-large"]
@@ -242,18 +262,21 @@ def test_models_sharing_a_paper_are_two_sources() -> None:
 
 
 def test_a_repeat_with_a_different_link_is_another_source() -> None:
-    papers = ("Model: Paper A\nPaper: https://arxiv.org/abs/2101.00001\n\n"
-              "Model: Paper A\nPaper: https://arxiv.org/abs/2101.00002\n")
+    papers = (
+        "Model: Paper A\nPaper: https://arxiv.org/abs/2101.00001\n\n"
+        "Model: Paper A\nPaper: https://arxiv.org/abs/2101.00002\n"
+    )
     bundle = parse_bundle(bundle_text(MSSNET, papers))
     assert [s.paper_url for s in bundle.corpus.sources[1:]] == [
-        "https://arxiv.org/abs/2101.00001", "https://arxiv.org/abs/2101.00002"]
+        "https://arxiv.org/abs/2101.00001",
+        "https://arxiv.org/abs/2101.00002",
+    ]
 
 
 def test_too_many_entries_is_an_error_at_the_first_one_past_the_limit() -> None:
     models = "".join(f"Model: M{n}\nGitHub: https://github.com/a/m{n}\n\n" for n in range(4))
     text = bundle_text(models)
-    assert len(parse_bundle(text, settings=settings_with(max_bundle_sources=4)).corpus.sources
-               ) == 4
+    assert len(parse_bundle(text, settings=settings_with(max_bundle_sources=4)).corpus.sources) == 4
     with pytest.raises(BundleParseError, match=r"sources.max_bundle_sources") as caught:
         parse_bundle(text, settings=settings_with(max_bundle_sources=3))
     assert caught.value.line == text.splitlines().index("Model: M3") + 1
@@ -270,16 +293,18 @@ def test_a_bundle_object_past_the_limit_is_refused_per_request(settings: Setting
 
     models = "".join(f"Model: M{n}\nGitHub: https://github.com/a/m{n}\n\n" for n in range(6))
     bundle = parse_bundle(bundle_text(models))
-    tight = settings.model_copy(update={"sources": settings.sources.model_copy(
-        update={"max_bundle_sources": 5})})
+    tight = settings.model_copy(
+        update={"sources": settings.sources.model_copy(update={"max_bundle_sources": 5})}
+    )
     with pytest.raises(BundleParseError, match="6 sources; the limit is 5"):
         explain(bundle=bundle, settings=tight)
 
 
 def test_oversized_bundles_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "big.txt"
-    path.write_text(bundle_text(MSSNET, "Model: P\nPaper: https://a.org/p\nSummary: "
-                                + "word " * 400 + "\n"))
+    path.write_text(
+        bundle_text(MSSNET, "Model: P\nPaper: https://a.org/p\nSummary: " + "word " * 400 + "\n")
+    )
     with pytest.raises(BundleParseError, match=r"larger than 1,000 bytes.*max_bundle_bytes"):
         load_bundle(path, settings=settings_with(max_bundle_bytes=1000))
     with pytest.raises(BundleParseError, match="max_bundle_bytes"):
@@ -300,7 +325,8 @@ def test_only_regular_files_are_read(tmp_path: Path) -> None:
 
 def test_a_heading_with_runs_of_spaces_is_still_a_heading() -> None:
     # How fast it parses is tests/test_linearity.py's job (the old pattern was cubic).
-    text = bundle_text(MSSNET).replace("### Recommended AI Models:",
-                                       "#" + " " * 50 + "Recommended" + " " * 50 + "Models :")
+    text = bundle_text(MSSNET).replace(
+        "### Recommended AI Models:", "#" + " " * 50 + "Recommended" + " " * 50 + "Models :"
+    )
     bundle = parse_bundle(text)
     assert bundle.corpus.sources[0].role is Role.MODEL

@@ -22,8 +22,12 @@ from ..support.paths import SEED
 
 
 def source(**fields: object) -> Source:
-    base: dict[str, object] = {"id": "s1", "role": "paper", "title": "T",
-                               "paper_url": "https://a.org/p"}
+    base: dict[str, object] = {
+        "id": "s1",
+        "role": "paper",
+        "title": "T",
+        "paper_url": "https://a.org/p",
+    }
     return Source.model_validate({**base, **fields})
 
 
@@ -33,7 +37,8 @@ def test_source_needs_an_http_link() -> None:
     with pytest.raises(ValidationError, match="not an http"):
         source(paper_url="file:///etc/passwd")
     assert source(paper_url=None, github_url="https://github.com/a/b").links == (
-        "https://github.com/a/b",)
+        "https://github.com/a/b",
+    )
 
 
 def test_fingerprint_changes_with_any_content() -> None:
@@ -58,8 +63,9 @@ def test_memoized_hashes_and_link_keys_follow_model_copy() -> None:
 
 
 def test_model_without_summary_gets_a_meaningful_passage() -> None:
-    model = source(role="model", title="Deblur-MSSNet-RealBlurR",
-                   github_url="https://github.com/kky7/MSSNet")
+    model = source(
+        role="model", title="Deblur-MSSNet-RealBlurR", github_url="https://github.com/kky7/MSSNet"
+    )
     (head,) = model.passages()
     assert "deblurring" in head.text and "Real Blur" in head.text
     assert head.source_id == "s1" and head.id == "s1#0"
@@ -85,8 +91,10 @@ def test_default_corpus_is_the_seed_bundle() -> None:
 
 def test_jsonl_corpus(tmp_path: Path) -> None:
     path = tmp_path / "c.jsonl"
-    rows = [{"id": "a", "role": "model", "title": "A", "github_url": "https://github.com/a/a"},
-            {"id": "b", "role": "paper", "title": "B", "paper_url": "https://b.org/b"}]
+    rows = [
+        {"id": "a", "role": "model", "title": "A", "github_url": "https://github.com/a/a"},
+        {"id": "b", "role": "paper", "title": "B", "paper_url": "https://b.org/b"},
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     corpus = load_corpus(path)
     assert [s.id for s in corpus.sources] == ["a", "b"]
@@ -101,16 +109,42 @@ GOOD = "  - id: a\n    role: model\n    title: A\n    github_url: https://github
     ("body", "line", "record", "field", "words"),
     [
         (GOOD + GOOD, 6, "a", "id", "duplicate source id"),
-        (GOOD + "  - id: b\n    role: paper\n    paper_url: https://b.org\n", 6, "b", "title",
-         "required field is missing"),
-        (GOOD + "  - id: b\n    role: paper\n    title: B\n    paper_url: b.org\n", 6, "b",
-         "paper_url", "not an http(s) URL"),
-        (GOOD + "  - id: b\n    role: paper\n    title: 3\n    paper_url: https://b.org\n", 6, "b",
-         "title", "valid string"),
-        (GOOD + "  - id: b\n    role: paper\n    title: B\n    paper_url: https://b.org\n"
-         "    year: 2020\n", 6, "b", "year", "unknown field"),
-        (GOOD + "  - id: b\n    role: author\n    title: B\n    paper_url: https://b.org\n", 6,
-         "b", "role", "'model' or 'paper'"),
+        (
+            GOOD + "  - id: b\n    role: paper\n    paper_url: https://b.org\n",
+            6,
+            "b",
+            "title",
+            "required field is missing",
+        ),
+        (
+            GOOD + "  - id: b\n    role: paper\n    title: B\n    paper_url: b.org\n",
+            6,
+            "b",
+            "paper_url",
+            "not an http(s) URL",
+        ),
+        (
+            GOOD + "  - id: b\n    role: paper\n    title: 3\n    paper_url: https://b.org\n",
+            6,
+            "b",
+            "title",
+            "valid string",
+        ),
+        (
+            GOOD + "  - id: b\n    role: paper\n    title: B\n    paper_url: https://b.org\n"
+            "    year: 2020\n",
+            6,
+            "b",
+            "year",
+            "unknown field",
+        ),
+        (
+            GOOD + "  - id: b\n    role: author\n    title: B\n    paper_url: https://b.org\n",
+            6,
+            "b",
+            "role",
+            "'model' or 'paper'",
+        ),
         (GOOD + "  - just a string\n", 6, 2, None, "must be a mapping"),
     ],
 )
@@ -155,19 +189,23 @@ def test_non_utf8_corpus(tmp_path: Path) -> None:
 
 # --- issue 13: link fields, reads and limits ------------------------------------------
 
+
 def record(name: str, **links: str) -> str:
     fields = "".join(f"    {key}: {value}\n" for key, value in links.items())
     return f"  - id: {name}\n    role: paper\n    title: {name.upper()}\n{fields}"
 
 
-@pytest.mark.parametrize(("field", "url", "why"), [
-    ("paper_url", "https://evil.io@b.org/p", "user info"),
-    ("paper_url", "https://b.org/a/../../etc", "'..'"),
-    ("github_url", "https://10.0.0.1/repo", "IP address"),
-    ("github_url", "https://localhost/repo", "localhost"),
-    ("paper_url", "'https://b.org/x)[e](//evil.io)'", "unbalanced"),
-    ("github_url", "https://g\u0456thub.com/a/b", "look-alike"),
-])
+@pytest.mark.parametrize(
+    ("field", "url", "why"),
+    [
+        ("paper_url", "https://evil.io@b.org/p", "user info"),
+        ("paper_url", "https://b.org/a/../../etc", "'..'"),
+        ("github_url", "https://10.0.0.1/repo", "IP address"),
+        ("github_url", "https://localhost/repo", "localhost"),
+        ("paper_url", "'https://b.org/x)[e](//evil.io)'", "unbalanced"),
+        ("github_url", "https://g\u0456thub.com/a/b", "look-alike"),
+    ],
+)
 def test_unsafe_link_fields_name_record_line_and_field(
     tmp_path: Path, field: str, url: str, why: str
 ) -> None:
@@ -181,13 +219,17 @@ def test_unsafe_link_fields_name_record_line_and_field(
 
 def test_unsafe_link_fields_can_drop_the_record(tmp_path: Path) -> None:
     path = tmp_path / "corpus.jsonl"
-    rows = [{"id": "a", "role": "model", "title": "A", "github_url": "https://github.com/a/a"},
-            {"id": "b", "role": "paper", "title": "B", "paper_url": "http://127.0.0.1/p"}]
+    rows = [
+        {"id": "a", "role": "model", "title": "A", "github_url": "https://github.com/a/a"},
+        {"id": "b", "role": "paper", "title": "B", "paper_url": "http://127.0.0.1/p"},
+    ]
     path.write_text("\n".join(json.dumps(row) for row in rows))
     corpus = load_corpus(path, settings=load_settings(sources={"invalid_links": "drop"}))
     assert [s.id for s in corpus.sources] == ["a"]
-    assert corpus.dropped == ("line 2, record b: paper_url link points at a bare IP address, "
-                              "not a host name; the source was left out",)
+    assert corpus.dropped == (
+        "line 2, record b: paper_url link points at a bare IP address, "
+        "not a host name; the source was left out",
+    )
 
 
 def test_a_wikipedia_link_with_parentheses_is_a_fine_source() -> None:
@@ -198,8 +240,11 @@ def test_a_wikipedia_link_with_parentheses_is_a_fine_source() -> None:
 def test_too_many_records(tmp_path: Path) -> None:
     path = tmp_path / "corpus.yaml"
     path.write_text(YAML_HEAD + GOOD + record("b", paper_url="https://b.org/p"))
-    with pytest.raises(CorpusError, match=r"2 source records; the limit is 1 "
-                                          r"\(sources.max_corpus_sources\)"):
+    with pytest.raises(
+        CorpusError,
+        match=r"2 source records; the limit is 1 "
+        r"\(sources.max_corpus_sources\)",
+    ):
         load_corpus(path, settings=load_settings(sources={"max_corpus_sources": 1}))
 
 

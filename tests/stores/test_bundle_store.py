@@ -20,14 +20,32 @@ from ..support.paths import REPO
 
 
 def corpus(summary: str = "Removes motion blur from photos.") -> Corpus:
-    return Corpus(name="unit", sources=(
-        Source(id="deblur", role="model", title="Deblur-MSSNet", summary=summary,
-               github_url="https://github.com/kky7/MSSNet"),
-        Source(id="asr", role="model", title="ASR-Whisper", summary="Transcribes speech audio.",
-               paper_url="https://arxiv.org/abs/2212.04356"),
-        Source(id="iqa", role="paper", title="Image quality assessment",
-               summary="Scores how good an image looks.", paper_url="https://a.org/iqa"),
-    ))
+    return Corpus(
+        name="unit",
+        sources=(
+            Source(
+                id="deblur",
+                role="model",
+                title="Deblur-MSSNet",
+                summary=summary,
+                github_url="https://github.com/kky7/MSSNet",
+            ),
+            Source(
+                id="asr",
+                role="model",
+                title="ASR-Whisper",
+                summary="Transcribes speech audio.",
+                paper_url="https://arxiv.org/abs/2212.04356",
+            ),
+            Source(
+                id="iqa",
+                role="paper",
+                title="Image quality assessment",
+                summary="Scores how good an image looks.",
+                paper_url="https://a.org/iqa",
+            ),
+        ),
+    )
 
 
 def open_index(data: Corpus, embedder: Embedder, cache: Path) -> FaissStore:
@@ -36,8 +54,9 @@ def open_index(data: Corpus, embedder: Embedder, cache: Path) -> FaissStore:
 
 
 def slot(cache: Path) -> Path:
-    (found,) = [p for p in (cache / "stores").iterdir() if p.is_dir() and
-                not p.name.startswith(".")]
+    (found,) = [
+        p for p in (cache / "stores").iterdir() if p.is_dir() and not p.name.startswith(".")
+    ]
     return found
 
 
@@ -75,15 +94,27 @@ def test_changed_summary_rebuilds(tmp_path: Path, embedder: HashEmbedder) -> Non
     ("name", "damage", "reason"),
     [
         ("index.faiss", lambda b: b[: len(b) // 2], "index file checksum mismatch"),
-        ("index.faiss", lambda b: b[:200] + bytes([b[200] ^ 0xFF]) + b[201:],
-         "index file checksum mismatch"),
-        ("state.json", lambda b: b.replace(b"Transcribes", b"Translates!"),
-         "state file checksum mismatch"),
+        (
+            "index.faiss",
+            lambda b: b[:200] + bytes([b[200] ^ 0xFF]) + b[201:],
+            "index file checksum mismatch",
+        ),
+        (
+            "state.json",
+            lambda b: b.replace(b"Transcribes", b"Translates!"),
+            "state file checksum mismatch",
+        ),
         ("manifest.json", lambda b: b[:20], "unreadable manifest"),
-        ("manifest.json", lambda b: b.replace(b'"format_version": 1', b'"format_version": 0'),
-         "format_version changed"),
-        ("manifest.json", lambda b: b.replace(b'"test/hash-embedder"', b'"other/model"'),
-         "model_id changed"),
+        (
+            "manifest.json",
+            lambda b: b.replace(b'"format_version": 1', b'"format_version": 0'),
+            "format_version changed",
+        ),
+        (
+            "manifest.json",
+            lambda b: b.replace(b'"test/hash-embedder"', b'"other/model"'),
+            "model_id changed",
+        ),
     ],
 )
 def test_damaged_cache_is_rebuilt_never_used(
@@ -97,21 +128,24 @@ def test_damaged_cache_is_rebuilt_never_used(
     assert open_index(corpus(), embedder, tmp_path).status == "loaded"
 
 
-def test_new_passage_cutting_rebuilds(tmp_path: Path, embedder: HashEmbedder,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_new_passage_cutting_rebuilds(
+    tmp_path: Path, embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     open_index(corpus(), embedder, tmp_path)
     original = Source.passages
 
     def cut_differently(self: Source, max_words: int = 90) -> list[Any]:
-        return [p.model_copy(update={"text": p.text + " (cut anew)"})
-                for p in original(self, max_words)]
+        return [
+            p.model_copy(update={"text": p.text + " (cut anew)"}) for p in original(self, max_words)
+        ]
 
     monkeypatch.setattr(Source, "passages", cut_differently)
     # The fingerprint is the same; the passages on disk are not what the corpus cuts now.
     status = open_index(corpus(), embedder, tmp_path).status
     assert status.startswith("updated: 3 changed"), status
-    assert all(p.text.endswith("(cut anew)") for p in
-               open_index(corpus(), embedder, tmp_path).passages)
+    assert all(
+        p.text.endswith("(cut anew)") for p in open_index(corpus(), embedder, tmp_path).passages
+    )
 
 
 def test_deleted_file_is_rebuilt(tmp_path: Path, embedder: HashEmbedder) -> None:
@@ -145,8 +179,15 @@ def test_processes_building_at_once_agree(tmp_path: Path) -> None:
         index = open_index(corpus(), HashEmbedder(), Path({str(tmp_path)!r}))
         print(index.status, len(index.passages))
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     results = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), results
     statuses = [out.split()[0] for out, _ in results]

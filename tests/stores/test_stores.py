@@ -27,7 +27,6 @@ from ..support.synthetic import SyntheticEmbedder, exact_top_k, recall_at_k, syn
 Kind = Literal["flat", "hnsw"]
 
 
-
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_build_then_load_embeds_nothing(tmp_path: Path, kind: Kind) -> None:
     embedder = HashEmbedder()
@@ -48,13 +47,15 @@ def test_add_change_remove_embeds_only_changed_sources(tmp_path: Path, kind: Kin
     open_faiss_store(corpus(), embedder, tmp_path, kind=kind)
     embedder.texts.clear()
     store = open_faiss_store(edited(), embedder, tmp_path, kind=kind)
-    expected = [p.text for s in edited().sources if s.id in ("src-3", "src-30")
-                for p in s.passages()]
+    expected = [
+        p.text for s in edited().sources if s.id in ("src-3", "src-30") for p in s.passages()
+    ]
     assert sorted(embedder.texts) == sorted(expected)
-    assert store.status == f"updated: 1 added, 1 changed, 1 removed ({len(expected)} " \
-                           "passages embedded)"
-    fresh = open_faiss_store(edited(), HashEmbedder(), tmp_path / "fresh",
-                             kind=kind)
+    assert (
+        store.status == f"updated: 1 added, 1 changed, 1 removed ({len(expected)} "
+        "passages embedded)"
+    )
+    fresh = open_faiss_store(edited(), HashEmbedder(), tmp_path / "fresh", kind=kind)
     assert store.manifest == fresh.manifest
     assert store.manifest.fingerprint == edited().fingerprint
     assert [p.id for p in store.passages] == [p.id for p in edited().passages()]
@@ -99,8 +100,10 @@ def test_reorder_and_metadata_only_edits_embed_nothing(tmp_path: Path) -> None:
     assert store.status == "updated: no passage changed (0 passages embedded)"
     assert [p.id for p in store.passages] == [p.id for p in reordered.passages()]
     assert store.manifest.fingerprint == reordered.fingerprint
-    tagged = Corpus(name="unit", sources=tuple(
-        s.model_copy(update={"metadata": {"stars": 5}}) for s in reordered.sources))
+    tagged = Corpus(
+        name="unit",
+        sources=tuple(s.model_copy(update={"metadata": {"stars": 5}}) for s in reordered.sources),
+    )
     store = open_faiss_store(tagged, embedder, tmp_path)
     assert embedder.texts == []
     assert store.manifest.fingerprint == tagged.fingerprint != reordered.fingerprint
@@ -113,8 +116,9 @@ def test_search_matches_exact_cosine(tmp_path: Path) -> None:
     exact = vectors @ embedder.encode([p.text for p in store.passages]).T
     for row, scores in zip(store.search(vectors, 12), exact, strict=True):
         assert len(row) == 12
-        assert [round(s, 5) for _, s in row] == \
-            [round(float(s), 5) for s in sorted(scores, reverse=True)[:12]]
+        assert [round(s, 5) for _, s in row] == [
+            round(float(s), 5) for s in sorted(scores, reverse=True)[:12]
+        ]
         assert all(abs(scores[p] - s) < 1e-5 for p, s in row)
     assert store.search(vectors, 0) == [[]] * len(QUERIES)
     assert np.allclose(store.vectors(), embedder.encode([p.text for p in store.passages]))
@@ -128,8 +132,9 @@ def test_retriever_over_a_reopened_store_ranks_the_same(tmp_path: Path) -> None:
     with_store = Retriever(corpus(), embedder, store)
     with_reopened = Retriever(corpus(), embedder, reopened)
     for question in QUERIES:
-        assert with_store.search(question, 5, max_per_source=2) == \
-            with_reopened.search(question, 5, max_per_source=2)
+        assert with_store.search(question, 5, max_per_source=2) == with_reopened.search(
+            question, 5, max_per_source=2
+        )
     assert isinstance(store, VectorStore)
 
 
@@ -141,20 +146,31 @@ def test_kind_change_reuses_the_stored_vectors(tmp_path: Path) -> None:
     assert hnsw.status == "rebuilt: index settings changed (vectors reused)"
     assert embedder.texts == []
     assert ranked(hnsw, embedder) == ranked(flat, embedder)
-    changed = open_faiss_store(corpus(), embedder, tmp_path, kind="hnsw",
-                               hnsw=HnswParams(m=8, ef_construction=32))
+    changed = open_faiss_store(
+        corpus(), embedder, tmp_path, kind="hnsw", hnsw=HnswParams(m=8, ef_construction=32)
+    )
     assert changed.status.startswith("rebuilt: index settings changed")
-    assert open_faiss_store(corpus(), embedder, tmp_path, kind="hnsw",
-                            hnsw=HnswParams(m=8, ef_construction=32, ef_search=7)
-                            ).status == "loaded"  # ef_search is a query-time setting
+    assert (
+        open_faiss_store(
+            corpus(),
+            embedder,
+            tmp_path,
+            kind="hnsw",
+            hnsw=HnswParams(m=8, ef_construction=32, ef_search=7),
+        ).status
+        == "loaded"
+    )  # ef_search is a query-time setting
 
 
 @pytest.mark.parametrize(
     ("name", "damage", "reason"),
     [
         ("index.faiss", lambda b: b[: len(b) // 2], "index file checksum mismatch"),
-        ("state.json", lambda b: b.replace(b"Method 1", b"Method X"),
-         "state file checksum mismatch"),
+        (
+            "state.json",
+            lambda b: b.replace(b"Method 1", b"Method X"),
+            "state file checksum mismatch",
+        ),
         ("manifest.json", lambda b: b[:20], "unreadable manifest"),
     ],
 )
@@ -183,8 +199,10 @@ def test_in_memory_store_model_change_rebuilds() -> None:
     store = FaissStore(model_id="a", dimension=256)
     assert store.sync(corpus(), HashEmbedder(model_id="a")) == "built"
     assert store.sync(corpus(), HashEmbedder(model_id="a")) == "unchanged"
-    assert store.sync(corpus(), HashEmbedder(dimension=64, model_id="b")) == \
-        "rebuilt: model_id changed"
+    assert (
+        store.sync(corpus(), HashEmbedder(dimension=64, model_id="b"))
+        == "rebuilt: model_id changed"
+    )
     assert store.manifest.dimension == 64
     other = FaissStore(model_id="made-with", dimension=8)
     assert other.sync(corpus(), HashEmbedder(model_id="used")) == "built"
@@ -192,8 +210,9 @@ def test_in_memory_store_model_change_rebuilds() -> None:
 
 
 def test_open_store_follows_settings(tmp_path: Path) -> None:
-    settings = IndexSettings(cache_dir=tmp_path, kind="hnsw", hnsw_m=8,
-                             hnsw_ef_construction=16, hnsw_ef_search=20)
+    settings = IndexSettings(
+        cache_dir=tmp_path, kind="hnsw", hnsw_m=8, hnsw_ef_construction=16, hnsw_ef_search=20
+    )
     store = open_store(corpus(), HashEmbedder(), settings)
     assert isinstance(store, FaissStore)
     assert store.kind == "hnsw" and store.hnsw == HnswParams(8, 16, 20)
@@ -242,8 +261,9 @@ def test_a_long_build_shows_passages_per_second(capsys: pytest.CaptureFixture[st
 
     passages = corpus(range(600)).passages()
     embedder = HashEmbedder()
-    vectors = embed_passages(embedder, passages, embedder.dimension, batch_size=16,
-                             show_progress=True)
+    vectors = embed_passages(
+        embedder, passages, embedder.dimension, batch_size=16, show_progress=True
+    )
     np.testing.assert_allclose(vectors, embedder.encode([p.text for p in passages]))
     err = capsys.readouterr().err
     assert "1.20k/1.20k" in err and "passage/s" in err  # unit_scale: 1,200 passages

@@ -21,8 +21,10 @@ from grounded_answer.sources.tasks import _guess_tasks, expand_name
 
 SETTINGS = load_settings(sources={"max_bundle_bytes": 1 << 30})
 
-BUNDLE_HEAD = ('A user has asked the following question:\n"How do I deblur a photo?"\n\n'
-               "### Recommended AI Models:\n")
+BUNDLE_HEAD = (
+    'A user has asked the following question:\n"How do I deblur a photo?"\n\n'
+    "### Recommended AI Models:\n"
+)
 BUNDLE_ENTRY = "Model: Deblur-MSSNet\nGitHub: https://github.com/kky7/MSSNet\n"
 
 
@@ -66,35 +68,56 @@ _QUARANTINE = _uncached(_quarantine)
 
 CASES: tuple[Case, ...] = (
     # The bundle parser: one hostile line inside an otherwise valid bundle.
-    Case("bundle", "heading with runs of spaces", lambda n: _bundle(
-        "#" + " " * (n // 2) + "x" + " " * (n // 2) + "y"), _parse),
-    Case("bundle", "heading with spaces and colons", lambda n: _bundle(
-        "# a" + " :" * (n // 2) + " a"), _parse),
-    Case("bundle", "field key then spaces, no colon", lambda n: _bundle(
-        "Summary" + " " * n + "x"), _parse),
-    Case("bundle", "field with spaces before the colon", lambda n: _bundle(
-        "Summary" + "\t " * (n // 2) + ":" + " x" * (n // 4)), _parse),
-    Case("bundle", "question marker with spaces", lambda n: _bundle("").replace(
-        "question:\n", "question" + " " * n + ": q\n"), _parse),
-    Case("bundle", "many summary lines", lambda n: _bundle(
-        "Summary: s\n" + "more words here.\n" * (n // 17)), _parse),
+    Case(
+        "bundle",
+        "heading with runs of spaces",
+        lambda n: _bundle("#" + " " * (n // 2) + "x" + " " * (n // 2) + "y"),
+        _parse,
+    ),
+    Case(
+        "bundle",
+        "heading with spaces and colons",
+        lambda n: _bundle("# a" + " :" * (n // 2) + " a"),
+        _parse,
+    ),
+    Case(
+        "bundle",
+        "field key then spaces, no colon",
+        lambda n: _bundle("Summary" + " " * n + "x"),
+        _parse,
+    ),
+    Case(
+        "bundle",
+        "field with spaces before the colon",
+        lambda n: _bundle("Summary" + "\t " * (n // 2) + ":" + " x" * (n // 4)),
+        _parse,
+    ),
+    Case(
+        "bundle",
+        "question marker with spaces",
+        lambda n: _bundle("").replace("question:\n", "question" + " " * n + ": q\n"),
+        _parse,
+    ),
+    Case(
+        "bundle",
+        "many summary lines",
+        lambda n: _bundle("Summary: s\n" + "more words here.\n" * (n // 17)),
+        _parse,
+    ),
     # The link finder (without its cache).
     Case("links", "one long label", lambda n: "a" * n, _LINKS),
     Case("links", "many labels, no TLD", lambda n: "a." * (n // 2), _LINKS),
     Case("links", "many hyphenated labels", lambda n: "a-." * (n // 3), _LINKS),
     Case("links", "digits and dots", lambda n: "1." * (n // 2), _LINKS),
     Case("links", "digit labels and arXiv-like runs", lambda n: "2401." * (n // 5), _LINKS),
-    Case("links", "unbalanced parentheses in a URL", lambda n: "http://a.io/" + "(" * n,
-         _LINKS),
-    Case("links", "nested open brackets", lambda n: "http://a.io/" + "(a[b{" * (n // 5),
-         _LINKS),
+    Case("links", "unbalanced parentheses in a URL", lambda n: "http://a.io/" + "(" * n, _LINKS),
+    Case("links", "nested open brackets", lambda n: "http://a.io/" + "(a[b{" * (n // 5), _LINKS),
     Case("links", "at signs", lambda n: "a@" * (n // 2), _LINKS),
     Case("links", "local parts without a host", lambda n: "a.b+c@" * (n // 6), _LINKS),
     Case("links", "entity starts", lambda n: "&#" * (n // 2), _LINKS),
     Case("links", "numeric entities", lambda n: "&#46;" * (n // 5), _LINKS),
     Case("links", "backslashes", lambda n: "\\." * (n // 2), _LINKS),
-    Case("links", "fullwidth text", lambda n: "\uff45\uff56\uff49\uff4c\uff0e" * (n // 5),
-         _LINKS),
+    Case("links", "fullwidth text", lambda n: "\uff45\uff56\uff49\uff4c\uff0e" * (n // 5), _LINKS),
     Case("links", "scheme starts", lambda n: "http:" * (n // 5), _LINKS),
     Case("links", "slashes", lambda n: "/" * n, _LINKS),
     Case("links", "scheme-like words", lambda n: "abcdefghij" * (n // 10) + "://", _LINKS),
@@ -103,34 +126,51 @@ CASES: tuple[Case, ...] = (
     Case("links", "www. repeated", lambda n: "www." * (n // 4), _LINKS),
     Case("links", "host glued to Hangul", lambda n: "evil.com" + "\uc5d0" * n, _LINKS),
     Case("links", "Hangul glued to a host", lambda n: "\uc0ac" * n + "evil.com", _LINKS),
-    Case("links", "addresses inside a label chain", lambda n: "a-1.1.1.1." * (n // 10),
-         _LINKS),
+    Case("links", "addresses inside a label chain", lambda n: "a-1.1.1.1." * (n // 10), _LINKS),
     Case("links", "label chains ending in a colon", lambda n: "a.b:" * (n // 4), _LINKS),
     Case("links", "one long URL", lambda n: "https://a.io/" + "x/" * (n // 2), _LINKS),
     Case("links", "many short URLs", lambda n: "see https://a.io/x " * (n // 19), _LINKS),
     Case("links", "invisible characters", lambda n: "e\u200bv." * (n // 4), _LINKS),
     # Link fields.
-    Case("check_link", "long path of parentheses", lambda n: "https://a.org/" + "()" * (n // 2),
-         _check),
+    Case(
+        "check_link",
+        "long path of parentheses",
+        lambda n: "https://a.org/" + "()" * (n // 2),
+        _check,
+    ),
     Case("check_link", "long host", lambda n: "https://" + "a." * (n // 2) + "org", _check),
     # Injection screening (without its cache).
-    Case("injection", "a run of full stops", lambda n: "Ignore the rules" + "." * n + "a",
-         _QUARANTINE),
+    Case(
+        "injection",
+        "a run of full stops",
+        lambda n: "Ignore the rules" + "." * n + "a",
+        _QUARANTINE,
+    ),
     Case("injection", "repeated trigger words", lambda n: "ignore " * (n // 7), _QUARANTINE),
-    Case("injection", "trigger, then spaces", lambda n: "respond" + " " * n + "x",
-         _QUARANTINE),
-    Case("injection", "write ... in, then spaces", lambda n: "write in" + " " * n + "the x",
-         _QUARANTINE),
-    Case("injection", "CJK full stops", lambda n: "\u5ffd\u7565\u6307\u4ee4" + "\u3002" * n,
-         _QUARANTINE),
-    Case("injection", "many sentences", lambda n: "Ignore the rules. Fine text here. "
-         * (n // 34), _QUARANTINE),
+    Case("injection", "trigger, then spaces", lambda n: "respond" + " " * n + "x", _QUARANTINE),
+    Case(
+        "injection",
+        "write ... in, then spaces",
+        lambda n: "write in" + " " * n + "the x",
+        _QUARANTINE,
+    ),
+    Case(
+        "injection",
+        "CJK full stops",
+        lambda n: "\u5ffd\u7565\u6307\u4ee4" + "\u3002" * n,
+        _QUARANTINE,
+    ),
+    Case(
+        "injection",
+        "many sentences",
+        lambda n: "Ignore the rules. Fine text here. " * (n // 34),
+        _QUARANTINE,
+    ),
     # Task names and model output.
     Case("tasks", "capitals", lambda n: "A" * n, _uncached(expand_name)),
     Case("tasks", "mixed case runs", lambda n: "AAAa" * (n // 4), _uncached(expand_name)),
     Case("tasks", "lexicon on long text", lambda n: "super " * (n // 6), _uncached(_guess_tasks)),
-    Case("draft", "unclosed code fence with spaces", lambda n: "```" + " " * n + "x",
-         strip_fences),
+    Case("draft", "unclosed code fence with spaces", lambda n: "```" + " " * n + "x", strip_fences),
 )
 
 

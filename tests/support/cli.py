@@ -12,5 +12,10 @@ def cli(
     *args: str, cache: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "GROUNDED_ANSWER_INDEX__CACHE_DIR": str(cache), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "grounded_answer.cli", *args],
-                          capture_output=True, text=True, env=full_env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "grounded_answer.cli", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
+    )

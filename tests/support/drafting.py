@@ -40,8 +40,14 @@ def drafting(bundle: Path, cache: Path) -> Drafting:
     embedder = HashEmbedder()
     retriever = retriever_for(parsed.corpus, embedder, settings)
     hits, ranked = retrieve_passages(retriever, question, settings)
-    run = Run(question=question, settings=settings, sources=parsed.corpus,
-              backend=StubBackend(), embedder=embedder, prompts=load_prompts(None))
+    run = Run(
+        question=question,
+        settings=settings,
+        sources=parsed.corpus,
+        backend=StubBackend(),
+        embedder=embedder,
+        prompts=load_prompts(None),
+    )
     plan = plan_evidence(question, retriever, ranked, settings, run.withhold)
     context, aliases = prompt_context(run, hits, plan)
     grounding = GroundingContext(

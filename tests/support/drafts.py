@@ -13,10 +13,18 @@ def good_draft(**changes: Any) -> str:
     draft: dict[str, Any] = {
         "answerable": True,
         "task": {"statement": "Image deblurring with S1.", "source_ids": ["S1"]},
-        "workflow": {"input": "a blurry photo",
-                     "steps": [{"source_id": "S1", "input": "blurry photo",
-                                "action": "removes blur", "output": "sharp photo"}],
-                     "output": "a sharp photo"},
+        "workflow": {
+            "input": "a blurry photo",
+            "steps": [
+                {
+                    "source_id": "S1",
+                    "input": "blurry photo",
+                    "action": "removes blur",
+                    "output": "sharp photo",
+                }
+            ],
+            "output": "a sharp photo",
+        },
         "references": [{"source_id": "S1", "why": "The recommended deblurring model."}],
         "note": "",
     }
@@ -38,19 +46,26 @@ def draft(
     why: str = "S1 is the recommended deblurring model.",
 ) -> str:
     """A JSON answer in the shape of AnswerDraft; valid for the seed bundle by default."""
-    return json.dumps({
-        "answerable": True,
-        "task": {"statement": statement, "source_ids": ["S1"]},
-        "workflow": {
-            "input": "a blurry photo",
-            "steps": [{"source_id": step_source, "input": "the blurry photo",
-                       "action": "removes motion blur at several scales",
-                       "output": "a sharp photo"}],
-            "output": "a sharp photo",
-        },
-        "references": [{"source_id": ref_source, "why": why}],
-        "note": "",
-    })
+    return json.dumps(
+        {
+            "answerable": True,
+            "task": {"statement": statement, "source_ids": ["S1"]},
+            "workflow": {
+                "input": "a blurry photo",
+                "steps": [
+                    {
+                        "source_id": step_source,
+                        "input": "the blurry photo",
+                        "action": "removes motion blur at several scales",
+                        "output": "a sharp photo",
+                    }
+                ],
+                "output": "a sharp photo",
+            },
+            "references": [{"source_id": ref_source, "why": why}],
+            "note": "",
+        }
+    )
 
 
 GOOD = draft()

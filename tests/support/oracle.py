@@ -56,7 +56,8 @@ def _linkify() -> LinkifyIt:
     extractor = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=())
     tlds = sorted({suffix.rsplit(".", 1)[-1] for suffix in extractor.tlds})
     return LinkifyIt(options={"fuzzy_ip": True, "fuzzy_email": True, "fuzzy_link": True}).tlds(
-        tlds, True)
+        tlds, True
+    )
 
 
 def linkified(text: str) -> list[str]:

@@ -24,8 +24,13 @@ from .fakes import HashEmbedder
 class SyntheticEmbedder(HashEmbedder):
     """Deterministic, text-keyed vectors of low intrinsic dimension; counts what it embeds."""
 
-    def __init__(self, dimension: int = 384, rank: int = 32, noise: float = 0.1,
-                 model_id: str = "test/synthetic") -> None:
+    def __init__(
+        self,
+        dimension: int = 384,
+        rank: int = 32,
+        noise: float = 0.1,
+        model_id: str = "test/synthetic",
+    ) -> None:
         super().__init__(dimension, model_id)
         self._rank = rank
         self._noise = noise
@@ -43,8 +48,13 @@ class SyntheticEmbedder(HashEmbedder):
 
 
 def synthetic_source(i: int, summary: str = "") -> Source:
-    return Source(id=f"s{i:06d}", role="paper", title=f"Synthetic source {i}",
-                  summary=summary, paper_url=f"https://example.org/papers/{i}")
+    return Source(
+        id=f"s{i:06d}",
+        role="paper",
+        title=f"Synthetic source {i}",
+        summary=summary,
+        paper_url=f"https://example.org/papers/{i}",
+    )
 
 
 def synthetic_corpus(n: int, name: str = "synthetic") -> Corpus:
@@ -61,5 +71,8 @@ def exact_top_k(passages: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray
 
 
 def recall_at_k(found: Sequence[Sequence[int]], truth: np.ndarray, k: int) -> float:
-    return float(np.mean([len(set(f[:k]) & set(t[:k].tolist())) / k
-                          for f, t in zip(found, truth, strict=True)]))
+    return float(
+        np.mean(
+            [len(set(f[:k]) & set(t[:k].tolist())) / k for f, t in zip(found, truth, strict=True)]
+        )
+    )

@@ -11,16 +11,27 @@ from grounded_answer.writing.prompts import PromptContext, PromptPassage, Prompt
 def context(question: str, title: str) -> PromptContext:
     return PromptContext(
         question=question,
-        sources=[PromptSource(alias="S1", source_id="s1", role="model", title=title,
-                              summary="Removes blur.", score=0.5)],
+        sources=[
+            PromptSource(
+                alias="S1",
+                source_id="s1",
+                role="model",
+                title=title,
+                summary="Removes blur.",
+                score=0.5,
+            )
+        ],
         passages=[PromptPassage(alias="S1", score=0.5, text=f"{title}: removes blur.")],
         weak_match=False,
     )
 
 
 def write(directory: Path, **templates: str) -> Path:
-    defaults = {"system.j2": "Rules.", "user.j2": "{{ question }}",
-                "repair.j2": "{% for e in errors %}{{ e }}{% endfor %}"}
+    defaults = {
+        "system.j2": "Rules.",
+        "user.j2": "{{ question }}",
+        "repair.j2": "{% for e in errors %}{{ e }}{% endfor %}",
+    }
     for name, text in {**defaults, **templates}.items():
         (directory / name.replace("_", ".")).write_text(text)
     return directory
@@ -50,9 +61,11 @@ def test_included_templates_get_every_variable(tmp_path: Path) -> None:
     (tmp_path / "part.j2").write_text("{{ passages[0].text }} / {{ weak_match }}")
     prompts = Prompts(write(tmp_path, system_j2='Use: {% include "part.j2" %}'))
     assert prompts.messages(context("q", "Model-A"))[0].content == (
-        "Use: Model-A: removes blur. / False")
+        "Use: Model-A: removes blur. / False"
+    )
     assert prompts.messages(context("q", "Model-B"))[0].content == (
-        "Use: Model-B: removes blur. / False")
+        "Use: Model-B: removes blur. / False"
+    )
 
 
 def test_template_errors_are_config_errors(tmp_path: Path) -> None:

@@ -34,7 +34,8 @@ def test_lines_have_distinct_opaque_tags_the_same_every_time(made: Drafting) -> 
 
 
 def test_every_line_holds_an_anchor_and_a_step_travels_as_input_arrow_output(
-        made: Drafting) -> None:
+    made: Drafting,
+) -> None:
     lines = translation_lines(made.baseline, made.plan, "ko")
     io = [line for line in lines if line.slot.endswith(".io")]
     assert io and all(line.text.count(ARROW) == 1 for line in io)
@@ -47,16 +48,18 @@ def test_why_a_recommended_model_is_cited_is_written_natively_not_sent(made: Dra
     lines = translation_lines(made.baseline, made.plan, "ko")
     english = translation_lines(made.baseline, made.plan, "en")
     assert len(english) > len(lines)
-    draft, report = apply_translation(made.baseline, "\n".join(reply_to(lines)), lines,
-                                      made.grounding, "ko", made.plan)
+    draft, report = apply_translation(
+        made.baseline, "\n".join(reply_to(lines)), lines, made.grounding, "ko", made.plan
+    )
     assert report.native == ["why[0]", "why[1]"]
     assert draft.references[0].why.startswith("음성 인식") and "1단계" in draft.references[0].why
 
 
 def test_a_faithful_reply_fills_every_slot(made: Drafting) -> None:
     lines = translation_lines(made.baseline, made.plan, "ko")
-    draft, report = apply_translation(made.baseline, "\n".join(reply_to(lines)), lines,
-                                      made.grounding, "ko", made.plan)
+    draft, report = apply_translation(
+        made.baseline, "\n".join(reply_to(lines)), lines, made.grounding, "ko", made.plan
+    )
     assert report.kept == [] and report.misaligned == 0
     assert sorted(report.translated) == sorted(line.slot for line in lines)
     assert draft.workflow is not None
@@ -64,18 +67,22 @@ def test_a_faithful_reply_fills_every_slot(made: Drafting) -> None:
     assert draft.workflow.steps[1].input == draft.workflow.steps[0].output
 
 
-@pytest.mark.parametrize(("name", "why"), [
-    ("missing", "missing from the reply"),
-    ("duplicated", "duplicated in the reply"),
-    ("merged", "merged with another line"),
-    ("moved", "out of place in the reply"),
-    ("swapped", "another line's text"),
-    ("lost name", "which it must keep"),
-    ("no arrow", "lost the →"),
-    ("wrong script", "not in the answer's language"),
-])
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("missing", "missing from the reply"),
+        ("duplicated", "duplicated in the reply"),
+        ("merged", "merged with another line"),
+        ("moved", "out of place in the reply"),
+        ("swapped", "another line's text"),
+        ("lost name", "which it must keep"),
+        ("no arrow", "lost the →"),
+        ("wrong script", "not in the answer's language"),
+    ],
+)
 def test_a_line_that_cannot_be_proven_stays_english_and_says_why(
-        made: Drafting, name: str, why: str) -> None:
+    made: Drafting, name: str, why: str
+) -> None:
     lines = translation_lines(made.baseline, made.plan, "ko")
     reply = reply_to(lines)
     victim = next(n for n, line in enumerate(lines) if line.slot == "steps[0].action")
@@ -91,8 +98,10 @@ def test_a_line_that_cannot_be_proven_stays_english_and_says_why(
         reply.append(reply.pop(victim))
     elif name == "swapped":
         other = len(reply) - 1
-        reply[victim], reply[other] = (f"[{tag}] {reply[other].split('] ', 1)[1]}",
-                                       f"[{lines[other].tag}] {reply[victim].split('] ', 1)[1]}")
+        reply[victim], reply[other] = (
+            f"[{tag}] {reply[other].split('] ', 1)[1]}",
+            f"[{lines[other].tag}] {reply[victim].split('] ', 1)[1]}",
+        )
     elif name == "lost name":
         reply[victim] = reply[victim].replace("Whisper", "위스퍼")
     elif name == "no arrow":
@@ -100,8 +109,9 @@ def test_a_line_that_cannot_be_proven_stays_english_and_says_why(
         reply[io] = reply[io].replace(ARROW, ",")
     elif name == "wrong script":
         reply[victim] = f"[{tag}] {lines[victim].text}"
-    draft, report = apply_translation(made.baseline, "\n".join(reply), lines,
-                                      made.grounding, "ko", made.plan)
+    draft, report = apply_translation(
+        made.baseline, "\n".join(reply), lines, made.grounding, "ko", made.plan
+    )
     slot = lines[victim].slot
     kept = [entry for entry in report.kept if entry.startswith(f"{slot}:")]
     assert kept and why in kept[0], report.kept
@@ -113,11 +123,9 @@ def test_a_line_that_cannot_be_proven_stays_english_and_says_why(
         assert draft.workflow.steps[0].input == english.input
 
 
-def test_an_empty_reply_leaves_the_draft_in_english_and_reports_every_line(
-        made: Drafting) -> None:
+def test_an_empty_reply_leaves_the_draft_in_english_and_reports_every_line(made: Drafting) -> None:
     lines = translation_lines(made.baseline, made.plan, "ko")
-    draft, report = apply_translation(made.baseline, "", lines, made.grounding, "ko",
-                                      made.plan)
+    draft, report = apply_translation(made.baseline, "", lines, made.grounding, "ko", made.plan)
     assert draft.task == made.baseline.task
     assert len(report.kept) == len(lines) and report.misaligned == 0
     assert all(entry.endswith("missing from the reply") for entry in report.kept)
@@ -128,8 +136,9 @@ def test_a_tag_the_model_made_up_belongs_to_no_slot(made: Drafting) -> None:
     reply = [f"[Z9] {translated(lines[0].text)}", *reply_to(lines)[1:]]
     if lines[0].tag == "Z9":
         pytest.skip("the made-up tag is a real one here")
-    draft, report = apply_translation(made.baseline, "\n".join(reply), lines, made.grounding,
-                                      "ko", made.plan)
+    draft, report = apply_translation(
+        made.baseline, "\n".join(reply), lines, made.grounding, "ko", made.plan
+    )
     assert report.kept[0].startswith("task: missing")
     assert draft.task.statement == made.baseline.task.statement
 
@@ -139,7 +148,8 @@ def test_a_wrapped_line_is_read_whole(made: Drafting, tmp_path: Path) -> None:
     reply = reply_to(lines)
     task = reply[0]
     cut = task.index(" ", len(task) // 2)
-    reply[0:1] = [task[:cut], task[cut + 1:]]
-    _, report = apply_translation(made.baseline, "\n".join(reply), lines, made.grounding,
-                                  "ko", made.plan)
+    reply[0:1] = [task[:cut], task[cut + 1 :]]
+    _, report = apply_translation(
+        made.baseline, "\n".join(reply), lines, made.grounding, "ko", made.plan
+    )
     assert "task" in report.translated

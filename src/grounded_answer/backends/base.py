@@ -49,20 +49,30 @@ class CompletionRequest(BaseModel):
 
     messages: list[ChatMessage]
     json_schema: dict[str, Any] | None = Field(
-        description="The answer schema, aliases as an enum; None asks for plain text.")
+        description="The answer schema, aliases as an enum; None asks for plain text."
+    )
     context: PromptContext = Field(description="Structured inputs, for offline backends.")
     attempt: int = Field(default=1, description="1 for the first try, 2+ for repairs.")
     errors: list[str] = Field(default_factory=list, description="Errors of the last attempt.")
     max_tokens: int | None = Field(
-        default=None, ge=1, description="Overrides llm.max_tokens for this request (a judge's "
-        "one-token answer).")
+        default=None,
+        ge=1,
+        description="Overrides llm.max_tokens for this request (a judge's one-token answer).",
+    )
     top_logprobs: int | None = Field(
-        default=None, ge=1, le=20, description="Ask for the first token's most likely "
-        "alternatives with their log-probabilities; a server that cannot is not an error.")
+        default=None,
+        ge=1,
+        le=20,
+        description="Ask for the first token's most likely "
+        "alternatives with their log-probabilities; a server that cannot is not an error.",
+    )
     on_text: Callable[[str], None] | None = Field(
-        default=None, exclude=True, description="Called with the text so far as it arrives "
+        default=None,
+        exclude=True,
+        description="Called with the text so far as it arrives "
         "(a backend that cannot stream calls it once, with the whole text), so a caller can "
-        "check and show each part of an answer before the rest is written.")
+        "check and show each part of an answer before the rest is written.",
+    )
 
 
 class TokenChoice(BaseModel):
@@ -87,8 +97,9 @@ class Completion(BaseModel):
     seconds: float = 0.0
     cached: bool = Field(default=False, description="Answered from the response cache.")
     top_logprobs: list[TokenChoice] | None = Field(
-        default=None, description="The first token's alternatives, when asked for and the "
-        "server returned them.")
+        default=None,
+        description="The first token's alternatives, when asked for and the server returned them.",
+    )
 
 
 @runtime_checkable

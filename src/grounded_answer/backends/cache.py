@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import sqlite3
 import threading
 import time
@@ -30,21 +29,16 @@ from typing import Protocol
 
 from ..config import LLMSettings
 from ..errors import IndexStoreError
+from ._prune import PRUNE_EVERY, prune_due
 from .base import Backend, Completion, CompletionRequest
 
 __all__ = [
-    "PRUNE_EVERY",
     "CachedBackend",
     "ResponseStore",
     "SQLiteResponses",
     "cached",
-    "prune_due",
     "response_store",
 ]
-
-#: On average one write in this many prunes the store to its bounds (chosen at random:
-#: the pipeline wraps a new backend per answer, so a per-object count would never run).
-PRUNE_EVERY = 64
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS responses ("
@@ -76,11 +70,6 @@ class ResponseStore(Protocol):
 
         """
         ...
-
-
-def prune_due(prune_every: int) -> bool:
-    """True on about one call in ``prune_every`` (always for 1)."""
-    return prune_every <= 1 or random.random() < 1.0 / prune_every
 
 
 class CachedBackend:
@@ -120,8 +109,13 @@ class CachedBackend:
 
     def _key(self, request: CompletionRequest) -> str:
         payload = json.dumps(
-            [self._salt, [m.model_dump() for m in request.messages], request.json_schema,
-             request.max_tokens, request.top_logprobs],
+            [
+                self._salt,
+                [m.model_dump() for m in request.messages],
+                request.json_schema,
+                request.max_tokens,
+                request.top_logprobs,
+            ],
             sort_keys=True,
             ensure_ascii=False,
         )

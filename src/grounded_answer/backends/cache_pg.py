@@ -22,7 +22,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, IndexStoreError
-from .cache import PRUNE_EVERY, prune_due
+from ._prune import PRUNE_EVERY, prune_due
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool

@@ -84,18 +84,25 @@ class OpenAIBackend:
                 response = self._create(arguments, request.on_text)
             except self._openai.BadRequestError as exc:
                 # Only 'auto' may fall back: 'json_schema' means the caller wants schemas.
-                if (self.settings.structured_output == "auto" and not self._schema_refused
-                        and _mentions_schema(exc)):
+                if (
+                    self.settings.structured_output == "auto"
+                    and not self._schema_refused
+                    and _mentions_schema(exc)
+                ):
                     _log.warning("server refused json_schema; falling back to JSON mode")
                     self._schema_refused = True
                     continue
-                if "stream" in arguments and not self._usage_refused \
-                        and "stream_options" in str(exc):
+                if (
+                    "stream" in arguments
+                    and not self._usage_refused
+                    and "stream_options" in str(exc)
+                ):
                     _log.warning("server refused stream_options; streaming without usage")
                     self._usage_refused = True
                     continue
                 raise BackendResponseError(
-                    f"request rejected (HTTP 400): {_short(exc)}", backend=self.name,
+                    f"request rejected (HTTP 400): {_short(exc)}",
+                    backend=self.name,
                     attempts=failures + 1,
                 ) from exc
             except self._openai.APIError as exc:
@@ -105,8 +112,9 @@ class OpenAIBackend:
                     raise error from exc
                 failures += 1
                 self.retries_used += 1
-                _log.warning("%s; retry %d/%d in %.2fs", error, failures,
-                             self.settings.max_retries, delay)
+                _log.warning(
+                    "%s; retry %d/%d in %.2fs", error, failures, self.settings.max_retries, delay
+                )
                 if self._cancel is None:
                     time.sleep(delay)
                 elif self._cancel.wait(delay):
@@ -116,7 +124,8 @@ class OpenAIBackend:
                 # The SDK decodes a body labelled JSON without wrapping a decode error.
                 raise BackendResponseError(
                     f"malformed response body from {self._where} (not JSON: {_short(exc)})",
-                    backend=self.name, attempts=failures + 1,
+                    backend=self.name,
+                    attempts=failures + 1,
                 ) from exc
             try:
                 return self._completion(response, time.perf_counter() - started)
@@ -141,8 +150,9 @@ class OpenAIBackend:
         # can be cancelled from another thread, which a blocking socket read cannot.
         return asyncio.run(self._create_abortable(arguments, on_text))
 
-    async def _create_abortable(self, arguments: dict[str, Any],
-                                on_text: Callable[[str], None] | None) -> Any:
+    async def _create_abortable(
+        self, arguments: dict[str, Any], on_text: Callable[[str], None] | None
+    ) -> Any:
         assert self._cancel is not None
         task = asyncio.current_task()
         assert task is not None
@@ -182,8 +192,11 @@ class OpenAIBackend:
         else:
             response_format = {
                 "type": "json_schema",
-                "json_schema": {"name": "grounded_answer", "strict": True,
-                                "schema": request.json_schema},
+                "json_schema": {
+                    "name": "grounded_answer",
+                    "strict": True,
+                    "schema": request.json_schema,
+                },
             }
         arguments = {
             "model": self.model,
@@ -231,7 +244,7 @@ class OpenAIBackend:
             status = exc.status_code
             retry = status >= 500 or status == 408
             wait = _retry_after(exc)
-            delay = (backoff if wait is None else min(wait, self.settings.max_backoff))
+            delay = backoff if wait is None else min(wait, self.settings.max_backoff)
             return BackendResponseError(
                 f"HTTP {status} from {where}: {_short(exc)}", backend=self.name
             ), delay if retry else None
@@ -282,8 +295,12 @@ def _first_token_choices(choice: Any) -> list[TokenChoice] | None:
     found = []
     for item in alternatives:
         token, logprob = getattr(item, "token", None), getattr(item, "logprob", None)
-        if isinstance(token, str) and isinstance(logprob, int | float) \
-                and not isinstance(logprob, bool) and math.isfinite(logprob):
+        if (
+            isinstance(token, str)
+            and isinstance(logprob, int | float)
+            and not isinstance(logprob, bool)
+            and math.isfinite(logprob)
+        ):
             found.append(TokenChoice(token=token, logprob=float(logprob)))
     return found or None
 
@@ -313,8 +330,7 @@ class _Streamed:
     @property
     def choices(self) -> list[Any]:
         message = SimpleNamespace(content="".join(self.parts) or None, refusal=None)
-        return [SimpleNamespace(message=message, finish_reason=self.finish_reason,
-                                logprobs=None)]
+        return [SimpleNamespace(message=message, finish_reason=self.finish_reason, logprobs=None)]
 
     @classmethod
     def collect(cls, stream: Any, on_text: Callable[[str], None]) -> _Streamed:

@@ -56,7 +56,8 @@ def select_embedder(settings: Settings) -> Embedder:
             if backend not in ("auto", "torch"):
                 raise ConfigError(
                     f"embedding.query_device is {settings.embedding.query_device!r}, but the "
-                    f"{backend!r} backend runs on the CPU; use backend 'torch' (or 'auto')")
+                    f"{backend!r} backend runs on the CPU; use backend 'torch' (or 'auto')"
+                )
             return SentenceTransformerEmbedder(model, threads=threads, device=device)
     if backend == "torch":
         return SentenceTransformerEmbedder(model, threads=threads)
@@ -87,22 +88,32 @@ def select_embedder(settings: Settings) -> Embedder:
     return fallback
 
 
-def _prepare_with_note(model: str | None, cache_dir: Path, threads: int | None
-                       ) -> OnnxEmbedder:
-    print("grounded-answer: preparing the fast query encoder (ONNX export of the embedding "
-          f"model, int8, checked), once for {cache_dir} ...", file=sys.stderr, flush=True)
+def _prepare_with_note(model: str | None, cache_dir: Path, threads: int | None) -> OnnxEmbedder:
+    print(
+        "grounded-answer: preparing the fast query encoder (ONNX export of the embedding "
+        f"model, int8, checked), once for {cache_dir} ...",
+        file=sys.stderr,
+        flush=True,
+    )
     started = time.perf_counter()
     steps = iter(range(1, 5))
 
     def progress(what: str) -> None:
-        print(f"grounded-answer:   [{next(steps, 4)}/4] {what} "
-              f"({time.perf_counter() - started:.0f}s)", file=sys.stderr, flush=True)
+        print(
+            f"grounded-answer:   [{next(steps, 4)}/4] {what} "
+            f"({time.perf_counter() - started:.0f}s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     from .onnx_export import prepare_onnx
 
     made = prepare_onnx(model, cache_dir, threads=threads, variant="int8", progress=progress)
-    print(f"grounded-answer: query encoder ready in {time.perf_counter() - started:.1f}s",
-          file=sys.stderr, flush=True)
+    print(
+        f"grounded-answer: query encoder ready in {time.perf_counter() - started:.1f}s",
+        file=sys.stderr,
+        flush=True,
+    )
     return made
 
 
@@ -118,5 +129,8 @@ def build_embedder(
     is already built opens anywhere, whatever ``embedding.device`` says (a GPU named there
     and absent here is an error only when something must be embedded).
     """
-    return BuildEmbedder(select_embedder(settings) if query is None else query,
-                         settings.embedding, accelerator=accelerator)
+    return BuildEmbedder(
+        select_embedder(settings) if query is None else query,
+        settings.embedding,
+        accelerator=accelerator,
+    )

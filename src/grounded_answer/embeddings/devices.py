@@ -81,8 +81,9 @@ def resolve_device(requested: str) -> str:
     except ImportError:
         if requested == "auto":
             return "cpu"
-        raise ConfigError(f"embedding.device is {requested!r}, but torch is not installed; "
-                          "use 'auto' or 'cpu'") from None
+        raise ConfigError(
+            f"embedding.device is {requested!r}, but torch is not installed; use 'auto' or 'cpu'"
+        ) from None
     cuda = bool(torch.cuda.is_available())
     mps_backend = getattr(torch.backends, "mps", None)
     mps = bool(mps_backend is not None and mps_backend.is_available())
@@ -92,8 +93,11 @@ def resolve_device(requested: str) -> str:
         return requested
     if requested not in ("cuda", "mps"):
         raise ConfigError(f"unknown embedding.device {requested!r}; use auto, cpu, cuda or mps")
-    build = "a CPU-only build" if requested == "cuda" and not torch.version.cuda else \
-        "no usable device or driver"
+    build = (
+        "a CPU-only build"
+        if requested == "cuda" and not torch.version.cuda
+        else "no usable device or driver"
+    )
     raise ConfigError(
         f"embedding.device is {requested!r}, but torch {torch.__version__} cannot use it "
         f"({build}); set embedding.device to 'auto' to build on the CPU when there is no GPU"
@@ -117,7 +121,8 @@ def check_parity(
 
     if reference.shape != candidate.shape or reference.ndim != 2 or not len(reference):
         raise IndexStoreError(
-            f"parity check: vector sets of shapes {reference.shape} and {candidate.shape}")
+            f"parity check: vector sets of shapes {reference.shape} and {candidate.shape}"
+        )
     a = reference.astype(np.float64)
     b = candidate.astype(np.float64)
     with np.errstate(all="ignore"):
@@ -144,7 +149,8 @@ def _require_finite(vectors: NDArray[np.float32]) -> None:
     if not finite.all():
         raise IndexStoreError(
             f"the accelerator made {int((~finite).sum())} vectors that are not finite (float16 "
-            "overflow?); nothing was written. Set embedding.device = 'cpu' to build on the CPU")
+            "overflow?); nothing was written. Set embedding.device = 'cpu' to build on the CPU"
+        )
 
 
 class BuildEmbedder:
@@ -211,14 +217,18 @@ class BuildEmbedder:
                 # A sample spread over the first texts, checked before anything is written.
                 step = max(1, len(texts) // PARITY_SAMPLE)
                 sample = list(texts[::step][:PARITY_SAMPLE])
-                least = check_parity(self.query.encode(sample, batch_size=batch_size),
-                                     accelerated.encode(sample, batch_size=batch_size))
+                least = check_parity(
+                    self.query.encode(sample, batch_size=batch_size),
+                    accelerated.encode(sample, batch_size=batch_size),
+                )
                 half = getattr(accelerated, "half", None)
                 self.record = BuildRecord(
                     device=str(getattr(accelerated, "device", self._device)),
                     precision="float32" if half is False else "float16" if half else "unknown",
-                    parity_sample=len(sample), parity_min_cosine=round(least, 6),
-                    parity_tolerance=PARITY_TOLERANCE)
+                    parity_sample=len(sample),
+                    parity_min_cosine=round(least, 6),
+                    parity_tolerance=PARITY_TOLERANCE,
+                )
                 self._checked = True
         if accelerated is None:
             return self.query.encode(texts, batch_size=batch_size, show_progress=show_progress)
@@ -245,7 +255,10 @@ class BuildEmbedder:
                 _log.warning(
                     "a %s device is present, but queries use %s, whose vectors only the CPU "
                     "makes: this build runs on the CPU (set embedding.backend to 'onnx' to "
-                    "build on the GPU)", self._device, self.query.model_id)
+                    "build on the GPU)",
+                    self._device,
+                    self.query.model_id,
+                )
                 self._device = "cpu"
                 return None
             raise ConfigError(
@@ -254,5 +267,6 @@ class BuildEmbedder:
                 "to 'onnx' (the exact model; queries stay on the CPU) or 'torch' to build on "
                 "the GPU, or embedding.device to 'cpu'"
             )
-        return SentenceTransformerEmbedder(self._settings.model, threads=None,
-                                           device=str(self._device), half=True)
+        return SentenceTransformerEmbedder(
+            self._settings.model, threads=None, device=str(self._device), half=True
+        )

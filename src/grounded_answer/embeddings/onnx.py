@@ -107,8 +107,7 @@ class OnnxEmbedder:
         return out
 
     def _runtime(self) -> _Runtime:
-        return _RUNTIMES.get(self._key,
-                             lambda: _Runtime(self._dir, self._manifest, self._threads))
+        return _RUNTIMES.get(self._key, lambda: _Runtime(self._dir, self._manifest, self._threads))
 
 
 class _Runtime:
@@ -220,8 +219,10 @@ def _check_files(manifest: OnnxManifest, model_file: Path, tokenizer_file: Path)
     """Fail on a changed or truncated file; hash the model only when its stat changed."""
     try:
         stat = model_file.stat()
-        if (stat.st_size, stat.st_mtime_ns) != (manifest.onnx_bytes, manifest.onnx_mtime_ns) \
-                and sha256(model_file) != manifest.onnx_sha256:
+        if (stat.st_size, stat.st_mtime_ns) != (
+            manifest.onnx_bytes,
+            manifest.onnx_mtime_ns,
+        ) and sha256(model_file) != manifest.onnx_sha256:
             raise IndexStoreError(
                 f"{model_file} does not match its manifest (checksum); delete "
                 f"{model_file.parent} to export it again"

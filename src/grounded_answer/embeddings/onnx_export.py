@@ -86,7 +86,6 @@ PARITY_TEXTS: tuple[str, ...] = (
 )
 
 
-
 def prepare_onnx(
     model: str | Path | None,
     cache_dir: Path,
@@ -114,8 +113,9 @@ def prepare_onnx(
         return found
     exact = None
     if variant == "int8":
-        exact = prepare_onnx(model, cache_dir, threads=threads, reference=reference,
-                             progress=progress)
+        exact = prepare_onnx(
+            model, cache_dir, threads=threads, reference=reference, progress=progress
+        )
     step = progress or (lambda _: None)
     target = onnx_dir(cache_dir, model, variant)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -156,12 +156,17 @@ def _failed_before(target: Path) -> OnnxManifest | None:
 
 def _failure(manifest: OnnxManifest) -> str:
     if manifest.variant == "int8":
-        return (f"the int8 export of {manifest.source_model_id} reached a cosine of only "
-                f"{manifest.agreement_min_cosine:.4f} to the exact one "
-                f"(tolerance {manifest.agreement_tolerance})")
-    return (f"the ONNX export of {manifest.source_model_id} differed from "
-            f"sentence-transformers by {manifest.parity_max_abs_diff:.2e} "
-            f"(tolerance {manifest.parity_tolerance:.0e})")
+        return (
+            f"the int8 export of {manifest.source_model_id} reached a cosine of only "
+            f"{manifest.agreement_min_cosine:.4f} to the exact one "
+            f"(tolerance {manifest.agreement_tolerance})"
+        )
+    return (
+        f"the ONNX export of {manifest.source_model_id} differed from "
+        f"sentence-transformers by {manifest.parity_max_abs_diff:.2e} "
+        f"(tolerance {manifest.parity_tolerance:.0e})"
+    )
+
 
 def export_onnx(
     model: str | Path | None,
@@ -220,7 +225,10 @@ def verify_parity(
         source = None if manifest.source_model_id == PACKAGED_MODEL else manifest.source_path
         reference = SentenceTransformerEmbedder(source, threads=1)
     updated, diff = _check(
-        target, reference, texts, _locked,
+        target,
+        reference,
+        texts,
+        _locked,
         lambda want, rows: max(float(np.max(np.abs(got - want))) for got in rows),
         lambda value: {"parity_max_abs_diff": value, "parity_tolerance": tolerance},
     )
@@ -275,7 +283,10 @@ def _export(
         # Trace with a padded batch of two, so the graph is the one for masked input.
         sample = hf_tokenizer(
             ["a short text", "a longer text, so that the first one is padded to match it"],
-            padding=True, truncation=True, max_length=max_seq_length, return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=max_seq_length,
+            return_tensors="pt",
         )
         args = tuple(sample[name] for name in input_names)
         axes = {name: {0: "batch", 1: "sequence"} for name in [*input_names, "token_embeddings"]}
@@ -285,9 +296,15 @@ def _export(
             # branches on shapes; parity on padded batches is what proves the graph.
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                wrapper, args, str(staging / MODEL_FILE), dynamo=False, opset_version=opset,
-                input_names=input_names, output_names=["token_embeddings"],
-                dynamic_axes=axes, do_constant_folding=True,
+                wrapper,
+                args,
+                str(staging / MODEL_FILE),
+                dynamo=False,
+                opset_version=opset,
+                input_names=input_names,
+                output_names=["token_embeddings"],
+                dynamic_axes=axes,
+                do_constant_folding=True,
             )
         stat = (staging / MODEL_FILE).stat()
         manifest = OnnxManifest(
@@ -320,10 +337,17 @@ def _check_architecture(loaded: Any) -> None:
         )
     config = loaded[names.index("Pooling")].get_config_dict()
     mode = config.get("pooling_mode")
-    mean = mode in ("mean", ["mean"]) if mode is not None else (
-        config.get("pooling_mode_mean_tokens") is True
-        and not any(value is True for key, value in config.items()
-                    if key.startswith("pooling_mode_") and key != "pooling_mode_mean_tokens")
+    mean = (
+        mode in ("mean", ["mean"])
+        if mode is not None
+        else (
+            config.get("pooling_mode_mean_tokens") is True
+            and not any(
+                value is True
+                for key, value in config.items()
+                if key.startswith("pooling_mode_") and key != "pooling_mode_mean_tokens"
+            )
+        )
     )
     if not mean or names != ["Transformer", "Pooling", "Normalize"]:
         raise ConfigError(
@@ -344,8 +368,9 @@ def _versions(*modules: str) -> dict[str, str]:
     return found
 
 
-def quantize_onnx(exact_dir: str | Path, target_dir: str | Path, *, _locked: bool = False
-                  ) -> OnnxManifest:
+def quantize_onnx(
+    exact_dir: str | Path, target_dir: str | Path, *, _locked: bool = False
+) -> OnnxManifest:
     """Write an int8 copy of the checked exact export in ``exact_dir`` to ``target_dir``.
 
     onnxruntime's dynamic quantization, per output channel, of the MatMul weights only:
@@ -392,7 +417,10 @@ def verify_quantized(
     """
     target = Path(target_dir)
     updated, worst = _check(
-        target, reference, texts, _locked,
+        target,
+        reference,
+        texts,
+        _locked,
         lambda want, rows: min(float(np.min(np.sum(got * want, axis=1))) for got in rows),
         lambda value: {"agreement_min_cosine": value, "agreement_tolerance": tolerance},
     )
@@ -419,14 +447,23 @@ def _check(
     manifest = read_manifest(target)
     candidate = OnnxEmbedder(target, threads=1)
     expected = reference.encode(texts, batch_size=len(texts))
-    value = measure(expected, [candidate.encode(texts, batch_size=len(texts)),
-                               np.vstack([candidate.encode([text]) for text in texts])])
-    updated = manifest.model_copy(update={
-        **fields(value),
-        "parity_texts": len(texts),
-        "parity_checked_with": {**_versions("onnxruntime", "tokenizers"),
-                                "reference": reference.model_id},
-    })
+    value = measure(
+        expected,
+        [
+            candidate.encode(texts, batch_size=len(texts)),
+            np.vstack([candidate.encode([text]) for text in texts]),
+        ],
+    )
+    updated = manifest.model_copy(
+        update={
+            **fields(value),
+            "parity_texts": len(texts),
+            "parity_checked_with": {
+                **_versions("onnxruntime", "tokenizers"),
+                "reference": reference.model_id,
+            },
+        }
+    )
     _record(target, updated, held)
     return updated, value
 
@@ -436,28 +473,36 @@ def _quantize(exact: OnnxManifest, exact_dir: Path, target: Path) -> OnnxManifes
     quantization: Any = importlib.import_module("onnxruntime.quantization")
     with _staged(target, f"quantizing {exact.source_model_id}") as staging, _quiet_root():
         quantization.quantize_dynamic(
-            exact_dir / MODEL_FILE, staging / MODEL_FILE,
+            exact_dir / MODEL_FILE,
+            staging / MODEL_FILE,
             weight_type=quantization.QuantType.QInt8,
-            per_channel=True, op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
         )
         shutil.copyfile(exact_dir / TOKENIZER_FILE, staging / TOKENIZER_FILE)
         stat = (staging / MODEL_FILE).stat()
-        manifest = OnnxManifest.model_validate({
-            **exact.model_dump(include=set(OnnxManifest.model_fields) - _CHECK_FIELDS),
-            "variant": "int8",
-            "quantized_from_sha256": exact.onnx_sha256,
-            "onnx_sha256": sha256(staging / MODEL_FILE),
-            "onnx_bytes": stat.st_size,
-            "onnx_mtime_ns": stat.st_mtime_ns,
-            "exported_with": {**exact.exported_with, **_versions("onnxruntime")},
-        })
+        manifest = OnnxManifest.model_validate(
+            {
+                **exact.model_dump(include=set(OnnxManifest.model_fields) - _CHECK_FIELDS),
+                "variant": "int8",
+                "quantized_from_sha256": exact.onnx_sha256,
+                "onnx_sha256": sha256(staging / MODEL_FILE),
+                "onnx_bytes": stat.st_size,
+                "onnx_mtime_ns": stat.st_mtime_ns,
+                "exported_with": {**exact.exported_with, **_versions("onnxruntime")},
+            }
+        )
         (staging / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
     return manifest
 
 
 _CHECK_FIELDS = {
-    "parity_max_abs_diff", "parity_tolerance", "parity_texts", "parity_checked_with",
-    "agreement_min_cosine", "agreement_tolerance",
+    "parity_max_abs_diff",
+    "parity_tolerance",
+    "parity_texts",
+    "parity_checked_with",
+    "agreement_min_cosine",
+    "agreement_tolerance",
 }
 
 

@@ -131,9 +131,7 @@ def claimed_id(source_model_id: str, variant: Variant) -> str:
     return source_model_id + (INT8_SUFFIX if variant == "int8" else "")
 
 
-def onnx_dir(
-    cache_dir: Path, model: str | Path | None = None, variant: Variant = "exact"
-) -> Path:
+def onnx_dir(cache_dir: Path, model: str | Path | None = None, variant: Variant = "exact") -> Path:
     """The cache directory of an export of ``model`` (None = the packaged model)."""
     model_id = model_id_of(model)
     slug = re.sub(r"[^a-z0-9]+", "-", model_id.lower()).strip("-")[-40:] or "model"
@@ -155,16 +153,18 @@ def source_signature(path: Path) -> str:
     for item in sorted(path.rglob("*")):
         if item.is_file() and "__pycache__" not in item.parts:
             stat = item.stat()
-            digest.update(f"{item.relative_to(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
-                          .encode())
+            digest.update(
+                f"{item.relative_to(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+            )
     return digest.hexdigest()
 
 
 def source_unchanged(manifest: OnnxManifest) -> bool:
     """Whether the model an export was made from still has the files it had then."""
     try:
-        path = source_path(None if manifest.source_model_id == PACKAGED_MODEL
-                           else manifest.source_path)
+        path = source_path(
+            None if manifest.source_model_id == PACKAGED_MODEL else manifest.source_path
+        )
         return path.is_dir() and source_signature(path) == manifest.source_signature
     except (ConfigError, OSError):
         return False

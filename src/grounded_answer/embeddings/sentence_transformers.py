@@ -80,19 +80,27 @@ class SentenceTransformerEmbedder:
         # torch modules are not re-entrant across threads.
         with _ENCODE_LOCKS.get(key, threading.Lock):
             _keep_threads(self._threads)
-            tokenizer = None if self.device == "cpu" or len(texts) <= batch_size else \
-                _TOKENIZERS.get(key, lambda: fast_tokenizer(model))
+            tokenizer = (
+                None
+                if self.device == "cpu" or len(texts) <= batch_size
+                else _TOKENIZERS.get(key, lambda: fast_tokenizer(model))
+            )
             if tokenizer is not None:
-                made: NDArray[np.float32] = _on_device(lambda: encode_pipelined(
-                    model, texts, batch_size=batch_size, tokenizer=tokenizer))
+                made: NDArray[np.float32] = _on_device(
+                    lambda: encode_pipelined(
+                        model, texts, batch_size=batch_size, tokenizer=tokenizer
+                    )
+                )
                 return made
-            vectors = _on_device(lambda: model.encode(
-                list(texts),
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=show_progress,
-            ))
+            vectors = _on_device(
+                lambda: model.encode(
+                    list(texts),
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=show_progress,
+                )
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def _key(self) -> tuple[str, int | None, str, bool]:
@@ -104,8 +112,9 @@ class SentenceTransformerEmbedder:
         The ONNX export traces this object: at index time it is the one that just encoded
         the corpus, so exporting loads nothing twice.
         """
-        return _MODELS.get(self._key(), lambda: _load(self._path, self._threads, self.device,
-                                              self.half))
+        return _MODELS.get(
+            self._key(), lambda: _load(self._path, self._threads, self.device, self.half)
+        )
 
 
 def fast_tokenizer(model: Any) -> Any:
@@ -118,8 +127,12 @@ def fast_tokenizer(model: Any) -> Any:
 
     first = model[0] if len(model) else None
     backend = getattr(getattr(model, "tokenizer", None), "backend_tokenizer", None)
-    if (backend is None or getattr(model, "default_prompt_name", None)
-            or getattr(first, "do_lower_case", False) or model.max_seq_length is None):
+    if (
+        backend is None
+        or getattr(model, "default_prompt_name", None)
+        or getattr(first, "do_lower_case", False)
+        or model.max_seq_length is None
+    ):
         return None
     tokenizer = Tokenizer.from_str(backend.to_str())
     tokenizer.no_padding()
@@ -136,7 +149,8 @@ def _on_device(work: Callable[[], Any]) -> Any:
     except torch.OutOfMemoryError as exc:
         raise IndexStoreError(
             f"the accelerator ran out of memory ({str(exc).splitlines()[0][:160]}); lower "
-            "embedding.batch_size (grounded-answer index --batch-size)") from None
+            "embedding.batch_size (grounded-answer index --batch-size)"
+        ) from None
 
 
 def encode_pipelined(
@@ -159,20 +173,25 @@ def encode_pipelined(
 
     import numpy as np
     import torch
+
     tokenizer = tokenizer or fast_tokenizer(model)
     if tokenizer is None:
-        raise ConfigError("this model needs sentence-transformers' own preprocessing "
-                          "(a prompt or lower-casing): use its encode()")
+        raise ConfigError(
+            "this model needs sentence-transformers' own preprocessing "
+            "(a prompt or lower-casing): use its encode()"
+        )
     pad = getattr(model.tokenizer, "pad_token_id", None) or 0
     device = next(model.parameters()).device
     order = np.argsort([-len(text) for text in texts], kind="stable")
-    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
     def tensors(rows: NDArray[np.int64]) -> dict[str, Any]:
         encodings = tokenizer.encode_batch([texts[int(row)].strip() for row in rows])
         width = max(len(encoding.ids) for encoding in encodings)
-        arrays = {name: np.zeros((len(encodings), width), dtype=np.int64)
-                  for name in ("input_ids", "attention_mask", "token_type_ids")}
+        arrays = {
+            name: np.zeros((len(encodings), width), dtype=np.int64)
+            for name in ("input_ids", "attention_mask", "token_type_ids")
+        }
         arrays["input_ids"][:] = pad
         for row, encoding in enumerate(encodings):
             size = len(encoding.ids)
@@ -193,8 +212,9 @@ def encode_pipelined(
                     break
                 ahead.append(pool.submit(tensors, following))
             features = ahead.popleft().result()
-            on_device = {name: value.to(device, non_blocking=True)
-                         for name, value in features.items()}
+            on_device = {
+                name: value.to(device, non_blocking=True) for name, value in features.items()
+            }
             vectors = model(on_device)["sentence_embedding"]
             vectors = torch.nn.functional.normalize(vectors.float(), dim=1)
             out[rows] = vectors.cpu().numpy()
@@ -242,6 +262,5 @@ def _load(path: str | None, threads: int | None, device: str, half: bool) -> Any
     try:
         model = SentenceTransformer(path, device=device, local_files_only=True)
     except Exception as exc:  # the library raises many unrelated types for a bad folder
-        raise ConfigError(
-            f"cannot load embedding model from {path!r} on {device}: {exc}") from exc
+        raise ConfigError(f"cannot load embedding model from {path!r} on {device}: {exc}") from exc
     return model.half() if half else model

@@ -32,7 +32,11 @@ from ..sources.bundle import load_bundle
 from ..sources.corpus import Role
 
 __all__ = [
-    "BundleLabel", "BundleScore", "evaluate_answers", "format_table", "splits_of",
+    "BundleLabel",
+    "BundleScore",
+    "evaluate_answers",
+    "format_table",
+    "splits_of",
 ]
 
 
@@ -61,11 +65,14 @@ class BundleScore(BaseModel):
     task_named: bool | None = None
     models_cited: bool | None = None
     in_language: bool | None = Field(
-        default=None, description="For a question not in English: the task statement is "
-        "written in the question's language.")
+        default=None,
+        description="For a question not in English: the task statement is "
+        "written in the question's language.",
+    )
     models_in_workflow: bool | None = Field(
-        default=None, description="Every recommended model runs a step or is named as a "
-        "step's alternative.")
+        default=None,
+        description="Every recommended model runs a step or is named as a step's alternative.",
+    )
     repairs: int = 0
     valid_first_try: bool = False
     links_caught: int = Field(default=0, description="Foreign-link errors found in attempts.")
@@ -83,8 +90,9 @@ def splits_of(directory: str | Path) -> dict[str, Path]:
     folder = Path(directory)
     if (folder / "labels.json").is_file() or not folder.is_dir():
         return {folder.name: folder}
-    found = {child.name: child for child in sorted(folder.iterdir())
-             if (child / "labels.json").is_file()}
+    found = {
+        child.name: child for child in sorted(folder.iterdir()) if (child / "labels.json").is_file()
+    }
     return found or {folder.name: folder}
 
 
@@ -125,8 +133,12 @@ def _score(
         bundle = load_bundle(path)
         answer = explain(bundle=bundle, settings=settings, backend=backend, embedder=embedder)
     except GroundedAnswerError as exc:
-        return BundleScore(bundle=path.name, parsed=False, error=str(exc),
-                           seconds=round(time.perf_counter() - started, 3))
+        return BundleScore(
+            bundle=path.name,
+            parsed=False,
+            error=str(exc),
+            seconds=round(time.perf_counter() - started, 3),
+        )
     seconds = time.perf_counter() - started
     allowed = {link_key(link) for link in answer.allowed_links}
     rendered = answer.to_json() + "\n" + answer.to_markdown()
@@ -141,12 +153,14 @@ def _score(
     judged = cited - optional
     complete = bool(answer.task.statement.strip()) and (
         bool(answer.workflow and answer.workflow.steps and answer.references)
-        if answer.answerable else bool(answer.note.strip())
+        if answer.answerable
+        else bool(answer.note.strip())
     )
     models = {s.id for s in bundle.corpus.sources if s.role is Role.MODEL}
     steps = answer.workflow.steps if answer.workflow else []
     in_workflow = {step.source_id for step in steps} | {
-        alternative for step in steps for alternative in step.alternatives}
+        alternative for step in steps for alternative in step.alternatives
+    }
     statement = answer.task.statement.lower()
     return BundleScore(
         bundle=path.name,
@@ -156,16 +170,21 @@ def _score(
         recall=round(len(cited & relevant) / len(relevant), 4) if relevant else None,
         precision=round(len(judged & relevant) / len(judged), 4) if judged else None,
         answerable_correct=answer.answerable == label.answerable,
-        task_named=(any(k.lower() in statement for k in label.task_keywords)
-                    if label.answerable and label.task_keywords else None),
+        task_named=(
+            any(k.lower() in statement for k in label.task_keywords)
+            if label.answerable and label.task_keywords
+            else None
+        ),
         models_cited=models <= cited if label.answerable else None,
         models_in_workflow=models <= in_workflow if label.answerable else None,
-        in_language=_in_language(answer) if answer.plan and not answer.plan.question.english
+        in_language=_in_language(answer)
+        if answer.plan and not answer.plan.question.english
         else None,
         repairs=answer.validation.attempts - 1,
         valid_first_try=answer.validation.valid_first_try,
-        links_caught=sum("link" in e for e in answer.validation.repaired
-                         + answer.validation.dropped),
+        links_caught=sum(
+            "link" in e for e in answer.validation.repaired + answer.validation.dropped
+        ),
         completion_tokens=answer.provenance.usage.completion_tokens,
         backend_seconds=answer.provenance.usage.seconds,
         seconds=round(seconds, 3),
@@ -213,14 +232,16 @@ def _overall(scores: list[BundleScore]) -> dict[str, Any]:
         "citation_precision": _mean([s.precision for s in parsed if s.precision is not None]),
         "answerable_accuracy": _mean([float(s.answerable_correct) for s in parsed]),
         "task_named": _mean([float(s.task_named) for s in parsed if s.task_named is not None]),
-        "models_cited": _mean([float(s.models_cited) for s in parsed
-                               if s.models_cited is not None]),
-        "models_in_workflow": _mean([float(s.models_in_workflow) for s in parsed
-                                     if s.models_in_workflow is not None]),
-        "in_language": _mean([float(s.in_language) for s in parsed
-                              if s.in_language is not None]),
-        "completion_tokens_p50": _median([s.completion_tokens for s in parsed
-                                          if s.completion_tokens is not None]),
+        "models_cited": _mean(
+            [float(s.models_cited) for s in parsed if s.models_cited is not None]
+        ),
+        "models_in_workflow": _mean(
+            [float(s.models_in_workflow) for s in parsed if s.models_in_workflow is not None]
+        ),
+        "in_language": _mean([float(s.in_language) for s in parsed if s.in_language is not None]),
+        "completion_tokens_p50": _median(
+            [s.completion_tokens for s in parsed if s.completion_tokens is not None]
+        ),
         "repairs": sum(s.repairs for s in parsed),
         "valid_first_try": _mean([float(s.valid_first_try) for s in parsed]),
         "links_caught": sum(s.links_caught for s in parsed),
@@ -242,11 +263,39 @@ def format_table(scores: list[BundleScore]) -> str:
             return f"{value:.2f}"
         return str(value)
 
-    header = ["bundle", "parsed", "complete", "foreign", "recall", "precision", "answerable",
-              "task", "models", "in flow", "language", "repairs", "seconds"]
-    rows = [[s.bundle[:36], s.parsed, s.sections_complete, s.foreign_links, s.recall,
-             s.precision, s.answerable_correct, s.task_named, s.models_cited,
-             s.models_in_workflow, s.in_language, s.repairs, s.seconds] for s in scores]
+    header = [
+        "bundle",
+        "parsed",
+        "complete",
+        "foreign",
+        "recall",
+        "precision",
+        "answerable",
+        "task",
+        "models",
+        "in flow",
+        "language",
+        "repairs",
+        "seconds",
+    ]
+    rows = [
+        [
+            s.bundle[:36],
+            s.parsed,
+            s.sections_complete,
+            s.foreign_links,
+            s.recall,
+            s.precision,
+            s.answerable_correct,
+            s.task_named,
+            s.models_cited,
+            s.models_in_workflow,
+            s.in_language,
+            s.repairs,
+            s.seconds,
+        ]
+        for s in scores
+    ]
     table = [header, *[[cell(v) for v in row] for row in rows]]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in table]

@@ -56,15 +56,17 @@ def load_beir(directory: str | Path, split: str = "test") -> BeirData:
             doc_ids.append(str(record["_id"]))
             doc_texts.append(f"{record.get('title') or ''} {record.get('text') or ''}".strip())
         except (KeyError, TypeError):
-            raise CorpusError("expected an object with '_id'", path=root / "corpus.jsonl",
-                              line=line) from None
+            raise CorpusError(
+                "expected an object with '_id'", path=root / "corpus.jsonl", line=line
+            ) from None
     all_queries: dict[str, str] = {}
     for line, record in _jsonl(root / "queries.jsonl"):
         try:
             all_queries[str(record["_id"])] = str(record["text"])
         except (KeyError, TypeError):
-            raise CorpusError("expected an object with '_id' and 'text'",
-                              path=root / "queries.jsonl", line=line) from None
+            raise CorpusError(
+                "expected an object with '_id' and 'text'", path=root / "queries.jsonl", line=line
+            ) from None
     qrels_file = root / "qrels" / f"{split}.tsv"
     if not qrels_file.is_file():
         raise ConfigError(f"no judgements for split {split!r}: {qrels_file} does not exist")
@@ -76,8 +78,9 @@ def load_beir(directory: str | Path, split: str = "test") -> BeirData:
             try:
                 query_id, doc_id, score = row[0], row[1], int(row[2])
             except (IndexError, ValueError):
-                raise CorpusError("expected query-id, corpus-id, integer score",
-                                  path=qrels_file, line=line) from None
+                raise CorpusError(
+                    "expected query-id, corpus-id, integer score", path=qrels_file, line=line
+                ) from None
             if score > 0:
                 qrels.setdefault(query_id, {})[doc_id] = score
     queries = {qid: all_queries[qid] for qid in qrels if qid in all_queries}
@@ -160,14 +163,17 @@ def evaluate_retrieval(
     if method in ("dense", "hybrid"):
         if embedder is None:
             raise ConfigError(f"method {method!r} needs an embedder")
-        docs = cached_embeddings(data.doc_texts, embedder, cache_dir, batch_size=batch_size,
-                                 show_progress=show_progress)
+        docs = cached_embeddings(
+            data.doc_texts, embedder, cache_dir, batch_size=batch_size, show_progress=show_progress
+        )
         queries = embedder.encode(query_texts, batch_size=batch_size)
         index = faiss.IndexFlatIP(docs.shape[1])
         index.add(docs)
         scores, ids = index.search(queries, pool)
-        dense_runs = [[(int(i), float(s)) for i, s in zip(row_i, row_s, strict=True) if i >= 0]
-                      for row_i, row_s in zip(ids, scores, strict=True)]
+        dense_runs = [
+            [(int(i), float(s)) for i, s in zip(row_i, row_s, strict=True) if i >= 0]
+            for row_i, row_s in zip(ids, scores, strict=True)
+        ]
     if method in ("bm25", "hybrid"):
         sparse_runs = BM25Index(data.doc_texts, stemmer=stemmer).search_many(query_texts, pool)
     ndcgs, recalls = [], []

@@ -146,8 +146,9 @@ def _check_step_alias(value: str, info: ValidationInfo) -> str:
     allowed = _context(info).step_aliases
     if allowed and value not in allowed:
         models = ", ".join(sorted(allowed, key=lambda a: int(a[1:])))
-        raise ValueError(f"{value} is not a recommended model; a workflow step runs one of "
-                         f"{models}")
+        raise ValueError(
+            f"{value} is not a recommended model; a workflow step runs one of {models}"
+        )
     return value
 
 
@@ -300,12 +301,14 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
                 source = None
             if source:
                 where = f"workflow.steps[{n}]"
-                steps.append(DraftStep.model_construct(
-                    source_id=source,
-                    input=prose(step.get("input"), f"{where}.input", IO_CHARS) or "-",
-                    output=prose(step.get("output"), f"{where}.output", IO_CHARS) or "-",
-                    action=prose(step.get("action"), f"{where}.action", ACTION_CHARS) or "-",
-                ))
+                steps.append(
+                    DraftStep.model_construct(
+                        source_id=source,
+                        input=prose(step.get("input"), f"{where}.input", IO_CHARS) or "-",
+                        output=prose(step.get("output"), f"{where}.output", IO_CHARS) or "-",
+                        action=prose(step.get("action"), f"{where}.action", ACTION_CHARS) or "-",
+                    )
+                )
         if steps:
             workflow = DraftWorkflow.model_construct(
                 input=prose(flow.get("input"), "workflow.input", IO_CHARS) or "-",
@@ -317,8 +320,9 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
         for used in workflow.steps:
             if used.source_id not in {r.source_id for r in references}:
                 references.append(
-                    DraftReference.model_construct(source_id=used.source_id,
-                                                   why="Used in the workflow.")
+                    DraftReference.model_construct(
+                        source_id=used.source_id, why="Used in the workflow."
+                    )
                 )
     if answerable and not (workflow and references):
         dropped.append("answerable dropped to false: workflow or references missing")
@@ -326,7 +330,10 @@ def salvage_draft(text: str, context: GroundingContext) -> tuple[AnswerDraft | N
     if not answerable and not note.strip():
         note = "The model's answer could not be fully grounded in the sources."
     salvaged = AnswerDraft.model_construct(
-        task=draft_task, workflow=workflow, references=references, note=note,
+        task=draft_task,
+        workflow=workflow,
+        references=references,
+        note=note,
         answerable=answerable,
     )
     try:
@@ -349,9 +356,7 @@ def check_draft(draft: AnswerDraft, context: GroundingContext) -> AnswerDraft:
     return AnswerDraft.model_validate(draft.model_dump(), context=context)
 
 
-def draft_json_schema(
-    aliases: list[str], step_aliases: list[str] | None = None
-) -> dict[str, Any]:
+def draft_json_schema(aliases: list[str], step_aliases: list[str] | None = None) -> dict[str, Any]:
     """The draft's JSON schema with the allowed aliases as an enum.
 
     Grammar-constrained servers then cannot even emit an unknown id (nor run a paper as
@@ -374,8 +379,9 @@ def _schema_text(aliases: tuple[str, ...], step_aliases: tuple[str, ...] | None)
         props = definition.get("properties", {})
         for name, prop in props.items():
             if name == "source_id":
-                prop["enum"] = list(step_aliases or aliases) if title == "DraftStep" else list(
-                    aliases)
+                prop["enum"] = (
+                    list(step_aliases or aliases) if title == "DraftStep" else list(aliases)
+                )
             elif name == "source_ids":
                 prop["items"] = {"type": "string", "enum": list(aliases)}
             elif name == "references":
@@ -433,10 +439,13 @@ def describe_error(error: Any) -> str:
 
 # One prose slot checked on its own (guided slots, translated lines), by kind.
 TASK_SLOT: TypeAdapter[str] = TypeAdapter(
-    Annotated[Prose, Field(min_length=1, max_length=STATEMENT_CHARS)])
+    Annotated[Prose, Field(min_length=1, max_length=STATEMENT_CHARS)]
+)
 WHY_SLOT: TypeAdapter[str] = TypeAdapter(
-    Annotated[Prose, Field(min_length=1, max_length=WHY_CHARS)])
+    Annotated[Prose, Field(min_length=1, max_length=WHY_CHARS)]
+)
 NOTE_SLOT: TypeAdapter[str] = TypeAdapter(Annotated[Prose, Field(max_length=STATEMENT_CHARS)])
 IO_SLOT: TypeAdapter[str] = TypeAdapter(Annotated[Prose, Field(min_length=1, max_length=IO_CHARS)])
 ACTION_SLOT: TypeAdapter[str] = TypeAdapter(
-    Annotated[Prose, Field(min_length=1, max_length=ACTION_CHARS)])
+    Annotated[Prose, Field(min_length=1, max_length=ACTION_CHARS)]
+)

@@ -158,8 +158,7 @@ def _groups() -> tuple[tuple[re.Pattern[str], ...], tuple[re.Pattern[str], ...]]
     """
 
     def compiled(*groups: list[str]) -> tuple[re.Pattern[str], ...]:
-        return tuple(re.compile("|".join(f"(?:{p})" for p in group), re.DOTALL)
-                     for group in groups)
+        return tuple(re.compile("|".join(f"(?:{p})" for p in group), re.DOTALL) for group in groups)
 
     english = [_ENGLISH[i : i + 6] for i in range(0, len(_ENGLISH), 6)]
     return compiled(*english, _FRENCH, _SPANISH, _GERMAN), compiled(_KOREAN, _CHINESE, _JAPANESE)
@@ -229,9 +228,7 @@ def echoes(text: str, sources: Iterable[str], *, besides: str = "") -> str | Non
 def _grams(source: str) -> frozenset[tuple[str, ...]]:
     # Cached: one system prompt is checked against every prose field of an answer.
     words = _words(source)
-    return frozenset(
-        tuple(words[i : i + _ECHO_WORDS]) for i in range(len(words) - _ECHO_WORDS + 1)
-    )
+    return frozenset(tuple(words[i : i + _ECHO_WORDS]) for i in range(len(words) - _ECHO_WORDS + 1))
 
 
 def _words(text: str) -> list[str]:

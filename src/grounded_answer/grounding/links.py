@@ -78,12 +78,15 @@ def _fold(char: str) -> tuple[str, str]:
     if char in _DOTS:
         return ".", "."
     category = unicodedata.category(char)
-    if category in ("Cf", "Mn", "Me") or char in _FILLERS or (
-        category == "Cc" and not char.isspace()
+    if (
+        category in ("Cf", "Mn", "Me")
+        or char in _FILLERS
+        or (category == "Cc" and not char.isspace())
     ):
         return "", ""
     shown = "".join(
-        _DOTS.get(c, c) for c in unicodedata.normalize("NFKC", char)
+        _DOTS.get(c, c)
+        for c in unicodedata.normalize("NFKC", char)
         if unicodedata.category(c) not in ("Cf", "Mn", "Me")
     )
     confusables = _tables()[1]
@@ -160,9 +163,11 @@ def _normalise(text: str) -> _Normalised:
             continue  # inside an entity already read
         plain(pos, i)
         unit_end = i + 1
-        if text[i] == "&" and (entity := _ENTITY.match(text, i)) and (
-            decoded := _unescape(entity.group(0))
-        ) != entity.group(0):
+        if (
+            text[i] == "&"
+            and (entity := _ENTITY.match(text, i))
+            and (decoded := _unescape(entity.group(0))) != entity.group(0)
+        ):
             pieces = [_fold(c) for c in decoded]
             unit_end = entity.end()
         else:
@@ -234,7 +239,7 @@ _ARXIV_PATH = re.compile(
 _ARXIV_BARE = re.compile(rf"^(?:arxiv\s*:\s*)?(?P<id>{_ARXIV_ID})$", re.IGNORECASE)
 _VERSION = re.compile(r"v\d+$")
 _HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
-_UNSAFE_IN_LINK = set("<>\"`\\{}|^")
+_UNSAFE_IN_LINK = set('<>"`\\{}|^')
 
 
 @dataclass(frozen=True)
@@ -297,7 +302,7 @@ def link_key(link: str) -> str:
     elif scheme and raw[scheme.end() : scheme.end() + 2] == "//":
         candidate = raw
     elif scheme and scheme.group(1).lower() in ("http", "https"):
-        candidate = f"{scheme.group(1)}://{raw[scheme.end():].lstrip('/')}"
+        candidate = f"{scheme.group(1)}://{raw[scheme.end() :].lstrip('/')}"
     elif scheme and "@" not in raw[: scheme.end()] and "." not in scheme.group(1):
         return raw.lower()  # mailto:, javascript:, git@host:path ... never a web link
     else:
@@ -310,7 +315,7 @@ def link_key(link: str) -> str:
         return raw.lower()
     kind = parts.scheme.lower()
     if kind not in ("http", "https"):
-        return f"{kind}:{candidate[len(kind) + 1:]}".lower()
+        return f"{kind}:{candidate[len(kind) + 1 :]}".lower()
     if host.startswith("www."):
         host = host[4:]
     user = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
@@ -407,8 +412,9 @@ def _span(match: re.Match[str], norm: _Normalised, text: str) -> tuple[int, int]
     return start, _trim(folded, start, end)
 
 
-def _host_span(folded: str, shown: str, start: int, end: int,
-               written: Callable[[int], str] | None = None) -> tuple[int, int] | None:
+def _host_span(
+    folded: str, shown: str, start: int, end: int, written: Callable[[int], str] | None = None
+) -> tuple[int, int] | None:
     """Where a chain of labels is a host: its last label (or its ASCII head) is a TLD.
 
     ``written(i)`` is the character the normalised position ``i`` was written as.
@@ -433,8 +439,12 @@ def _host_span(folded: str, shown: str, start: int, end: int,
             # after an ideographic full stop: in "しました。AIで" the stop ends a sentence
             # and "AIで" is a word; no renderer links it, and under IDNA its last label
             # would be "aiで", no TLD. "例。com" standing alone is still a host.
-            if head and head.end() < len(label) and head.group(0) in tlds and (
-                    written is None or written(offsets[k] - 1) == "."):
+            if (
+                head
+                and head.end() < len(label)
+                and head.group(0) in tlds
+                and (written is None or written(offsets[k] - 1) == ".")
+            ):
                 length = head.end()
         if length is None:
             continue
@@ -568,18 +578,21 @@ def check_link(value: str) -> str:
     if not value:
         raise ValueError("is empty")
     if len(value) > MAX_LINK_CHARS:
-        raise ValueError(f"is {len(value)} characters long; a link has at most "
-                         f"{MAX_LINK_CHARS}")
+        raise ValueError(f"is {len(value)} characters long; a link has at most {MAX_LINK_CHARS}")
     for char in value:
         if char.isspace() or not char.isprintable():
             raise ValueError(f"contains whitespace or an invisible character ({_name(char)})")
     norm = _normalise(value)
     if norm.folded != value:
-        where = next((i for i, (a, b) in enumerate(zip(value, norm.folded, strict=False))
-                      if a != b), min(len(value), len(norm.folded)))
+        where = next(
+            (i for i, (a, b) in enumerate(zip(value, norm.folded, strict=False)) if a != b),
+            min(len(value), len(norm.folded)),
+        )
         culprit = value[where] if where < len(value) else value[-1]
-        raise ValueError("contains a look-alike, encoded or escaped character "
-                         f"({_name(culprit)} at position {where + 1})")
+        raise ValueError(
+            "contains a look-alike, encoded or escaped character "
+            f"({_name(culprit)} at position {where + 1})"
+        )
     unsafe = sorted(_UNSAFE_IN_LINK.intersection(value))
     if unsafe:
         raise ValueError(f"contains {unsafe[0]!r}, which is not allowed in a link")
@@ -611,15 +624,15 @@ def check_link(value: str) -> str:
         raise ValueError("points at localhost")
     labels = host.split(".")
     tld = labels[-1]
-    if len(labels) < 2 or not all(
-        len(label) <= 63 and _HOST_LABEL.fullmatch(label) for label in labels
-    ) or not (tld.isalpha() or tld.startswith("xn--")):
+    if (
+        len(labels) < 2
+        or not all(len(label) <= 63 and _HOST_LABEL.fullmatch(label) for label in labels)
+        or not (tld.isalpha() or tld.startswith("xn--"))
+    ):
         raise ValueError(f"has no public host name ({host!r}; expected labels like example.org)")
     if any(segment in (".", "..") for segment in unquote(parts.path).split("/")):
         raise ValueError("has a '.' or '..' path segment")
-    if (parts.query and find_links(parts.query)) or (
-        parts.fragment and find_links(parts.fragment)
-    ):
+    if (parts.query and find_links(parts.query)) or (parts.fragment and find_links(parts.fragment)):
         raise ValueError("holds another link in its query or #fragment")
     found = find_links(value)
     if len(found) != 1 or (found[0].start, found[0].end) != (0, len(value)):

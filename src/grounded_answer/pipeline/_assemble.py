@@ -41,16 +41,20 @@ def assemble_answer(
     allowed = sorted({link for s in alias_to_source.values() for link in s.links})
     sections = Sections(alias_to_source, ranked, plan)
     workflow = (
-        Workflow(input=draft.workflow.input, steps=sections.steps(draft),
-                 output=draft.workflow.output)
-        if draft.workflow else None
+        Workflow(
+            input=draft.workflow.input, steps=sections.steps(draft), output=draft.workflow.output
+        )
+        if draft.workflow
+        else None
     )
     references = sections.references(draft)
-    report = report.model_copy(update={
-        "repaired": [defang(e) for e in report.repaired],
-        "dropped": [defang(e) for e in report.dropped],
-        "unresolved": [defang(e) for e in report.unresolved],
-    })
+    report = report.model_copy(
+        update={
+            "repaired": [defang(e) for e in report.repaired],
+            "dropped": [defang(e) for e in report.dropped],
+            "unresolved": [defang(e) for e in report.unresolved],
+        }
+    )
     fields: dict[str, Any] = dict(
         question=defang(question),
         answerable=draft.answerable,
@@ -75,16 +79,20 @@ def assemble_answer(
     keys = frozenset(link_key(link) for link in allowed)
     data = Answer.model_construct(**fields).model_dump(mode="json")
     data = _inert(data, keys)
-    data["validation"]["dropped"] = [*data["validation"]["dropped"],
-                                     f"a link outside the sources was made inert ({where})"]
+    data["validation"]["dropped"] = [
+        *data["validation"]["dropped"],
+        f"a link outside the sources was made inert ({where})",
+    ]
     data["allowed_links"] = allowed
     try:
         return Answer.model_validate(data)
     except ValidationError as exc:
         raise UngroundedAnswerError(
             "the answer held a link outside its sources that could not be made inert; it "
-            "was not shown", attempts=[], detail=defang(describe_error(
-                exc.errors(include_url=False)[0]))) from None
+            "was not shown",
+            attempts=[],
+            detail=defang(describe_error(exc.errors(include_url=False)[0])),
+        ) from None
 
 
 def _inert(value: Any, keys: frozenset[str]) -> Any:
@@ -105,8 +113,12 @@ class Sections:
     still being written, so both are made the same way.
     """
 
-    def __init__(self, alias_to_source: dict[str, Source], ranked: list[tuple[Source, float]],
-                 plan: EvidencePlan) -> None:
+    def __init__(
+        self,
+        alias_to_source: dict[str, Source],
+        ranked: list[tuple[Source, float]],
+        plan: EvidencePlan,
+    ) -> None:
         self.sources = alias_to_source
         self.score = {source.id: value for source, value in ranked}
         # Titles come from records, which may be hostile: the plan's are quarantined and
@@ -116,9 +128,14 @@ class Sections:
 
     def task(self, draft: AnswerDraft) -> Task:
         """Section 1."""
-        return Task(statement=draft.task.statement,
-                    source_ids=[self.sources[a].id for a in dict.fromkeys(draft.task.source_ids)
-                                if a in self.sources])
+        return Task(
+            statement=draft.task.statement,
+            source_ids=[
+                self.sources[a].id
+                for a in dict.fromkeys(draft.task.source_ids)
+                if a in self.sources
+            ],
+        )
 
     def steps(self, draft: AnswerDraft) -> list[WorkflowStep]:
         """Section 2's steps."""
@@ -126,11 +143,17 @@ class Sections:
             return []
         return [
             WorkflowStep(
-                id=f"step{n}", source_id=self.sources[step.source_id].id,
+                id=f"step{n}",
+                source_id=self.sources[step.source_id].id,
                 model=self.title_of[self.sources[step.source_id].id],
-                input=step.input, action=step.action, output=step.output,
-                alternatives=[self.sources[a].id for a in self.alternatives.get(
-                    step.source_id, []) if a in self.sources],
+                input=step.input,
+                action=step.action,
+                output=step.output,
+                alternatives=[
+                    self.sources[a].id
+                    for a in self.alternatives.get(step.source_id, [])
+                    if a in self.sources
+                ],
             )
             for n, step in enumerate(draft.workflow.steps, start=1)
         ]
@@ -142,10 +165,13 @@ class Sections:
         texts = [draft.task.statement, draft.note]
         if draft.workflow:
             texts += [draft.workflow.input, draft.workflow.output]
-            texts += [f"{s.input} {s.action} {s.output} {s.source_id}"
-                      for s in draft.workflow.steps]
-        mentioned = [*draft.task.source_ids,
-                     *(m.group(0) for t in texts for m in ALIAS_RE.finditer(t))]
+            texts += [
+                f"{s.input} {s.action} {s.output} {s.source_id}" for s in draft.workflow.steps
+            ]
+        mentioned = [
+            *draft.task.source_ids,
+            *(m.group(0) for t in texts for m in ALIAS_RE.finditer(t)),
+        ]
         for alias in mentioned:
             if alias in self.sources and alias not in cited:
                 cited.append(alias)

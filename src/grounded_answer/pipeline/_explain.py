@@ -87,10 +87,16 @@ def explain(
     # Settings errors first: a wrong backend name must not wait for an encoder to load.
     backend = backend or make_backend(settings.llm)
     embedder = embedder or select_embedder(settings)
-    run = Run(question=question, settings=settings, sources=sources,
-              backend=cached(backend, settings.index.cache_dir, settings.llm),  # if llm.cache
-              embedder=embedder, prompts=load_prompts(settings.answer.prompts_dir),
-              started=started, on_event=on_event)
+    run = Run(
+        question=question,
+        settings=settings,
+        sources=sources,
+        backend=cached(backend, settings.index.cache_dir, settings.llm),  # if llm.cache
+        embedder=embedder,
+        prompts=load_prompts(settings.answer.prompts_dir),
+        started=started,
+        on_event=on_event,
+    )
     with run.timed("index"):
         retriever = retriever_for(sources, embedder, settings)
 
@@ -98,19 +104,24 @@ def explain(
     # nothing to it, and one in French or Spanish only a little (a French question about
     # describing sounds scored 0.10 against an audio-captioning bundle).
     restated = None
-    if read_question(question).language != "en" and not run.backend.offline \
-            and settings.llm.restate_question:
+    if (
+        read_question(question).language != "en"
+        and not run.backend.offline
+        and settings.llm.restate_question
+    ):
         with run.timed("restate"):
-            restated = run.clean(
-                restate_question(run.backend, run.prompts, question, run.usage),
-                "restated question") or None
+            restated = (
+                run.clean(
+                    restate_question(run.backend, run.prompts, question, run.usage),
+                    "restated question",
+                )
+                or None
+            )
     run.timings["embed_query"] = 0.0
     with run.timed("retrieve"):
-        hits, ranked = retrieve_passages(retriever, restated or question, settings,
-                                         run.timings)
+        hits, ranked = retrieve_passages(retriever, restated or question, settings, run.timings)
     with run.timed("plan"):
-        plan = plan_evidence(question, retriever, ranked, settings, run.withhold,
-                             restated=restated)
+        plan = plan_evidence(question, retriever, ranked, settings, run.withhold, restated=restated)
     run.emit("plan", plan.model_dump(mode="json"))
     if judging(run):
         plan = judge_plan(run, plan)
@@ -120,8 +131,9 @@ def explain(
     mode = settings.answer.mode
     if mode == "auto":
         mode = "free" if run.backend.offline else "guided"
-    language = plan.question.language if settings.answer.language == "auto" \
-        else settings.answer.language
+    language = (
+        plan.question.language if settings.answer.language == "auto" else settings.answer.language
+    )
     grounding = GroundingContext(
         aliases=frozenset(alias_to_source),
         link_keys=frozenset(k for s in alias_to_source.values() for k in s.link_keys),
@@ -136,35 +148,52 @@ def explain(
             if run.on_event is not None:
                 # The sections are sent as each is written and checked (see _preview).
                 baseline = check_draft(offline_draft(context, language_note=False), grounding)
-                preview = Preview(run, Sections(alias_to_source, ranked, plan), baseline, plan,
-                                  grounding)
+                preview = Preview(
+                    run, Sections(alias_to_source, ranked, plan), baseline, plan, grounding
+                )
             draft, report = write_guided(run, context, plan, grounding, language, preview)
         else:
             messages = run.prompts.messages(context)
             grounding = replace(grounding, instructions=(messages[0].content,))
             schema = draft_json_schema(
-                context.aliases, [s.alias for s in context.sources if s.role == "model"] or None)
+                context.aliases, [s.alias for s in context.sources if s.role == "model"] or None
+            )
             draft, report = write(
-                run, messages, context, schema,
+                run,
+                messages,
+                context,
+                schema,
                 check=lambda text: validate_draft(text, grounding),
                 salvage=lambda text: salvage_draft(text, grounding),
             )
-        draft, held = hold_to_plan(draft, plan, grounding,
-                                   model_verdict=settings.answer.verdict == "model")
-        report = report.model_copy(update={
-            "withheld": [f"{where}: a sentence addressed to the model was withheld from the "
-                         "prompt" for where, _ in run.withheld]
-            + (["question: nothing else was left, so the model was sent a neutral placeholder"]
-               if context.question == QUESTION_WITHHELD else [])
-            + run.cleaned,
-            "plan": [plan.verdict.reason, *held],
-            "mode": mode,
-            "language": language if mode == "guided" else "en" if run.backend.offline
-            else language,
-        })
+        draft, held = hold_to_plan(
+            draft, plan, grounding, model_verdict=settings.answer.verdict == "model"
+        )
+        report = report.model_copy(
+            update={
+                "withheld": [
+                    f"{where}: a sentence addressed to the model was withheld from the prompt"
+                    for where, _ in run.withheld
+                ]
+                + (
+                    ["question: nothing else was left, so the model was sent a neutral placeholder"]
+                    if context.question == QUESTION_WITHHELD
+                    else []
+                )
+                + run.cleaned,
+                "plan": [plan.verdict.reason, *held],
+                "mode": mode,
+                "language": language
+                if mode == "guided"
+                else "en"
+                if run.backend.offline
+                else language,
+            }
+        )
         if sources.dropped:
             report = report.model_copy(
-                update={"sources_dropped": [defang(d) for d in sources.dropped]})
+                update={"sources_dropped": [defang(d) for d in sources.dropped]}
+            )
     run.timings["total"] = time.perf_counter() - run.started
     provenance = Provenance(
         backend=run.backend.name,
@@ -178,8 +207,9 @@ def explain(
         index_status=retriever.index.status,
         # Passages quote source summaries, which may carry links that are not sources,
         # and sentences addressed to the model, which are withheld here as in the prompt.
-        retrieved=[hit.model_copy(update={"text": quarantine(defang(hit.text))[0]})
-                   for hit in hits],
+        retrieved=[
+            hit.model_copy(update={"text": quarantine(defang(hit.text))[0]}) for hit in hits
+        ],
         timings={name: round(value, 6) for name, value in run.timings.items()},
         usage=run.usage,
     )
@@ -201,6 +231,12 @@ async def aexplain(
     ``on_event`` is called from that worker thread.
     """
     return await asyncio.to_thread(
-        explain, question, bundle=bundle, corpus=corpus, settings=settings, backend=backend,
-        embedder=embedder, on_event=on_event,
+        explain,
+        question,
+        bundle=bundle,
+        corpus=corpus,
+        settings=settings,
+        backend=backend,
+        embedder=embedder,
+        on_event=on_event,
     )

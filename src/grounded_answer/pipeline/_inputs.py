@@ -31,12 +31,16 @@ def resolve_sources(
         if len(parsed.corpus.sources) > limits.max_bundle_sources:
             raise BundleParseError(
                 f"{len(parsed.corpus.sources)} sources; the limit is "
-                f"{limits.max_bundle_sources} (sources.max_bundle_sources)", path=parsed.path)
+                f"{limits.max_bundle_sources} (sources.max_bundle_sources)",
+                path=parsed.path,
+            )
         return parsed.corpus, parsed.question
     if isinstance(corpus, Corpus):
         if len(corpus.sources) > limits.max_corpus_sources:
-            raise CorpusError(f"{len(corpus.sources)} sources; the limit is "
-                              f"{limits.max_corpus_sources} (sources.max_corpus_sources)")
+            raise CorpusError(
+                f"{len(corpus.sources)} sources; the limit is "
+                f"{limits.max_corpus_sources} (sources.max_corpus_sources)"
+            )
         return corpus, corpus.question
     loaded = load_corpus(corpus or settings.corpus or DEFAULT_CORPUS, settings=settings)
     return loaded, loaded.question

@@ -26,8 +26,10 @@ def judging(run: Run) -> bool:
     """Whether this run's plan is read by the model (``judge.enabled``)."""
     mode = run.settings.judge.enabled
     if mode == "on" and run.backend.offline:
-        raise ConfigError("judge.enabled is 'on' but the backend is the offline stub; "
-                          "configure a language model (llm.backend) or use 'auto'")
+        raise ConfigError(
+            "judge.enabled is 'on' but the backend is the offline stub; "
+            "configure a language model (llm.backend) or use 'auto'"
+        )
     return mode == "on" or (mode == "auto" and not run.backend.offline)
 
 
@@ -39,46 +41,61 @@ def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
     by_id = {source.id: source for source in run.sources.sources}
     limit = options.summary_chars
     question = run.withhold(run.question, "question")
-    steps = {label: step for step in plan.skeleton()
-             for label in (step.label, *step.alternatives)}
+    steps = {label: step for step in plan.skeleton() for label in (step.label, *step.alternatives)}
     models = []
     for planned in plan.sources:
         if planned.relevance is Relevance.RECOMMENDED:
             step = steps.get(planned.label)
-            task = (step.task if step else None) or planned.evidence.name_says or \
-                "a task the platform did not describe"
-            summary = run.withhold(by_id[planned.source_id].summary,
-                                   f"summary of {planned.source_id}")
+            task = (
+                (step.task if step else None)
+                or planned.evidence.name_says
+                or "a task the platform did not describe"
+            )
+            summary = run.withhold(
+                by_id[planned.source_id].summary, f"summary of {planned.source_id}"
+            )
             # The name is offered to templates that want it; the packaged ones leave it out.
-            models.append({"task": task, "summary": shorten(summary, limit),
-                           "name": planned.title})
+            models.append({"task": task, "summary": shorten(summary, limit), "name": planned.title})
     coverage = None
     readings: dict[str, Reading] = {}
     with run.timed("judge"):
         if options.coverage:
             coverage = _ask(run, run.prompts.judge(question, models, None))
             if coverage is not None:
-                run.emit("coverage", {"score": round(coverage.score, 4),
-                                      "method": coverage.method})
-        named = _name_task(run, run.prompts.judge(question, models, "task")) \
-            if options.task else None
+                run.emit("coverage", {"score": round(coverage.score, 4), "method": coverage.method})
+        named = (
+            _name_task(run, run.prompts.judge(question, models, "task")) if options.task else None
+        )
         if named:
             run.emit("task_named", {"name": named})
         for planned in plan.sources:
             if planned.relevance is Relevance.RECOMMENDED:
                 continue
-            summary = run.withhold(by_id[planned.source_id].summary,
-                                   f"summary of {planned.source_id}")
-            reading = _ask(run, run.prompts.judge(question, models, {
-                "title": planned.title, "summary": shorten(summary, limit)}))
+            summary = run.withhold(
+                by_id[planned.source_id].summary, f"summary of {planned.source_id}"
+            )
+            reading = _ask(
+                run,
+                run.prompts.judge(
+                    question, models, {"title": planned.title, "summary": shorten(summary, limit)}
+                ),
+            )
             if reading is None:
                 continue
             readings[planned.label] = reading
-            run.emit("judgement", {"source_id": planned.source_id, "label": planned.label,
-                                   "title": planned.title, "score": round(reading.score, 4),
-                                   "method": reading.method})
-    rule = JudgeRule(keep_gap=options.keep_gap, drop_gap=options.drop_gap,
-                     coverage_min=options.coverage_min)
+            run.emit(
+                "judgement",
+                {
+                    "source_id": planned.source_id,
+                    "label": planned.label,
+                    "title": planned.title,
+                    "score": round(reading.score, 4),
+                    "method": reading.method,
+                },
+            )
+    rule = JudgeRule(
+        keep_gap=options.keep_gap, drop_gap=options.drop_gap, coverage_min=options.coverage_min
+    )
     return apply_judgements(plan, readings, coverage, rule, named)
 
 
@@ -86,9 +103,15 @@ def _ask(run: Run, messages: list[ChatMessage]) -> Reading | None:
     """One yes/no judgement; None when the reply says neither (the plan then decides)."""
     context = PromptContext(question=run.question, sources=[], passages=[], weak_match=False)
     try:
-        completion = run.backend.complete(CompletionRequest(
-            messages=messages, json_schema=None, context=context, max_tokens=1,
-            top_logprobs=run.settings.judge.top_logprobs))
+        completion = run.backend.complete(
+            CompletionRequest(
+                messages=messages,
+                json_schema=None,
+                context=context,
+                max_tokens=1,
+                top_logprobs=run.settings.judge.top_logprobs,
+            )
+        )
     except BackendResponseError:
         return None  # an empty or refused one-token reply: no reading, not a failure
     run.usage.add(completion)
@@ -100,15 +123,20 @@ def _name_task(run: Run, messages: list[ChatMessage]) -> str | None:
     """The task as the model names it, cleaned like all its text; None when unusable."""
     context = PromptContext(question=run.question, sources=[], passages=[], weak_match=False)
     try:
-        completion = run.backend.complete(CompletionRequest(
-            messages=messages, json_schema=None, context=context, max_tokens=16))
+        completion = run.backend.complete(
+            CompletionRequest(messages=messages, json_schema=None, context=context, max_tokens=16)
+        )
     except BackendResponseError:
         return None
     run.usage.add(completion)
     line = completion.text.strip().splitlines()[0] if completion.text.strip() else ""
     name = run.clean(line.strip(" \t\"'`*.:-"), "the task the model named")
     words = name.split()
-    if not 1 <= len(words) <= 8 or len(name) > 80 or not re.search(r"[A-Za-z]", name) \
-            or "[" in name:
+    if (
+        not 1 <= len(words) <= 8
+        or len(name) > 80
+        or not re.search(r"[A-Za-z]", name)
+        or "[" in name
+    ):
         return None
     return name[:1].lower() + name[1:] if not name[:2].isupper() else name

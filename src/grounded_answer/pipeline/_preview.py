@@ -33,8 +33,14 @@ __all__ = ["Preview"]
 class Preview:
     """Turns a draft's decided slots into ``section`` events, each sent once as it is."""
 
-    def __init__(self, run: Run, sections: Sections, baseline: AnswerDraft,
-                 plan: EvidencePlan, grounding: GroundingContext) -> None:
+    def __init__(
+        self,
+        run: Run,
+        sections: Sections,
+        baseline: AnswerDraft,
+        plan: EvidencePlan,
+        grounding: GroundingContext,
+    ) -> None:
         self.run = run
         self.sections = sections
         self.baseline = baseline
@@ -52,13 +58,17 @@ class Preview:
                 return
             if not isinstance(data, dict):
                 return
-            guided, dropped = salvage_guided(json.dumps(data), self.baseline, self.plan,
-                                             self.grounding)
+            guided, dropped = salvage_guided(
+                json.dumps(data), self.baseline, self.plan, self.grounding
+            )
             bad = {entry.split(":", 1)[0].split(".", 1)[0] for entry in dropped}
             written = {"task"} if isinstance(data.get("task"), str) else set()
             steps: list[Any] = data["steps"] if isinstance(data.get("steps"), list) else []
-            written |= {f"steps[{n}]" for n, step in enumerate(steps)
-                        if isinstance(step, dict) and len(step) == 3}
+            written |= {
+                f"steps[{n}]"
+                for n, step in enumerate(steps)
+                if isinstance(step, dict) and len(step) == 3
+            }
             why: list[Any] = data["why"] if isinstance(data.get("why"), list) else []
             written |= {f"why[{n}]" for n, item in enumerate(why) if isinstance(item, str)}
             decided = written - bad
@@ -72,17 +82,22 @@ class Preview:
 
         return seen
 
-    def translation(self, draft: AnswerDraft, lines: Sequence[Line], language: str
-                    ) -> Callable[[str], None]:
+    def translation(
+        self, draft: AnswerDraft, lines: Sequence[Line], language: str
+    ) -> Callable[[str], None]:
         """The ``on_text`` of a translation reply (tagged lines)."""
 
         def seen(text: str) -> None:
-            partial, slots = preview_translation(draft, text, lines, self.grounding, language,
-                                                 self.plan)
+            partial, slots = preview_translation(
+                draft, text, lines, self.grounding, language, self.plan
+            )
             decided = {slot for slot in slots if not slot.startswith("steps")}
             steps = partial.workflow.steps if partial.workflow else []
-            decided |= {f"steps[{n}]" for n in range(len(steps))
-                        if {f"steps[{n}].action", f"steps[{n}].io"} <= slots}
+            decided |= {
+                f"steps[{n}]"
+                for n in range(len(steps))
+                if {f"steps[{n}].action", f"steps[{n}].io"} <= slots
+            }
             self.emit(partial, decided)
 
         return seen
@@ -106,8 +121,11 @@ class Preview:
 
     def _every_slot(self) -> set[str]:
         steps = len(self.baseline.workflow.steps) if self.baseline.workflow else 0
-        return {"task", *(f"steps[{n}]" for n in range(steps)),
-                *(f"why[{n}]" for n in range(len(self.baseline.references)))}
+        return {
+            "task",
+            *(f"steps[{n}]" for n in range(steps)),
+            *(f"why[{n}]" for n in range(len(self.baseline.references))),
+        }
 
 
 def _complete(text: str) -> bool:

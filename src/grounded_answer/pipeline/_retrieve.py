@@ -43,14 +43,20 @@ def retriever_for(
     small = scored_whole(corpus, settings)
     configure_faiss(settings.index.threads, embedder.dimension)
     return get_retriever(
-        corpus, embedder, settings.index.cache_dir, batch_size=settings.embedding.batch_size,
-        show_progress=show_progress, store=None if small else settings.index,
+        corpus,
+        embedder,
+        settings.index.cache_dir,
+        batch_size=settings.embedding.batch_size,
+        show_progress=show_progress,
+        store=None if small else settings.index,
         build=None if small else build_embedder(settings, embedder),
     )
 
 
 def retrieve_passages(
-    retriever: Retriever, question: str, settings: Settings,
+    retriever: Retriever,
+    question: str,
+    settings: Settings,
     timings: dict[str, float] | None = None,
 ) -> tuple[list[Hit], list[tuple[Source, float]]]:
     """The top-k hits for ``question`` and every scored source, best first."""
@@ -64,8 +70,11 @@ def retrieve_passages(
         question,
         max(k, len(retriever.index.passages)) if small else k,
         method=options.small_corpus_method if small else options.method,
-        fusion=options.fusion, alpha=options.alpha,
-        max_per_source=options.max_per_source, stemmer=options.stemmer, timings=timings,
+        fusion=options.fusion,
+        alpha=options.alpha,
+        max_per_source=options.max_per_source,
+        stemmer=options.stemmer,
+        timings=timings,
     )
     ranked = retriever.rank_sources(everything)
     return everything[:k], ranked if small else ranked[: settings.retrieval.max_sources]
@@ -93,13 +102,20 @@ def plan_evidence(
     keys = frozenset(k for s in in_play for k in s.link_keys)
     titles = {}
     for source in in_play:
-        kept = withhold(source.title, f"title of {source.id}") if withhold \
+        kept = (
+            withhold(source.title, f"title of {source.id}")
+            if withhold
             else quarantine(source.title)[0]
+        )
         titles[source.id] = scrub_links(kept or source.id, keys)[0]
     return make_plan(
-        question, in_play, {source.id: score for source, score in ranked},
+        question,
+        in_play,
+        {source.id: score for source, score in ranked},
         retriever.model_affinity() if whole else None,
-        min_score=settings.retrieval.min_score, titles=titles, restated=restated,
+        min_score=settings.retrieval.min_score,
+        titles=titles,
+        restated=restated,
     )
 
 
@@ -110,11 +126,16 @@ def restate_question(backend: Backend, prompts: Prompts, question: str, usage: U
     kept, so a weak model can only make retrieval no better, never break the answer.
     """
     messages = prompts.restate(question)
-    schema = {"type": "object", "additionalProperties": False, "required": ["english"],
-              "properties": {"english": {"type": "string", "minLength": 1, "maxLength": 600}}}
+    schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["english"],
+        "properties": {"english": {"type": "string", "minLength": 1, "maxLength": 600}},
+    }
     context = PromptContext(question=question, sources=[], passages=[], weak_match=False)
-    completion = backend.complete(CompletionRequest(messages=messages, json_schema=schema,
-                                                    context=context))
+    completion = backend.complete(
+        CompletionRequest(messages=messages, json_schema=schema, context=context)
+    )
     usage.add(completion)
     try:
         english = json.loads(strip_fences(completion.text)).get("english", "")

@@ -55,8 +55,9 @@ CHECKS = [
 ]
 
 
-def prompt_context(run: Run, hits: list[Hit], plan: EvidencePlan
-                   ) -> tuple[PromptContext, dict[str, Source]]:
+def prompt_context(
+    run: Run, hits: list[Hit], plan: EvidencePlan
+) -> tuple[PromptContext, dict[str, Source]]:
     """The prompt's material and the alias map, from the sources the plan keeps in play.
 
     Sentences addressed to the model are taken out (and recorded by :meth:`Run.withhold`).
@@ -72,17 +73,24 @@ def prompt_context(run: Run, hits: list[Hit], plan: EvidencePlan
         # A question that was nothing but instructions is not sent, not even as a fallback.
         question=safe(run.question, "question") or QUESTION_WITHHELD,
         sources=[
-            PromptSource(alias=p.label, source_id=p.source_id, role=p.role.value,
-                         title=p.title,
-                         summary=safe(alias_to_source[p.label].summary,
-                                      f"summary of {p.source_id}"),
-                         score=score[p.source_id])
+            PromptSource(
+                alias=p.label,
+                source_id=p.source_id,
+                role=p.role.value,
+                title=p.title,
+                summary=safe(alias_to_source[p.label].summary, f"summary of {p.source_id}"),
+                score=score[p.source_id],
+            )
             for p in shown
         ],
         passages=[
-            PromptPassage(alias=alias_of[h.source_id], score=h.score,
-                          text=safe(h.text, f"passage {h.passage_id}"))
-            for h in hits if h.source_id in alias_of
+            PromptPassage(
+                alias=alias_of[h.source_id],
+                score=h.score,
+                text=safe(h.text, f"passage {h.passage_id}"),
+            )
+            for h in hits
+            if h.source_id in alias_of
         ],
         weak_match=not plan.verdict.answerable,
         plan=plan,
@@ -110,35 +118,53 @@ def write(
     completion: Completion | None = None
     for number in range(1, settings.answer.max_repairs + 2):
         request = CompletionRequest(
-            messages=messages, json_schema=schema, context=context, attempt=number,
-            errors=list(attempts[-1].errors) if attempts else [], on_text=on_text,
+            messages=messages,
+            json_schema=schema,
+            context=context,
+            attempt=number,
+            errors=list(attempts[-1].errors) if attempts else [],
+            on_text=on_text,
         )
         completion = backend.complete(request)
         run.usage.add(completion)
         draft, errors = check(completion.text)
         if completion.finish_reason == "length":
-            errors = [f"output was cut off at max_tokens ({settings.llm.max_tokens}); "
-                      "write a shorter answer", *errors]
+            errors = [
+                f"output was cut off at max_tokens ({settings.llm.max_tokens}); "
+                "write a shorter answer",
+                *errors,
+            ]
             draft = None if errors[1:] else draft
         if draft is not None:
             repaired.extend(e for attempt in attempts for e in attempt.errors)
             return draft, ValidationReport(
-                checks=CHECKS, attempts=number, repaired=_unique(repaired),
-                policy=settings.answer.policy, valid_first_try=number == 1,
+                checks=CHECKS,
+                attempts=number,
+                repaired=_unique(repaired),
+                policy=settings.answer.policy,
+                valid_first_try=number == 1,
             )
         attempts.append(Attempt(output=completion.text, errors=tuple(errors)))
-        messages = [*messages, ChatMessage(role="assistant", content=completion.text[:20_000]),
-                    prompts.repair(context, errors)]
+        messages = [
+            *messages,
+            ChatMessage(role="assistant", content=completion.text[:20_000]),
+            prompts.repair(context, errors),
+        ]
     if settings.answer.policy == "strict" or completion is None:
-        raise _ungrounded(f"the {backend.name} backend's answer broke the grounding rules",
-                          attempts)
+        raise _ungrounded(
+            f"the {backend.name} backend's answer broke the grounding rules", attempts
+        )
     salvaged, dropped = salvage(completion.text)
     if salvaged is None:
         raise _ungrounded(
-            f"nothing grounded could be kept from the {backend.name} backend's answer", attempts)
+            f"nothing grounded could be kept from the {backend.name} backend's answer", attempts
+        )
     return salvaged, ValidationReport(
-        checks=CHECKS, attempts=len(attempts), dropped=dropped,
-        unresolved=list(attempts[-1].errors), policy=settings.answer.policy,
+        checks=CHECKS,
+        attempts=len(attempts),
+        dropped=dropped,
+        unresolved=list(attempts[-1].errors),
+        policy=settings.answer.policy,
         valid_first_try=False,
     )
 
@@ -165,8 +191,9 @@ def write_guided(
     settings = run.settings
     if language != "en" and settings.answer.verdict != "model":
         draft = check_draft(offline_draft(context, language_note=False), grounding)
-        report = ValidationReport(checks=CHECKS, attempts=1, policy=settings.answer.policy,
-                                  valid_first_try=True)
+        report = ValidationReport(
+            checks=CHECKS, attempts=1, policy=settings.answer.policy, valid_first_try=True
+        )
     else:
         draft, report = _reword(run, context, plan, grounding, preview)
         if language == "en":
@@ -175,11 +202,16 @@ def write_guided(
     reply = ""
     if lines:
         try:
-            completion = run.backend.complete(CompletionRequest(
-                messages=run.prompts.translate([line.sent for line in lines],
-                                               language_name(language)),
-                json_schema=None, context=context,
-                on_text=preview.translation(draft, lines, language) if preview else None))
+            completion = run.backend.complete(
+                CompletionRequest(
+                    messages=run.prompts.translate(
+                        [line.sent for line in lines], language_name(language)
+                    ),
+                    json_schema=None,
+                    context=context,
+                    on_text=preview.translation(draft, lines, language) if preview else None,
+                )
+            )
         except BackendResponseError:
             # An empty or unreadable reply (a model quirk, not a server down): every line
             # stays English and is reported as missing; the answer itself stands.
@@ -188,8 +220,9 @@ def write_guided(
             run.usage.add(completion)
             reply = completion.text
     draft, translation = apply_translation(draft, reply, lines, grounding, language, plan)
-    return draft, report.model_copy(update={"untranslated": translation.untranslated,
-                                            "translation": translation})
+    return draft, report.model_copy(
+        update={"untranslated": translation.untranslated, "translation": translation}
+    )
 
 
 def _reword(
@@ -223,10 +256,16 @@ def _reword(
 
     if preview is not None:
         preview.baseline = baseline
-    draft, report = write(run, messages, context, schema, check=check, salvage=salvage,
-                          on_text=preview.guided(tails) if preview else None)
-    return draft, report.model_copy(update={"dropped": [*report.dropped, *cut]}) if cut \
-        else report
+    draft, report = write(
+        run,
+        messages,
+        context,
+        schema,
+        check=check,
+        salvage=salvage,
+        on_text=preview.guided(tails) if preview else None,
+    )
+    return draft, report.model_copy(update={"dropped": [*report.dropped, *cut]}) if cut else report
 
 
 def _ungrounded(message: str, attempts: list[Attempt]) -> UngroundedAnswerError:

@@ -21,7 +21,10 @@ __all__ = ["hold_to_plan"]
 
 
 def hold_to_plan(
-    draft: AnswerDraft, plan: EvidencePlan, grounding: GroundingContext, *,
+    draft: AnswerDraft,
+    plan: EvidencePlan,
+    grounding: GroundingContext,
+    *,
     model_verdict: bool = False,
 ) -> tuple[AnswerDraft, list[str]]:
     """The draft with the plan's invariants restored, and what had to be restored.
@@ -33,28 +36,40 @@ def hold_to_plan(
     """
     notes: list[str] = []
     data = draft.model_dump()
-    if model_verdict and draft.answerable != plan.verdict.answerable and (
-            not draft.answerable or draft.workflow):
+    if (
+        model_verdict
+        and draft.answerable != plan.verdict.answerable
+        and (not draft.answerable or draft.workflow)
+    ):
         # answer.verdict = "model": a strong model may overrule the plan, on the record.
-        notes.append(f"the model overruled the plan's verdict: "
-                     f"{'answerable' if draft.answerable else 'not answerable'}")
+        notes.append(
+            f"the model overruled the plan's verdict: "
+            f"{'answerable' if draft.answerable else 'not answerable'}"
+        )
         if not draft.answerable:
-            data.update(workflow=None, references=[],
-                        note=draft.note or "The model judged the sources insufficient.")
+            data.update(
+                workflow=None,
+                references=[],
+                note=draft.note or "The model judged the sources insufficient.",
+            )
             data["task"]["source_ids"] = []
             return AnswerDraft.model_validate(data, context=grounding), notes
-        plan = plan.model_copy(update={"verdict": plan.verdict.model_copy(
-            update={"answerable": True})})
+        plan = plan.model_copy(
+            update={"verdict": plan.verdict.model_copy(update={"answerable": True})}
+        )
     if not plan.verdict.answerable:
         if draft.answerable:
             notes.append("the backend's verdict was replaced by the plan's: not answerable")
-        data.update(answerable=False, workflow=None, references=[],
-                    note=draft.note or plan.verdict.reason)
+        data.update(
+            answerable=False, workflow=None, references=[], note=draft.note or plan.verdict.reason
+        )
         data["task"]["source_ids"] = []
         return AnswerDraft.model_validate(data, context=grounding), notes
     if not draft.answerable:
-        notes.append("the backend declined a question the plan judged answerable; the "
-                     "plan's workflow and references were used")
+        notes.append(
+            "the backend declined a question the plan judged answerable; the "
+            "plan's workflow and references were used"
+        )
         data.update(workflow=None, references=[])
     labels = {s.label: s for s in plan.sources}
     workflow = data["workflow"]
@@ -62,25 +77,44 @@ def hold_to_plan(
     present = {step["source_id"] for step in steps}
     for step in plan.steps:
         if not {step.label, *step.alternatives} & present:
-            notes.append(f"{step.label} (a recommended model) was missing from the "
-                         "workflow and was added from the plan")
-            steps.append({"source_id": step.label, "input": step.input,
-                          "action": shorten(step.action, ACTION_CHARS), "output": step.output})
-    order = {label: n for n, planned_step in enumerate(plan.steps)
-             for label in (planned_step.label, *planned_step.alternatives)}
+            notes.append(
+                f"{step.label} (a recommended model) was missing from the "
+                "workflow and was added from the plan"
+            )
+            steps.append(
+                {
+                    "source_id": step.label,
+                    "input": step.input,
+                    "action": shorten(step.action, ACTION_CHARS),
+                    "output": step.output,
+                }
+            )
+    order = {
+        label: n
+        for n, planned_step in enumerate(plan.steps)
+        for label in (planned_step.label, *planned_step.alternatives)
+    }
     steps.sort(key=lambda drafted: order.get(drafted["source_id"], len(order)))
     if steps and not workflow:
-        data["workflow"] = {"input": steps[0]["input"], "steps": steps,
-                            "output": steps[-1]["output"]}
-    references = [r for r in data["references"]
-                  if labels[r["source_id"]].relevance is not Relevance.NOT_RELEVANT]
+        data["workflow"] = {
+            "input": steps[0]["input"],
+            "steps": steps,
+            "output": steps[-1]["output"],
+        }
+    references = [
+        r
+        for r in data["references"]
+        if labels[r["source_id"]].relevance is not Relevance.NOT_RELEVANT
+    ]
     if len(references) < len(data["references"]):
         notes.append("citations of sources the plan found not relevant were removed")
     cited = {r["source_id"] for r in references}
     for planned in plan.cited:
         if planned.relevance is Relevance.RECOMMENDED and planned.label not in cited:
-            notes.append(f"{planned.label} (a recommended model) was missing from the "
-                         "references and was added from the plan")
+            notes.append(
+                f"{planned.label} (a recommended model) was missing from the "
+                "references and was added from the plan"
+            )
             references.append(_planned_reference(planned))
     if not references and plan.cited:
         references.append(_planned_reference(plan.cited[0]))
@@ -90,5 +124,7 @@ def hold_to_plan(
 
 def _planned_reference(planned: PlannedSource) -> dict[str, str]:
     """A reference written from the plan's reason: "Is the recommended model; …"."""
-    return {"source_id": planned.label,
-            "why": shorten(planned.reason[:1].upper() + planned.reason[1:] + ".", WHY_CHARS)}
+    return {
+        "source_id": planned.label,
+        "why": shorten(planned.reason[:1].upper() + planned.reason[1:] + ".", WHY_CHARS),
+    }

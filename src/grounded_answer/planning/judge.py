@@ -119,11 +119,14 @@ def apply_judgements(
     'reader', which the task statement names beside the plan's.
     """
     papers = [s for s in plan.sources if s.relevance is not Relevance.RECOMMENDED]
-    scored = {label: r for label, r in readings.items()
-              if any(s.label == label for s in papers)}
+    scored = {label: r for label, r in readings.items() if any(s.label == label for s in papers)}
     best = max((r.score for r in scored.values()), default=0.0)
-    ranks = {label: n for n, (label, _) in enumerate(
-        sorted(scored.items(), key=lambda item: -item[1].score), start=1)}
+    ranks = {
+        label: n
+        for n, (label, _) in enumerate(
+            sorted(scored.items(), key=lambda item: -item[1].score), start=1
+        )
+    }
     judged = []
     for source in plan.sources:
         reading = readings.get(source.label)
@@ -132,58 +135,99 @@ def apply_judgements(
             continue
         rank = ranks.get(source.label, 1)
         if source.relevance is Relevance.RECOMMENDED:
-            judged.append(_record(source, reading, rank, "plan", source.relevance,
-                                  "is the recommended model; the model's reading does not "
-                                  "change that"))
+            judged.append(
+                _record(
+                    source,
+                    reading,
+                    rank,
+                    "plan",
+                    source.relevance,
+                    "is the recommended model; the model's reading does not change that",
+                )
+            )
             continue
         gap = best - reading.score
         said = f"the model rated it {_rank(rank, len(scored))}"
         if source.evidence.rule in NAMED_RULES:
-            judged.append(_record(source, reading, rank, "plan", source.relevance,
-                                  f"{source.reason}; {said}"))
+            judged.append(
+                _record(source, reading, rank, "plan", source.relevance, f"{source.reason}; {said}")
+            )
         elif gap <= rule.keep_gap:
-            judged.append(_record(source, reading, rank, "model", Relevance.RELEVANT,
-                                  f"was read by the model and judged worth citing ({said})"))
+            judged.append(
+                _record(
+                    source,
+                    reading,
+                    rank,
+                    "model",
+                    Relevance.RELEVANT,
+                    f"was read by the model and judged worth citing ({said})",
+                )
+            )
         elif gap > rule.drop_gap:
-            judged.append(_record(source, reading, rank, "model", Relevance.NOT_RELEVANT,
-                                  f"was read by the model and judged not worth citing "
-                                  f"({said})"))
+            judged.append(
+                _record(
+                    source,
+                    reading,
+                    rank,
+                    "model",
+                    Relevance.NOT_RELEVANT,
+                    f"was read by the model and judged not worth citing ({said})",
+                )
+            )
         else:
-            judged.append(_record(source, reading, rank, "plan", source.relevance,
-                                  f"{source.reason}; {said}"))
+            judged.append(
+                _record(source, reading, rank, "plan", source.relevance, f"{source.reason}; {said}")
+            )
     verdict = plan.verdict
     if coverage is not None and plan.sources:
         verdict = _coverage_verdict(plan.verdict, coverage, rule)
     tasks = plan.tasks
     if task and not any(t.name.lower() == task.lower() for t in tasks):
-        tasks = [*tasks, TaskCandidate(name=task, origin="reader", input="", output="",
-                                       action="")]
-    return _reordered(plan.model_copy(update={"sources": judged, "verdict": verdict,
-                                              "tasks": tasks}))
+        tasks = [*tasks, TaskCandidate(name=task, origin="reader", input="", output="", action="")]
+    return _reordered(
+        plan.model_copy(update={"sources": judged, "verdict": verdict, "tasks": tasks})
+    )
 
 
-def _record(source: PlannedSource, reading: Reading, rank: int,
-            decided_by: Literal["plan", "model"], relevance: Relevance, reason: str
-            ) -> PlannedSource:
-    judgement = Judgement(score=round(reading.score, 4), rank=rank, method=reading.method,
-                          decided_by=decided_by, reason=reason)
-    return source.model_copy(update={"judgement": judgement, "relevance": relevance,
-                                     "reason": reason if decided_by == "model"
-                                     else source.reason})
+def _record(
+    source: PlannedSource,
+    reading: Reading,
+    rank: int,
+    decided_by: Literal["plan", "model"],
+    relevance: Relevance,
+    reason: str,
+) -> PlannedSource:
+    judgement = Judgement(
+        score=round(reading.score, 4),
+        rank=rank,
+        method=reading.method,
+        decided_by=decided_by,
+        reason=reason,
+    )
+    return source.model_copy(
+        update={
+            "judgement": judgement,
+            "relevance": relevance,
+            "reason": reason if decided_by == "model" else source.reason,
+        }
+    )
 
 
 def _coverage_verdict(plan_verdict: Verdict, coverage: Reading, rule: JudgeRule) -> Verdict:
     covered = coverage.score >= rule.coverage_min
     said = f"P(yes) {coverage.score:.2f}, threshold {rule.coverage_min:.2f}"
     if covered:
-        reason = ("The language model read the question and what the recommended models do, "
-                  f"and judged that they address it ({said}).")
+        reason = (
+            "The language model read the question and what the recommended models do, "
+            f"and judged that they address it ({said})."
+        )
     else:
-        reason = ("The provided sources do not cover this question: the language model read "
-                  "it and what the recommended models do, and judged that the question does "
-                  f"not ask for what they do ({said}).")
-    return Verdict(answerable=covered, reason=reason, basis="model",
-                   score=round(coverage.score, 4))
+        reason = (
+            "The provided sources do not cover this question: the language model read "
+            "it and what the recommended models do, and judged that the question does "
+            f"not ask for what they do ({said})."
+        )
+    return Verdict(answerable=covered, reason=reason, basis="model", score=round(coverage.score, 4))
 
 
 def _reordered(plan: EvidencePlan) -> EvidencePlan:
@@ -192,17 +236,26 @@ def _reordered(plan: EvidencePlan) -> EvidencePlan:
     Models come first in both orders, so their labels (and the steps that use them) stay;
     papers are numbered after them in their new order, best rated first within a grade.
     """
-    order = {Relevance.RECOMMENDED: 0, Relevance.RELEVANT: 1, Relevance.BORDERLINE: 2,
-             Relevance.NOT_RELEVANT: 3}
+    order = {
+        Relevance.RECOMMENDED: 0,
+        Relevance.RELEVANT: 1,
+        Relevance.BORDERLINE: 2,
+        Relevance.NOT_RELEVANT: 3,
+    }
     position = {s.label: n for n, s in enumerate(plan.sources)}
 
     def key(source: PlannedSource) -> tuple[int, int, int]:
-        rank = source.judgement.rank if source.judgement and \
-            source.relevance is not Relevance.RECOMMENDED else 0
+        rank = (
+            source.judgement.rank
+            if source.judgement and source.relevance is not Relevance.RECOMMENDED
+            else 0
+        )
         return order[source.relevance], rank, position[source.label]
 
-    ranked = [s.model_copy(update={"label": f"S{n}"})
-              for n, s in enumerate(sorted(plan.sources, key=key), start=1)]
+    ranked = [
+        s.model_copy(update={"label": f"S{n}"})
+        for n, s in enumerate(sorted(plan.sources, key=key), start=1)
+    ]
     steps = plan.skeleton() if plan.verdict.answerable else []
     return plan.model_copy(update={"sources": ranked, "steps": steps})
 

@@ -22,17 +22,105 @@ __all__ = [
     "script_matches",
 ]
 
-_ENGLISH = frozenset((
-    "a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for",
-    "from", "with", "about", "as", "is", "are", "was", "were", "be", "been", "am", "do",
-    "does", "did", "can", "could", "would", "should", "will", "shall", "may", "might",
-    "must", "have", "has", "had", "i", "you", "he", "she", "it", "we", "they", "me", "my",
-    "your", "our", "their", "this", "that", "these", "those", "what", "which", "who",
-    "whom", "whose", "how", "why", "when", "where", "there", "here", "not", "no", "yes",
-    "so", "than", "then", "too", "very", "just", "also", "any", "some", "all", "more",
-    "most", "into", "out", "up", "down", "over", "only", "own", "same", "such", "get",
-    "make", "want", "need",
-))
+_ENGLISH = frozenset(
+    (
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "from",
+        "with",
+        "about",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "am",
+        "do",
+        "does",
+        "did",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "have",
+        "has",
+        "had",
+        "i",
+        "you",
+        "he",
+        "she",
+        "it",
+        "we",
+        "they",
+        "me",
+        "my",
+        "your",
+        "our",
+        "their",
+        "this",
+        "that",
+        "these",
+        "those",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "how",
+        "why",
+        "when",
+        "where",
+        "there",
+        "here",
+        "not",
+        "no",
+        "yes",
+        "so",
+        "than",
+        "then",
+        "too",
+        "very",
+        "just",
+        "also",
+        "any",
+        "some",
+        "all",
+        "more",
+        "most",
+        "into",
+        "out",
+        "up",
+        "down",
+        "over",
+        "only",
+        "own",
+        "same",
+        "such",
+        "get",
+        "make",
+        "want",
+        "need",
+    )
+)
 
 
 @lru_cache(maxsize=1024)
@@ -42,8 +130,9 @@ def read_question(question: str) -> QuestionReading:
     for char in question:
         if char.isalpha():
             script = unicodedata.name(char, "UNKNOWN").split(" ", 1)[0]
-            script = {"CJK": "Han", "HIRAGANA": "Japanese kana", "KATAKANA": "Japanese kana"}\
-                .get(script, script.capitalize())
+            script = {"CJK": "Han", "HIRAGANA": "Japanese kana", "KATAKANA": "Japanese kana"}.get(
+                script, script.capitalize()
+            )
             counts[script] = counts.get(script, 0) + 1
     if not counts:
         return QuestionReading(script="Latin", english=True, readable=True)
@@ -51,28 +140,55 @@ def read_question(question: str) -> QuestionReading:
     if counts.get("Japanese kana") and script == "Han":
         script = "Japanese kana"
     words = re.findall(r"[a-z']+", question.lower())
-    english = script == "Latin" and bool(words) and (
-        sum(w in _ENGLISH for w in words) / len(words) >= 0.15
+    english = (
+        script == "Latin"
+        and bool(words)
+        and (sum(w in _ENGLISH for w in words) / len(words) >= 0.15)
     )
     language = "en" if english else _SCRIPT_LANGUAGE.get(script) or _identify(question)
-    return QuestionReading(script=script, language=language, english=english,
-                           readable=script == "Latin")
+    return QuestionReading(
+        script=script, language=language, english=english, readable=script == "Latin"
+    )
 
 
-_SCRIPT_LANGUAGE = {"Hangul": "ko", "Japanese kana": "ja", "Thai": "th", "Hebrew": "he",
-                    "Greek": "el", "Armenian": "hy", "Georgian": "ka"}
+_SCRIPT_LANGUAGE = {
+    "Hangul": "ko",
+    "Japanese kana": "ja",
+    "Thai": "th",
+    "Hebrew": "he",
+    "Greek": "el",
+    "Armenian": "hy",
+    "Georgian": "ka",
+}
 
 #: Names of the languages answers are most often asked in, for prompts: in English, and
 #: in the language's own script where it has one (a 0.5B model asked for "Japanese"
 #: wrote Chinese).
 LANGUAGE_NAMES = {
-    "en": "English", "ko": "Korean (한국어)", "ja": "Japanese (日本語, with kana)",
+    "en": "English",
+    "ko": "Korean (한국어)",
+    "ja": "Japanese (日本語, with kana)",
     "zh": "Chinese (简体中文)",
-    "es": "Spanish", "de": "German", "fr": "French", "pt": "Portuguese", "it": "Italian",
-    "nl": "Dutch", "vi": "Vietnamese", "ru": "Russian (русский)",
-    "uk": "Ukrainian (українська)", "pl": "Polish",
-    "tr": "Turkish", "ar": "Arabic", "hi": "Hindi", "id": "Indonesian", "th": "Thai",
-    "he": "Hebrew", "el": "Greek", "sv": "Swedish", "cs": "Czech", "fa": "Persian",
+    "es": "Spanish",
+    "de": "German",
+    "fr": "French",
+    "pt": "Portuguese",
+    "it": "Italian",
+    "nl": "Dutch",
+    "vi": "Vietnamese",
+    "ru": "Russian (русский)",
+    "uk": "Ukrainian (українська)",
+    "pl": "Polish",
+    "tr": "Turkish",
+    "ar": "Arabic",
+    "hi": "Hindi",
+    "id": "Indonesian",
+    "th": "Thai",
+    "he": "Hebrew",
+    "el": "Greek",
+    "sv": "Swedish",
+    "cs": "Czech",
+    "fa": "Persian",
 }
 
 
@@ -87,9 +203,19 @@ def _identify(text: str) -> str:
 
 # Scripts a reader of these languages expects; a statement with few of its letters in
 # them was written in another language.
-_SCRIPTS = {"ko": ("HANGUL",), "ja": ("HIRAGANA", "KATAKANA", "CJK"), "zh": ("CJK",),
-            "ru": ("CYRILLIC",), "uk": ("CYRILLIC",), "ar": ("ARABIC",), "el": ("GREEK",),
-            "he": ("HEBREW",), "th": ("THAI",), "hi": ("DEVANAGARI",), "fa": ("ARABIC",)}
+_SCRIPTS = {
+    "ko": ("HANGUL",),
+    "ja": ("HIRAGANA", "KATAKANA", "CJK"),
+    "zh": ("CJK",),
+    "ru": ("CYRILLIC",),
+    "uk": ("CYRILLIC",),
+    "ar": ("ARABIC",),
+    "el": ("GREEK",),
+    "he": ("HEBREW",),
+    "th": ("THAI",),
+    "hi": ("DEVANAGARI",),
+    "fa": ("ARABIC",),
+}
 
 
 def language_name(code: str) -> str:

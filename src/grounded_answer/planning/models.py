@@ -27,8 +27,9 @@ __all__ = [
     "Verdict",
 ]
 
-Agreement = Literal["same task", "question's task", "same family", "same data", "other data",
-                    "unknown"]
+Agreement = Literal[
+    "same task", "question's task", "same family", "same data", "other data", "unknown"
+]
 
 
 class Relevance(StrEnum):
@@ -46,28 +47,33 @@ class Evidence(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     question_score: float | None = Field(
-        default=None, description="Best cosine between the source and the question; None "
-        "when the question could not be read by the embedding model."
+        default=None,
+        description="Best cosine between the source and the question; None "
+        "when the question could not be read by the embedding model.",
     )
     model_score: float | None = Field(
-        default=None, description="Best cosine between the source and a recommended model "
-        "(None for the models themselves, or when no model is in play)."
+        default=None,
+        description="Best cosine between the source and a recommended model "
+        "(None for the models themselves, or when no model is in play).",
     )
     tasks: list[str] = Field(default_factory=list, description="Tasks the source names.")
     name_says: str = Field(
-        default="", description="For a recommended model: what the first part of its name "
+        default="",
+        description="For a recommended model: what the first part of its name "
         "spells out ('LowLight-' -> 'low light'), when the task table knows no task for it "
         "or a less specific one ('ChangeDet-' -> 'change detection', read as object "
-        "detection)."
+        "detection).",
     )
     agreement: Agreement = Field(
         default="unknown", description="How those tasks relate to the recommended models'."
     )
     rule: str = Field(
-        default="", description="Which of the plan's rules decided: 'recommended', 'built on', "
+        default="",
+        description="Which of the plan's rules decided: 'recommended', 'built on', "
         "'architecture', 'name part', 'same task', 'name says', 'other data', 'close to the "
         "question', 'different task', 'related work', 'close in content', 'loosely related', "
-        "'off the task', 'closest to the question', 'less close'.")
+        "'off the task', 'closest to the question', 'less close'.",
+    )
 
 
 class Judgement(BaseModel):
@@ -75,15 +81,21 @@ class Judgement(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    score: float = Field(ge=0.0, le=1.0, description="P(yes): how likely the model thought "
-                         "an expert would cite the source (its reading, not a calibrated "
-                         "probability: only the order within one bundle carries signal).")
+    score: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="P(yes): how likely the model thought "
+        "an expert would cite the source (its reading, not a calibrated "
+        "probability: only the order within one bundle carries signal).",
+    )
     rank: int = Field(ge=1, description="1 for the source the model rated highest.")
     method: Literal["logprobs", "label"] = Field(
         description="'logprobs': from the first token's probabilities; 'label': from the "
-        "word the model wrote, when the server gave no probabilities.")
+        "word the model wrote, when the server gave no probabilities."
+    )
     decided_by: Literal["plan", "model"] = Field(
-        description="Whose judgement the answer follows for this source.")
+        description="Whose judgement the answer follows for this source."
+    )
     reason: str = Field(description="One line a user can follow.")
 
 
@@ -100,8 +112,10 @@ class PlannedSource(BaseModel):
     reason: str = Field(description="One line a user can follow.")
     evidence: Evidence
     judgement: Judgement | None = Field(
-        default=None, description="The language model's reading of the source, when one is "
-        "configured and judged it.")
+        default=None,
+        description="The language model's reading of the source, when one is "
+        "configured and judged it.",
+    )
 
     @property
     def said(self) -> str:
@@ -140,8 +154,10 @@ class Verdict(BaseModel):
     reason: str
     basis: Literal["similarity", "recommendation", "no sources", "model"]
     score: float | None = Field(
-        default=None, description="With basis 'model': P(yes) that the question asks for "
-        "what the recommended models do.")
+        default=None,
+        description="With basis 'model': P(yes) that the question asks for "
+        "what the recommended models do.",
+    )
 
 
 class TaskCandidate(BaseModel):
@@ -152,7 +168,8 @@ class TaskCandidate(BaseModel):
     name: str
     origin: Literal["question", "model", "papers", "reader"] = Field(
         description="Where the task was read: in the question, a model's name or summary, "
-        "the related papers, or by the language model that read the question ('reader').")
+        "the related papers, or by the language model that read the question ('reader')."
+    )
     source_ids: list[str] = Field(default_factory=list)
     input: str
     output: str

@@ -92,52 +92,96 @@ def make_plan(
     # What the names of models of unknown task say, for papers whose titles say it too.
     # Also when the name says more than the task the table reads in it: "ChangeDet" is
     # change detection, not any object detection; "TextDet" finds text.
-    name_says = {s.id: words for s in models for words in [_name_says(s)]
-                 if words and not (model_tasks[s.id] and title_says(model_tasks[s.id][0].name,
-                                                                     words))}
+    name_says = {
+        s.id: words
+        for s in models
+        for words in [_name_says(s)]
+        if words and not (model_tasks[s.id] and title_says(model_tasks[s.id][0].name, words))
+    }
     said = [(titles.get(s.id, s.title), name_says[s.id]) for s in models if s.id in name_says]
 
     judged: list[tuple[Source, Relevance, str, Evidence]] = []
     for model in models:
         hints = model_tasks[model.id]
-        judged.append((model, Relevance.RECOMMENDED,
-                       f"is the recommended model; it does {hints[0].name}" if hints else
-                       "is the platform's recommended model",
-                       ruled(evidence_for(model, question_scores, None, reading, hints,
-                                          "same task"), "recommended")))
+        judged.append(
+            (
+                model,
+                Relevance.RECOMMENDED,
+                f"is the recommended model; it does {hints[0].name}"
+                if hints
+                else "is the platform's recommended model",
+                ruled(
+                    evidence_for(model, question_scores, None, reading, hints, "same task"),
+                    "recommended",
+                ),
+            )
+        )
     for paper in papers:
         tasks = tasks_in_order(expand_name(paper.title)) or tasks_in_order(paper.summary)
         said_by_name = named_relation(paper, tasks, models, all_model_tasks, titles)
         if said_by_name is not None:
-            evidence = evidence_for(paper, question_scores, model_scores.get(paper.id)
-                                 if model_scores else None, reading, tasks,
-                                 agreement_of(tasks[:2], all_model_tasks, question_tasks))
-            rule = "built on" if said_by_name.startswith("is what") else "architecture" \
-                if said_by_name.startswith("introduced") else "name part"
+            evidence = evidence_for(
+                paper,
+                question_scores,
+                model_scores.get(paper.id) if model_scores else None,
+                reading,
+                tasks,
+                agreement_of(tasks[:2], all_model_tasks, question_tasks),
+            )
+            rule = (
+                "built on"
+                if said_by_name.startswith("is what")
+                else "architecture"
+                if said_by_name.startswith("introduced")
+                else "name part"
+            )
             judged.append((paper, Relevance.RELEVANT, said_by_name, ruled(evidence, rule)))
             continue
-        judged.append(judge_paper(paper, question_scores, model_scores, reading,
-                                   question_tasks, all_model_tasks, bool(models), best_paper,
-                                   said))
+        judged.append(
+            judge_paper(
+                paper,
+                question_scores,
+                model_scores,
+                reading,
+                question_tasks,
+                all_model_tasks,
+                bool(models),
+                best_paper,
+                said,
+            )
+        )
 
-    order = {Relevance.RECOMMENDED: 0, Relevance.RELEVANT: 1, Relevance.BORDERLINE: 2,
-             Relevance.NOT_RELEVANT: 3}
+    order = {
+        Relevance.RECOMMENDED: 0,
+        Relevance.RELEVANT: 1,
+        Relevance.BORDERLINE: 2,
+        Relevance.NOT_RELEVANT: 3,
+    }
     position = {s.id: n for n, s in enumerate(sources)}
 
     def rank(item: tuple[Source, Relevance, str, Evidence]) -> tuple[int, float, int]:
         # Models in the platform's order; papers by how close they are, closest first.
         source, relevance, _, evidence = item
-        closeness = 0.0 if relevance is Relevance.RECOMMENDED else -(
-            evidence.model_score or evidence.question_score or 0.0)
+        closeness = (
+            0.0
+            if relevance is Relevance.RECOMMENDED
+            else -(evidence.model_score or evidence.question_score or 0.0)
+        )
         return order[relevance], closeness, position[source.id]
 
     judged.sort(key=rank)
     planned = [
-        PlannedSource(label=f"S{n}", source_id=source.id,
-                      title=titles.get(source.id, source.title), role=source.role,
-                      relevance=relevance, reason=reason,
-                      evidence=evidence.model_copy(update={"name_says": name_says[source.id]})
-                      if source.id in name_says else evidence)
+        PlannedSource(
+            label=f"S{n}",
+            source_id=source.id,
+            title=titles.get(source.id, source.title),
+            role=source.role,
+            relevance=relevance,
+            reason=reason,
+            evidence=evidence.model_copy(update={"name_says": name_says[source.id]})
+            if source.id in name_says
+            else evidence,
+        )
         for n, (source, relevance, reason, evidence) in enumerate(judged, start=1)
     ]
     verdict = _verdict(reading, planned, question_scores, min_score)
@@ -145,13 +189,17 @@ def make_plan(
     candidates = _candidates(question_tasks, models, model_tasks, planned, papers)
     # Without a recommended model in play (a corpus of papers), the best relevant source
     # is the one step, as before there was a plan.
-    best = planned[0] if planned and planned[0].relevance is not Relevance.NOT_RELEVANT \
-        else None
+    best = planned[0] if planned and planned[0].relevance is not Relevance.NOT_RELEVANT else None
     leading = models or [s for s in sources if best is not None and s.id == best.source_id]
     tasks_of = model_tasks if models else {s.id: _model_tasks(s) for s in leading}
     skeleton = _skeleton(leading, tasks_of, label_of, candidates)
-    plan = EvidencePlan(question=reading, verdict=verdict, tasks=candidates, sources=planned,
-                        steps=skeleton if verdict.answerable else [])
+    plan = EvidencePlan(
+        question=reading,
+        verdict=verdict,
+        tasks=candidates,
+        sources=planned,
+        steps=skeleton if verdict.answerable else [],
+    )
     plan._skeleton = skeleton  # a judge that finds the question covered draws these steps
     return plan
 
@@ -163,34 +211,61 @@ def _verdict(
     min_score: float,
 ) -> Verdict:
     if not planned:
-        return Verdict(answerable=False, basis="no sources",
-                       reason="No source was provided for this question.")
+        return Verdict(
+            answerable=False, basis="no sources", reason="No source was provided for this question."
+        )
     best = max(question_scores.values(), default=-1.0)
     models = [p for p in planned if p.relevance is Relevance.RECOMMENDED]
     if reading.restated and best >= min_score:
-        return Verdict(answerable=True, basis="similarity", reason=(
-            f"The question, restated in English for the embedding model, matches the best "
-            f"source with similarity {best:.2f}."))
+        return Verdict(
+            answerable=True,
+            basis="similarity",
+            reason=(
+                f"The question, restated in English for the embedding model, matches the best "
+                f"source with similarity {best:.2f}."
+            ),
+        )
     if not reading.readable:
         # A weak match of a restatement may be the restatement's fault (a small model's
         # English), so only a strong match counts; otherwise the recommendation decides.
         if models:
-            return Verdict(answerable=True, basis="recommendation", reason=(
-                f"The question is written in {reading.script} script, which the embedding "
-                "model cannot read, so similarity scores were not used; the answer follows "
-                "the platform's recommendation and the sources' own text."))
-        return Verdict(answerable=False, basis="recommendation", reason=(
-            f"The question is written in {reading.script} script, which the embedding model "
-            "cannot read, and no recommended model was provided to answer from."))
+            return Verdict(
+                answerable=True,
+                basis="recommendation",
+                reason=(
+                    f"The question is written in {reading.script} script, which the embedding "
+                    "model cannot read, so similarity scores were not used; the answer follows "
+                    "the platform's recommendation and the sources' own text."
+                ),
+            )
+        return Verdict(
+            answerable=False,
+            basis="recommendation",
+            reason=(
+                f"The question is written in {reading.script} script, which the embedding model "
+                "cannot read, and no recommended model was provided to answer from."
+            ),
+        )
     threshold = min_score if reading.english else min_score * PARTIAL_READING
-    language = "" if reading.english else " (the question is not in English, so a lower " \
-        f"threshold of {threshold:.2f} applies)"
+    language = (
+        ""
+        if reading.english
+        else f" (the question is not in English, so a lower threshold of {threshold:.2f} applies)"
+    )
     if best >= threshold:
-        return Verdict(answerable=True, basis="similarity", reason=(
-            f"The best source matches the question with similarity {best:.2f}{language}."))
-    return Verdict(answerable=False, basis="similarity", reason=(
-        f"The provided sources do not cover this question: the best match has similarity "
-        f"{best:.2f}, below {threshold:.2f}{language}."))
+        return Verdict(
+            answerable=True,
+            basis="similarity",
+            reason=(f"The best source matches the question with similarity {best:.2f}{language}."),
+        )
+    return Verdict(
+        answerable=False,
+        basis="similarity",
+        reason=(
+            f"The provided sources do not cover this question: the best match has similarity "
+            f"{best:.2f}, below {threshold:.2f}{language}."
+        ),
+    )
 
 
 def _candidates(
@@ -207,8 +282,14 @@ def _candidates(
         if key in found:
             found[key].source_ids.extend(i for i in ids if i not in found[key].source_ids)
         else:
-            found[key] = TaskCandidate(name=hint.name, origin=origin, source_ids=list(ids),
-                                       input=hint.input, output=hint.output, action=hint.action)
+            found[key] = TaskCandidate(
+                name=hint.name,
+                origin=origin,
+                source_ids=list(ids),
+                input=hint.input,
+                output=hint.output,
+                action=hint.action,
+            )
 
     for hint in question_tasks[:2]:
         add(hint, "question", [])
@@ -220,8 +301,10 @@ def _candidates(
         relevant = {p.source_id for p in planned if p.relevance is Relevance.RELEVANT}
         for paper in papers:
             if paper.id in relevant:
-                for hint in tasks_in_order(expand_name(paper.title))[:1] or \
-                        tasks_in_order(paper.summary)[:1]:
+                for hint in (
+                    tasks_in_order(expand_name(paper.title))[:1]
+                    or tasks_in_order(paper.summary)[:1]
+                ):
                     add(hint, "papers", [paper.id])
     return list(found.values())
 
@@ -233,7 +316,8 @@ def _skeleton(
     candidates: list[TaskCandidate],
 ) -> list[PlannedStep]:
     fallback = next((c for c in candidates if c.origin == "papers"), None) or next(
-        (c for c in candidates if c.origin == "question"), None)
+        (c for c in candidates if c.origin == "question"), None
+    )
     # One step per distinct task; models that share a task are alternatives for it, so
     # the graph never chains two deblurring models.
     groups: dict[str, list[Source]] = {}
@@ -252,16 +336,30 @@ def _skeleton(
         if hint is not None:
             task, given, action, output = hint.name, hint.input, hint.action, hint.output
         elif fallback is not None:
-            task, given, action, output = (fallback.name, fallback.input, fallback.action,
-                                           fallback.output)
+            task, given, action, output = (
+                fallback.name,
+                fallback.input,
+                fallback.action,
+                fallback.output,
+            )
         else:
-            task, given, action, output = (None, "the user's data", "processes it",
-                                           "the model's output")
-        steps.append(PlannedStep(
-            label=label_of[main.id], source_id=main.id, task=task,
-            input=current or given, action=action, output=output,
-            alternatives=[label_of[o.id] for o in others],
-        ))
+            task, given, action, output = (
+                None,
+                "the user's data",
+                "processes it",
+                "the model's output",
+            )
+        steps.append(
+            PlannedStep(
+                label=label_of[main.id],
+                source_id=main.id,
+                task=task,
+                input=current or given,
+                action=action,
+                output=output,
+                alternatives=[label_of[o.id] for o in others],
+            )
+        )
         current = output
     return steps
 

@@ -82,14 +82,18 @@ def named_relation(
     arch = architecture_of(paper.title)
     reads = {h.takes for h in model_tasks} & (arch.reads if arch else frozenset())
     if arch is not None and models and reads:
-        return (f"introduced the {arch.name}, an architecture {'/'.join(sorted(reads))} "
-                "models like the recommended one are built on")
+        return (
+            f"introduced the {arch.name}, an architecture {'/'.join(sorted(reads))} "
+            "models like the recommended one are built on"
+        )
     mention = _named_in(paper, models)
     if mention is not None and agreement_of(tasks[:2], model_tasks, ()) != "other data":
         # A name in passing ("like BERT") does not make an image paper about text.
         model, name = mention
-        return (f"names {name}, which {titles.get(model.id, model.title)}'s name says it is "
-                "built on or trained on")
+        return (
+            f"names {name}, which {titles.get(model.id, model.title)}'s name says it is "
+            "built on or trained on"
+        )
     return None
 
 
@@ -109,18 +113,29 @@ def judge_paper(
     summary_tasks = tasks_in_order(paper.summary)
     affinity = model_scores.get(paper.id) if model_scores is not None else None
     agreement = agreement_of(title_tasks or summary_tasks[:2], model_tasks, question_tasks)
-    evidence = evidence_for(paper, question_scores, affinity, reading, title_tasks or summary_tasks,
-                         agreement)
+    evidence = evidence_for(
+        paper, question_scores, affinity, reading, title_tasks or summary_tasks, agreement
+    )
     named = title_tasks[0].name if title_tasks else ""
     if not have_models or affinity is None:
         score = question_scores.get(paper.id)
-        if score is not None and score >= best_paper - QUESTION_MARGIN and (
-            agreement in ("same task", "question's task", "unknown")
+        if (
+            score is not None
+            and score >= best_paper - QUESTION_MARGIN
+            and (agreement in ("same task", "question's task", "unknown"))
         ):
-            return paper, Relevance.RELEVANT, "is among the closest matches to the question", \
-                ruled(evidence, "closest to the question")
-        return paper, Relevance.BORDERLINE, "matches the question less closely", \
-            ruled(evidence, "less close")
+            return (
+                paper,
+                Relevance.RELEVANT,
+                "is among the closest matches to the question",
+                ruled(evidence, "closest to the question"),
+            )
+        return (
+            paper,
+            Relevance.BORDERLINE,
+            "matches the question less closely",
+            ruled(evidence, "less close"),
+        )
     # The question's own task counts when it is a close kin of the models' (the user
     # enlarged a photo, the model deblurs one); a word like "noise" in a question about
     # image generation must not pull in a denoising paper.
@@ -129,47 +144,79 @@ def judge_paper(
     shared = set(title_tasks) & (model_tasks | kin)
     if shared:
         name = next(h.name for h in title_tasks if h in shared)
-        whose = "the recommended model's task" if any(h in model_tasks for h in shared) \
+        whose = (
+            "the recommended model's task"
+            if any(h in model_tasks for h in shared)
             else "what the question describes"
+        )
         return paper, Relevance.RELEVANT, f"is on {name}, {whose}", ruled(evidence, "same task")
     for model_title, words in said:
         if title_says(paper.title, words):
             # The table knows no task here, but the paper's title says what the model's
             # name says ("LowLight-" and "... for Low-Light Enhancement").
-            return paper, Relevance.RELEVANT, f"names {words}, what {model_title}'s name " \
-                "says it is for", ruled(evidence, "name says")
+            return (
+                paper,
+                Relevance.RELEVANT,
+                f"names {words}, what {model_title}'s name says it is for",
+                ruled(evidence, "name says"),
+            )
     if agreement == "other data":
-        kinds = "/".join(sorted({m for h in title_tasks or summary_tasks[:2]
-                                 for m in h.modalities}))
-        return paper, Relevance.NOT_RELEVANT, f"is about {named or 'other'} ({kinds} data), " \
-            "not the data the recommended model works on", ruled(evidence, "other data")
+        kinds = "/".join(
+            sorted({m for h in title_tasks or summary_tasks[:2] for m in h.modalities})
+        )
+        return (
+            paper,
+            Relevance.NOT_RELEVANT,
+            f"is about {named or 'other'} ({kinds} data), "
+            "not the data the recommended model works on",
+            ruled(evidence, "other data"),
+        )
     if reading.language == "en" and (evidence.question_score or 0.0) >= QUESTION_CLOSE:
         # Only for a question read as asked: a model's English restatement is plainer and
         # scores higher against everything (it pulled a music generator into karaoke).
-        return paper, Relevance.RELEVANT, "is close to what the question asks about", \
-            ruled(evidence, "close to the question")
+        return (
+            paper,
+            Relevance.RELEVANT,
+            "is close to what the question asks about",
+            ruled(evidence, "close to the question"),
+        )
     if title_tasks:
-        mark = Relevance.BORDERLINE if affinity >= AFFINITY_BORDERLINE else \
-            Relevance.NOT_RELEVANT
-        return paper, mark, f"is about {named}, a different task", \
-            ruled(evidence, "different task")
+        mark = Relevance.BORDERLINE if affinity >= AFFINITY_BORDERLINE else Relevance.NOT_RELEVANT
+        return paper, mark, f"is about {named}, a different task", ruled(evidence, "different task")
     on_task = [h for h in summary_tasks if h in model_tasks | kin]
     if affinity >= AFFINITY_RELEVANT or (on_task and affinity >= AFFINITY_TASK):
         if not on_task:
-            return paper, Relevance.RELEVANT, "is close in content to the recommended " \
-                "model", ruled(evidence, "close in content")
+            return (
+                paper,
+                Relevance.RELEVANT,
+                "is close in content to the recommended model",
+                ruled(evidence, "close in content"),
+            )
         decisive = on_task[0]
         # The decisive task first, so a writer quotes the sentence that names it.
-        evidence = evidence.model_copy(update={"tasks": list(dict.fromkeys(
-            [decisive.name, *evidence.tasks]))})
+        evidence = evidence.model_copy(
+            update={"tasks": list(dict.fromkeys([decisive.name, *evidence.tasks]))}
+        )
         whose = "" if decisive in model_tasks else ", what the question describes"
-        return paper, Relevance.RELEVANT, f"is related work on {decisive.name}{whose}", \
-            ruled(evidence, "related work")
+        return (
+            paper,
+            Relevance.RELEVANT,
+            f"is related work on {decisive.name}{whose}",
+            ruled(evidence, "related work"),
+        )
     if affinity >= AFFINITY_BORDERLINE:
-        return paper, Relevance.BORDERLINE, "is only loosely related to the recommended " \
-            "model", ruled(evidence, "loosely related")
-    return paper, Relevance.NOT_RELEVANT, "is not about the recommended model's task", \
-        ruled(evidence, "off the task")
+        return (
+            paper,
+            Relevance.BORDERLINE,
+            "is only loosely related to the recommended model",
+            ruled(evidence, "loosely related"),
+        )
+    return (
+        paper,
+        Relevance.NOT_RELEVANT,
+        "is not about the recommended model's task",
+        ruled(evidence, "off the task"),
+    )
 
 
 def agreement_of(
@@ -201,22 +248,23 @@ def evidence_for(
     """The measurements a judgement of ``source`` rests on, rounded for display."""
     score = question_scores.get(source.id)
     return Evidence(
-        question_score=round(score, 4) if score is not None and (
-            reading.readable or reading.restated) else None,
+        question_score=round(score, 4)
+        if score is not None and (reading.readable or reading.restated)
+        else None,
         model_score=round(affinity, 4) if affinity is not None else None,
         tasks=list(dict.fromkeys(h.name for h in tasks)),
         agreement=agreement,
     )
 
 
-_FUNCTION_WORDS = frozenset({"to", "of", "and", "for", "the", "a", "an", "in", "on", "with",
-                             "automatic"})
+_FUNCTION_WORDS = frozenset(
+    {"to", "of", "and", "for", "the", "a", "an", "in", "on", "with", "automatic"}
+)
 
 
 def title_says(title: str, words: str) -> bool:
     """Whether ``title`` contains every content word of ``words`` (by its first 5 letters)."""
-    wanted = [w[:5] for w in re.findall(r"[a-z0-9]+", words.lower())
-              if w not in _FUNCTION_WORDS]
+    wanted = [w[:5] for w in re.findall(r"[a-z0-9]+", words.lower()) if w not in _FUNCTION_WORDS]
     have = re.findall(r"[a-z0-9]+", title.lower())
     return bool(wanted) and all(any(h.startswith(w) for h in have) for w in wanted)
 
@@ -251,23 +299,48 @@ def _name_part(key: str, model: Source) -> bool:
     """Whether ``key`` is one of the parts of the model's name, or ends or starts one."""
     if len(key) < 3:
         return False
-    return any(t == key or (len(key) >= 4 and (t.startswith(key) or t.endswith(key)))
-               for t in _name_tokens(model.title))
+    return any(
+        t == key or (len(key) >= 4 and (t.startswith(key) or t.endswith(key)))
+        for t in _name_tokens(model.title)
+    )
 
 
 @lru_cache(maxsize=1024)
 def _name_tokens(title: str) -> frozenset[str]:
-    return frozenset(re.sub(r"[^a-z0-9]", "", t.lower())
-                     for t in re.split(r"[\s_\-/.:]+", title) if t)
+    return frozenset(
+        re.sub(r"[^a-z0-9]", "", t.lower()) for t in re.split(r"[\s_\-/.:]+", title) if t
+    )
 
 
 # A method's name: a word with a capital letter or digit after its first letter
 # ("ViT", "HuBERT", "YOLOX", "SIDD"), three characters or more.
 _METHOD_NAME = re.compile(r"\b(?=[A-Za-z0-9]*[A-Z][A-Za-z0-9]*[A-Z0-9])[A-Za-z][A-Za-z0-9]{2,}\b")
 # Acronyms of kinds of network or data, not of one method: naming them says nothing.
-_GENERIC_NAMES = frozenset({"CNN", "GAN", "RNN", "LSTM", "GPU", "CPU", "TPU", "SOTA", "API",
-                            "MIDI", "PDF", "RGB", "HDR", "MLP", "VAE", "NLP", "ASR", "TTS",
-                            "OCR", "COCO", "IMAGENET"})
+_GENERIC_NAMES = frozenset(
+    {
+        "CNN",
+        "GAN",
+        "RNN",
+        "LSTM",
+        "GPU",
+        "CPU",
+        "TPU",
+        "SOTA",
+        "API",
+        "MIDI",
+        "PDF",
+        "RGB",
+        "HDR",
+        "MLP",
+        "VAE",
+        "NLP",
+        "ASR",
+        "TTS",
+        "OCR",
+        "COCO",
+        "IMAGENET",
+    }
+)
 
 
 def ruled(evidence: Evidence, rule: str) -> Evidence:

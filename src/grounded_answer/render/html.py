@@ -41,6 +41,7 @@ RELEVANCE = {
     "not_relevant": "not relevant",
 }
 
+
 @dataclass(frozen=True)
 class PlanRow:
     """One source of the evidence plan, as shown: title, role, grade and the reason."""
@@ -78,8 +79,10 @@ def plan_view(plan: Any) -> PlanView | None:
         return None
     rows: list[PlanRow] = []
     for value in data.values():
-        if isinstance(value, list) and value and all(
-            isinstance(item, Mapping) and "relevance" in item for item in value
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(item, Mapping) and "relevance" in item for item in value)
         ):
             rows = [
                 PlanRow(
@@ -138,9 +141,11 @@ def answer_html(answer: Answer) -> str:
         return ' lang="en"' if slot in english_slots else ""
 
     def mark(slot: str) -> str:
-        return (f' <span class="in-english">({_text(words.in_english, allowed)})</span>'
-                if slot in english_slots else "")
-
+        return (
+            f' <span class="in-english">({_text(words.in_english, allowed)})</span>'
+            if slot in english_slots
+            else ""
+        )
 
     def t(value: str) -> str:
         return _text(value, allowed)
@@ -181,11 +186,14 @@ def answer_html(answer: Answer) -> str:
         out.append(f'<p class="cites">{t(words.supported_by)} {t(task_sources)}</p>')
     out.append("</section>")
 
-    out += ['<section class="card" id="workflow">',
-            f'<h2><span class="num">2</span>{t(words.workflow)}</h2>']
+    out += [
+        '<section class="card" id="workflow">',
+        f'<h2><span class="num">2</span>{t(words.workflow)}</h2>',
+    ]
     if answer.workflow and answer.answerable:
-        out.append(f'<figure class="graph">{workflow_svg(answer.workflow, labels, allowed)}'
-                   "</figure>")
+        out.append(
+            f'<figure class="graph">{workflow_svg(answer.workflow, labels, allowed)}</figure>'
+        )
         out.append('<ol class="steps">')
         for n, step in enumerate(answer.workflow.steps):
             label = labels.get(step.source_id, "")
@@ -195,9 +203,9 @@ def answer_html(answer: Answer) -> str:
                 + (f' <span class="label">{t(label)}</span>' if label else "")
                 + f'<span class="io"{said(io)}><b>{t(words.takes)}</b> {t(step.input)}</span>'
                 f'<span class="io"{said(action)}><b>{t(words.does)}</b> {t(step.action)}'
-                f'{mark(action)}</span>'
+                f"{mark(action)}</span>"
                 f'<span class="io"{said(io)}><b>{t(words.gives)}</b> {t(step.output)}'
-                f'{mark(io)}</span></li>'
+                f"{mark(io)}</span></li>"
             )
         out.append("</ol>")
     else:
@@ -205,8 +213,10 @@ def answer_html(answer: Answer) -> str:
         out.append(f'<p class="statement"{said("note")}>{t(note)}{mark("note")}</p>')
     out.append("</section>")
 
-    out += ['<section class="card" id="references">',
-            f'<h2><span class="num">3</span>{t(words.references)}</h2>']
+    out += [
+        '<section class="card" id="references">',
+        f'<h2><span class="num">3</span>{t(words.references)}</h2>',
+    ]
     if not answer.references:
         out.append(f'<p class="statement">{t(words.no_references)}</p>')
     else:
@@ -248,11 +258,14 @@ def _plan_html(
     lang = ' lang="en"' if words.language != "en" else ""
     out = ['<section class="card" id="plan">', f"<h2>{t(words.why_sources)}</h2>"]
     if plan.verdict or plan.answerable is not None:
-        verdict = {True: words.answerable, False: words.not_answerable,
-                   None: words.verdict}[plan.answerable]
+        verdict = {True: words.answerable, False: words.not_answerable, None: words.verdict}[
+            plan.answerable
+        ]
         state = {True: "yes", False: "no", None: "unknown"}[plan.answerable]
-        out.append(f'<p class="verdict {state}"><b>{t(verdict)}.</b> '
-                   f'<span{lang}>{t(plan.verdict)}</span></p>')
+        out.append(
+            f'<p class="verdict {state}"><b>{t(verdict)}.</b> '
+            f"<span{lang}>{t(plan.verdict)}</span></p>"
+        )
     if plan.rows:
         out.append('<ul class="plan">')
         for row in plan.rows:
@@ -288,13 +301,19 @@ def _report_html(answer: Answer, t: Callable[[str], str], words: Labels) -> list
         f"{report.attempts} model call(s), "
         + ("valid at the first try" if report.valid_first_try else f"policy {report.policy}"),
     ]
-    out = ['<details class="card report" id="validation">',
-           f"<summary>{t(words.checked)}</summary>", "<ul>"]
+    out = [
+        '<details class="card report" id="validation">',
+        f"<summary>{t(words.checked)}</summary>",
+        "<ul>",
+    ]
     out += [f"<li>{t(check)}</li>" for check in report.checks]
     out.append("</ul>")
-    for title, items in ((words.repaired, report.repaired), (words.dropped, report.dropped),
-                         (words.unresolved, report.unresolved),
-                         (words.withheld, report.withheld)):
+    for title, items in (
+        (words.repaired, report.repaired),
+        (words.dropped, report.dropped),
+        (words.unresolved, report.unresolved),
+        (words.withheld, report.withheld),
+    ):
         if items:
             out.append(f"<p><b>{t(title)}:</b></p><ul>")
             out += [f"<li>{t(item)}</li>" for item in items]
@@ -315,7 +334,7 @@ def _link(url: str, name: str, allowed: frozenset[str]) -> str:
     # own check, so a bug elsewhere cannot turn into a foreign href.
     if link_key(url) not in allowed or not url.lower().startswith(("http://", "https://")):
         return ""
-    return (f'<a href="{html.escape(url, quote=True)}" rel="noopener noreferrer nofollow" '
-            f'target="_blank">{name}</a>')
-
-
+    return (
+        f'<a href="{html.escape(url, quote=True)}" rel="noopener noreferrer nofollow" '
+        f'target="_blank">{name}</a>'
+    )

@@ -51,9 +51,11 @@ def answer_markdown(answer: Answer) -> str:
         out += [chain, ""]
         for n, step in enumerate(flow.steps, start=1):
             io, action = f"steps[{n - 1}].io", f"steps[{n - 1}].action"
-            out.append(f"{n}. **{_md(step.model)}**: {words.takes} {_md(step.input)}; "
-                       f"{said(step.action, action)}; {words.gives} {_md(step.output)}."
-                       + (f" *({words.in_english})*" if io in english else ""))
+            out.append(
+                f"{n}. **{_md(step.model)}**: {words.takes} {_md(step.input)}; "
+                f"{said(step.action, action)}; {words.gives} {_md(step.output)}."
+                + (f" *({words.in_english})*" if io in english else "")
+            )
         out += ["", "```mermaid", workflow_mermaid(flow), "```", ""]
     else:
         out += [said(answer.note, "note") if answer.note else words.no_workflow, ""]
@@ -61,12 +63,16 @@ def answer_markdown(answer: Answer) -> str:
     if not answer.references:
         out.append(words.no_references)
     for n, ref in enumerate(answer.references):
-        links = [markdown_link(words.paper_link, ref.paper_url) if ref.paper_url else "",
-                 markdown_link("GitHub", ref.github_url) if ref.github_url else ""]
+        links = [
+            markdown_link(words.paper_link, ref.paper_url) if ref.paper_url else "",
+            markdown_link("GitHub", ref.github_url) if ref.github_url else "",
+        ]
         kind = words.recommended_model if ref.role is Role.MODEL else words.paper
         why = said(ref.why, f"why[{n}]")
-        out.append(f"- {_md(ref.label)} **{_md(ref.title)}** ({kind}): {why} "
-                   + " · ".join(link for link in links if link))
+        out.append(
+            f"- {_md(ref.label)} **{_md(ref.title)}** ({kind}): {why} "
+            + " · ".join(link for link in links if link)
+        )
     if answer.note and (answer.answerable or answer.workflow):
         # An answerable answer's note (the language it is written in, a caveat) would
         # otherwise be in the JSON only.

@@ -58,15 +58,18 @@ def workflow_svg(
         else:
             tag, title, body = kind.upper(), [], _lines(node["label"], 72, 3)
         height = 42 + 20 * len(title) + 18 * len(body)
-        parts.append(f'<g class="node {kind}"><rect x="{margin}" y="{y}" width="{box}" '
-                     f'height="{height}" rx="{8 if kind == "model" else 22}"/>')
+        parts.append(
+            f'<g class="node {kind}"><rect x="{margin}" y="{y}" width="{box}" '
+            f'height="{height}" rx="{8 if kind == "model" else 22}"/>'
+        )
         baseline = y + 25
         parts.append(f'<text class="tag" x="{left}" y="{baseline}">{_text(tag, keys)}</text>')
         for css, step, lines in (("name", 20, title), ("body", 18, body)):
             for line in lines:
                 baseline += step
-                parts.append(f'<text class="{css}" x="{left}" y="{baseline}">'
-                             f"{_text(line, keys)}</text>")
+                parts.append(
+                    f'<text class="{css}" x="{left}" y="{baseline}">{_text(line, keys)}</text>'
+                )
         parts.append("</g>")
         spans.append((y, y + height))
         y += height + gap
@@ -75,14 +78,18 @@ def workflow_svg(
     seen = [node["label"].casefold() for node in graph["nodes"]]
     for n, edge in enumerate(graph["edges"]):
         top, bottom = spans[n][1], spans[n + 1][0]
-        parts.append(f'<line class="edge" x1="{center}" y1="{top + 2}" x2="{center}" '
-                     f'y2="{bottom - 8}" marker-end="url(#arrow)"/>')
+        parts.append(
+            f'<line class="edge" x1="{center}" y1="{top + 2}" x2="{center}" '
+            f'y2="{bottom - 8}" marker-end="url(#arrow)"/>'
+        )
         # An edge label that repeats a node it joins tells the reader nothing new.
         label = edge["label"]
         if label and label.casefold() not in (seen[n], seen[n + 1]):
-            parts.append(f'<text class="edge-label" x="{center + 14}" '
-                         f'y="{(top + bottom) // 2 + 4}">'
-                         f"{_text(_shorten(label, 48), keys)}</text>")
+            parts.append(
+                f'<text class="edge-label" x="{center + 14}" '
+                f'y="{(top + bottom) // 2 + 4}">'
+                f"{_text(_shorten(label, 48), keys)}</text>"
+            )
     summary = _text(_shorten(" → ".join(node["label"] for node in graph["nodes"]), 300), keys)
     namespace = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""
     return (
@@ -114,5 +121,5 @@ _SVG_STYLE = (
 def _lines(text: str, width: int, limit: int) -> list[str]:
     lines = textwrap.wrap(" ".join(text.split()), width, break_long_words=True)
     if len(lines) > limit:
-        lines = [*lines[: limit - 1], _shorten(" ".join(lines[limit - 1:]), width)]
+        lines = [*lines[: limit - 1], _shorten(" ".join(lines[limit - 1 :]), width)]
     return lines

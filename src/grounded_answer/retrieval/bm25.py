@@ -32,8 +32,9 @@ class BM25Index:
         self._stemmer: Any = Stemmer.Stemmer(stemmer) if stemmer else None
         self._size = len(texts)
         self._lock = threading.Lock()
-        tokens = bm25s.tokenize(list(texts), stopwords="en", stemmer=self._stemmer,
-                                show_progress=False)
+        tokens = bm25s.tokenize(
+            list(texts), stopwords="en", stemmer=self._stemmer, show_progress=False
+        )
         self._model: Any = bm25s.BM25(k1=k1, b=b)
         self._model.index(tokens, show_progress=False)
         self._vocab: dict[str, int] = dict(tokens.vocab)
@@ -49,8 +50,9 @@ class BM25Index:
         k = min(k, self._size)
         results: list[list[tuple[int, float]]] = []
         stem = self._stemmer.stemWords if self._stemmer else list
-        tokenized = self._bm25s.tokenize(list(queries), stopwords="en", return_ids=False,
-                                         show_progress=False)
+        tokenized = self._bm25s.tokenize(
+            list(queries), stopwords="en", return_ids=False, show_progress=False
+        )
         for words in tokenized:
             # Only words the corpus knows can score; an empty query scores nothing.
             known = [w for w in stem(words) if w in self._vocab]
@@ -59,8 +61,7 @@ class BM25Index:
                 continue
             with self._lock:
                 scores = self._model.get_scores(known)
-            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(
-                len(scores))
+            top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
             ordered = top[np.argsort(-scores[top], kind="stable")]
             results.append([(int(i), float(scores[i])) for i in ordered if scores[i] > 0])
         return results

@@ -84,8 +84,7 @@ def fuse(
 class Retriever:
     """Ranked passages of one corpus for a question."""
 
-    def __init__(
-        self, corpus: Corpus, embedder: Embedder, index: VectorStore) -> None:
+    def __init__(self, corpus: Corpus, embedder: Embedder, index: VectorStore) -> None:
         self.corpus = corpus
         self.embedder = embedder
         self.index = index
@@ -134,9 +133,7 @@ class Retriever:
                 timings["embed_query"] = time.perf_counter() - started
             dense = self.index.search(vector, pool)[0]
             cosine = dict(dense)
-        sparse = (
-            self.bm25(stemmer).search(question, pool) if method in ("bm25", "hybrid") else []
-        )
+        sparse = self.bm25(stemmer).search(question, pool) if method in ("bm25", "hybrid") else []
         if method == "dense":
             ranked = dense
         elif method == "bm25":
@@ -245,12 +242,19 @@ def get_retriever(
         index: VectorStore
         if store is None:
             index = open_faiss_store(
-                corpus, embedder, cache_dir, batch_size=batch_size, show_progress=show_progress,
+                corpus,
+                embedder,
+                cache_dir,
+                batch_size=batch_size,
+                show_progress=show_progress,
                 check_passages=True,
             )
         else:
             index = open_store(
-                corpus, build or embedder, store, batch_size=batch_size,
+                corpus,
+                build or embedder,
+                store,
+                batch_size=batch_size,
                 show_progress=show_progress,
             )
         retriever = Retriever(corpus, embedder, index)

@@ -391,8 +391,7 @@ def build_app(
 
         work = service.prepare(body, on_event)
         ticket = service.runner.admit()
-        events = _events(request, service.runner, ticket, work, settings.serve.heartbeat,
-                         progress)
+        events = _events(request, service.runner, ticket, work, settings.serve.heartbeat, progress)
         return _EventStream(events, ticket)
 
     # The last added is outermost: every response, a 401, 413 or 503 included, gets the

@@ -94,8 +94,12 @@ def load_bundle(path: str | Path, *, settings: Settings | None = None) -> Bundle
     file = Path(path)
     settings = settings or load_settings()
     try:
-        data = read_limited(file, settings.sources.max_bundle_bytes,
-                            setting="sources.max_bundle_bytes", expected="a bundle text file")
+        data = read_limited(
+            file,
+            settings.sources.max_bundle_bytes,
+            setting="sources.max_bundle_bytes",
+            expected="a bundle text file",
+        )
     except UnreadableFileError as exc:
         raise BundleParseError(str(exc), path=file) from None
     try:
@@ -120,8 +124,11 @@ def parse_bundle(
     if len(text) > options.max_bundle_bytes and (
         len(text.encode("utf-8", "surrogatepass")) > options.max_bundle_bytes
     ):
-        raise BundleParseError(f"is larger than {options.max_bundle_bytes:,} bytes, the limit "
-                               "(sources.max_bundle_bytes)", path=path)
+        raise BundleParseError(
+            f"is larger than {options.max_bundle_bytes:,} bytes, the limit "
+            "(sources.max_bundle_bytes)",
+            path=path,
+        )
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if not text.strip():
         raise BundleParseError("file is empty", path=path, line=1)
@@ -130,20 +137,26 @@ def parse_bundle(
     if not entries:
         headers = [n for n, line in enumerate(lines, start=1) if _section(line.strip())]
         filled = [n for n, line in enumerate(lines, start=1) if line.strip()]
-        raise BundleParseError("no sources: expected 'Model:' entries under "
-                               "'### Recommended AI Models:' or '### Related Papers:'",
-                               path=path, line=(headers or filled)[-1])
+        raise BundleParseError(
+            "no sources: expected 'Model:' entries under "
+            "'### Recommended AI Models:' or '### Related Papers:'",
+            path=path,
+            line=(headers or filled)[-1],
+        )
     found = _to_sources(entries, path)
     if not found.sources:
         raise BundleParseError(
             "no sources left: every entry has an unsafe link (sources.invalid_links = "
-            "'drop'): " + "; ".join(found.dropped[:3]), path=path, line=entries[-1].line,
+            "'drop'): " + "; ".join(found.dropped[:3]),
+            path=path,
+            line=entries[-1].line,
         )
     name = Path(path).stem if path is not None else "bundle"
     return Bundle(
         question=question,
-        corpus=Corpus(name=name, question=question, sources=tuple(found.sources),
-                      dropped=tuple(found.dropped)),
+        corpus=Corpus(
+            name=name, question=question, sources=tuple(found.sources), dropped=tuple(found.dropped)
+        ),
         path=None if path is None else str(path),
         duplicates=found.duplicates,
         shared_links=tuple(found.shared),
@@ -187,12 +200,14 @@ def _find_question(lines: list[str], path: str | Path | None) -> str:
         if len(question) >= 2 and question[0] in "\"“'«" and question[-1] in "\"”'»":
             question = question[1:-1].strip()
         if not question:
-            raise BundleParseError("no question: the text after this line is empty", path=path,
-                                   line=index + 1)
+            raise BundleParseError(
+                "no question: the text after this line is empty", path=path, line=index + 1
+            )
         return question
     raise BundleParseError(
         "no question: expected a line 'A user has asked the following question:'",
-        path=path, line=1,
+        path=path,
+        line=1,
     )
 
 
@@ -225,19 +240,22 @@ def _find_entries(
                 raise BundleParseError(
                     f"more than {options.max_bundle_sources} entries; the limit is "
                     f"{options.max_bundle_sources} (sources.max_bundle_sources)",
-                    path=path, line=number,
+                    path=path,
+                    line=number,
                 )
             current = _Entry(role=role, line=number, title=value)
             entries.append(current)
             in_summary = False
             if not current.title:
-                raise BundleParseError(f"entry without a title ('{label}:' is empty)",
-                                       path=path, line=number)
+                raise BundleParseError(
+                    f"entry without a title ('{label}:' is empty)", path=path, line=number
+                )
             continue
         if current is None:
             raise BundleParseError(
                 f"expected an entry starting with 'Model:', got {stripped[:60]!r}",
-                path=path, line=number,
+                path=path,
+                line=number,
             )
         if found and key in _PAPER_KEYS | _CODE_KEYS:
             value = value.strip("<>")
@@ -245,8 +263,9 @@ def _find_entries(
                 check_link(value)
             except ValueError as exc:
                 if options.invalid_links == "error":
-                    raise BundleParseError(f"{label} link {exc}: {value[:80]!r}", path=path,
-                                           line=number) from None
+                    raise BundleParseError(
+                        f"{label} link {exc}: {value[:80]!r}", path=path, line=number
+                    ) from None
                 current.invalid = f"line {number}: {label} link {exc}"
             if key in _PAPER_KEYS:
                 current.paper, current.paper_line = value, number
@@ -261,8 +280,11 @@ def _find_entries(
         elif found:
             current.extra[label] = value
         else:
-            raise BundleParseError(f"unexpected text in entry {current.title[:40]!r}: "
-                                   f"{stripped[:60]!r}", path=path, line=number)
+            raise BundleParseError(
+                f"unexpected text in entry {current.title[:40]!r}: {stripped[:60]!r}",
+                path=path,
+                line=number,
+            )
     return entries
 
 
@@ -273,11 +295,16 @@ def _to_sources(entries: list[_Entry], path: str | Path | None) -> _Sources:
     taken: set[str] = set()
     for entry in entries:
         if entry.paper is None and entry.github is None:
-            raise BundleParseError(f"entry {entry.title[:60]!r} has no Paper or GitHub link",
-                                   path=path, line=entry.line)
+            raise BundleParseError(
+                f"entry {entry.title[:60]!r} has no Paper or GitHub link",
+                path=path,
+                line=entry.line,
+            )
         if entry.invalid:
-            found.dropped.append(f"{entry.invalid} (entry {_quoted(entry.title)}, line "
-                                 f"{entry.line}); the source was left out")
+            found.dropped.append(
+                f"{entry.invalid} (entry {_quoted(entry.title)}, line "
+                f"{entry.line}); the source was left out"
+            )
             continue
         # The same entry listed twice (same title, no link that disagrees) is one source:
         # keep the first and fill what it lacked. Two models may share a paper or a
@@ -295,8 +322,10 @@ def _to_sources(entries: list[_Entry], path: str | Path | None) -> _Sources:
             if other is not None and all(other is not seen for seen in others):
                 others.append(other)
         for other in others:
-            found.shared.append(f"line {entry.line} {_quoted(entry.title)} shares a link "
-                                f"with line {other.line} {_quoted(other.title)}; both are kept")
+            found.shared.append(
+                f"line {entry.line} {_quoted(entry.title)} shares a link "
+                f"with line {other.line} {_quoted(other.title)}; both are kept"
+            )
         try:
             source = Source(
                 id=make_source_id(entry.title, taken),
@@ -310,7 +339,9 @@ def _to_sources(entries: list[_Entry], path: str | Path | None) -> _Sources:
         except ValidationError as exc:
             error = exc.errors()[0]
             raise BundleParseError(
-                str(error["msg"]).removeprefix("Value error, "), path=path, line=entry.line,
+                str(error["msg"]).removeprefix("Value error, "),
+                path=path,
+                line=entry.line,
                 field=".".join(str(p) for p in error["loc"]) or None,
             ) from None
         by_title.setdefault(title, len(found.sources))

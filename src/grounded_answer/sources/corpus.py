@@ -275,14 +275,26 @@ def _file_key(file: Path, options: SourceSettings) -> tuple[object, ...] | None:
         stat = file.stat()
     except OSError:
         return None  # reading it will raise the error that names the problem
-    return (str(file.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev,
-            options.max_corpus_bytes, options.max_corpus_sources, options.invalid_links)
+    return (
+        str(file.resolve()),
+        stat.st_size,
+        stat.st_mtime_ns,
+        stat.st_ino,
+        stat.st_dev,
+        options.max_corpus_bytes,
+        options.max_corpus_sources,
+        options.invalid_links,
+    )
 
 
 def _read_corpus(file: Path, options: SourceSettings) -> Corpus:
     try:
-        data = read_limited(file, options.max_corpus_bytes, setting="sources.max_corpus_bytes",
-                            expected="a .yaml or .jsonl file")
+        data = read_limited(
+            file,
+            options.max_corpus_bytes,
+            setting="sources.max_corpus_bytes",
+            expected="a .yaml or .jsonl file",
+        )
         text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnreadableFileError as exc:
         raise CorpusError(str(exc), path=file) from None
@@ -297,27 +309,42 @@ def _read_corpus(file: Path, options: SourceSettings) -> Corpus:
     if len(records) > options.max_corpus_sources:
         raise CorpusError(
             f"{len(records):,} source records; the limit is {options.max_corpus_sources:,} "
-            "(sources.max_corpus_sources)", path=file, line=lines[options.max_corpus_sources],
+            "(sources.max_corpus_sources)",
+            path=file,
+            line=lines[options.max_corpus_sources],
         )
     made = [_make_source(rec, file, lines[i], i, options) for i, rec in enumerate(records)]
     dropped = [item for item in made if isinstance(item, str)]
     sources = [item for item in made if isinstance(item, Source)]
     lines = [lines[i] for i, item in enumerate(made) if isinstance(item, Source)]
     if not sources:
-        raise CorpusError("no sources in the file" + (
-            " (every record has an unsafe link: " + "; ".join(dropped[:3]) + ")"
-            if dropped else ""), path=file)
+        raise CorpusError(
+            "no sources in the file"
+            + (
+                " (every record has an unsafe link: " + "; ".join(dropped[:3]) + ")"
+                if dropped
+                else ""
+            ),
+            path=file,
+        )
     seen: dict[str, int] = {}
     for i, source in enumerate(sources):
         if source.id in seen:
             raise CorpusError(
                 f"duplicate source id {source.id!r} (first at record {seen[source.id] + 1})",
-                path=file, line=lines[i], record=source.id, field="id",
+                path=file,
+                line=lines[i],
+                record=source.id,
+                field="id",
             )
         seen[source.id] = i
     try:
-        return Corpus(name=str(header.get("name") or file.stem), question=header.get("question"),
-                      sources=tuple(sources), dropped=tuple(dropped))
+        return Corpus(
+            name=str(header.get("name") or file.stem),
+            question=header.get("question"),
+            sources=tuple(sources),
+            dropped=tuple(dropped),
+        )
     except ValidationError as exc:
         raise CorpusError(_first_error(exc), path=file) from None
 
@@ -350,14 +377,16 @@ def _read_yaml(text: str, file: Path) -> tuple[list[Any], list[int | None], dict
         mark = getattr(exc, "problem_mark", None)
         raise CorpusError(
             f"invalid YAML ({getattr(exc, 'problem', None) or exc})",
-            path=file, line=None if mark is None else mark.line + 1,
+            path=file,
+            line=None if mark is None else mark.line + 1,
         ) from None
     if not isinstance(data, Mapping) or "sources" not in data:
         raise CorpusError("expected a mapping with a 'sources' list", path=file)
     unknown = set(data) - {"name", "question", "sources"}
     if unknown:
-        raise CorpusError(f"unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}",
-                          path=file)
+        raise CorpusError(
+            f"unknown top-level key(s): {', '.join(sorted(map(str, unknown)))}", path=file
+        )
     question = data.get("question")
     if question is not None and not isinstance(question, str):
         raise CorpusError("must be a string", path=file, field="question")
@@ -388,15 +417,15 @@ def _make_source(
                     check_link(value.strip())
                 except ValueError as exc:
                     where = f"line {line}, " if line is not None else ""
-                    return (f"{where}record {label}: {name} link {exc}; the source was "
-                            "left out")
+                    return f"{where}record {label}: {name} link {exc}; the source was left out"
     try:
         return Source.model_validate(record)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"]) or None
-        raise CorpusError(_message(error), path=file, line=line, record=label,
-                          field=field) from None
+        raise CorpusError(
+            _message(error), path=file, line=line, record=label, field=field
+        ) from None
 
 
 def _message(error: Mapping[str, Any]) -> str:
@@ -409,4 +438,3 @@ def _message(error: Mapping[str, Any]) -> str:
 
 def _first_error(exc: ValidationError) -> str:
     return _message(exc.errors()[0])
-

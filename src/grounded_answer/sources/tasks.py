@@ -22,7 +22,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -121,15 +121,18 @@ def _table() -> _Compiled:
         raise ConfigError(f"task vocabulary {TABLE_FILE}: {exc}") from None
     tasks = []
     for entry in table.task:
-        takes, gives = entry.data.split(">")
-        hint = TaskHint(entry.name, entry.input, entry.output, entry.action,
-                        takes, gives, entry.family)  # type: ignore[arg-type]
+        takes, gives = (cast(Modality, kind) for kind in entry.data.split(">"))
+        hint = TaskHint(
+            entry.name, entry.input, entry.output, entry.action, takes, gives, entry.family
+        )
         tasks.append((re.compile(entry.pattern), hint))
     return _Compiled(
         tasks=tuple(tasks),
         abbreviations=dict(table.abbreviations),
-        architectures=tuple((re.compile(a.title), Architecture(a.name, frozenset(a.reads)))
-                            for a in table.architecture),
+        architectures=tuple(
+            (re.compile(a.title), Architecture(a.name, frozenset(a.reads)))
+            for a in table.architecture
+        ),
     )
 
 
@@ -159,8 +162,11 @@ def expand_name(name: str) -> str:
             # "VideoCls" -> "Video classification", "ImageTo3D" -> "Image To 3D". Two-letter
             # capitals are left out: "SR" inside "TripoSR" is a product name, not
             # super-resolution (a task prefix is its own token: "SR-RealESRGAN").
-            words.extend(_table().abbreviations.get(part.lower(), part) for part in parts
-                         if len(part) > 2 or not part.isalpha() or not part.isupper())
+            words.extend(
+                _table().abbreviations.get(part.lower(), part)
+                for part in parts
+                if len(part) > 2 or not part.isalpha() or not part.isupper()
+            )
     return " ".join(words)
 
 
@@ -183,8 +189,9 @@ def name_prefix_words(name: str) -> str:
     if sum(part.isalpha() for part in parts) < 2:  # "BLIP2" is a product, "LowLight" words
         return ""
     table = _table().abbreviations
-    return " ".join(table.get(part.lower(), part if part.isupper() else part.lower())
-                    for part in parts)
+    return " ".join(
+        table.get(part.lower(), part if part.isupper() else part.lower()) for part in parts
+    )
 
 
 def guess_tasks(text: str) -> list[TaskHint]:

@@ -77,8 +77,9 @@ def _pgvector(settings: IndexSettings, action: str) -> PgVectorStore:
             "and index.dsn (GROUNDED_ANSWER_INDEX__STORE=pgvector, "
             "GROUNDED_ANSWER_INDEX__DSN=postgresql://user:password@host:5432/dbname)"
         )
-    return PgVectorStore(settings.dsn.get_secret_value(), kind=settings.kind,
-                         hnsw=hnsw_params(settings))
+    return PgVectorStore(
+        settings.dsn.get_secret_value(), kind=settings.kind, hnsw=hnsw_params(settings)
+    )
 
 
 def build_shard(
@@ -96,8 +97,9 @@ def build_shard(
     :func:`finalize_shards` once.
     """
     with _pgvector(settings, f"--shard {shard}") as store:
-        return store.sync_shard(corpus, embedder, shard, batch_size=batch_size,
-                                show_progress=show_progress)
+        return store.sync_shard(
+            corpus, embedder, shard, batch_size=batch_size, show_progress=show_progress
+        )
 
 
 def finalize_shards(corpus: Corpus, embedder: Embedder, settings: IndexSettings) -> str:
@@ -123,10 +125,20 @@ def open_store(
                 "GROUNDED_ANSWER_INDEX__DSN=postgresql://user:password@host:5432/dbname"
             )
         return open_pgvector_store(
-            corpus, embedder, settings.dsn.get_secret_value(), kind=settings.kind, hnsw=hnsw,
-            batch_size=batch_size, show_progress=show_progress,
+            corpus,
+            embedder,
+            settings.dsn.get_secret_value(),
+            kind=settings.kind,
+            hnsw=hnsw,
+            batch_size=batch_size,
+            show_progress=show_progress,
         )
     return open_faiss_store(
-        corpus, embedder, settings.cache_dir, kind=settings.kind, hnsw=hnsw,
-        batch_size=batch_size, show_progress=show_progress,
+        corpus,
+        embedder,
+        settings.cache_dir,
+        kind=settings.kind,
+        hnsw=hnsw,
+        batch_size=batch_size,
+        show_progress=show_progress,
     )

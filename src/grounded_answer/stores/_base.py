@@ -206,8 +206,11 @@ class SyncPlan:
 
     def describe(self) -> str:
         """A one-line summary for ``status``, e.g. ``updated: 1 added, 2 changed ...``."""
-        counts = ((len(self.added), "added"), (len(self.changed), "changed"),
-                  (len(self.removed), "removed"))
+        counts = (
+            (len(self.added), "added"),
+            (len(self.changed), "changed"),
+            (len(self.removed), "removed"),
+        )
         parts = ", ".join(f"{n} {what}" for n, what in counts if n) or "no passage changed"
         return f"updated: {parts} ({len(self.to_embed)} passages embedded)"
 
@@ -259,17 +262,25 @@ def embed_passages(
 
         block = max(batch_size * 8, 512)
         parts = []
-        with tqdm(total=len(texts), unit="passage", unit_scale=True, desc="embedding",
-                  smoothing=0.1) as bar:
+        with tqdm(
+            total=len(texts), unit="passage", unit_scale=True, desc="embedding", smoothing=0.1
+        ) as bar:
             for start in range(0, len(texts), block):
-                chunk = texts[start:start + block]
-                parts.append(_checked(embedder, embedder.encode(chunk, batch_size=batch_size),
-                                      len(chunk), dimension))
+                chunk = texts[start : start + block]
+                parts.append(
+                    _checked(
+                        embedder,
+                        embedder.encode(chunk, batch_size=batch_size),
+                        len(chunk),
+                        dimension,
+                    )
+                )
                 bar.update(len(chunk))
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
     vectors = embedder.encode(texts, batch_size=batch_size)
-    return np.ascontiguousarray(_checked(embedder, vectors, len(texts), dimension),
-                                dtype=np.float32)
+    return np.ascontiguousarray(
+        _checked(embedder, vectors, len(texts), dimension), dtype=np.float32
+    )
 
 
 def _checked(

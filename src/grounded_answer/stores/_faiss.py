@@ -174,9 +174,15 @@ class FaissStore:
         """What the store holds now."""
         snap = self._snap
         return StoreManifest(
-            format_version=FORMAT_VERSION, store="faiss", kind=self.kind,
-            model_id=self.model_id, dimension=self.dimension, corpus_name=snap.corpus_name,
-            fingerprint=snap.fingerprint, passages=len(snap.passages), sources=len(snap.hashes),
+            format_version=FORMAT_VERSION,
+            store="faiss",
+            kind=self.kind,
+            model_id=self.model_id,
+            dimension=self.dimension,
+            corpus_name=snap.corpus_name,
+            fingerprint=snap.fingerprint,
+            passages=len(snap.passages),
+            sources=len(snap.hashes),
             build=self.build,
         )
 
@@ -215,10 +221,13 @@ class FaissStore:
         for label_row, score_row in zip(labels, scores, strict=True):
             valid = label_row >= 0
             positions = snap.label_pos[label_row[valid]]
-            rows.append([
-                (int(p), float(s))
-                for p, s in zip(positions, score_row[valid], strict=True) if p >= 0
-            ])
+            rows.append(
+                [
+                    (int(p), float(s))
+                    for p, s in zip(positions, score_row[valid], strict=True)
+                    if p >= 0
+                ]
+            )
         return rows
 
     def sync(
@@ -272,8 +281,11 @@ class FaissStore:
         if fresh:  # an empty store takes the embedder's model, whatever it was made with
             self.model_id, self.dimension = embedder.model_id, embedder.dimension
         vectors = embed_passages(
-            embedder, plan.to_embed, self.dimension,
-            batch_size=batch_size, show_progress=show_progress,
+            embedder,
+            plan.to_embed,
+            self.dimension,
+            batch_size=batch_size,
+            show_progress=show_progress,
         )
         if plan.to_embed and isinstance(embedder, BuildEmbedder):
             self.build = embedder.record
@@ -298,15 +310,21 @@ class FaissStore:
         if len(new_labels):
             index.add_with_ids(vectors, new_labels)
         next_label += len(new_labels)
-        kept.update(zip((p.id for p in plan.to_embed), (int(x) for x in new_labels),
-                        strict=True))
+        kept.update(zip((p.id for p in plan.to_embed), (int(x) for x in new_labels), strict=True))
         labels = [kept[p.id] for p in plan.passages]
         if dead and len(dead) > COMPACT_RATIO * index.ntotal:
             index = self._rebuilt(index, labels)
             dead = set()
         self._snap = _make_snapshot(
-            index, self.kind, plan.passages, labels, plan.hashes, frozenset(dead), next_label,
-            corpus.fingerprint, corpus.name,
+            index,
+            self.kind,
+            plan.passages,
+            labels,
+            plan.hashes,
+            frozenset(dead),
+            next_label,
+            corpus.fingerprint,
+            corpus.name,
         )
         state: SyncState
         if reason:
@@ -323,16 +341,22 @@ class FaissStore:
         hnsw = hnsw or self.hnsw
         with self._write_lock:
             snap = self._snap
-            same_graph = (hnsw.m, hnsw.ef_construction) == (
-                self.hnsw.m, self.hnsw.ef_construction)
+            same_graph = (hnsw.m, hnsw.ef_construction) == (self.hnsw.m, self.hnsw.ef_construction)
             self.hnsw = hnsw
             if kind == self.kind and (kind == "flat" or same_graph):
                 return
             self.kind = kind
             index = self._rebuilt(snap.index, snap.labels)
             self._snap = _make_snapshot(
-                index, kind, snap.passages, snap.labels, snap.hashes, frozenset(),
-                snap.next_label, snap.fingerprint, snap.corpus_name,
+                index,
+                kind,
+                snap.passages,
+                snap.labels,
+                snap.hashes,
+                frozenset(),
+                snap.next_label,
+                snap.fingerprint,
+                snap.corpus_name,
             )
 
     def _new_index(self) -> Any:
@@ -363,26 +387,37 @@ class FaissStore:
             faiss.write_index(snap.index, str(index_file))
             state = _State(
                 sources=snap.hashes,
-                passages=[_Entry(label=label, id=p.id, source_id=p.source_id, text=p.text)
-                          for p, label in zip(snap.passages, snap.labels, strict=True)],
+                passages=[
+                    _Entry(label=label, id=p.id, source_id=p.source_id, text=p.text)
+                    for p, label in zip(snap.passages, snap.labels, strict=True)
+                ],
                 dead=sorted(snap.dead),
                 next_label=snap.next_label,
             )
             state_file.write_text(state.model_dump_json())
             manifest = _DiskManifest(
-                format_version=FORMAT_VERSION, kind=self.kind, hnsw_m=self.hnsw.m,
-                hnsw_ef_construction=self.hnsw.ef_construction, model_id=self.model_id,
-                dimension=self.dimension, corpus_name=snap.corpus_name,
-                fingerprint=snap.fingerprint, passages=len(snap.passages),
-                sources=len(snap.hashes), ntotal=int(snap.index.ntotal),
-                index_sha256=sha256(index_file), state_sha256=sha256(state_file),
-                sync_seconds=self._sync_seconds, build=self.build,
+                format_version=FORMAT_VERSION,
+                kind=self.kind,
+                hnsw_m=self.hnsw.m,
+                hnsw_ef_construction=self.hnsw.ef_construction,
+                model_id=self.model_id,
+                dimension=self.dimension,
+                corpus_name=snap.corpus_name,
+                fingerprint=snap.fingerprint,
+                passages=len(snap.passages),
+                sources=len(snap.hashes),
+                ntotal=int(snap.index.ntotal),
+                index_sha256=sha256(index_file),
+                state_sha256=sha256(state_file),
+                sync_seconds=self._sync_seconds,
+                build=self.build,
             )
             (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2))
 
     @classmethod
-    def load(cls, target: Path, *, ef_search: int | None = None
-             ) -> tuple[FaissStore | None, str | None]:
+    def load(
+        cls, target: Path, *, ef_search: int | None = None
+    ) -> tuple[FaissStore | None, str | None]:
         """The store saved in ``target``, or why there is none to use.
 
         Returns ``(store, None)`` when it loaded, ``(None, None)`` when nothing is stored
@@ -413,16 +448,29 @@ class FaissStore:
         if len(state.passages) + len(state.dead) != index.ntotal:
             return None, "passage count mismatch"
         hnsw = HnswParams(
-            m=manifest.hnsw_m, ef_construction=manifest.hnsw_ef_construction,
+            m=manifest.hnsw_m,
+            ef_construction=manifest.hnsw_ef_construction,
             **({} if ef_search is None else {"ef_search": ef_search}),
         )
-        store = cls(model_id=manifest.model_id, dimension=manifest.dimension,
-                    kind=manifest.kind, hnsw=hnsw, path=target)
+        store = cls(
+            model_id=manifest.model_id,
+            dimension=manifest.dimension,
+            kind=manifest.kind,
+            hnsw=hnsw,
+            path=target,
+        )
         store.build = manifest.build
         passages = [Passage(id=e.id, source_id=e.source_id, text=e.text) for e in state.passages]
         store._snap = _make_snapshot(
-            index, manifest.kind, passages, [e.label for e in state.passages], state.sources,
-            frozenset(state.dead), state.next_label, manifest.fingerprint, manifest.corpus_name,
+            index,
+            manifest.kind,
+            passages,
+            [e.label for e in state.passages],
+            state.sources,
+            frozenset(state.dead),
+            state.next_label,
+            manifest.fingerprint,
+            manifest.corpus_name,
         )
         store._status = "loaded"
         return store, None
@@ -447,9 +495,19 @@ def _make_snapshot(
     if dead:
         batch = faiss.IDSelectorBatch(np.asarray(sorted(dead), dtype=np.int64))
         selector = (faiss.IDSelectorNot(batch), batch)
-    return _Snapshot(index=index, kind=kind, passages=passages, labels=labels, hashes=hashes,
-                     dead=dead, next_label=next_label, fingerprint=fingerprint,
-                     corpus_name=corpus_name, label_pos=label_pos, selector=selector)
+    return _Snapshot(
+        index=index,
+        kind=kind,
+        passages=passages,
+        labels=labels,
+        hashes=hashes,
+        dead=dead,
+        next_label=next_label,
+        fingerprint=fingerprint,
+        corpus_name=corpus_name,
+        label_pos=label_pos,
+        selector=selector,
+    )
 
 
 def _faiss() -> Any:
@@ -485,10 +543,14 @@ def open_faiss_store(
     root = writable_dir(cache_dir / "stores")
     target = root / f"faiss-{store_slug(corpus.name, embedder.model_id)}"
     store, reason = FaissStore.load(target, ef_search=hnsw.ef_search)
-    if (store is not None and store.model_id == embedder.model_id
-            and store.manifest.fingerprint == corpus.fingerprint and store.kind == kind
-            and (kind == "flat" or store.hnsw == hnsw)
-            and not (check_passages and not plan_sync(store._snap.hashes, corpus).empty)):
+    if (
+        store is not None
+        and store.model_id == embedder.model_id
+        and store.manifest.fingerprint == corpus.fingerprint
+        and store.kind == kind
+        and (kind == "flat" or store.hnsw == hnsw)
+        and not (check_passages and not plan_sync(store._snap.hashes, corpus).empty)
+    ):
         return store
     try:
         with locked(target):
@@ -496,8 +558,9 @@ def open_faiss_store(
             store, reason = FaissStore.load(target, ef_search=hnsw.ef_search)
             notes = []
             if store is None:
-                store = FaissStore(model_id=embedder.model_id, dimension=embedder.dimension,
-                                   kind=kind, hnsw=hnsw)
+                store = FaissStore(
+                    model_id=embedder.model_id, dimension=embedder.dimension, kind=kind, hnsw=hnsw
+                )
                 if reason is not None:
                     notes.append(f"rebuilt: {reason}")
             elif store.kind != kind or (kind == "hnsw" and store.hnsw != hnsw):

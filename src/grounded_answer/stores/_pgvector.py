@@ -82,8 +82,15 @@ class PgVectorStore:
         self._positions: dict[str, int] = {}
         self._status = "empty"
         self._manifest = StoreManifest(
-            format_version=FORMAT_VERSION, store="pgvector", kind=kind, model_id="",
-            dimension=0, corpus_name="", fingerprint="", passages=0, sources=0,
+            format_version=FORMAT_VERSION,
+            store="pgvector",
+            kind=kind,
+            model_id="",
+            dimension=0,
+            corpus_name="",
+            fingerprint="",
+            passages=0,
+            sources=0,
         )
 
     # -- the VectorStore surface -------------------------------------------------------
@@ -187,8 +194,12 @@ class PgVectorStore:
 
         table = "ga_" + store_slug(corpus.name, embedder.model_id)
         ident = sql.Identifier(table)
-        with self._lock, self._db_errors("sync"), self._conn.transaction(), \
-                self._conn.cursor() as cur:
+        with (
+            self._lock,
+            self._db_errors("sync"),
+            self._conn.transaction(),
+            self._conn.cursor() as cur,
+        ):
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(table),))
             meta = _read_meta(cur, table)
             cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
@@ -200,14 +211,27 @@ class PgVectorStore:
                 raise IndexStoreError(
                     f"a sharded build of corpus {corpus.name!r} into {table} at "
                     f"{self._where} is not finished; run `grounded-answer index --shard "
-                    f"K/{meta['shards']}` for every K, then `grounded-answer index --finalize`")
+                    f"K/{meta['shards']}` for every K, then `grounded-answer index --finalize`"
+                )
             fresh = meta is None or not exists or bool(reason)
             same_index = self._same_index(meta)
-            if not fresh and same_index and meta is not None and (
-                    meta["fingerprint"] == corpus.fingerprint):
+            if (
+                not fresh
+                and same_index
+                and meta is not None
+                and (meta["fingerprint"] == corpus.fingerprint)
+            ):
                 plan = plan_sync({}, corpus)
-                self._publish(table, corpus, plan.passages, len(plan.hashes), meta["dimension"],
-                              embedder.model_id, "loaded", _build_of(embedder, False, meta))
+                self._publish(
+                    table,
+                    corpus,
+                    plan.passages,
+                    len(plan.hashes),
+                    meta["dimension"],
+                    embedder.model_id,
+                    "loaded",
+                    _build_of(embedder, False, meta),
+                )
                 return self._status
             dimension = embedder.dimension
             if not fresh and meta is not None and meta["dimension"] != dimension:
@@ -217,18 +241,34 @@ class PgVectorStore:
                 cur.execute(sql.SQL("SELECT DISTINCT source_id, source_hash FROM {}").format(ident))
                 stored = {str(s): str(h) for s, h in cur.fetchall()}
             plan = plan_sync(stored, corpus)
-            vectors = embed_passages(embedder, plan.to_embed, dimension,
-                                     batch_size=batch_size, show_progress=show_progress)
+            vectors = embed_passages(
+                embedder,
+                plan.to_embed,
+                dimension,
+                batch_size=batch_size,
+                show_progress=show_progress,
+            )
             if fresh:
                 _create_table(cur, table, dimension)
             elif plan.stale:
-                cur.execute(sql.SQL("DELETE FROM {} WHERE source_id = ANY(%s)").format(ident),
-                            (plan.stale,))
+                cur.execute(
+                    sql.SQL("DELETE FROM {} WHERE source_id = ANY(%s)").format(ident), (plan.stale,)
+                )
             self._copy(cur, table, plan.to_embed, plan.hashes, vectors)
             self._ensure_index(cur, table, rebuild=fresh or not same_index)
             build = _build_of(embedder, bool(plan.to_embed), None if fresh else meta)
-            _write_meta(cur, table, corpus, embedder.model_id, dimension, self.kind, self.hnsw,
-                        len(plan.passages), len(plan.hashes), build=build)
+            _write_meta(
+                cur,
+                table,
+                corpus,
+                embedder.model_id,
+                dimension,
+                self.kind,
+                self.hnsw,
+                len(plan.passages),
+                len(plan.hashes),
+                build=build,
+            )
         if reason:
             status = f"rebuilt: {reason}"
         elif fresh:
@@ -238,8 +278,16 @@ class PgVectorStore:
             if not plan.empty or not notes:
                 notes.append(plan.describe())
             status = "; ".join(notes)
-        self._publish(table, corpus, plan.passages, len(plan.hashes), dimension,
-                      embedder.model_id, status, build)
+        self._publish(
+            table,
+            corpus,
+            plan.passages,
+            len(plan.hashes),
+            dimension,
+            embedder.model_id,
+            status,
+            build,
+        )
         return status
 
     def sync_shard(
@@ -282,51 +330,80 @@ class PgVectorStore:
                     raise IndexStoreError(
                         f"table {table} at {self._where} holds a store this shard cannot "
                         f"extend ({reason}); rebuild it once without --shard, or drop the "
-                        "table, then run the shards again")
+                        "table, then run the shards again"
+                    )
                 if not exists:
                     # The first shard to arrive makes the table; the others find it.
                     _create_table(cur, table, dimension)
-                    _write_meta(cur, table, corpus, embedder.model_id, dimension, self.kind,
-                                self.hnsw, 0, 0, fingerprint="", shards=shard.count)
+                    _write_meta(
+                        cur,
+                        table,
+                        corpus,
+                        embedder.model_id,
+                        dimension,
+                        self.kind,
+                        self.hnsw,
+                        0,
+                        0,
+                        fingerprint="",
+                        shards=shard.count,
+                    )
                 else:
-                    cur.execute(sql.SQL("SELECT DISTINCT source_id, source_hash FROM {}")
-                                .format(ident))
-                    stored = {str(sid): str(h) for sid, h in cur.fetchall()
-                              if shard.holds(str(sid))}
+                    cur.execute(
+                        sql.SQL("SELECT DISTINCT source_id, source_hash FROM {}").format(ident)
+                    )
+                    stored = {
+                        str(sid): str(h) for sid, h in cur.fetchall() if shard.holds(str(sid))
+                    }
             plan = plan_sync(stored, corpus, sources=mine)
             if plan.empty and exists:
                 # Nothing to write: a finalized store stays finalized (and "loaded").
                 return self._shard_status(table, shard, mine, corpus, plan)
-            vectors = embed_passages(embedder, plan.to_embed, dimension,
-                                     batch_size=batch_size, show_progress=show_progress)
+            vectors = embed_passages(
+                embedder,
+                plan.to_embed,
+                dimension,
+                batch_size=batch_size,
+                show_progress=show_progress,
+            )
             with self._conn.transaction(), self._conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(table),))
                 meta = _read_meta(cur, table)
                 cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
-                if _mismatch(meta, bool(_one(cur)), embedder.model_id) or meta is None \
-                        or meta["dimension"] != dimension:
+                if (
+                    _mismatch(meta, bool(_one(cur)), embedder.model_id)
+                    or meta is None
+                    or meta["dimension"] != dimension
+                ):
                     raise IndexStoreError(
                         f"table {table} at {self._where} was dropped or rebuilt by another "
-                        f"process while shard {shard} was embedding; run the shard again")
+                        f"process while shard {shard} was embedding; run the shard again"
+                    )
                 # Rows of the same sources from a concurrent run of this shard go too.
                 gone = plan.stale + sorted({p.source_id for p in plan.to_embed})
                 if gone:
-                    cur.execute(sql.SQL("DELETE FROM {} WHERE source_id = ANY(%s)")
-                                .format(ident), (gone,))
+                    cur.execute(
+                        sql.SQL("DELETE FROM {} WHERE source_id = ANY(%s)").format(ident), (gone,)
+                    )
                 self._copy(cur, table, plan.to_embed, plan.hashes, vectors)
                 build = _build_of(embedder, bool(plan.to_embed), meta)
-                cur.execute(sql.SQL("UPDATE {} SET fingerprint = '', shards = %s, build = %s, "
-                                    "updated_at = now() WHERE table_name = %s")
-                            .format(sql.Identifier(META_TABLE)),
-                            (shard.count, None if build is None else build.model_dump_json(),
-                             table))
+                cur.execute(
+                    sql.SQL(
+                        "UPDATE {} SET fingerprint = '', shards = %s, build = %s, "
+                        "updated_at = now() WHERE table_name = %s"
+                    ).format(sql.Identifier(META_TABLE)),
+                    (shard.count, None if build is None else build.model_dump_json(), table),
+                )
         return self._shard_status(table, shard, mine, corpus, plan)
 
-    def _shard_status(self, table: str, shard: Shard, mine: list[Source], corpus: Corpus,
-                      plan: SyncPlan) -> str:
+    def _shard_status(
+        self, table: str, shard: Shard, mine: list[Source], corpus: Corpus, plan: SyncPlan
+    ) -> str:
         self.table = table
-        self._status = (f"shard {shard}: {len(mine)} of {len(corpus.sources)} sources into "
-                        f"{table}, {plan.describe()}")
+        self._status = (
+            f"shard {shard}: {len(mine)} of {len(corpus.sources)} sources into "
+            f"{table}, {plan.describe()}"
+        )
         return self._status
 
     def finalize(self, corpus: Corpus, embedder: Embedder) -> str:
@@ -344,8 +421,12 @@ class PgVectorStore:
         expected: dict[str, int] = {}
         for passage in plan.passages:
             expected[passage.source_id] = expected.get(passage.source_id, 0) + 1
-        with self._lock, self._db_errors("finalize"), self._conn.transaction(), \
-                self._conn.cursor() as cur:
+        with (
+            self._lock,
+            self._db_errors("finalize"),
+            self._conn.transaction(),
+            self._conn.cursor() as cur,
+        ):
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(table),))
             meta = _read_meta(cur, table)
             cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
@@ -355,14 +436,22 @@ class PgVectorStore:
                     f"nothing to finalize: no shard of corpus {corpus.name!r} for model "
                     f"{embedder.model_id!r} is stored at {self._where}"
                     + (f" ({reason})" if reason else "")
-                    + "; run `grounded-answer index --shard K/N` for every K first")
-            cur.execute(sql.SQL("SELECT source_id, source_hash, count(*) FROM {} "
-                                "GROUP BY source_id, source_hash").format(ident))
+                    + "; run `grounded-answer index --shard K/N` for every K first"
+                )
+            cur.execute(
+                sql.SQL(
+                    "SELECT source_id, source_hash, count(*) FROM {} "
+                    "GROUP BY source_id, source_hash"
+                ).format(ident)
+            )
             found: dict[str, list[tuple[str, int]]] = {}
             for source_id, digest, count in cur.fetchall():
                 found.setdefault(str(source_id), []).append((str(digest), int(count)))
-            missing = [sid for sid, digest in plan.hashes.items()
-                       if found.get(sid) != [(digest, expected.get(sid, 0))]]
+            missing = [
+                sid
+                for sid, digest in plan.hashes.items()
+                if found.get(sid) != [(digest, expected.get(sid, 0))]
+            ]
             if missing:
                 count = int(meta["shards"]) or 1
                 shards = sorted({shard_of(sid, count) for sid in missing})
@@ -371,40 +460,84 @@ class PgVectorStore:
                     f"{len(missing)} of {len(plan.hashes)} sources missing or stored from "
                     f"another version (first: {missing[0]!r}); run `grounded-answer index "
                     f"--shard K/{count}` for K in {', '.join(map(str, shards))}, then "
-                    "--finalize again")
+                    "--finalize again"
+                )
             extra = [sid for sid in found if sid not in plan.hashes]
             if extra:
-                cur.execute(sql.SQL("DELETE FROM {} WHERE source_id = ANY(%s)").format(ident),
-                            (extra,))
+                cur.execute(
+                    sql.SQL("DELETE FROM {} WHERE source_id = ANY(%s)").format(ident), (extra,)
+                )
             same_index = self._same_index(meta)
             built = self._ensure_index(cur, table, rebuild=not same_index)
             build = _build_of(embedder, False, meta)
-            _write_meta(cur, table, corpus, embedder.model_id, int(meta["dimension"]),
-                        self.kind, self.hnsw, len(plan.passages), len(plan.hashes),
-                        shards=int(meta["shards"]), build=build)
+            _write_meta(
+                cur,
+                table,
+                corpus,
+                embedder.model_id,
+                int(meta["dimension"]),
+                self.kind,
+                self.hnsw,
+                len(plan.passages),
+                len(plan.hashes),
+                shards=int(meta["shards"]),
+                build=build,
+            )
             dimension = int(meta["dimension"])
-        status = (f"finalized: {len(plan.hashes)} sources, {len(plan.passages)} passages"
-                  + (f", {len(extra)} removed sources deleted" if extra else "")
-                  + (", hnsw index built" if built else "") + f"; table {table}")
-        self._publish(table, corpus, plan.passages, len(plan.hashes), dimension,
-                      embedder.model_id, status, build)
+        status = (
+            f"finalized: {len(plan.hashes)} sources, {len(plan.passages)} passages"
+            + (f", {len(extra)} removed sources deleted" if extra else "")
+            + (", hnsw index built" if built else "")
+            + f"; table {table}"
+        )
+        self._publish(
+            table,
+            corpus,
+            plan.passages,
+            len(plan.hashes),
+            dimension,
+            embedder.model_id,
+            status,
+            build,
+        )
         return status
 
-    def _publish(self, table: str, corpus: Corpus, passages: list[Passage], sources: int,
-                 dimension: int, model_id: str, status: str,
-                 build: BuildRecord | None = None) -> None:
+    def _publish(
+        self,
+        table: str,
+        corpus: Corpus,
+        passages: list[Passage],
+        sources: int,
+        dimension: int,
+        model_id: str,
+        status: str,
+        build: BuildRecord | None = None,
+    ) -> None:
         self.table = table
         self._passages = passages
         self._positions = positions_of(passages)
         self._status = status
         self._manifest = StoreManifest(
-            format_version=FORMAT_VERSION, store="pgvector", kind=self.kind, model_id=model_id,
-            dimension=dimension, corpus_name=corpus.name, fingerprint=corpus.fingerprint,
-            passages=len(passages), sources=sources, build=build,
+            format_version=FORMAT_VERSION,
+            store="pgvector",
+            kind=self.kind,
+            model_id=model_id,
+            dimension=dimension,
+            corpus_name=corpus.name,
+            fingerprint=corpus.fingerprint,
+            passages=len(passages),
+            sources=sources,
+            build=build,
         )
 
-    def _copy(self, cur: psycopg.Cursor[Any], table: str, passages: list[Passage],
-              hashes: dict[str, str], vectors: NDArray[np.float32]) -> None:
+    def _copy(
+        self,
+        cur: psycopg.Cursor[Any],
+        table: str,
+        passages: list[Passage],
+        hashes: dict[str, str],
+        vectors: NDArray[np.float32],
+    ) -> None:
         from psycopg import sql
 
         if not passages:
@@ -417,15 +550,20 @@ class PgVectorStore:
             copy.set_types(["text", "text", "text", "text", "vector"])
             for passage, vector in zip(passages, vectors, strict=True):
                 copy.write_row(
-                    (passage.id, passage.source_id, hashes[passage.source_id], passage.text,
-                     vector)
+                    (passage.id, passage.source_id, hashes[passage.source_id], passage.text, vector)
                 )
 
     def _same_index(self, meta: dict[str, Any] | None) -> bool:
         """Whether the stored table was indexed the way this store would index it."""
-        return meta is not None and meta["kind"] == self.kind and (
-            self.kind == "flat" or (meta["hnsw_m"], meta["hnsw_ef_construction"])
-            == (self.hnsw.m, self.hnsw.ef_construction))
+        return (
+            meta is not None
+            and meta["kind"] == self.kind
+            and (
+                self.kind == "flat"
+                or (meta["hnsw_m"], meta["hnsw_ef_construction"])
+                == (self.hnsw.m, self.hnsw.ef_construction)
+            )
+        )
 
     def _ensure_index(self, cur: psycopg.Cursor[Any], table: str, *, rebuild: bool) -> bool:
         """Make the vector index match ``kind``: none for flat, HNSW with our settings.
@@ -444,13 +582,22 @@ class PgVectorStore:
             return False
         if self.maintenance_work_mem:
             # A graph that does not fit in memory is built far more slowly, on disk.
-            cur.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}").format(
-                sql.Literal(self.maintenance_work_mem)))
-        cur.execute(sql.SQL(
-            "CREATE INDEX {} ON {} USING hnsw (embedding vector_cosine_ops) "
-            "WITH (m = {}, ef_construction = {})"
-        ).format(sql.Identifier(name), sql.Identifier(table), sql.Literal(self.hnsw.m),
-                 sql.Literal(self.hnsw.ef_construction)))
+            cur.execute(
+                sql.SQL("SET LOCAL maintenance_work_mem = {}").format(
+                    sql.Literal(self.maintenance_work_mem)
+                )
+            )
+        cur.execute(
+            sql.SQL(
+                "CREATE INDEX {} ON {} USING hnsw (embedding vector_cosine_ops) "
+                "WITH (m = {}, ef_construction = {})"
+            ).format(
+                sql.Identifier(name),
+                sql.Identifier(table),
+                sql.Literal(self.hnsw.m),
+                sql.Literal(self.hnsw.ef_construction),
+            )
+        )
         return True
 
     @contextmanager
@@ -512,25 +659,34 @@ def _connect(dsn: str, timeout: float) -> tuple[str, psycopg.Connection[Any]]:
             "postgresql://user:password@host:5432/dbname"
         ) from None
     where = "{user}@{host}:{port}/{dbname}".format(
-        user=params.get("user") or "(default user)", host=params.get("host") or "localhost",
-        port=params.get("port") or 5432, dbname=params.get("dbname") or "(default db)",
+        user=params.get("user") or "(default user)",
+        host=params.get("host") or "localhost",
+        port=params.get("port") or 5432,
+        dbname=params.get("dbname") or "(default db)",
     )
     try:
         # Keepalives: a shard's connection sits idle for as long as it embeds, and a proxy
         # or NAT that drops it would cost the shard its work at the final commit.
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=max(1, round(timeout)),
-                               keepalives=1, keepalives_idle=60,
-                               application_name="grounded-answer")
+        conn = psycopg.connect(
+            dsn,
+            autocommit=True,
+            connect_timeout=max(1, round(timeout)),
+            keepalives=1,
+            keepalives_idle=60,
+            application_name="grounded-answer",
+        )
     except psycopg.Error as exc:
         message = _first_line(exc)
         hint = "check index.dsn (GROUNDED_ANSWER_INDEX__DSN)"
         if "FATAL" in message or "connection option" in message:
             # The server answered and refused (credentials, database name) or libpq
             # refused the options: the setting is wrong, not the server.
-            raise ConfigError(f"PostgreSQL at {where} refused the connection: {message}; "
-                              f"{hint}") from None
-        raise IndexStoreError(f"cannot reach PostgreSQL at {where}: {message}; is the server "
-                              f"running? ({hint})") from None
+            raise ConfigError(
+                f"PostgreSQL at {where} refused the connection: {message}; {hint}"
+            ) from None
+        raise IndexStoreError(
+            f"cannot reach PostgreSQL at {where}: {message}; is the server running? ({hint})"
+        ) from None
     try:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'")
@@ -541,25 +697,31 @@ def _connect(dsn: str, timeout: float) -> tuple[str, psycopg.Connection[Any]]:
             # One lock for everyone: CREATE TABLE IF NOT EXISTS races with itself.
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(META_TABLE),))
             cur.execute(_META_DDL)
-            cur.execute("SELECT column_name FROM information_schema.columns "
-                        "WHERE table_name = %s AND table_schema = current_schema()",
-                        (META_TABLE,))
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = %s AND table_schema = current_schema()",
+                (META_TABLE,),
+            )
             present = {str(row[0]) for row in cur.fetchall()}
             for column, kind in _META_ADDED:
                 if column not in present:
-                    cur.execute(f"ALTER TABLE {META_TABLE} ADD COLUMN IF NOT EXISTS "
-                                f"{column} {kind}")
+                    cur.execute(
+                        f"ALTER TABLE {META_TABLE} ADD COLUMN IF NOT EXISTS {column} {kind}"
+                    )
     except psycopg.Error as exc:
         conn.close()
-        if isinstance(exc, psycopg.errors.InsufficientPrivilege | psycopg.errors.UndefinedFile
-                      | psycopg.errors.FeatureNotSupported):
+        if isinstance(
+            exc,
+            psycopg.errors.InsufficientPrivilege
+            | psycopg.errors.UndefinedFile
+            | psycopg.errors.FeatureNotSupported,
+        ):
             raise ConfigError(
                 f"the database at {where} has no pgvector extension and this user cannot add "
                 f"it ({_first_line(exc)}); a superuser must run CREATE EXTENSION vector "
                 "(pgvector >= 0.5 must be installed on the server)"
             ) from None
-        raise IndexStoreError(f"cannot prepare PostgreSQL at {where}: {_first_line(exc)}") \
-            from None
+        raise IndexStoreError(f"cannot prepare PostgreSQL at {where}: {_first_line(exc)}") from None
     return where, conn
 
 
@@ -584,9 +746,20 @@ CREATE TABLE IF NOT EXISTS {META_TABLE} (
 #: long sync holds a lock on it: every new connection would wait for that sync.
 _META_ADDED = (("shards", "integer NOT NULL DEFAULT 0"), ("build", "text"))
 
-_META_COLUMNS = ("corpus_name", "model_id", "dimension", "fingerprint", "kind", "hnsw_m",
-                 "hnsw_ef_construction", "format_version", "passages", "sources", "shards",
-                 "build")
+_META_COLUMNS = (
+    "corpus_name",
+    "model_id",
+    "dimension",
+    "fingerprint",
+    "kind",
+    "hnsw_m",
+    "hnsw_ef_construction",
+    "format_version",
+    "passages",
+    "sources",
+    "shards",
+    "build",
+)
 
 
 def _read_meta(cur: psycopg.Cursor[Any], table: str) -> dict[str, Any] | None:
@@ -594,38 +767,67 @@ def _read_meta(cur: psycopg.Cursor[Any], table: str) -> dict[str, Any] | None:
 
     cur.execute(
         sql.SQL("SELECT {} FROM {} WHERE table_name = %s").format(
-            sql.SQL(", ").join(map(sql.Identifier, _META_COLUMNS)), sql.Identifier(META_TABLE)),
+            sql.SQL(", ").join(map(sql.Identifier, _META_COLUMNS)), sql.Identifier(META_TABLE)
+        ),
         (table,),
     )
     row = cur.fetchone()
     return None if row is None else dict(zip(_META_COLUMNS, row, strict=True))
 
 
-def _write_meta(cur: psycopg.Cursor[Any], table: str, corpus: Corpus, model_id: str,
-                dimension: int, kind: str, hnsw: HnswParams, passages: int, sources: int,
-                *, fingerprint: str | None = None, shards: int = 0,
-                build: BuildRecord | None = None) -> None:
+def _write_meta(
+    cur: psycopg.Cursor[Any],
+    table: str,
+    corpus: Corpus,
+    model_id: str,
+    dimension: int,
+    kind: str,
+    hnsw: HnswParams,
+    passages: int,
+    sources: int,
+    *,
+    fingerprint: str | None = None,
+    shards: int = 0,
+    build: BuildRecord | None = None,
+) -> None:
     from psycopg import sql
 
-    values = (corpus.name, model_id, dimension,
-              corpus.fingerprint if fingerprint is None else fingerprint, kind, hnsw.m,
-              hnsw.ef_construction, FORMAT_VERSION, passages, sources, shards,
-              None if build is None else build.model_dump_json())
+    values = (
+        corpus.name,
+        model_id,
+        dimension,
+        corpus.fingerprint if fingerprint is None else fingerprint,
+        kind,
+        hnsw.m,
+        hnsw.ef_construction,
+        FORMAT_VERSION,
+        passages,
+        sources,
+        shards,
+        None if build is None else build.model_dump_json(),
+    )
     columns = sql.SQL(", ").join(map(sql.Identifier, ("table_name", *_META_COLUMNS)))
     updates = sql.SQL(", ").join(
         sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c))
-        for c in (*_META_COLUMNS, "updated_at"))
+        for c in (*_META_COLUMNS, "updated_at")
+    )
     cur.execute(
-        sql.SQL("INSERT INTO {} ({}, updated_at) VALUES ({}, now()) "
-                "ON CONFLICT (table_name) DO UPDATE SET {}").format(
-            sql.Identifier(META_TABLE), columns,
-            sql.SQL(", ").join(sql.Placeholder() * (len(values) + 1)), updates),
+        sql.SQL(
+            "INSERT INTO {} ({}, updated_at) VALUES ({}, now()) "
+            "ON CONFLICT (table_name) DO UPDATE SET {}"
+        ).format(
+            sql.Identifier(META_TABLE),
+            columns,
+            sql.SQL(", ").join(sql.Placeholder() * (len(values) + 1)),
+            updates,
+        ),
         (table, *values),
     )
 
 
-def _build_of(embedder: Embedder, embedded: bool, meta: dict[str, Any] | None
-              ) -> BuildRecord | None:
+def _build_of(
+    embedder: Embedder, embedded: bool, meta: dict[str, Any] | None
+) -> BuildRecord | None:
     """The record of this sync's vectors if it embedded any, else the stored one."""
     if embedded and isinstance(embedder, BuildEmbedder) and embedder.record is not None:
         return embedder.record
@@ -649,12 +851,17 @@ def _create_table(cur: psycopg.Cursor[Any], table: str, dimension: int) -> None:
 
     ident = sql.Identifier(table)
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
-    cur.execute(sql.SQL(
-        "CREATE TABLE {} (passage_id text PRIMARY KEY, source_id text NOT NULL, "
-        "source_hash text NOT NULL, text text NOT NULL, embedding vector({}) NOT NULL)"
-    ).format(ident, sql.Literal(dimension)))
-    cur.execute(sql.SQL("CREATE INDEX {} ON {} (source_id)").format(
-        sql.Identifier(f"{table}_source"), ident))
+    cur.execute(
+        sql.SQL(
+            "CREATE TABLE {} (passage_id text PRIMARY KEY, source_id text NOT NULL, "
+            "source_hash text NOT NULL, text text NOT NULL, embedding vector({}) NOT NULL)"
+        ).format(ident, sql.Literal(dimension))
+    )
+    cur.execute(
+        sql.SQL("CREATE INDEX {} ON {} (source_id)").format(
+            sql.Identifier(f"{table}_source"), ident
+        )
+    )
 
 
 def _one(cur: psycopg.Cursor[Any]) -> Any:

@@ -57,6 +57,7 @@ __all__ = [
     "validate_guided",
 ]
 
+
 class GuidedStep(BaseModel):
     """The prose of one planned step."""
 
@@ -75,41 +76,60 @@ class GuidedDraft(BaseModel):
     task: Prose = Field(min_length=1, max_length=STATEMENT_CHARS)
     steps: list[GuidedStep] = Field(default_factory=list)
     why: list[Annotated[Prose, Field(min_length=1, max_length=WHY_CHARS)]] = Field(
-        default_factory=list)
+        default_factory=list
+    )
     #: Borderline sources the writer chose to cite, each with why (a reference's shape).
     keep: list[DraftReference] = Field(default_factory=list)
     note: Prose = Field(default="", max_length=STATEMENT_CHARS)
     answerable: bool | None = None
 
 
-def guided_schema(baseline: AnswerDraft, plan: EvidencePlan, *, model_verdict: bool = False
-                  ) -> dict[str, Any]:
+def guided_schema(
+    baseline: AnswerDraft, plan: EvidencePlan, *, model_verdict: bool = False
+) -> dict[str, Any]:
     """The JSON schema of the slots for this plan: every list has its exact length."""
     text = {"type": "string", "minLength": 1}
     steps = len(baseline.workflow.steps) if baseline.workflow else 0
     properties: dict[str, Any] = {"task": {**text, "maxLength": STATEMENT_CHARS}}
     if steps:
         properties["steps"] = {
-            "type": "array", "minItems": steps, "maxItems": steps,
-            "items": {"type": "object", "additionalProperties": False,
-                      "required": ["input", "action", "output"],
-                      "properties": {"input": {**text, "maxLength": IO_CHARS},
-                                     "action": {**text, "maxLength": ACTION_CHARS},
-                                     "output": {**text, "maxLength": IO_CHARS}}},
+            "type": "array",
+            "minItems": steps,
+            "maxItems": steps,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["input", "action", "output"],
+                "properties": {
+                    "input": {**text, "maxLength": IO_CHARS},
+                    "action": {**text, "maxLength": ACTION_CHARS},
+                    "output": {**text, "maxLength": IO_CHARS},
+                },
+            },
         }
     if baseline.references:
         count = len(baseline.references)
-        properties["why"] = {"type": "array", "minItems": count, "maxItems": count,
-                             "items": {**text, "maxLength": WHY_CHARS}}
+        properties["why"] = {
+            "type": "array",
+            "minItems": count,
+            "maxItems": count,
+            "items": {**text, "maxLength": WHY_CHARS},
+        }
     borderline = _borderline(plan)
     room = MAX_REFERENCES - len(baseline.references)
     if borderline and plan.verdict.answerable and room > 0:
         properties["keep"] = {
-            "type": "array", "maxItems": min(len(borderline), room),
-            "items": {"type": "object", "additionalProperties": False,
-                      "required": ["source_id", "why"],
-                      "properties": {"source_id": {"type": "string", "enum": borderline},
-                                     "why": {**text, "maxLength": WHY_CHARS}}},
+            "type": "array",
+            "maxItems": min(len(borderline), room),
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["source_id", "why"],
+                "properties": {
+                    "source_id": {"type": "string", "enum": borderline},
+                    "why": {**text, "maxLength": WHY_CHARS},
+                },
+            },
         }
     properties["note"] = {"type": "string", "maxLength": STATEMENT_CHARS}
     if model_verdict:
@@ -118,8 +138,12 @@ def guided_schema(baseline: AnswerDraft, plan: EvidencePlan, *, model_verdict: b
     # left out keeps the offline writer's sentence, so a model pays only for what it
     # rewords, not for copying sentences it would not change.
     required = [key for key in ("task", "answerable") if key in properties]
-    return {"type": "object", "additionalProperties": False, "required": required,
-            "properties": properties}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": required,
+        "properties": properties,
+    }
 
 
 def validate_guided(
@@ -138,15 +162,20 @@ def validate_guided(
     if guided.steps and len(guided.steps) != steps:
         errors.append(f"steps: write exactly {steps} step(s), one per planned step, in order")
     if guided.why and len(guided.why) != len(baseline.references):
-        errors.append(f"why: write exactly {len(baseline.references)} sentence(s), one per "
-                      "planned reference, in order")
+        errors.append(
+            f"why: write exactly {len(baseline.references)} sentence(s), one per "
+            "planned reference, in order"
+        )
     named = task_names(baseline, plan)
     if named and not any(name in guided.task.lower() for name in named):
         errors.append(f"task: name the task, as the draft does ({' or '.join(sorted(named))})")
     borderline = _borderline(plan)
-    errors.extend(f"keep: {k.source_id} is not a borderline source; keep only "
-                  f"{', '.join(borderline) or 'none'}"
-                  for k in guided.keep if k.source_id not in borderline)
+    errors.extend(
+        f"keep: {k.source_id} is not a borderline source; keep only "
+        f"{', '.join(borderline) or 'none'}"
+        for k in guided.keep
+        if k.source_id not in borderline
+    )
     return (None, errors) if errors else (guided, [])
 
 
@@ -169,8 +198,10 @@ def salvage_guided(
         try:
             return adapter.validate_python(value, context=grounding)
         except ValidationError as exc:
-            dropped.append(f"{where}: {describe_error(exc.errors(include_url=False)[0])}; the "
-                           "offline writer's text was used")
+            dropped.append(
+                f"{where}: {describe_error(exc.errors(include_url=False)[0])}; the "
+                "offline writer's text was used"
+            )
             return default
 
     task = slot(data.get("task"), TASK_SLOT, "task", fallback.task)
@@ -178,10 +209,14 @@ def salvage_guided(
     if named and task is not fallback.task and not any(n in task.lower() for n in named):
         dropped.append("task: did not name the task; the offline writer's text was used")
         task = fallback.task
-    steps = [slot(_item(data.get("steps"), n), _STEP, f"steps[{n}]", step)
-             for n, step in enumerate(fallback.steps)]
-    why = [slot(_item(data.get("why"), n), WHY_SLOT, f"why[{n}]", reason)
-           for n, reason in enumerate(fallback.why)]
+    steps = [
+        slot(_item(data.get("steps"), n), _STEP, f"steps[{n}]", step)
+        for n, step in enumerate(fallback.steps)
+    ]
+    why = [
+        slot(_item(data.get("why"), n), WHY_SLOT, f"why[{n}]", reason)
+        for n, reason in enumerate(fallback.why)
+    ]
     borderline = set(_borderline(plan))
     keep = []
     for n, item in enumerate(data.get("keep") or [] if isinstance(data.get("keep"), list) else []):
@@ -190,13 +225,18 @@ def salvage_guided(
             keep.append(kept)
     note = slot(data.get("note", ""), NOTE_SLOT, "note", fallback.note)
     # Every slot was validated on its own above (with the grounding context).
-    return GuidedDraft.model_construct(task=task, steps=steps, why=why, keep=keep, note=note,
-                                       answerable=None), dropped
+    return GuidedDraft.model_construct(
+        task=task, steps=steps, why=why, keep=keep, note=note, answerable=None
+    ), dropped
 
 
-def merge_guided(guided: GuidedDraft, baseline: AnswerDraft, plan: EvidencePlan,
-                 grounding: GroundingContext, tails: DraftTails | None = None
-                 ) -> AnswerDraft:
+def merge_guided(
+    guided: GuidedDraft,
+    baseline: AnswerDraft,
+    plan: EvidencePlan,
+    grounding: GroundingContext,
+    tails: DraftTails | None = None,
+) -> AnswerDraft:
     """The full draft: the plan's structure (from the baseline) with the model's prose.
 
     A slot the model left out keeps the offline writer's sentence. ``tails`` are what the
@@ -213,9 +253,13 @@ def merge_guided(guided: GuidedDraft, baseline: AnswerDraft, plan: EvidencePlan,
     actions, said = (tails.actions, tails.why) if tails else ([], [])
     if baseline.workflow:
         data["workflow"]["steps"] = [
-            {**step, **prose.model_dump(),
-             "action": shorten(with_tails(prose.action, *(_item(actions, n) or ())),
-                               ACTION_CHARS)}
+            {
+                **step,
+                **prose.model_dump(),
+                "action": shorten(
+                    with_tails(prose.action, *(_item(actions, n) or ())), ACTION_CHARS
+                ),
+            }
             for n, (step, prose) in enumerate(zip(data["workflow"]["steps"], steps, strict=True))
         ]
         if guided.steps:
@@ -223,18 +267,21 @@ def merge_guided(guided: GuidedDraft, baseline: AnswerDraft, plan: EvidencePlan,
             data["workflow"]["output"] = guided.steps[-1].output
     data["references"] = [
         {**ref, "why": shorten(with_tails(why, _item(said, n) or ""), WHY_CHARS)}
-        for n, (ref, why) in enumerate(zip(data["references"], whys, strict=True))]
+        for n, (ref, why) in enumerate(zip(data["references"], whys, strict=True))
+    ]
     cited = {ref["source_id"] for ref in data["references"]}
     room = MAX_REFERENCES - len(data["references"])
-    data["references"] += [{"source_id": k.source_id, "why": k.why} for k in guided.keep
-                           if k.source_id not in cited][:max(room, 0)]
+    data["references"] += [
+        {"source_id": k.source_id, "why": k.why} for k in guided.keep if k.source_id not in cited
+    ][: max(room, 0)]
     if guided.answerable is not None:
         data["answerable"] = guided.answerable
     return AnswerDraft.model_validate(data, context=grounding)
 
 
-def check_tails(tails: DraftTails, baseline: AnswerDraft, grounding: GroundingContext
-                ) -> tuple[DraftTails, list[str]]:
+def check_tails(
+    tails: DraftTails, baseline: AnswerDraft, grounding: GroundingContext
+) -> tuple[DraftTails, list[str]]:
     """The tails that pass the grounding rules after their slot's sentence, and what was cut.
 
     The offline draft was checked without the guided prompt's instructions; a quoted
@@ -244,21 +291,27 @@ def check_tails(tails: DraftTails, baseline: AnswerDraft, grounding: GroundingCo
     cut: list[str] = []
     steps = baseline.workflow.steps if baseline.workflow else []
 
-    def keep(adapter: TypeAdapter[str], limit: int, sentence: str, parts: tuple[str, ...],
-             where: str) -> tuple[str, ...]:
+    def keep(
+        adapter: TypeAdapter[str], limit: int, sentence: str, parts: tuple[str, ...], where: str
+    ) -> tuple[str, ...]:
         try:
-            adapter.validate_python(shorten(with_tails(sentence, *parts), limit),
-                                    context=grounding)
+            adapter.validate_python(shorten(with_tails(sentence, *parts), limit), context=grounding)
         except ValidationError as exc:
-            cut.append(f"{where}: the sentence quoted from its source was left out: "
-                       f"{describe_error(exc.errors(include_url=False)[0])}")
+            cut.append(
+                f"{where}: the sentence quoted from its source was left out: "
+                f"{describe_error(exc.errors(include_url=False)[0])}"
+            )
             return tuple("" for _ in parts)
         return parts
 
-    actions = [keep(ACTION_SLOT, ACTION_CHARS, step.action, parts, f"steps[{n}].action")
-               for n, (step, parts) in enumerate(zip(steps, tails.actions, strict=False))]
-    why = [keep(WHY_SLOT, WHY_CHARS, ref.why, (quote,), f"why[{n}]")[0]
-           for n, (ref, quote) in enumerate(zip(baseline.references, tails.why, strict=False))]
+    actions = [
+        keep(ACTION_SLOT, ACTION_CHARS, step.action, parts, f"steps[{n}].action")
+        for n, (step, parts) in enumerate(zip(steps, tails.actions, strict=False))
+    ]
+    why = [
+        keep(WHY_SLOT, WHY_CHARS, ref.why, (quote,), f"why[{n}]")[0]
+        for n, (ref, quote) in enumerate(zip(baseline.references, tails.why, strict=False))
+    ]
     return DraftTails(actions=[(a[0], a[1]) for a in actions], why=why), cut
 
 
@@ -266,9 +319,13 @@ def _from_baseline(baseline: AnswerDraft) -> GuidedDraft:
     steps = baseline.workflow.steps if baseline.workflow else []
     return GuidedDraft.model_construct(
         task=baseline.task.statement,
-        steps=[GuidedStep.model_construct(input=s.input, action=s.action, output=s.output)
-               for s in steps],
-        why=[r.why for r in baseline.references], keep=[], note=baseline.note,
+        steps=[
+            GuidedStep.model_construct(input=s.input, action=s.action, output=s.output)
+            for s in steps
+        ],
+        why=[r.why for r in baseline.references],
+        keep=[],
+        note=baseline.note,
         answerable=None,
     )
 

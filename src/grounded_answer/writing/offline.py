@@ -41,8 +41,9 @@ __all__ = ["DraftTails", "draft_tails", "offline_draft", "with_tails"]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 
 
-def offline_draft(context: PromptContext, *, language_note: bool = True, tails: bool = True
-                  ) -> AnswerDraft:
+def offline_draft(
+    context: PromptContext, *, language_note: bool = True, tails: bool = True
+) -> AnswerDraft:
     """The offline answer as a draft (aliases, no links), written from the plan only.
 
     The draft is built, not validated: it goes through the same checks as any model's
@@ -56,15 +57,19 @@ def offline_draft(context: PromptContext, *, language_note: bool = True, tails: 
     """
     clean = _cleaner(context)
     plan = context.plan
-    language = ("" if plan is None or plan.question.english or not language_note else
-                " The question is not in English; this offline answer is written in English.")
+    language = (
+        ""
+        if plan is None or plan.question.english or not language_note
+        else " The question is not in English; this offline answer is written in English."
+    )
     if plan is None or not plan.verdict.answerable:
         reason = plan.verdict.reason if plan else "No evidence plan was made for this question."
         return AnswerDraft.model_construct(
             answerable=False,
             task=DraftTask.model_construct(
                 statement=shorten("The user asks: " + clean(context.question), STATEMENT_CHARS),
-                source_ids=[]),
+                source_ids=[],
+            ),
             workflow=None,
             references=[],
             note=shorten(clean(reason) + language, STATEMENT_CHARS),
@@ -79,27 +84,46 @@ def offline_draft(context: PromptContext, *, language_note: bool = True, tails: 
     references: list[DraftReference] = []
     for n, source in enumerate(plan.cited):
         if source.relevance is Relevance.RECOMMENDED:
-            task = next((s.task for s in plan.steps
-                         if source.label in (s.label, *s.alternatives) and s.task), None)
-            why = (f"Recommended model{f' for {task}' if task else ''}; it runs step "
-                   f"{step_of[source.label]} of the workflow."
-                   + ("" if source.label in (s.label for s in plan.steps)
-                      else " It is an alternative for that step."))
+            task = next(
+                (
+                    s.task
+                    for s in plan.steps
+                    if source.label in (s.label, *s.alternatives) and s.task
+                ),
+                None,
+            )
+            why = (
+                f"Recommended model{f' for {task}' if task else ''}; it runs step "
+                f"{step_of[source.label]} of the workflow."
+                + (
+                    ""
+                    if source.label in (s.label for s in plan.steps)
+                    else " It is an alternative for that step."
+                )
+            )
         else:
             why = f"Related paper: it {source.reason}."
-        references.append(DraftReference.model_construct(
-            source_id=source.label, why=shorten(with_tails(why, said.why[n]) if said else why,
-                                                WHY_CHARS)))
-    workflow = DraftWorkflow.model_construct(
-        input=shorten(plan.steps[0].input.capitalize(), IO_CHARS),
-        steps=steps,
-        output=shorten(steps[-1].output, IO_CHARS),
-    ) if steps else None
+        references.append(
+            DraftReference.model_construct(
+                source_id=source.label,
+                why=shorten(with_tails(why, said.why[n]) if said else why, WHY_CHARS),
+            )
+        )
+    workflow = (
+        DraftWorkflow.model_construct(
+            input=shorten(plan.steps[0].input.capitalize(), IO_CHARS),
+            steps=steps,
+            output=shorten(steps[-1].output, IO_CHARS),
+        )
+        if steps
+        else None
+    )
     return AnswerDraft.model_construct(
         answerable=True,
         task=DraftTask.model_construct(
-            statement=shorten(_with_reading(_statement(plan, named, shown, clean), plan),
-                              STATEMENT_CHARS),
+            statement=shorten(
+                _with_reading(_statement(plan, named, shown, clean), plan), STATEMENT_CHARS
+            ),
             source_ids=[s.label for s in models] or [s.label for s in plan.cited[:1]],
         ),
         workflow=workflow,
@@ -120,59 +144,83 @@ def _statement(
     models = [s for s in plan.sources if s.relevance is Relevance.RECOMMENDED]
     # A name that says more than the task ("ChangeDet-": change detection, read as object
     # detection) is quoted beside the model, so the user reads both.
-    names = ", ".join(named[s.label][:-1] + f", named for {s.evidence.name_says})"
-                      if s.evidence.name_says else named[s.label] for s in models)
+    names = ", ".join(
+        named[s.label][:-1] + f", named for {s.evidence.name_says})"
+        if s.evidence.name_says
+        else named[s.label]
+        for s in models
+    )
     plural = len(models) > 1
     # A task the table has never seen is still readable in a platform name's prefix; it
     # says more than a task read from related papers, which may be the table's nearest guess.
-    named_for = [f"{named[s.label]} is named for {s.evidence.name_says}" for s in models
-                 if s.evidence.name_says]
+    named_for = [
+        f"{named[s.label]} is named for {s.evidence.name_says}"
+        for s in models
+        if s.evidence.name_says
+    ]
     closest = next((s for s in plan.cited if s.relevance is Relevance.RELEVANT), None)
     if named_for and not any(t.origin == "model" for t in plan.tasks):
-        return (f"{'; '.join(named_for)}: that is what the platform recommends "
-                f"{'them' if plural else 'it'} for"
-                + (f", and the closest related work is {named[closest.label]}." if closest
-                   else "."))
+        return (
+            f"{'; '.join(named_for)}: that is what the platform recommends "
+            f"{'them' if plural else 'it'} for"
+            + (f", and the closest related work is {named[closest.label]}." if closest else ".")
+        )
     if len({t.name for t in doing}) > 1 and len(plan.steps) > 1:
-        chain = "; then ".join(
-            f"{named[step.label]} {step.action}" for step in plan.steps)
-        return (f"{' then '.join(dict.fromkeys(s.task or '' for s in plan.steps)).capitalize()}:"
-                f" you have {plan.steps[0].input} and want {plan.steps[-1].output}. "
-                f"The recommended models work as a chain: {chain}.")
+        chain = "; then ".join(f"{named[step.label]} {step.action}" for step in plan.steps)
+        return (
+            f"{' then '.join(dict.fromkeys(s.task or '' for s in plan.steps)).capitalize()}:"
+            f" you have {plan.steps[0].input} and want {plan.steps[-1].output}. "
+            f"The recommended models work as a chain: {chain}."
+        )
     if doing and doing[0].origin == "papers":
         # The table knows no task for the model: the papers' task is a reading of its
         # related work, so say so, and name the closest paper in its own words.
         task = doing[0]
-        return (f"The platform recommends {names} for this. Its related papers are about "
-                f"{task.name} (you have {task.input} and want {task.output})"
-                + (f"; the closest is {named[closest.label]}." if closest else "."))
+        return (
+            f"The platform recommends {names} for this. Its related papers are about "
+            f"{task.name} (you have {task.input} and want {task.output})"
+            + (f"; the closest is {named[closest.label]}." if closest else ".")
+        )
     if doing:
         task = doing[0]
-        built = (f"The recommended model{'s' if plural else ''} {names} "
-                 f"{'are' if plural else 'is'} built for this: "
-                 f"{'each one' if plural else 'it'} {task.action}.")
+        built = (
+            f"The recommended model{'s' if plural else ''} {names} "
+            f"{'are' if plural else 'is'} built for this: "
+            f"{'each one' if plural else 'it'} {task.action}."
+        )
         if asked and asked.name not in {t.name for t in doing}:
             # What the user did first (enlarging) is not what the model does (deblurring):
             # say both, so the user sees how the recommendation fits.
-            return (f"You have {asked.input} and want {asked.output}: that is "
-                    f"{asked.name}. The recommended model{'s' if plural else ''} {names} "
-                    f"{'do' if plural else 'does'} {task.name}: "
-                    f"{'each one' if plural else 'it'} {task.action}, the part of this that the "
-                    "provided sources cover.")
+            return (
+                f"You have {asked.input} and want {asked.output}: that is "
+                f"{asked.name}. The recommended model{'s' if plural else ''} {names} "
+                f"{'do' if plural else 'does'} {task.name}: "
+                f"{'each one' if plural else 'it'} {task.action}, the part of this that the "
+                "provided sources cover."
+            )
         return f"{task.name.capitalize()}: you have {task.input} and want {task.output}. {built}"
     if asked:
-        return (f"{asked.name.capitalize()}: you have {asked.input} and want {asked.output}. "
-                f"The recommended model{'s' if plural else ''} {names} "
-                f"{'are' if plural else 'is'} what the platform suggests for it.")
-    described = _first_sentence(clean(shown[models[0].label].summary)) if models and \
-        models[0].label in shown else ""
+        return (
+            f"{asked.name.capitalize()}: you have {asked.input} and want {asked.output}. "
+            f"The recommended model{'s' if plural else ''} {names} "
+            f"{'are' if plural else 'is'} what the platform suggests for it."
+        )
+    described = (
+        _first_sentence(clean(shown[models[0].label].summary))
+        if models and models[0].label in shown
+        else ""
+    )
     if described:
-        return (f"The user wants to apply {names or 'the provided sources'} to their data. "
-                f"Its sources describe it this way: {described}")
+        return (
+            f"The user wants to apply {names or 'the provided sources'} to their data. "
+            f"Its sources describe it this way: {described}"
+        )
     # No source names the task: the closest related work says what the model is about.
-    return (f"The user wants to apply {names or 'the provided sources'} to their data"
-            + (f"; the closest related work is {named[closest.label]}, which describes "
-               "what it does." if closest else "."))
+    return f"The user wants to apply {names or 'the provided sources'} to their data" + (
+        f"; the closest related work is {named[closest.label]}, which describes what it does."
+        if closest
+        else "."
+    )
 
 
 def _with_reading(statement: str, plan: EvidencePlan) -> str:
@@ -191,8 +239,7 @@ def _with_reading(statement: str, plan: EvidencePlan) -> str:
     return f"{statement.rstrip()} Read by the language model, the task is {reader.name}."
 
 
-def _step(step: PlannedStep, named: dict[str, str], said: DraftTails | None, n: int
-          ) -> DraftStep:
+def _step(step: PlannedStep, named: dict[str, str], said: DraftTails | None, n: int) -> DraftStep:
     action = f"{named[step.label]} {step.action}"
     return DraftStep.model_construct(
         source_id=step.label,
@@ -222,19 +269,31 @@ def draft_tails(context: PromptContext) -> DraftTails:
     return _tails(plan, {s.alias: s for s in context.sources}, _named(plan, clean), clean)
 
 
-def _tails(plan: EvidencePlan, shown: dict[str, PromptSource], named: dict[str, str],
-           clean: Callable[[str], str]) -> DraftTails:
+def _tails(
+    plan: EvidencePlan,
+    shown: dict[str, PromptSource],
+    named: dict[str, str],
+    clean: Callable[[str], str],
+) -> DraftTails:
     def summary(label: str) -> str:
         return clean(shown[label].summary) if label in shown else ""
 
     return DraftTails(
-        actions=[(_first_sentence(summary(step.label)),
-                  "Alternatives: " + ", ".join(named[a] for a in step.alternatives)
-                  if step.alternatives else "")
-                 for step in plan.steps],
-        why=["" if source.relevance is Relevance.RECOMMENDED else
-             _evidence_sentence(summary(source.label), source.evidence.tasks)
-             for source in plan.cited],
+        actions=[
+            (
+                _first_sentence(summary(step.label)),
+                "Alternatives: " + ", ".join(named[a] for a in step.alternatives)
+                if step.alternatives
+                else "",
+            )
+            for step in plan.steps
+        ],
+        why=[
+            ""
+            if source.relevance is Relevance.RECOMMENDED
+            else _evidence_sentence(summary(source.label), source.evidence.tasks)
+            for source in plan.cited
+        ],
     )
 
 

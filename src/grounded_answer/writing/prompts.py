@@ -31,9 +31,16 @@ __all__ = [
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATES = ("system.j2", "user.j2", "repair.j2")
 #: Templates a prompts directory may leave out: the packaged ones are used instead.
-OPTIONAL_TEMPLATES = ("guided_system.j2", "guided_user.j2", "restate.j2", "translate.j2",
-                      "judge_system.j2", "judge_source.j2", "judge_coverage.j2",
-                      "judge_task.j2")
+OPTIONAL_TEMPLATES = (
+    "guided_system.j2",
+    "guided_user.j2",
+    "restate.j2",
+    "translate.j2",
+    "judge_system.j2",
+    "judge_source.j2",
+    "judge_coverage.j2",
+    "judge_task.j2",
+)
 
 
 class ChatMessage(BaseModel):
@@ -92,15 +99,14 @@ class Prompts:
         self.directory = directory or TEMPLATES_DIR
         missing = [name for name in TEMPLATES if not (self.directory / name).is_file()]
         if missing:
-            raise ConfigError(
-                f"prompts directory {self.directory} lacks {', '.join(missing)}"
-            )
+            raise ConfigError(f"prompts directory {self.directory} lacks {', '.join(missing)}")
         from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
         from jinja2.sandbox import SandboxedEnvironment
 
         env = SandboxedEnvironment(
-            loader=ChoiceLoader([FileSystemLoader(str(self.directory)),
-                                 FileSystemLoader(str(TEMPLATES_DIR))]),
+            loader=ChoiceLoader(
+                [FileSystemLoader(str(self.directory)), FileSystemLoader(str(TEMPLATES_DIR))]
+            ),
             undefined=StrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
@@ -126,8 +132,10 @@ class Prompts:
         """System and user messages asking a model to rewrite the offline draft's slots."""
         return [
             ChatMessage(role="system", content=self._render("guided_system.j2", context)),
-            ChatMessage(role="user", content=self._render(
-                "guided_user.j2", context, draft=draft, language=language)),
+            ChatMessage(
+                role="user",
+                content=self._render("guided_user.j2", context, draft=draft, language=language),
+            ),
         ]
 
     def restate(self, question: str) -> list[ChatMessage]:
@@ -138,11 +146,19 @@ class Prompts:
     def translate(self, lines: list[str], language: str) -> list[ChatMessage]:
         """The one message that asks for numbered lines in another language."""
         context = PromptContext(question="", sources=[], passages=[], weak_match=False)
-        return [ChatMessage(role="user", content=self._render(
-            "translate.j2", context, lines=lines, language=language))]
+        return [
+            ChatMessage(
+                role="user",
+                content=self._render("translate.j2", context, lines=lines, language=language),
+            )
+        ]
 
-    def judge(self, question: str, models: list[dict[str, str]],
-              source: dict[str, str] | Literal["task"] | None) -> list[ChatMessage]:
+    def judge(
+        self,
+        question: str,
+        models: list[dict[str, str]],
+        source: dict[str, str] | Literal["task"] | None,
+    ) -> list[ChatMessage]:
         """Messages asking a model to judge one source, or (None) coverage, or name the task.
 
         Every judgement of a question shares the system message (the question and what the
@@ -158,9 +174,12 @@ class Prompts:
             user = self._render("judge_task.j2", context)
         else:
             user = self._render("judge_source.j2", context, **source)
-        return [ChatMessage(role="system",
-                            content=self._render("judge_system.j2", context, models=models)),
-                ChatMessage(role="user", content=user)]
+        return [
+            ChatMessage(
+                role="system", content=self._render("judge_system.j2", context, models=models)
+            ),
+            ChatMessage(role="user", content=user),
+        ]
 
     def repair(self, context: PromptContext, errors: list[str]) -> ChatMessage:
         """The follow-up message that hands the model its exact errors."""

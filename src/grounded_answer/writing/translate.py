@@ -93,14 +93,19 @@ class TranslationReport(BaseModel):
 
     translated: list[str] = Field(default_factory=list, description="Slots translated.")
     native: list[str] = Field(
-        default_factory=list, description="Slots written in the answer's language from the "
-        "library's own templates, without the model.")
+        default_factory=list,
+        description="Slots written in the answer's language from the "
+        "library's own templates, without the model.",
+    )
     kept: list[str] = Field(
-        default_factory=list, description="'slot: why' for each slot left in English.")
+        default_factory=list, description="'slot: why' for each slot left in English."
+    )
     misaligned: int = Field(
-        default=0, description="Lines the reply had in the wrong place: missing tags not "
+        default=0,
+        description="Lines the reply had in the wrong place: missing tags not "
         "counted, but duplicated, merged, out-of-place lines and lines that lost or gained "
-        "what they must keep (a swapped line).")
+        "what they must keep (a swapped line).",
+    )
 
     @property
     def untranslated(self) -> list[str]:
@@ -108,8 +113,9 @@ class TranslationReport(BaseModel):
         return [entry.split(":", 1)[0] for entry in self.kept]
 
 
-def translation_lines(draft: AnswerDraft, plan: EvidencePlan | None = None,
-                      language: str = "") -> list[Line]:
+def translation_lines(
+    draft: AnswerDraft, plan: EvidencePlan | None = None, language: str = ""
+) -> list[Line]:
     """The lines to translate, in the order a reader meets them.
 
     Slots the library can write in ``language`` from its own templates (see
@@ -120,8 +126,11 @@ def translation_lines(draft: AnswerDraft, plan: EvidencePlan | None = None,
     for n, step in enumerate(draft.workflow.steps if draft.workflow else []):
         lines.append((f"steps[{n}].action", step.action, step.source_id))
         lines.append((f"steps[{n}].io", f"{step.input} {ARROW} {step.output}", step.source_id))
-    lines += [(f"why[{n}]", ref.why, ref.source_id) for n, ref in enumerate(draft.references)
-              if f"why[{n}]" not in native]
+    lines += [
+        (f"why[{n}]", ref.why, ref.source_id)
+        for n, ref in enumerate(draft.references)
+        if f"why[{n}]" not in native
+    ]
     if draft.note:
         lines.append(("note", draft.note, None))
     tags = _tags(len(lines), "\n".join(text for _, text, _ in lines))
@@ -131,13 +140,20 @@ def translation_lines(draft: AnswerDraft, plan: EvidencePlan | None = None,
         anchor = owner if owner and not aliases else None
         if anchor:
             text, aliases = f"({anchor}) {text}", frozenset({anchor})
-        made.append(Line(slot=slot, tag=tag, text=text, aliases=aliases,
-                         kept=tuple(dict.fromkeys(_KEPT.findall(text))), anchor=anchor))
+        made.append(
+            Line(
+                slot=slot,
+                tag=tag,
+                text=text,
+                aliases=aliases,
+                kept=tuple(dict.fromkeys(_KEPT.findall(text))),
+                anchor=anchor,
+            )
+        )
     return made
 
 
-def native_slots(draft: AnswerDraft, plan: EvidencePlan | None, language: str
-                 ) -> dict[str, str]:
+def native_slots(draft: AnswerDraft, plan: EvidencePlan | None, language: str) -> dict[str, str]:
     """Slots written in ``language`` from the library's templates, without a model.
 
     Why a recommended model is cited is a template ("Recommended model for {task}; it runs
@@ -154,20 +170,30 @@ def native_slots(draft: AnswerDraft, plan: EvidencePlan | None, language: str
     native = {}
     for n, ref in enumerate(draft.references):
         planned = next((s for s in plan.sources if s.label == ref.source_id), None)
-        if planned is None or planned.relevance is not Relevance.RECOMMENDED \
-                or ref.source_id not in step_of:
+        if (
+            planned is None
+            or planned.relevance is not Relevance.RECOMMENDED
+            or ref.source_id not in step_of
+        ):
             continue
         number, task, alternative = step_of[ref.source_id]
         name = task_name(task, language) if task else None
-        sentence = labels.recommended_why.format(task=name, step=number) if name \
+        sentence = (
+            labels.recommended_why.format(task=name, step=number)
+            if name
             else labels.recommended_why_plain.format(step=number)
+        )
         native[f"why[{n}]"] = sentence + (f" {labels.alternative_step}" if alternative else "")
     return native
 
 
 def apply_translation(
-    draft: AnswerDraft, reply: str, lines: Sequence[Line], grounding: GroundingContext,
-    language: str, plan: EvidencePlan | None = None,
+    draft: AnswerDraft,
+    reply: str,
+    lines: Sequence[Line],
+    grounding: GroundingContext,
+    language: str,
+    plan: EvidencePlan | None = None,
 ) -> tuple[AnswerDraft, TranslationReport]:
     """``draft`` with each sent line's slot replaced by its proven translation.
 
@@ -200,8 +226,10 @@ def apply_translation(
         steps = data["workflow"]["steps"]
         for k in range(1, len(steps)):
             # The plan chains steps: what one gives, the next takes; one translation of it.
-            if draft.workflow and draft.workflow.steps[k].input == \
-                    draft.workflow.steps[k - 1].output:
+            if (
+                draft.workflow
+                and draft.workflow.steps[k].input == draft.workflow.steps[k - 1].output
+            ):
                 steps[k]["input"] = steps[k - 1]["output"]
         data["workflow"]["input"] = steps[0]["input"]
         data["workflow"]["output"] = steps[-1]["output"]
@@ -209,8 +237,12 @@ def apply_translation(
 
 
 def preview_translation(
-    draft: AnswerDraft, partial: str, lines: Sequence[Line], grounding: GroundingContext,
-    language: str, plan: EvidencePlan | None = None,
+    draft: AnswerDraft,
+    partial: str,
+    lines: Sequence[Line],
+    grounding: GroundingContext,
+    language: str,
+    plan: EvidencePlan | None = None,
 ) -> tuple[AnswerDraft, set[str]]:
     """What a reply still being written already proves: the draft so far and its slots.
 
@@ -228,8 +260,10 @@ def preview_translation(
         if _set(data, slot, sentence, grounding):
             decided.add(slot)
     for line in lines:
-        if line.tag not in found or problems.get(line.tag, "missing from the reply") \
-                != "missing from the reply":
+        if (
+            line.tag not in found
+            or problems.get(line.tag, "missing from the reply") != "missing from the reply"
+        ):
             continue
         value, _ = _check(line, found[line.tag], language)
         if value is not None and _put(data, line.slot, value, terms, grounding):
@@ -265,7 +299,7 @@ def _read_reply(reply: str, lines: Sequence[Line]) -> tuple[dict[str, str], dict
             current = None
             continue
         head = _LEADING_TAG.match(raw)
-        body = raw[head.end():] if head else raw
+        body = raw[head.end() :] if head else raw
         inner = [m.group(1) for m in _TAG.finditer(body) if m.group(1) in sent]
         if head is None:
             if current is not None and not inner:
@@ -316,14 +350,17 @@ def _check(line: Line, text: str, language: str) -> tuple[str | None, str]:
     """The translation of ``line`` ready for its slot, or None and why it cannot be used."""
     aliases = frozenset(m.group(0) for m in ALIAS_RE.finditer(text))
     if aliases != line.aliases:
-        return None, (f"holds {', '.join(sorted(aliases)) or 'no source id'} instead of "
-                      f"{', '.join(sorted(line.aliases)) or 'none'}: {_ANOTHER}")
+        return None, (
+            f"holds {', '.join(sorted(aliases)) or 'no source id'} instead of "
+            f"{', '.join(sorted(line.aliases)) or 'none'}: {_ANOTHER}"
+        )
     missing = [name for name in line.kept if name not in text]
     if missing:
         return None, f"lost {', '.join(missing[:3])}, which it must keep"
     if line.anchor:
-        text = re.sub(rf"{_OPEN}\s*{line.anchor}\s*{_CLOSE}\s*{_AFTER}?|\b{line.anchor}\b", "",
-                      text, count=1)
+        text = re.sub(
+            rf"{_OPEN}\s*{line.anchor}\s*{_CLOSE}\s*{_AFTER}?|\b{line.anchor}\b", "", text, count=1
+        )
     text = " ".join(text.split())
     if line.slot.endswith(".io") and text.count(ARROW) != 1:
         return None, f"lost the {ARROW} between input and output"
@@ -344,8 +381,9 @@ def _terms(draft: AnswerDraft, plan: EvidencePlan | None) -> list[str]:
     return sorted(task_names(draft, plan), key=draft.task.statement.lower().find)
 
 
-def _put(data: dict[str, Any], slot: str, value: str, terms: list[str],
-         grounding: GroundingContext) -> bool:
+def _put(
+    data: dict[str, Any], slot: str, value: str, terms: list[str], grounding: GroundingContext
+) -> bool:
     """Put a checked translation into its slot.
 
     A task statement that lost the task's English name gets it after it, in parentheses,
@@ -366,13 +404,16 @@ def _set(data: dict[str, Any], slot: str, value: str, grounding: GroundingContex
             data["note"] = NOTE_SLOT.validate_python(value, context=grounding)
         elif slot.startswith("why"):
             data["references"][int(slot[4:-1])]["why"] = WHY_SLOT.validate_python(
-                value, context=grounding)
+                value, context=grounding
+            )
         else:
             where, key = slot.split(".")
             step = data["workflow"]["steps"][int(where[6:-1])]
             if key == "io":
-                given, made = (IO_SLOT.validate_python(part.strip(), context=grounding)
-                               for part in value.split(ARROW))
+                given, made = (
+                    IO_SLOT.validate_python(part.strip(), context=grounding)
+                    for part in value.split(ARROW)
+                )
                 step.update(input=given, output=made)
             else:
                 step[key] = ACTION_SLOT.validate_python(value, context=grounding)
