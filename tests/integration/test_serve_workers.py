@@ -39,6 +39,9 @@ def serve_env(folder: Path, chat_url: str, **extra: str) -> dict[str, str]:
         "GROUNDED_ANSWER_LLM__MAX_RETRIES": "0",
         # 'free': the scripted server answers the whole draft in one call (GOOD).
         "GROUNDED_ANSWER_ANSWER__MODE": "free",
+        # One LLM call per answer, so the test can count them (test_judge.py tests the
+        # judge).
+        "GROUNDED_ANSWER_JUDGE__ENABLED": "off",
         **extra,
     }
 
