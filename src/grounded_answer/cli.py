@@ -204,6 +204,12 @@ def _parser() -> argparse.ArgumentParser:
     answers.add_argument("--backend", help="LLM backend: stub (offline) or openai")
     answers.add_argument("--cache-dir", metavar="DIR", help="index cache directory")
     answers.add_argument("--json", metavar="FILE", dest="json_out", help="also write JSON here")
+    answers.add_argument(
+        "--answers",
+        metavar="DIR",
+        dest="answers_dir",
+        help="also keep every answer here (JSON and Markdown), per split",
+    )
     answers.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     answers.set_defaults(run=_eval_answers)
     return parser
@@ -537,7 +543,10 @@ def _eval_answers(args: argparse.Namespace) -> int:
     splits = {"": Path(args.bundles)} if args.labels else splits_of(args.bundles)
     results = {}
     for name, folder in splits.items():
-        scores, overall = evaluate_answers(folder, settings=settings, labels_file=args.labels)
+        keep = Path(args.answers_dir) / name if args.answers_dir and name else args.answers_dir
+        scores, overall = evaluate_answers(
+            folder, settings=settings, labels_file=args.labels, answers_dir=keep
+        )
         if len(splits) > 1:
             print(f"== {name} ({folder})")
         print(format_table(scores))

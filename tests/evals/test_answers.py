@@ -121,3 +121,17 @@ def test_bad_labels_file(tmp_path: Path, settings: Settings) -> None:
     (tmp_path / "labels.json").write_text("{not json")
     with pytest.raises(ConfigError, match="invalid"):
         evaluate_answers(tmp_path, settings=settings, embedder=HashEmbedder())
+
+
+def test_answers_can_be_kept_to_be_read_in_full(tmp_path: Path, settings: Settings) -> None:
+    folder = tmp_path / "one"
+    folder.mkdir()
+    (folder / "00_seed.txt").write_text(SEED.read_text())
+    (folder / "labels.json").write_text(json.dumps({"00_seed.txt": {"answerable": True}}))
+    scores, overall = evaluate_answers(
+        folder, settings=settings, embedder=HashEmbedder(), answers_dir=tmp_path / "kept"
+    )
+    assert scores[0].parsed and overall["lines_translated"] == 0
+    kept = tmp_path / "kept"
+    assert (kept / "00_seed.md").read_text().startswith("**Question:**")
+    assert json.loads((kept / "00_seed.json").read_text())["answerable"] is True

@@ -78,6 +78,20 @@ class BundleScore(BaseModel):
     links_caught: int = Field(default=0, description="Foreign-link errors found in attempts.")
     completion_tokens: int | None = None
     backend_seconds: float = 0.0
+    prompt_tokens: int | None = None
+    judge_seconds: float | None = Field(
+        default=None, description="Seconds the language model spent reading the sources."
+    )
+    judgements: int = Field(default=0, description="Sources the model read and judged.")
+    translated: int | None = Field(
+        default=None, description="For an answer in another language: lines translated."
+    )
+    kept_in_english: list[str] = Field(
+        default_factory=list, description="Lines left in English, each 'slot: why'."
+    )
+    misaligned: int | None = Field(
+        default=None, description="Translated lines the reply had out of place."
+    )
     seconds: float = 0.0
 
 
@@ -103,8 +117,13 @@ def evaluate_answers(
     backend: Backend | None = None,
     embedder: Embedder | None = None,
     labels_file: str | Path | None = None,
+    answers_dir: str | Path | None = None,
 ) -> tuple[list[BundleScore], dict[str, Any]]:
-    """Answer every labelled bundle in ``directory``; return per-bundle and overall scores."""
+    """Answer every labelled bundle in ``directory``; return per-bundle and overall scores.
+
+    ``answers_dir`` also keeps each answer, as ``<bundle>.json`` and ``<bundle>.md``, to
+    be read in full.
+    """
     folder = Path(directory)
     labels_path = Path(labels_file) if labels_file else folder / "labels.json"
     try:
@@ -114,8 +133,11 @@ def evaluate_answers(
         raise ConfigError(f"labels file {labels_path} does not exist") from None
     except (json.JSONDecodeError, ValidationError, AttributeError) as exc:
         raise ConfigError(f"labels file {labels_path} is invalid: {exc}") from None
+    keep = Path(answers_dir) if answers_dir else None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
     scores = [
-        _score(folder / name, label, settings, backend, embedder)
+        _score(folder / name, label, settings, backend, embedder, keep)
         for name, label in sorted(labels.items())
     ]
     return scores, _overall(scores)
@@ -127,11 +149,15 @@ def _score(
     settings: Settings,
     backend: Backend | None,
     embedder: Embedder | None,
+    keep: Path | None = None,
 ) -> BundleScore:
     started = time.perf_counter()
     try:
         bundle = load_bundle(path)
         answer = explain(bundle=bundle, settings=settings, backend=backend, embedder=embedder)
+        if keep is not None:
+            (keep / f"{path.stem}.json").write_text(answer.to_json(), encoding="utf-8")
+            (keep / f"{path.stem}.md").write_text(answer.to_markdown(), encoding="utf-8")
     except GroundedAnswerError as exc:
         return BundleScore(
             bundle=path.name,
@@ -162,6 +188,7 @@ def _score(
         alternative for step in steps for alternative in step.alternatives
     }
     statement = answer.task.statement.lower()
+    translation = answer.validation.translation
     return BundleScore(
         bundle=path.name,
         parsed=True,
@@ -186,7 +213,13 @@ def _score(
             "link" in e for e in answer.validation.repaired + answer.validation.dropped
         ),
         completion_tokens=answer.provenance.usage.completion_tokens,
+        prompt_tokens=answer.provenance.usage.prompt_tokens,
         backend_seconds=answer.provenance.usage.seconds,
+        judge_seconds=answer.provenance.timings.get("judge"),
+        judgements=sum(s.judgement is not None for s in answer.plan.sources) if answer.plan else 0,
+        translated=len(translation.translated) if translation else None,
+        kept_in_english=list(translation.kept) if translation else [],
+        misaligned=translation.misaligned if translation else None,
         seconds=round(seconds, 3),
     )
 
@@ -208,6 +241,11 @@ def _in_language(answer: Any) -> bool:
 def _median(values: list[int]) -> float | None:
     ordered = sorted(values)
     return float(ordered[len(ordered) // 2]) if ordered else None
+
+
+def _median_float(values: list[float]) -> float | None:
+    ordered = sorted(values)
+    return round(ordered[len(ordered) // 2], 3) if ordered else None
 
 
 def _mean(values: list[float]) -> float | None:
@@ -242,6 +280,16 @@ def _overall(scores: list[BundleScore]) -> dict[str, Any]:
         "completion_tokens_p50": _median(
             [s.completion_tokens for s in parsed if s.completion_tokens is not None]
         ),
+        "prompt_tokens_p50": _median(
+            [s.prompt_tokens for s in parsed if s.prompt_tokens is not None]
+        ),
+        "judge_seconds_p50": _median_float(
+            [s.judge_seconds for s in parsed if s.judge_seconds is not None]
+        ),
+        "judgements": sum(s.judgements for s in parsed),
+        "lines_translated": sum(s.translated or 0 for s in parsed),
+        "lines_kept_in_english": sum(len(s.kept_in_english) for s in parsed),
+        "lines_misaligned": sum(s.misaligned or 0 for s in parsed),
         "repairs": sum(s.repairs for s in parsed),
         "valid_first_try": _mean([float(s.valid_first_try) for s in parsed]),
         "links_caught": sum(s.links_caught for s in parsed),
