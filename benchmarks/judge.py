@@ -9,7 +9,7 @@ each call's seconds and prompt tokens. Printed and written to a JSON file:
 - within-bundle ranking AUC (relevant above distractor), the plan's word/cosine signal beside;
 - coverage scores of answerable vs off-topic questions;
 - seconds per judgement (p50/p95) and prompt tokens, with the response cache off;
-- with ``--tune``: the (keep_gap, drop_gap, coverage_min) grid on these scores, by the
+- with ``--tune``: the (weight, cite_at, coverage_min) grid on these scores, by the
   citation recall and precision and the answerable accuracy the rule would give. Tune on
   dev only; ``--rule-from FILE`` applies a tuned rule to another split's scores.
 
@@ -204,42 +204,34 @@ def outcome(rows: list[dict[str, Any]], rule: JudgeRule | None) -> dict[str, flo
 
 
 def tune(rows: list[dict[str, Any]]) -> tuple[JudgeRule, dict[str, float]]:
-    """The rule that maximises the worst of recall, precision and answerable accuracy."""
-    keeps = [0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1]
-    drops = [0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 1.0]
-    coverages = sorted({0.0, *(round(r["coverage"], 3) for r in rows if r["coverage"] is not None)})
-    best: tuple[float, float, JudgeRule, dict[str, float]] | None = None
-    for keep, drop in itertools.product(keeps, drops):
-        if drop < keep:
-            continue
-        papers = outcome(rows, JudgeRule(keep_gap=keep, drop_gap=drop, coverage_min=0.0))
-        worst = min(papers["recall"], papers["precision"])
-        mean = papers["recall"] + papers["precision"]
-        if best is None or (worst, mean) > best[:2]:
-            best = (worst, mean, JudgeRule(keep_gap=keep, drop_gap=drop, coverage_min=0.0), papers)
+    """The rule that maximises the worst of recall and precision, then answerable accuracy.
+
+    The coverage threshold is the middle of the widest gap below which only off-topic
+    questions lie, so it does not sit on the edge of one dev score.
+    """
+    best: tuple[float, float, JudgeRule] | None = None
+    for weight, cite_at in itertools.product(
+        [0.25, 0.5, 0.75, 1.0, 1.5], [1.0, 1.25, 1.5, 1.75, 2.0, 2.25]
+    ):
+        rule = JudgeRule(weight=weight, cite_at=cite_at, coverage_min=0.0)
+        papers = outcome(rows, rule)
+        key = (min(papers["recall"], papers["precision"]), papers["recall"] + papers["precision"])
+        if best is None or key > best[:2]:
+            best = (*key, rule)
     assert best is not None
     rule = best[2]
+    scores = sorted(r["coverage"] for r in rows if r["coverage"] is not None)
+    cuts = [0.0, *((a + b) / 2 for a, b in itertools.pairwise(scores))]
     choice = max(
-        coverages,
+        cuts,
         key=lambda c: (
-            outcome(
-                rows, JudgeRule(keep_gap=rule.keep_gap, drop_gap=rule.drop_gap, coverage_min=c)
-            )["answerable"],
+            outcome(rows, JudgeRule(weight=rule.weight, cite_at=rule.cite_at, coverage_min=c))[
+                "answerable"
+            ],
             -c,
         ),
     )
-    # The middle of the widest gap around the chosen cut, not its edge.
-    above = min(
-        (r["coverage"] for r in rows if r["coverage"] is not None and r["coverage"] >= choice),
-        default=choice,
-    )
-    below = max(
-        (r["coverage"] for r in rows if r["coverage"] is not None and r["coverage"] < choice),
-        default=choice,
-    )
-    final = JudgeRule(
-        keep_gap=rule.keep_gap, drop_gap=rule.drop_gap, coverage_min=round((above + below) / 2, 3)
-    )
+    final = JudgeRule(weight=rule.weight, cite_at=rule.cite_at, coverage_min=round(choice, 3))
     return final, outcome(rows, final)
 
 
@@ -341,8 +333,8 @@ def main() -> int:
     else:
         defaults = load_settings().judge
         rule = JudgeRule(
-            keep_gap=defaults.keep_gap,
-            drop_gap=defaults.drop_gap,
+            weight=defaults.weight,
+            cite_at=defaults.cite_at,
             coverage_min=defaults.coverage_min,
         )
     result = {"bundles": args.bundles, "summary": summary(rows, rule), "rows": rows}

@@ -398,25 +398,26 @@ class JudgeSettings(_Section):
         description="Ask the model to name the task in a few words; the task "
         "statement gives its reading beside the plan's (the vocabulary knows 62 tasks).",
     )
-    keep_gap: float = Field(
-        default=0.02,
+    weight: float = Field(
+        default=0.5,
         ge=0.0,
-        le=1.0,
-        description="A paper the model rates within this of "
-        "the bundle's best-rated paper is cited.",
+        le=10.0,
+        description="How much the model's reading counts against the plan's grade: a paper "
+        "scores its grade (relevant 2, borderline 1, not relevant 0) plus this times the "
+        "z-score of the model's P(yes) within the bundle.",
     )
-    drop_gap: float = Field(
-        default=0.15,
-        ge=0.0,
-        le=1.0,
-        description="A paper the model rates more than this "
-        "below the best-rated paper is not cited; between the gaps the plan decides.",
+    cite_at: float = Field(
+        default=1.5,
+        ge=-10.0,
+        le=10.0,
+        description="A paper whose combined score reaches this is cited.",
     )
     coverage_min: float = Field(
-        default=0.9,
+        default=0.64,
         ge=0.0,
         le=1.0,
-        description="The question is covered when the model's P(yes) is at least this.",
+        description="Below this P(yes) the model declines a question the plan found covered "
+        "(a question that only shares the models' words).",
     )
     top_logprobs: int = Field(
         default=10,

@@ -89,28 +89,39 @@ def cited(answer: Answer) -> set[str]:
 
 
 def test_the_model_reads_each_paper_and_its_reading_decides(tmp_path: Path) -> None:
-    # The plan alone leaves FeatSharp borderline; the model rates it highest, the other two
-    # far lower: FeatSharp is cited, the others are not, each decision recorded.
-    behave = reader({"FeatSharp": 0.95, "AIGI-VC": 0.55, "ImageNet-Hard": 0.5})
+    # The plan (with the hashing embedder) cites FeatSharp; the model rates it far below
+    # the other two: its grade plus the model's z-score falls short, and it is not cited.
+    behave = reader({"FeatSharp": 0.3, "AIGI-VC": 0.95, "ImageNet-Hard": 0.5})
     with ChatServer(default=behave) as server:
-        answer = explain(
-            bundle=SEED, settings=settings_for(tmp_path, server.url), embedder=HashEmbedder()
+        settings = settings_for(tmp_path, server.url)
+        plain = explain(
+            bundle=SEED,
+            settings=settings.model_copy(
+                update={"judge": settings.judge.model_copy(update={"enabled": "off"})}
+            ),
+            embedder=HashEmbedder(),
         )
+        answer = explain(bundle=SEED, settings=settings, embedder=HashEmbedder())
+    assert any(t.startswith("FeatSharp") for t in cited(plain))
     plan = answer.plan
     assert plan is not None and answer.answerable
-    by_title = {s.title.split(":")[0]: s for s in plan.sources}
-    featsharp = next(s for t, s in by_title.items() if t.startswith("FeatSharp"))
-    assert featsharp.relevance is Relevance.RELEVANT
+    featsharp = next(s for s in plan.sources if s.title.startswith("FeatSharp"))
+    assert featsharp.relevance is Relevance.NOT_RELEVANT
     assert featsharp.judgement is not None and featsharp.judgement.decided_by == "model"
-    assert featsharp.judgement.rank == 1 and featsharp.judgement.method == "logprobs"
-    others = [s for s in plan.sources if s.relevance is Relevance.NOT_RELEVANT]
-    assert others and all(s.judgement and s.judgement.decided_by == "model" for s in others)
-    assert any(t.startswith("FeatSharp") for t in cited(answer))
+    assert featsharp.judgement.rank == 3 and featsharp.judgement.method == "logprobs"
+    assert not any(t.startswith("FeatSharp") for t in cited(answer))
+    # The other two the plan cited, and the model agrees: the plan decided them.
+    others = [s for s in plan.sources if s.judgement and s is not featsharp]
+    assert len(others) == 2
+    assert all(
+        s.relevance is Relevance.RELEVANT and s.judgement and s.judgement.decided_by == "plan"
+        for s in others
+    )
     assert answer.provenance.timings["judge"] > 0
     # The user sees it: in the why line, and on the page with the score.
-    assert "read by the model" in plan.why_line()
-    assert "read by the model" in answer.to_markdown()
-    assert "P(yes) 0.95" in answer.to_html()
+    assert "judged not worth citing" in plan.why_line()
+    assert "judged not worth citing" in answer.to_markdown()
+    assert "P(yes) 0.30" in answer.to_html()
 
 
 def test_a_recommended_model_is_never_judged_away(tmp_path: Path) -> None:
@@ -145,23 +156,23 @@ def test_a_question_that_only_shares_the_models_words_is_declined(tmp_path: Path
     assert "Sharpen" not in system["content"] and "image deblurring" in system["content"]
 
 
-def test_a_covered_question_the_plan_declined_gets_the_plans_workflow(tmp_path: Path) -> None:
-    # The hashing embedder finds nothing similar to a question in Thai script without a
-    # restatement, so the plan alone declines; the model reads it and finds it covered.
-    thai = SEED.read_text().replace(
+def test_the_model_cannot_make_the_plan_cover_what_it_declined(tmp_path: Path) -> None:
+    # On the dev bundles every decline of the plan was right; the model may decline more,
+    # never less. Its reading is recorded on the plan's verdict.
+    off_topic = SEED.read_text().replace(
         "I tried enlarging a low-quality image and was surprised that the outlines looked "
         "sharp and the background blur was smooth. Can AI really bring out this much detail "
         "even from poor originals?",
-        "ภาพถ่ายเบลอ ทำให้คมชัดได้ไหม",
+        "What is the best recipe for a quick weeknight kimchi fried rice dinner?",
     )
-    behave = reader({}, coverage=0.98)
+    behave = reader({}, coverage=0.99)
     with ChatServer(default=behave) as server:
         settings = settings_for(tmp_path, server.url)
-        settings.llm.restate_question = False
-        settings.answer.language = "en"
-        answer = explain(bundle=parse_bundle(thai), settings=settings, embedder=HashEmbedder())
-    assert answer.answerable and answer.workflow is not None
-    assert answer.workflow.steps[0].model == "Deblur-MSSNet-RealBlurR"
+        settings.retrieval.min_score = 0.99  # the plan declines on similarity
+        answer = explain(bundle=parse_bundle(off_topic), settings=settings, embedder=HashEmbedder())
+    assert answer.plan is not None and not answer.answerable
+    assert answer.plan.verdict.basis == "similarity"
+    assert answer.plan.verdict.score == pytest.approx(0.99)
 
 
 def test_without_logprobs_the_word_the_model_wrote_decides(tmp_path: Path) -> None:

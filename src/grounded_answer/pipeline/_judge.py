@@ -94,7 +94,7 @@ def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
                 },
             )
     rule = JudgeRule(
-        keep_gap=options.keep_gap, drop_gap=options.drop_gap, coverage_min=options.coverage_min
+        weight=options.weight, cite_at=options.cite_at, coverage_min=options.coverage_min
     )
     return apply_judgements(plan, readings, coverage, rule, named)
 
