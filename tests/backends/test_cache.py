@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from grounded_answer import load_settings
+from grounded_answer.backends._prune import prune_due
 from grounded_answer.backends.base import Completion, CompletionRequest
 from grounded_answer.backends.cache import (
     CachedBackend,
     SQLiteResponses,
     cached,
-    prune_due,
     response_store,
 )
 from grounded_answer.errors import IndexStoreError
