@@ -122,10 +122,12 @@ def explain(
         hits, ranked = retrieve_passages(retriever, restated or question, settings, run.timings)
     with run.timed("plan"):
         plan = plan_evidence(question, retriever, ranked, settings, run.withhold, restated=restated)
-    run.emit("plan", plan.model_dump(mode="json"))
+    if run.on_event is not None:  # the plan's JSON is built only for a listener
+        run.emit("plan", plan.model_dump(mode="json"))
     if judging(run):
         plan = judge_plan(run, plan)
-        run.emit("plan", plan.model_dump(mode="json"))
+        if run.on_event is not None:
+            run.emit("plan", plan.model_dump(mode="json"))
 
     context, alias_to_source = prompt_context(run, hits, plan)
     mode = settings.answer.mode
