@@ -23,11 +23,17 @@ def test_stub_scores_on_the_dev_split(settings: Settings) -> None:
     # off-topic questions that share words with the sources, a French one the embedding
     # model barely reads) has its own, just under what it meets.
     scores, overall = evaluate_answers(BUNDLES, settings=settings)
-    assert overall["bundles"] >= 76 and overall["parsed"] == overall["bundles"]
+    assert overall["bundles"] >= 96 and overall["parsed"] == overall["bundles"]
     assert overall["foreign_links"] == 0
     assert overall["sections_complete"] == overall["bundles"]
-    before = _overall([s for s in scores if not s.bundle.startswith("e")])
+    before = _overall([s for s in scores if not s.bundle.startswith(("e", "f"))])
     set_e = _overall([s for s in scores if s.bundle.startswith("e")])
+    # Set f (blind, aimed at what the word table and cosines get wrong): the stub's floors
+    # are just under what it met when the set was first scored.
+    set_f = _overall([s for s in scores if s.bundle.startswith("f")])
+    assert set_f["bundles"] == 20 and set_f["foreign_links"] == 0
+    assert set_f["citation_recall"] >= 0.65 and set_f["citation_precision"] >= 0.7
+    assert set_f["answerable_accuracy"] >= 0.85 and set_f["task_named"] >= 0.85
     assert before["bundles"] == 60 and set_e["bundles"] == 16
     assert before["citation_precision"] >= 0.9 and set_e["citation_precision"] >= 0.78
     assert before["citation_recall"] >= 0.9 and set_e["citation_recall"] >= 0.72
