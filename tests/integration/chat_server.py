@@ -41,6 +41,7 @@ __all__ = [
     "malformed",
     "ok",
     "rate_limit",
+    "reading_model",
     "refuse_schema",
     "refused_url",
     "slow",
@@ -213,6 +214,29 @@ def judge_with(score_of: Callable[[Any], float | None], *, logprobs: bool = True
                     ]
                 }
         return _json(200, data)
+
+    return behave
+
+
+def reading_model(
+    coverage: float = 0.97,
+    paper: float = 0.6,
+    task: str = "Photo deblurring",
+    statement: str = "Image deblurring: the recommended model removes blur.",
+) -> Behaviour:
+    """A model that judges (P(yes): ``coverage``, else ``paper``), names the task, writes."""
+    judge = judge_with(
+        lambda body: coverage if "Paper:" not in body["messages"][-1]["content"] else paper
+    )
+    named = answer_with(lambda _: task)
+    prose = answer_with(lambda _: json.dumps({"task": statement}))
+
+    def behave(body: Any) -> Reply:
+        if body.get("max_tokens") == 1:
+            return judge(body)
+        if "Name the task" in body["messages"][-1]["content"]:
+            return named(body)
+        return prose(body)
 
     return behave
 

@@ -21,7 +21,7 @@ from grounded_answer.serve import create_app
 from ..support.fakes import HashEmbedder
 from ..support.paths import SEED
 from .browser import Browser, Page, find_chromium
-from .chat_server import ChatServer, slow
+from .chat_server import ChatServer, reading_model, slow
 from .serve_server import ServeServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -237,20 +237,7 @@ def test_stop_cancels_the_llm_call(tmp_path: Path, browser: Browser) -> None:
 def test_the_page_shows_what_the_model_read_and_each_section_once(
     tmp_path: Path, browser: Browser
 ) -> None:
-    from .chat_server import answer_with, judge_with
-
-    judge = judge_with(
-        lambda body: 0.97 if "Paper:" not in body["messages"][-1]["content"] else 0.6
-    )
-
-    def model(body: Any) -> Any:
-        if body.get("max_tokens") == 1:
-            return judge(body)
-        if "Name the task" in body["messages"][-1]["content"]:
-            return answer_with(lambda _: "Photo deblurring")(body)
-        return answer_with(
-            lambda _: json.dumps({"task": "Image deblurring: the recommended model removes blur."})
-        )(body)
+    model = reading_model()
 
     with ChatServer(default=model) as chat:
         settings = load_settings(

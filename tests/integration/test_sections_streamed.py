@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
-from grounded_answer import Answer, Settings, explain, load_settings
+from grounded_answer import Answer, explain
 from grounded_answer.grounding.links import find_links
 
 from ..support.fakes import HashEmbedder
 from ..support.paths import BUNDLES, SEED
 from ..support.translator import reply
 from .chat_server import ChatServer, answer_with
+from .scripted import scripted_settings
 
 pytestmark = pytest.mark.integration
 
@@ -26,21 +27,7 @@ EVIL = "https://evil.example.com/x"
 Events = list[tuple[str, dict[str, Any]]]
 
 
-def settings_for(tmp_path: Path, url: str) -> Settings:
-    return load_settings(
-        index={"cache_dir": str(tmp_path / "cache")},
-        llm={
-            "backend": "openai",
-            "base_url": url,
-            "api_key": "test",
-            "model": "test-model",
-            "timeout": 5.0,
-            "max_retries": 0,
-            "cache": False,
-            "restate_question": False,
-        },
-        judge={"enabled": "off"},
-    )
+settings_for = scripted_settings
 
 
 def run(tmp_path: Path, bundle: Path, answer: Any) -> tuple[Answer, Events]:

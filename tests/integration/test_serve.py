@@ -30,7 +30,7 @@ from grounded_answer.serve._app import sections
 from ..support.drafts import GOOD
 from ..support.fakes import HashEmbedder
 from ..support.paths import SEED
-from .chat_server import ChatServer, ok, rate_limit, refused_url, slow, status
+from .chat_server import ChatServer, ok, rate_limit, reading_model, refused_url, slow, status
 from .serve_server import ServeServer
 
 pytestmark = pytest.mark.integration
@@ -608,20 +608,7 @@ def health_of(url: str) -> dict[str, Any]:
 def test_the_stream_shows_the_plan_each_judgement_and_sections_as_they_are_written(
     tmp_path: Path, embedder: HashEmbedder
 ) -> None:
-    from .chat_server import answer_with, judge_with
-
-    judge = judge_with(
-        lambda body: 0.97 if "Paper:" not in body["messages"][-1]["content"] else 0.6
-    )
-
-    def model(body: Any) -> Any:
-        if body.get("max_tokens") == 1:
-            return judge(body)
-        if "Name the task" in body["messages"][-1]["content"]:
-            return answer_with(lambda _: "Photo deblurring")(body)
-        return answer_with(
-            lambda _: json.dumps({"task": "Image deblurring: the recommended model removes blur."})
-        )(body)
+    model = reading_model()
 
     with ChatServer(default=model) as chat:
         settings = serve_settings(tmp_path, llm=openai_llm(chat.url))

@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 
-from grounded_answer import Answer, Settings, explain, load_settings
+from grounded_answer import Answer, explain, load_settings
 
 from ..support.fakes import HashEmbedder
 from ..support.paths import BUNDLES
 from ..support.translator import tagged_lines, translated
 from .chat_server import ChatServer, answer_with
+from .scripted import scripted_settings
 
 pytestmark = pytest.mark.integration
 
@@ -32,21 +33,7 @@ Lines = list[tuple[str, str]]
 SIGNED = re.compile(r"⟨([0-9a-f]{8})⟩")
 
 
-def settings_for(tmp_path: Path, url: str) -> Settings:
-    return load_settings(
-        index={"cache_dir": str(tmp_path / "cache")},
-        llm={
-            "backend": "openai",
-            "base_url": url,
-            "api_key": "test",
-            "model": "test-model",
-            "timeout": 5.0,
-            "max_retries": 0,
-            "cache": False,
-            "restate_question": False,
-        },
-        judge={"enabled": "off"},
-    )
+settings_for = scripted_settings
 
 
 def signature(english: str) -> str:
