@@ -6,7 +6,7 @@ bundle of the held-out split (benchmarks/bundles/test) once per model and mode w
 writes everything to benchmarks/results/llm.json, and stops the server. The response cache
 is off, so every answer is a real call.
 
-Usage: ``.venv/bin/python benchmarks/llm.py [--models qwen smol] [--modes guided free]
+Usage: ``.venv/bin/python benchmarks/llm.py [--models qwen1.5b qwen] [--modes guided free]
 [--bundles DIR] [--port N]``.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -40,13 +41,16 @@ COLUMNS = [
 ]
 
 
-def run(model: str, modes: list[str], bundles: str, port: int, timeout: float) -> dict[str, Any]:
+def run(
+    model: str, modes: list[str], bundles: str, port: int, timeout: float, threads: int = 2
+) -> dict[str, Any]:
     script = ROOT / "scripts" / "local-llm"
     started = subprocess.run(
         [str(script), "start", "--model", model, "--port", str(port)],
         capture_output=True,
         text=True,
         timeout=3600,
+        env={**os.environ, "GROUNDED_ANSWER_LOCAL_LLM_THREADS": str(threads)},
     )
     if started.returncode != 0 or "export" not in started.stdout:
         raise SystemExit(started.stderr[-2000:])
@@ -88,9 +92,12 @@ def run(model: str, modes: list[str], bundles: str, port: int, timeout: float) -
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models", nargs="+", default=["qwen", "smol"], choices=["qwen", "smol"])
     parser.add_argument(
-        "--modes", nargs="+", default=["guided", "free"], choices=["guided", "free"]
+        "--models", nargs="+", default=["qwen1.5b", "qwen"], choices=["qwen1.5b", "qwen", "smol"]
+    )
+    parser.add_argument("--modes", nargs="+", default=["guided"], choices=["guided", "free"])
+    parser.add_argument(
+        "--threads", type=int, default=2, help="llama-server threads (the whole 2-core machine)"
     )
     parser.add_argument("--bundles", default=str(ROOT / "benchmarks" / "bundles" / "test"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "llm.json"))
@@ -98,7 +105,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=240.0)
     args = parser.parse_args()
     results = {
-        model: run(model, args.modes, args.bundles, args.port, args.timeout)
+        model: run(model, args.modes, args.bundles, args.port, args.timeout, args.threads)
         for model in args.models
     }
     print("\nmodel  mode    " + "  ".join(COLUMNS))
