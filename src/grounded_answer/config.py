@@ -75,7 +75,7 @@ StructuredOutput = Literal["auto", "json_schema", "json_object"]
 #: What happens after the repairs run out.
 Policy = Literal["strict", "drop"]
 #: Who writes the answer's structure: the plan (guided), the model (free), or either.
-WritingMode = Literal["auto", "guided", "free"]
+WritingMode = Literal["auto", "guided", "free", "plan"]
 #: Who decides whether a question is answerable.
 Verdict = Literal["plan", "model"]
 #: Whether a language model judges each source (planning/judge.py).
@@ -358,8 +358,10 @@ class AnswerSettings(_Section):
         default="auto",
         description="'guided': the evidence plan fixes sources, steps and verdict and the "
         "model rewrites only the prose slots (small models); 'free': the model writes the "
-        "whole answer, still held to the plan's invariants (large models); 'auto': guided "
-        "for a language model, the plan written directly by the offline stub.",
+        "whole answer, still held to the plan's invariants (large models); 'plan': the "
+        "model only judges (the sources, the coverage, the task) and the offline writer "
+        "writes the answer from the judged plan, in English, with no writing call; 'auto': "
+        "guided for a language model, the plan written directly by the offline stub.",
     )
     language: str = Field(
         default="auto",

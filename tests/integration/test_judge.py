@@ -299,3 +299,18 @@ def test_a_task_name_that_carries_a_link_or_an_order_is_cleaned(tmp_path: Path) 
     assert not [t for t in answer.plan.tasks if t.origin == "reader"]
     assert "evil" not in answer.to_json()
     assert "the task the model named" in " ".join(answer.validation.withheld)
+
+
+def test_in_plan_mode_the_model_only_judges_and_the_offline_writer_writes(
+    tmp_path: Path,
+) -> None:
+    seen: list[dict[str, Any]] = []
+    behave = reader({"FeatSharp": 0.3, "AIGI-VC": 0.95, "ImageNet-Hard": 0.5}, seen=seen)
+    with ChatServer(default=behave) as server:
+        settings = settings_for(tmp_path, server.url)
+        settings.answer.mode = "plan"
+        answer = explain(bundle=SEED, settings=settings, embedder=HashEmbedder())
+    assert all(body.get("max_tokens") in (1, 16) for body in seen)  # judgements, the task
+    assert answer.validation.mode == "plan" and answer.validation.attempts == 0
+    assert not any(t.startswith("FeatSharp") for t in cited(answer))
+    assert answer.workflow is not None and answer.references

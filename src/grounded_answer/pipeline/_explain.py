@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..answer import Answer, Provenance
+from ..answer import Answer, Provenance, ValidationReport
 from ..backends.base import Backend, make_backend
 from ..backends.cache import cached
 from ..config import Settings, load_settings
@@ -41,7 +41,7 @@ from ._judge import judge_plan, judging
 from ._preview import Preview
 from ._retrieve import plan_evidence, restate_question, retrieve_passages, retriever_for
 from ._run import Run
-from ._write import prompt_context, write, write_guided
+from ._write import CHECKS, prompt_context, write, write_guided
 
 __all__ = ["aexplain", "explain"]
 
@@ -145,7 +145,13 @@ def explain(
         question=context.question,
     )
     with run.timed("generate"):
-        if mode == "guided":
+        if mode == "plan":
+            # The model judged; the offline writer writes, with no call (and so in English).
+            draft = check_draft(offline_draft(context), grounding)
+            report = ValidationReport(
+                checks=CHECKS, attempts=0, policy=settings.answer.policy, valid_first_try=True
+            )
+        elif mode == "guided":
             preview = None
             if run.on_event is not None:
                 # The sections are sent as each is written and checked (see _preview).
@@ -188,7 +194,7 @@ def explain(
                 "language": language
                 if mode == "guided"
                 else "en"
-                if run.backend.offline
+                if run.backend.offline or mode == "plan"
                 else language,
             }
         )
