@@ -409,7 +409,7 @@ class JudgeSettings(_Section):
         "z-score of the model's P(yes) within the bundle.",
     )
     cite_at: float = Field(
-        default=1.5,
+        default=1.25,
         ge=-10.0,
         le=10.0,
         description="A paper whose combined score reaches this is cited.",

@@ -69,7 +69,9 @@ def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
         if named:
             run.emit("task_named", {"name": named})
         for planned in plan.sources:
-            if planned.relevance is Relevance.RECOMMENDED:
+            # A paper the plan ruled out is not read: half the grade scale below the cut,
+            # no reading lifts it (measured on dev: the same citations for half the calls).
+            if planned.relevance in (Relevance.RECOMMENDED, Relevance.NOT_RELEVANT):
                 continue
             summary = run.withhold(
                 by_id[planned.source_id].summary, f"summary of {planned.source_id}"

@@ -19,10 +19,11 @@ report the held-out ``test`` split) is:
 - a recommended model is never judged away;
 - a paper the plan found relevant because of what it *is* (the method a model's name is
   built on, its architecture, a part of its name) stays relevant;
-- any other paper scores its plan grade (relevant 2, borderline 1, not relevant 0) plus
-  ``judge.weight`` times the model's z-score, and is cited when that reaches
-  ``judge.cite_at``; with fewer than three papers, or scores that do not vary, the plan
-  decides;
+- any other paper the model read (the pipeline does not ask about papers the plan ruled
+  out) scores its plan grade (relevant 2, borderline 1) plus ``judge.weight`` times the
+  model's z-score among the papers read, and is cited when that reaches
+  ``judge.cite_at``; with fewer than three papers read, or scores that do not vary, the
+  plan decides;
 - the model can decline what the plan found covered: when its coverage score is below
   ``judge.coverage_min`` (a question that only shares the models' words). It does not
   make the plan cover what the plan found uncovered.
