@@ -295,6 +295,9 @@ def _overall(scores: list[BundleScore]) -> dict[str, Any]:
         "links_caught": sum(s.links_caught for s in parsed),
         "tokens_per_second": _rate(parsed),
         "latency_p50_s": latencies[len(latencies) // 2] if latencies else None,
+        "latency_p95_s": latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))]
+        if latencies
+        else None,
         "latency_max_s": latencies[-1] if latencies else None,
     }
 
