@@ -153,3 +153,24 @@ def test_a_wrapped_line_is_read_whole(made: Drafting, tmp_path: Path) -> None:
         made.baseline, "\n".join(reply), lines, made.grounding, "ko", made.plan
     )
     assert "task" in report.translated
+
+
+def test_a_source_id_in_parentheses_is_never_read_as_a_tag(made: Drafting) -> None:
+    # Tags never start with S: a line's "(S2)" anchor is not another line's tag.
+    from grounded_answer.writing.translate import _tags
+
+    assert not any(tag.startswith("S") for seed in range(50) for tag in _tags(60, str(seed)))
+    lines = translation_lines(made.baseline, made.plan, "ko")
+    reply = reply_to(lines)
+    _, report = apply_translation(
+        made.baseline, "\n".join(reply), lines, made.grounding, "ko", made.plan
+    )
+    assert not [entry for entry in report.kept if "merged" in entry]
+
+
+def test_the_prompt_shows_no_example_tag_a_model_could_copy() -> None:
+    # Asked with "such as [K7]", the 1.5B model tagged its first line [K7].
+    from grounded_answer.writing.prompts import load_prompts
+
+    text = load_prompts(None).translate(["[B4] a line"], "Korean")[0].content
+    assert "[K7]" not in text and "[B4] a line" in text

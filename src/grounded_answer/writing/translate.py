@@ -54,13 +54,14 @@ __all__ = [
 
 #: Joins a step's input and output in one line; a translator keeps it.
 ARROW = "→"
-# Tags are a consonant and a digit: no word in any language, no order to guess.
-_TAG_LETTERS = "BCDFGHJKLMNPQRSTVWXZ"
+# Tags are a consonant and a digit: no word in any language, no order to guess; never S,
+# so a source id in parentheses, "(S1)", is never read as a tag.
+_TAG_LETTERS = "BCDFGHJKLMNPQRTVWXZ"
 # The brackets and punctuation a model may write around a tag, fullwidth ones included.
 _OPEN = "[\\[\u3010\uff3b(\uff08]"
 _CLOSE = "[\\]\u3011\uff3d)\uff09]"
 _AFTER = "[:\uff1a.\uff0e\u3001]"
-_TAG = re.compile(rf"{_OPEN}\s*([B-DF-HJ-NP-TV-XZ][0-9])\s*{_CLOSE}")
+_TAG = re.compile(rf"{_OPEN}\s*([B-DF-HJ-NP-RTV-XZ][0-9])\s*{_CLOSE}")
 _LEADING_TAG = re.compile(rf"^\s*(?:[-*\u2022]\s*)?{_TAG.pattern}\s*{_AFTER}?\s*")
 # What a translation must keep: numbers, and names with a capital inside or a digit
 # ("MSSNet", "ViT", "x4", "DeblurGANv2"), whole with their hyphens ("Deblur-MSSNet-GoPro").
