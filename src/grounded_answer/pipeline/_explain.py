@@ -152,13 +152,12 @@ def explain(
                 checks=CHECKS, attempts=0, policy=settings.answer.policy, valid_first_try=True
             )
         elif mode == "guided":
-            preview = None
-            if run.on_event is not None:
-                # The sections are sent as each is written and checked (see _preview).
-                baseline = check_draft(offline_draft(context, language_note=False), grounding)
-                preview = Preview(
-                    run, Sections(alias_to_source, ranked, plan), baseline, plan, grounding
-                )
+            # With a listener, sections are sent as each is written and checked (_preview).
+            preview = (
+                Preview(run, Sections(alias_to_source, ranked, plan), plan)
+                if run.on_event is not None
+                else None
+            )
             draft, report = write_guided(run, context, plan, grounding, language, preview)
         else:
             messages = run.prompts.messages(context)

@@ -13,7 +13,8 @@ import re
 
 from ..backends.base import CompletionRequest
 from ..errors import BackendResponseError, ConfigError
-from ..grounding.draft import shorten
+from ..grounding.draft import ALIAS_RE, shorten
+from ..grounding.injection import QUESTION_WITHHELD
 from ..planning import EvidencePlan, Relevance
 from ..planning.judge import JudgeRule, Reading, apply_judgements, score_reply
 from ..writing.prompts import ChatMessage, PromptContext
@@ -40,7 +41,7 @@ def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
     options = run.settings.judge
     by_id = {source.id: source for source in run.sources.sources}
     limit = options.summary_chars
-    question = run.withhold(run.question, "question")
+    question = run.withhold(run.question, "question") or QUESTION_WITHHELD
     steps = {label: step for step in plan.skeleton() for label in (step.label, *step.alternatives)}
     models = []
     for planned in plan.sources:
@@ -89,7 +90,6 @@ def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
                 "judgement",
                 {
                     "source_id": planned.source_id,
-                    "label": planned.label,
                     "title": planned.title,
                     "score": round(reading.score, 4),
                     "method": reading.method,
@@ -139,6 +139,7 @@ def _name_task(run: Run, messages: list[ChatMessage]) -> str | None:
         or len(name) > 80
         or not re.search(r"[A-Za-z]", name)
         or "[" in name
+        or ALIAS_RE.search(name)  # "Galaxy S10 ...": reads as a source id the answer cites
     ):
         return None
     return name[:1].lower() + name[1:] if not name[:2].isupper() else name

@@ -198,6 +198,8 @@ def write_guided(
         draft, report = _reword(run, context, plan, grounding, preview)
         if language == "en":
             return draft, report
+    if preview is not None:
+        preview.grounding = grounding
     lines = translation_lines(draft, plan, language)
     reply = ""
     if lines:
@@ -255,7 +257,7 @@ def _reword(
         return draft, dropped + errors
 
     if preview is not None:
-        preview.baseline = baseline
+        preview.baseline, preview.grounding = baseline, grounding
     draft, report = write(
         run,
         messages,

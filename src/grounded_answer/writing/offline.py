@@ -122,7 +122,7 @@ def offline_draft(
         answerable=True,
         task=DraftTask.model_construct(
             statement=shorten(
-                _with_reading(_statement(plan, named, shown, clean), plan), STATEMENT_CHARS
+                _with_reading(_statement(plan, named, shown, clean), plan, clean), STATEMENT_CHARS
             ),
             source_ids=[s.label for s in models] or [s.label for s in plan.cited[:1]],
         ),
@@ -223,7 +223,7 @@ def _statement(
     )
 
 
-def _with_reading(statement: str, plan: EvidencePlan) -> str:
+def _with_reading(statement: str, plan: EvidencePlan, clean: Callable[[str], str]) -> str:
     """The statement, and the task as the language model read it when it says more.
 
     The vocabulary cannot name a task it has never seen ("grammar correction"); a model
@@ -236,7 +236,7 @@ def _with_reading(statement: str, plan: EvidencePlan) -> str:
     have = statement.lower()
     if words and all(w[:5] in have for w in words):
         return statement
-    return f"{statement.rstrip()} Read by the language model, the task is {reader.name}."
+    return f"{statement.rstrip()} Read by the language model, the task is {clean(reader.name)}."
 
 
 def _step(step: PlannedStep, named: dict[str, str], said: DraftTails | None, n: int) -> DraftStep:

@@ -6,13 +6,14 @@ tag (``[K7]``): the reply is matched to the slots by tag, never by position, so 
 model drops, merges or renumbers cannot shift every later line onto the slot before it (a
 summary translated under the wrong paper misleads as much as a foreign link would).
 
-A line must also keep what cannot be translated: its source ids, the model and method
-names and the numbers it holds. A line that has none gets its slot's source id as an
-anchor (``(S2) Related paper: ...``), and a step's input and output travel as one line
-joined by ``→``, so no two lines look alike once translated, and a line whose content was
-swapped with another's fails the check. A line that is missing, duplicated, merged, out of
-place, changed in what it must keep, in the wrong script, too long, or that breaks a
-grounding rule stays in English, and the report says which and why.
+A line must also keep what cannot be translated: its source ids, and the model and method
+names and the numbers of two or more characters it holds ("x4", "2.0", "16x16"). A line that
+has none gets its slot's source id as an anchor (``(S2) Related paper: ...``), and a step's
+input and output travel as one line joined by ``→``, so no two lines look alike once
+translated, and a line whose content was swapped with another's fails the check. A line that
+is missing, duplicated, merged, out of place, changed in what it must keep, in the wrong
+script, too long, or that breaks a grounding rule stays in English, and the report says
+which and why.
 
 Sentences the library writes from a template (why a recommended model is cited) are not
 sent at all: they are written in the answer's language from :mod:`.labels`.
@@ -223,18 +224,26 @@ def apply_translation(
             report.translated.append(line.slot)
         else:
             report.kept.append(f"{line.slot}: too long, or breaks a grounding rule")
-    if data["workflow"]:
-        steps = data["workflow"]["steps"]
-        for k in range(1, len(steps)):
-            # The plan chains steps: what one gives, the next takes; one translation of it.
-            if (
-                draft.workflow
-                and draft.workflow.steps[k].input == draft.workflow.steps[k - 1].output
-            ):
-                steps[k]["input"] = steps[k - 1]["output"]
-        data["workflow"]["input"] = steps[0]["input"]
-        data["workflow"]["output"] = steps[-1]["output"]
-    return AnswerDraft.model_validate(data, context=grounding), report
+    _chain(draft, data)
+    try:
+        return AnswerDraft.model_validate(data, context=grounding), report
+    except ValidationError:
+        # Each slot passed alone; together they do not: the draft stays English, reported.
+        report.kept = [f"{line.slot}: the lines together broke a rule" for line in lines]
+        report.translated, report.native = [], []
+        return draft, report
+
+
+def _chain(draft: AnswerDraft, data: dict[str, Any]) -> None:
+    """What one step gives, the next takes: one translation of it, and the ends follow."""
+    if not data["workflow"]:
+        return
+    steps = data["workflow"]["steps"]
+    for k in range(1, len(steps)):
+        if draft.workflow and draft.workflow.steps[k].input == draft.workflow.steps[k - 1].output:
+            steps[k]["input"] = steps[k - 1]["output"]
+    data["workflow"]["input"] = steps[0]["input"]
+    data["workflow"]["output"] = steps[-1]["output"]
 
 
 def preview_translation(
@@ -269,10 +278,7 @@ def preview_translation(
         value, _ = _check(line, found[line.tag], language)
         if value is not None and _put(data, line.slot, value, terms, grounding):
             decided.add(line.slot)
-    if data["workflow"]:
-        steps = data["workflow"]["steps"]
-        data["workflow"]["input"] = steps[0]["input"]
-        data["workflow"]["output"] = steps[-1]["output"]
+    _chain(draft, data)
     try:
         return AnswerDraft.model_validate(data, context=grounding), decided
     except ValidationError:
@@ -281,7 +287,13 @@ def preview_translation(
 
 def _tags(count: int, seed: str) -> list[str]:
     """``count`` distinct tags, the same for the same lines (so a cached reply matches)."""
-    every = [f"{letter}{digit}" for letter in _TAG_LETTERS for digit in range(10)]
+    # Never a tag the text itself holds ("(T5)" in a quoted summary would read as a merge).
+    taken = set(_TAG.findall(seed))
+    every = [
+        tag
+        for tag in (f"{letter}{digit}" for letter in _TAG_LETTERS for digit in range(10))
+        if tag not in taken
+    ]
     if count > len(every):
         raise ValueError(f"{count} lines; at most {len(every)} can be tagged")
     rng = random.Random(int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "big"))
