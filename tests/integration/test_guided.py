@@ -381,15 +381,14 @@ def test_ruled_out_sources_never_reach_the_guided_prompt(
         assert shown == (source.relevance is not Relevance.NOT_RELEVANT)
 
 
-def test_a_decline_keeps_its_reason_when_the_model_writes_only_the_task(
-    tmp_path: Path, seed_bundle: Bundle
-) -> None:
-    # The plan declines (nothing reaches the threshold); a model that leaves the note out
-    # must not break the answer: the offline writer's reason stays.
-    def task_only(body: Any) -> str:
-        return json.dumps({"task": "You ask which stocks to buy."})
+def test_a_declined_answer_is_not_put_to_the_model(tmp_path: Path, seed_bundle: Bundle) -> None:
+    # The plan declines (nothing reaches the threshold). Asked to restate the question, a
+    # small model described what it guessed the recommended model does; a decline has
+    # nothing to explain, so the offline writer's words stand and no call is made.
+    def describes(body: Any) -> str:
+        return json.dumps({"task": "The model is trained on a large dataset of stocks."})
 
-    with ChatServer([answer_with(task_only)]) as server:
+    with ChatServer([answer_with(describes)]) as server:
         settings = settings_for(tmp_path, server.url)
         settings = settings.model_copy(
             update={"retrieval": settings.retrieval.model_copy(update={"min_score": 0.99})}
@@ -400,8 +399,11 @@ def test_a_decline_keeps_its_reason_when_the_model_writes_only_the_task(
             settings=settings,
             embedder=HashEmbedder(),
         )
+        asked = len(server.requests)
     assert not answer.answerable and answer.workflow is None
-    assert answer.task.statement == "You ask which stocks to buy."
+    assert asked == 0
+    assert "trained" not in answer.task.statement
+    assert answer.task.statement.startswith("The user asks: Which stocks")
     assert answer.note and "do not cover" in answer.note
     assert answer.validation.valid_first_try
 

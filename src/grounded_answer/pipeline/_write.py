@@ -187,13 +187,20 @@ def write_guided(
     in wording (borderline sources are then not put to the model and stay out, as the plan
     leaves them). Only ``answer.verdict = "model"`` asks for an English rewrite first, for
     the model's verdict. The translation call is then the answer's one attempt.
+
+    A declined answer is not reworded at all: with nothing to explain, a model asked to
+    restate the question described what it guessed the model does instead, claims no
+    source makes (1.5B model, test split).
     """
     settings = run.settings
-    if language != "en" and settings.answer.verdict != "model":
+    own_verdict = settings.answer.verdict == "model"
+    if (language != "en" or not plan.verdict.answerable) and not own_verdict:
         draft = check_draft(offline_draft(context, language_note=False), grounding)
         report = ValidationReport(
             checks=CHECKS, attempts=1, policy=settings.answer.policy, valid_first_try=True
         )
+        if language == "en":
+            return draft, report
     else:
         draft, report = _reword(run, context, plan, grounding, preview)
         if language == "en":
