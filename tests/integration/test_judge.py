@@ -316,6 +316,18 @@ def test_a_task_name_that_carries_a_link_or_an_order_is_cleaned(tmp_path: Path) 
     assert "the task the model named" in " ".join(answer.validation.withheld)
 
 
+def test_a_task_name_that_reads_as_a_source_id_is_not_used(tmp_path: Path) -> None:
+    # "S10" in a task name would read as a citation of a source the bundle does not have.
+    behave = reader({}, task="Photo restoration on a Galaxy S10")
+    with ChatServer(default=behave) as server:
+        answer = explain(
+            bundle=SEED, settings=settings_for(tmp_path, server.url), embedder=HashEmbedder()
+        )
+    assert answer.plan is not None
+    assert not [t for t in answer.plan.tasks if t.origin == "reader"]
+    assert "S10" not in answer.to_markdown()
+
+
 def test_in_plan_mode_the_model_only_judges_and_the_offline_writer_writes(
     tmp_path: Path,
 ) -> None:

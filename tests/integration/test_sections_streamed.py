@@ -71,6 +71,21 @@ def test_a_slot_that_fails_its_checks_is_never_sent(tmp_path: Path) -> None:
     assert "evil" not in answer.task.statement
 
 
+def test_a_slot_that_echoes_the_instructions_is_never_sent(tmp_path: Path) -> None:
+    echoed: list[str] = []
+
+    def echo(body: Any) -> str:
+        echoed.append(" ".join(body["messages"][0]["content"].split()[5:45]))
+        return json.dumps({"task": "Image deblurring. " + echoed[-1]})
+
+    answer, events = run(tmp_path, SEED, echo)
+    assert echoed
+    for data in sections(events):
+        assert echoed[0] not in json.dumps(data, ensure_ascii=False)
+    assert echoed[0] not in answer.task.statement
+    assert [e for e in answer.validation.dropped if e.startswith("task")]
+
+
 def test_a_translation_sends_each_line_as_it_proves_itself(tmp_path: Path) -> None:
     bundle = BUNDLES / "d06_voice_messages_pt_to_korean.txt"
     answer, events = run(tmp_path, bundle, lambda body: reply(body, "ko"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from grounded_answer.writing.translate import ARROW, Line, apply_translation, translation_lines
@@ -143,7 +141,7 @@ def test_a_tag_the_model_made_up_belongs_to_no_slot(made: Drafting) -> None:
     assert draft.task.statement == made.baseline.task.statement
 
 
-def test_a_wrapped_line_is_read_whole(made: Drafting, tmp_path: Path) -> None:
+def test_a_wrapped_line_is_read_whole(made: Drafting) -> None:
     lines = translation_lines(made.baseline, made.plan, "ko")
     reply = reply_to(lines)
     task = reply[0]

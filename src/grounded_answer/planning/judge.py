@@ -22,8 +22,8 @@ report the held-out ``test`` split) is:
 - any other paper the model read (the pipeline does not ask about papers the plan ruled
   out) scores its plan grade (relevant 2, borderline 1) plus ``judge.weight`` times the
   model's z-score among the papers read, and is cited when that reaches
-  ``judge.cite_at``; with fewer than three papers read, or scores that do not vary, the
-  plan decides;
+  ``judge.cite_at`` (so the model settles every borderline paper it read, either way);
+  with fewer than three papers read, or scores that do not vary, the plan decides;
 - the model can decline what the plan found covered: when its coverage score is below
   ``judge.coverage_min`` (a question that only shares the models' words). It does not
   make the plan cover what the plan found uncovered.
@@ -156,15 +156,12 @@ def apply_judgements(
             continue
         combined = _GRADE[source.relevance] + rule.weight * (reading.score - mean) / spread
         cites = combined >= rule.cite_at
-        if cites == plan_cites:
+        # The plan decided only what it found relevant; a borderline paper is the model's
+        # to settle either way (the writer then has no keep/drop vote left to give).
+        if plan_cites and cites:
             judged.append(
                 _record(
-                    source,
-                    reading,
-                    rank,
-                    "plan",
-                    Relevance.RELEVANT if cites else Relevance.NOT_RELEVANT,
-                    f"{source.reason}; {said}",
+                    source, reading, rank, "plan", Relevance.RELEVANT, f"{source.reason}; {said}"
                 )
             )
         else:
@@ -240,7 +237,8 @@ def _reordered(plan: EvidencePlan) -> EvidencePlan:
     """Sources in the plan's order again (models, relevant, borderline, the rest), relabelled.
 
     Models come first in both orders, so their labels (and the steps that use them) stay;
-    papers are numbered after them in their new order, best rated first within a grade.
+    papers are numbered after them in their new order, best rated first within a grade, and
+    those the model did not read after those it did.
     """
     order = {
         Relevance.RECOMMENDED: 0,
@@ -250,12 +248,13 @@ def _reordered(plan: EvidencePlan) -> EvidencePlan:
     }
     position = {s.label: n for n, s in enumerate(plan.sources)}
 
+    unread = len(plan.sources) + 1  # a paper the model did not read ranks last in its grade
+
     def key(source: PlannedSource) -> tuple[int, int, int]:
-        rank = (
-            source.judgement.rank
-            if source.judgement and source.relevance is not Relevance.RECOMMENDED
-            else 0
-        )
+        if source.relevance is Relevance.RECOMMENDED:
+            rank = 0
+        else:
+            rank = source.judgement.rank if source.judgement else unread
         return order[source.relevance], rank, position[source.label]
 
     ranked = [

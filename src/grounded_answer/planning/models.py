@@ -155,8 +155,9 @@ class Verdict(BaseModel):
     basis: Literal["similarity", "recommendation", "no sources", "model"]
     score: float | None = Field(
         default=None,
-        description="With basis 'model': P(yes) that the question asks for "
-        "what the recommended models do.",
+        description="The language model's P(yes) that the question asks for what the "
+        "recommended models do, whenever a model read the question (``basis`` says who "
+        "decided: the plan's decline stands whatever the score); None when none read it.",
     )
 
 
