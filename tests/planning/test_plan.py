@@ -204,6 +204,35 @@ def test_a_chain_runs_in_the_order_its_data_flows() -> None:
     assert plan.source("S3").relevance is Relevance.RELEVANT
 
 
+def test_a_question_task_far_from_the_models_does_not_lead_when_a_close_one_is_named() -> None:
+    # A restated Korean question: "colour in" was machine-read as colourisation.
+    sources = [
+        Source(
+            id="seg",
+            role="model",
+            title="MedSeg-nnUNet-3d-fullres-LiTS",
+            paper_url="https://a.org/s",
+        ),
+        Source(id="sr", role="model", title="SR-RealESRGAN-x4plus", paper_url="https://a.org/r"),
+    ]
+    restated = (
+        "Is there an AI that can automatically colorize the CT images, marking the borders "
+        "of the tumors? Doctors outline each medical scan of the liver by hand."
+    )
+    plan = make_plan(
+        "병원 CT 영상", sources[:1], {"seg": 0.4}, None, min_score=0.2, restated=restated
+    )
+    asked = [t.name for t in plan.tasks if t.origin == "question"]
+    assert asked[0] == "medical image segmentation" and "image colorization" in asked
+    # What the user did first stays first when it is of the models' family (enlarging
+    # beside a deblurring model in the seed; here colourising beside super-resolution).
+    plan = make_plan(
+        "병원 CT 영상", sources[1:], {"sr": 0.4}, None, min_score=0.2, restated=restated
+    )
+    asked = [t.name for t in plan.tasks if t.origin == "question"]
+    assert asked[0] == "image colorization"
+
+
 def test_other_data_is_not_relevant_and_says_why() -> None:
     sources = model_and_paper(
         "Deblur-NAFNet", "Robust Speech Recognition via Weak Supervision", "Transcribes speech."

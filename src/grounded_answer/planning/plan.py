@@ -88,6 +88,18 @@ def make_plan(
         # No model's name says its task: the platform recommended it for this question,
         # so the task the question describes stands in for it.
         all_model_tasks = set(question_tasks[:2])
+    else:
+        # The question's first task leads (what the user did: enlarging, beside the model's
+        # deblurring), unless it is far from anything the models do and a later one is
+        # close: "colour in the liver on the CT" is segmentation that names a colour, not
+        # colourisation (a restated Korean question, 1.5B model).
+        families = {hint.family for hint in all_model_tasks if hint.family}
+
+        def close(hint: TaskHint) -> bool:
+            return hint in all_model_tasks or hint.family in families
+
+        if question_tasks and not close(question_tasks[0]):
+            question_tasks = tuple(sorted(question_tasks, key=lambda h: not close(h)))
     best_paper = max((question_scores.get(p.id, -1.0) for p in papers), default=-1.0)
     # What the names of models of unknown task say, for papers whose titles say it too.
     # Also when the name says more than the task the table reads in it: "ChangeDet" is
