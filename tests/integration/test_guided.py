@@ -163,7 +163,7 @@ def test_slots_left_out_keep_the_plan_writers_text_and_its_tails(tmp_path: Path)
     quoted = [
         r.why.split(". ", 1)[1]
         for r in offline.references
-        if r.why.startswith("Related paper:") and r.why.count(". ")
+        if r.why.startswith("It ") and r.why.count(". ")
     ]
     assert quoted and all(q not in user for q in quoted)
     assert "Alternatives: " not in user

@@ -102,7 +102,9 @@ def offline_draft(
                 )
             )
         else:
-            why = f"Related paper: it {source.reason}."
+            # The reference already says "(paper)"; a prefix saying so again was the line
+            # a translating model rendered worst ("correlation paper" in Japanese).
+            why = f"It {source.reason}."
         references.append(
             DraftReference.model_construct(
                 source_id=source.label,

@@ -8,7 +8,7 @@ summary translated under the wrong paper misleads as much as a foreign link woul
 
 A line must also keep what cannot be translated: its source ids, and the model and method
 names and the numbers of two or more characters it holds ("x4", "2.0", "16x16"). A line that
-has none gets its slot's source id as an anchor (``(S2) Related paper: ...``), and a step's
+has none gets its slot's source id as an anchor (``(S2) It is related work on ...``), and a step's
 input and output travel as one line joined by ``→``, so no two lines look alike once
 translated, and a line whose content was swapped with another's fails the check. A line that
 is missing, duplicated, merged, out of place, changed in what it must keep, in the wrong
