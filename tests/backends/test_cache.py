@@ -102,6 +102,47 @@ def test_check_reports_an_unusable_file(tmp_path: Path) -> None:
         SQLiteResponses(folder, max_entries=None, max_age=None).check()
 
 
+@pytest.mark.parametrize("where", ["a directory", "a missing folder"])
+def test_an_unusable_file_is_a_miss_and_a_skipped_write(
+    tmp_path: Path, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    if where == "a directory":
+        path = tmp_path / "responses.sqlite3"
+        path.mkdir()
+    else:
+        path = tmp_path / "gone" / "responses.sqlite3"
+    responses = SQLiteResponses(path, max_entries=1, max_age=60, prune_every=1)
+    with caplog.at_level("WARNING", logger="grounded_answer.cache"):
+        assert responses.get("k") is None
+        responses.put("k", "v")
+        responses.prune()
+    assert "answering without it" in caplog.text
+    # Answering goes on: the backend is asked, each time, and nothing raises.
+    backend = Counting()
+    wrapped = CachedBackend(backend, responses, load_settings().llm)
+    assert wrapped.complete(request("q")).text == "answer 1"
+    assert wrapped.complete(request("q")).text == "answer 2"
+
+
+def test_one_store_per_file_and_bounds(tmp_path: Path) -> None:
+    llm = load_settings(llm={"cache_max_entries": 5}).llm
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "cache")
+    first = response_store(tmp_path / "cache", llm)
+    assert response_store(tmp_path / "link", llm) is first  # the same file, spelled apart
+    other = response_store(tmp_path / "cache", load_settings(llm={"cache_max_entries": 6}).llm)
+    assert other is not first and isinstance(other, SQLiteResponses) and other.max_entries == 6
+
+
+def test_a_removed_file_is_set_up_again(tmp_path: Path) -> None:
+    responses = store(tmp_path)
+    responses.put("a", "first")
+    responses.path.unlink()
+    assert responses.get("a") is None  # no table: a miss, and the next open sets it up
+    responses.put("a", "second")
+    assert responses.get("a") == "second"
+
+
 class Counting:
     """A backend that answers with a number and counts its calls."""
 

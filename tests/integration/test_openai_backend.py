@@ -520,6 +520,19 @@ def test_explicit_json_schema_does_not_fall_back(server: ChatServer) -> None:
     assert len(server.requests) == 1
 
 
+def test_a_plain_text_request_refused_does_not_fall_back(server: ChatServer) -> None:
+    # No response_format was sent, so a 400 that mentions one is not a schema refusal:
+    # the request is not sent again, and the backend keeps sending schemas.
+    server.push(refuse_schema(), GOOD)
+    backend = backend_for(server.url)
+    plain = request().model_copy(update={"json_schema": None})
+    with pytest.raises(BackendResponseError, match="HTTP 400"):
+        backend.complete(plain)
+    assert len(server.requests) == 1 and "response_format" not in server.requests[0]
+    backend.complete(request())
+    assert server.requests[1]["response_format"]["type"] == "json_schema"
+
+
 def test_json_object_setting_never_sends_a_schema(server: ChatServer) -> None:
     server.push(GOOD)
     backend_for(server.url, structured_output="json_object").complete(request())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,7 +26,7 @@ import pytest
 from grounded_answer import Answer, Settings, load_settings
 from grounded_answer.grounding.links import find_links, link_key
 from grounded_answer.serve import create_app
-from grounded_answer.serve._app import sections
+from grounded_answer.serve._app import _STREAM_DOC, sections
 
 from ..support.drafts import GOOD
 from ..support.fakes import HashEmbedder
@@ -625,6 +626,12 @@ def test_the_stream_shows_the_plan_each_judgement_and_sections_as_they_are_writt
     assert names[:4] == ["status", "plan", "coverage", "task_named"]
     judgements = [data for name, data in received if name == "judgement"]
     assert len(judgements) == 3 and all(0 <= j["score"] <= 1 for j in judgements)
+    # Each judgement carries exactly the fields the stream's documentation lists.
+    doc = " ".join(_STREAM_DOC.split())
+    bullet = re.search(r"- `judgement` \(.*?: (.*?)\)", doc)
+    assert bullet is not None
+    fields = re.findall(r"`(\w+)`", bullet.group(1))
+    assert [list(j) for j in judgements] == [fields] * len(judgements)
     # The plan again with the judgements, then the sections: the task first, each once.
     after = names.index("judgement") + 3
     assert names[after] == "plan" and names[after + 1] == "task"

@@ -8,19 +8,25 @@ plan or setting is a new key, never a stale answer.
 Where they are kept is one small interface, :class:`ResponseStore` (get, put, prune):
 
 - :class:`SQLiteResponses`, the embedded default: one file in the cache directory, whose
-  write-ahead log lets the processes of one host share it;
+  write-ahead log lets the processes of one host share it (one store per file and
+  process, so the file is set up once, not for every answer);
 - ``PostgresResponses`` (``backends/cache_pg.py``), when ``llm.cache_url`` names a
   PostgreSQL database: one table shared by every worker of every host.
 
 Both hold at most ``llm.cache_max_entries`` responses for at most ``llm.cache_max_age``
 seconds: an older response is a miss at once, and a fraction of the writes prune the
 store (oldest first), so the bound costs nothing on the common path.
+
+A cache that cannot be used while answering (a file that cannot be opened, a database
+that is down) is a miss and a skipped write, logged as a warning: answering matters more
+than caching. Only :meth:`ResponseStore.check`, at start, raises.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -38,7 +44,10 @@ __all__ = [
     "SQLiteResponses",
     "cached",
     "response_store",
+    "sqlite_responses",
 ]
+
+_log = logging.getLogger("grounded_answer.cache")
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS responses ("
@@ -156,24 +165,30 @@ class SQLiteResponses:
         self.prune_every = prune_every
         self._lock = threading.Lock()
         self._ready = False
+        self._warned = float("-inf")
 
     def get(self, key: str) -> str | None:
-        """The stored JSON for ``key``, if present and young enough."""
-        connection = self._connect()
+        """The stored JSON for ``key``, if present and young enough; a failure is a miss."""
+        connection = self._open()
+        if connection is None:
+            return None
         try:
             row = connection.execute(
                 "SELECT completion FROM responses WHERE key = ? AND created >= ?",
                 (key, self._oldest()),
             ).fetchone()
         except sqlite3.Error:
+            self._ready = False  # set the file up again next time: it may have been removed
             return None  # a damaged cache is a miss, never a failure
         finally:
             connection.close()
         return None if row is None else str(row[0])
 
     def put(self, key: str, value: str) -> None:
-        """Insert or replace ``key``; prune on one write in ``prune_every``."""
-        connection = self._connect()
+        """Insert or replace ``key``; prune on one write in ``prune_every``; a failure skips it."""
+        connection = self._open()
+        if connection is None:
+            return
         try:
             with connection:
                 connection.execute(
@@ -182,6 +197,7 @@ class SQLiteResponses:
                     (key, value, time.time()),
                 )
         except sqlite3.Error:
+            self._ready = False
             return  # full disk or a locked file: answering matters more than caching
         finally:
             connection.close()
@@ -190,7 +206,9 @@ class SQLiteResponses:
 
     def prune(self) -> None:
         """Delete rows over the age bound, then the oldest beyond the size bound."""
-        connection = self._connect()
+        connection = self._open()
+        if connection is None:
+            return
         try:
             with connection:
                 if self.max_age is not None:
@@ -213,18 +231,52 @@ class SQLiteResponses:
     def _oldest(self) -> float:
         return time.time() - self.max_age if self.max_age is not None else float("-inf")
 
+    def _open(self) -> sqlite3.Connection | None:
+        """A connection, or None (logged, at most once a minute) if the file is unusable."""
+        try:
+            return self._connect()
+        except IndexStoreError as exc:
+            now = time.monotonic()
+            if now - self._warned >= 60:
+                self._warned = now
+                _log.warning("response cache unavailable, answering without it: %s", exc)
+            return None
+
     def _connect(self) -> sqlite3.Connection:
         try:
             connection = sqlite3.connect(self.path, timeout=30)
-            if not self._ready:
-                with self._lock:
-                    connection.execute("PRAGMA journal_mode=WAL")
-                    for statement in _SCHEMA:
-                        connection.execute(statement)
-                    self._ready = True
-            return connection
         except sqlite3.Error as exc:
             raise IndexStoreError(f"response cache {self.path}: {exc}") from None
+        try:
+            if not self._ready:
+                with self._lock:
+                    if not self._ready:
+                        connection.execute("PRAGMA journal_mode=WAL")
+                        for statement in _SCHEMA:
+                            connection.execute(statement)
+                        self._ready = True
+        except sqlite3.Error as exc:
+            connection.close()
+            raise IndexStoreError(f"response cache {self.path}: {exc}") from None
+        return connection
+
+
+# One store per database file and bounds in this process: the pipeline wraps a new
+# backend for every answer, and the file's setup (WAL, the schema) should run once.
+_SQLITE: dict[tuple[Path, int | None, float | None], SQLiteResponses] = {}
+_SQLITE_LOCK = threading.Lock()
+
+
+def sqlite_responses(
+    path: Path, *, max_entries: int | None, max_age: float | None
+) -> SQLiteResponses:
+    """The process's :class:`SQLiteResponses` for ``path`` (its resolved form) and bounds."""
+    key = (path.resolve(), max_entries, max_age)
+    with _SQLITE_LOCK:
+        store = _SQLITE.get(key)
+        if store is None:
+            store = _SQLITE[key] = SQLiteResponses(key[0], max_entries=max_entries, max_age=max_age)
+        return store
 
 
 def response_store(cache_dir: Path, settings: LLMSettings) -> ResponseStore:
@@ -247,7 +299,7 @@ def response_store(cache_dir: Path, settings: LLMSettings) -> ResponseStore:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise IndexStoreError(f"cannot create the cache directory {cache_dir}: {exc}") from None
-    return SQLiteResponses(
+    return sqlite_responses(
         cache_dir / "responses.sqlite3",
         max_entries=settings.cache_max_entries,
         max_age=settings.cache_max_age,

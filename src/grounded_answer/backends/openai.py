@@ -84,9 +84,12 @@ class OpenAIBackend:
                 response = self._create(arguments, request.on_text)
             except self._openai.BadRequestError as exc:
                 # Only 'auto' may fall back: 'json_schema' means the caller wants schemas.
+                # And only a request that sent a schema was refused for it: a plain-text
+                # request's 400 is about something else, and retrying it would not help.
+                sent = arguments.get("response_format") or {}
                 if (
                     self.settings.structured_output == "auto"
-                    and not self._schema_refused
+                    and sent.get("type") == "json_schema"
                     and _mentions_schema(exc)
                 ):
                     _log.warning("server refused json_schema; falling back to JSON mode")

@@ -83,13 +83,15 @@ _STREAM_DOC = """Server-sent events, each as soon as it is known and checked:
   its sources)
 - `coverage` (`{"score", "method"}`: the model's reading of whether the models address
   the question) and `task_named` (`{"name"}`: the task as the model named it)
-- `judgement` (one per source as the model reads it: `source_id`, `label`, `title`,
-  `score`, `method`)
+- `judgement` (one per source as the model reads it: `source_id`, `title`, `score`,
+  `method`)
 - `task` (Task), `step` (WorkflowStep; `id` says which), `reference` (Reference; `label`
-  says which): each as soon as its text is written and passes its checks. A section
-  sent again replaces the one with the same `id`/`label`.
+  says which): each as soon as its text is written and passes its checks. These are
+  previews: a section sent again replaces the one with the same `id`/`label`.
 - `graph` (`svg`, `mermaid`, `summary`) once the workflow is final
-- `answer` (the whole Answer, with its validation report: it decides), or `error`.
+- `answer` (the whole Answer, with its validation report), or `error`. The `answer`
+  event replaces everything sent before it: show it, not the previews, once it comes
+  (a section previewed earlier may have changed, or be gone).
 
 Nothing that failed validation is ever sent. Closing the connection cancels the LLM call.
 Errors found before the stream starts (bad input 4xx, 429) are plain JSON responses.
@@ -511,7 +513,14 @@ async def _events(
             elif not waiter.done():
                 yield b": keep-alive\n\n"
         if reading is not None:
-            reading.cancel()
+            # The run ended while an event was being read: one already taken off the
+            # queue came before those still in it, so it goes first, not to waste.
+            if reading.done() and not reading.cancelled():
+                out = forwarded(*reading.result())
+                if out is not None:
+                    yield out
+            else:
+                reading.cancel()
             reading = None
         while progress is not None and not progress.empty():
             out = forwarded(*progress.get_nowait())
@@ -593,16 +602,8 @@ def _background(coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
 def sections(answer: Answer) -> list[tuple[str, str]]:
     """The stream's events for a validated answer, in order, as (event, JSON)."""
     out: list[tuple[str, str]] = []
-    plan = getattr(answer, "plan", None)
-    if plan is not None:
-        out.append(
-            (
-                "plan",
-                plan.model_dump_json()
-                if hasattr(plan, "model_dump_json")
-                else json.dumps(plan, ensure_ascii=False),
-            )
-        )
+    if answer.plan is not None:
+        out.append(("plan", answer.plan.model_dump_json()))
     out.append(("task", answer.task.model_dump_json()))
     if answer.workflow is not None:
         out += [("step", step.model_dump_json()) for step in answer.workflow.steps]

@@ -11,7 +11,9 @@ Open without a key, by design: ``/healthz`` and ``/readyz`` (probes carry no sec
 the page ``/`` and ``/static/*`` (the same files for everyone, no data; the page asks
 for a key and sends it with its API calls), and ``/metrics`` only if
 ``serve.metrics_public``. Everything else needs a key, so a route added later is
-protected unless it is opened here on purpose.
+protected unless it is opened here on purpose; so does every websocket (refused before
+the handshake, which the client sees as a 403). Only the ``lifespan`` scope, the server
+starting and stopping, passes without one.
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ def _bearer_token(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
 class Auth:
     """Refuse requests without a configured key with 401 (the service's JSON error shape).
 
+    A websocket without one is closed before its handshake (the client sees a 403).
     Plain ASGI, like the other layers. CORS preflights (OPTIONS) never reach it: the CORS
     layer outside answers them, since browsers send no credentials with a preflight.
     """
@@ -144,18 +147,31 @@ class Auth:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys.enabled or self.is_open(scope["path"]):
+        if (
+            scope["type"] == "lifespan"
+            or not self.keys.enabled
+            or (scope["type"] == "http" and self.is_open(scope["path"]))
+        ):
             await self.app(scope, receive, send)
             return
-        token = _bearer_token(scope["headers"])
+        token = _bearer_token(scope.get("headers", []))
         kid = None if token is None else self.keys.match(token)
         if kid is None:
-            await self._refuse(send, presented=token is not None)
+            if scope["type"] == "http":
+                await self._refuse(send, presented=token is not None)
+            else:
+                await self._refuse_websocket(receive, send)
             return
         info = _context.current()
         if info is not None:
             info.key_id = kid
         await self.app(scope, receive, send)
+
+    async def _refuse_websocket(self, receive: Receive, send: Send) -> None:
+        # Closing before accepting denies the handshake: the server answers it with 403.
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            await send({"type": "websocket.close", "code": 1008, "reason": "API key required"})
 
     async def _refuse(self, send: Send, *, presented: bool) -> None:
         if presented:
