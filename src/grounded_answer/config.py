@@ -379,7 +379,7 @@ class AnswerSettings(_Section):
 class JudgeSettings(_Section):
     """The language model reads each source and the question's coverage (planning/judge.py).
 
-    The gaps and the coverage threshold were tuned on the dev bundles with
+    The weight and both thresholds (citing, coverage) were tuned on the dev bundles with
     Qwen2.5-Coder-1.5B-Instruct (Q4_K_M); another model reads differently and may need its
     own (``benchmarks/judge.py --tune`` finds them from its scores).
     """

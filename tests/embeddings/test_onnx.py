@@ -21,7 +21,7 @@ from grounded_answer.embeddings import (
     SentenceTransformerEmbedder,
 )
 from grounded_answer.embeddings import select_embedder as select_for_settings
-from grounded_answer.embeddings.onnx import find_onnx
+from grounded_answer.embeddings.onnx import OPTIMIZED_FILE, OPTIMIZED_STAMP, find_onnx
 from grounded_answer.embeddings.onnx_export import (
     export_onnx,
     prepare_onnx,
@@ -226,6 +226,70 @@ def test_query_path_does_not_import_torch(exported: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == [PACKAGED_MODEL, "False", "False"]
+
+
+def _loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files onnxruntime is asked to load from here on."""
+    import onnxruntime
+
+    loaded: list[str] = []
+    real = onnxruntime.InferenceSession
+
+    def recording(path: str, **options: Any) -> Any:
+        loaded.append(path)
+        return real(path, **options)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", recording)
+    return loaded
+
+
+@pytest.mark.slow
+def test_the_optimised_graph_is_saved_once_then_loaded_as_it_is(
+    exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = _copy(exported, tmp_path / "first")
+    for name in (OPTIMIZED_FILE, OPTIMIZED_STAMP):
+        (target / name).unlink(missing_ok=True)
+    first = OnnxEmbedder(target).encode(TEXTS)
+    stamp = json.loads((target / OPTIMIZED_STAMP).read_text())
+    assert stamp["source_sha256"] == json.loads((target / MANIFEST_FILE).read_text())["onnx_sha256"]
+    assert stamp["bytes"] == (target / OPTIMIZED_FILE).stat().st_size
+    loaded = _loads(monkeypatch)
+    again = _copy(target, tmp_path / "again")  # another directory: loaded afresh
+    second = OnnxEmbedder(again).encode(TEXTS)
+    assert loaded == [str(again / OPTIMIZED_FILE)]
+    assert np.array_equal(first, second)  # the same vectors, bit for bit
+
+
+@pytest.mark.slow
+def test_a_changed_optimised_graph_is_made_again(
+    exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = _copy(exported, tmp_path)
+    want = OnnxEmbedder(exported).encode(TEXTS[:3])
+    OnnxEmbedder(target).encode(["x"])
+    (target / OPTIMIZED_FILE).write_bytes(b"not the graph it was")
+    loaded = _loads(monkeypatch)
+    moved = _copy(target, tmp_path / "moved")
+    got = OnnxEmbedder(moved).encode(TEXTS[:3])
+    assert loaded == [str(moved / MODEL_FILE)]
+    assert np.allclose(got, want, atol=1e-6)
+    assert (moved / OPTIMIZED_FILE).stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_a_cache_that_cannot_hold_the_optimised_graph_only_costs_time(
+    exported: Path, tmp_path: Path
+) -> None:
+    target = _copy(exported, tmp_path)
+    for name in (OPTIMIZED_FILE, OPTIMIZED_STAMP):
+        (target / name).unlink(missing_ok=True)
+    (target / OPTIMIZED_FILE).mkdir()  # the name is taken: the save must fail
+    got = OnnxEmbedder(target).encode(TEXTS[:3])
+    assert np.allclose(got, OnnxEmbedder(exported).encode(TEXTS[:3]), atol=1e-6)
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        [MANIFEST_FILE, MODEL_FILE, "tokenizer.json", OPTIMIZED_FILE]
+    )
 
 
 @pytest.mark.slow
