@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import subprocess
@@ -230,8 +231,7 @@ def test_query_path_does_not_import_torch(exported: Path) -> None:
 
 def _loads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The files onnxruntime is asked to load from here on."""
-    import onnxruntime
-
+    onnxruntime: Any = importlib.import_module("onnxruntime")  # ships no type information
     loaded: list[str] = []
     real = onnxruntime.InferenceSession
 
