@@ -172,3 +172,35 @@ def test_the_prompt_shows_no_example_tag_a_model_could_copy() -> None:
 
     text = load_prompts(None).translate(["[B4] a line"], "Korean")[0].content
     assert "[K7]" not in text and "[B4] a line" in text
+
+
+def test_a_line_too_long_for_its_slot_keeps_its_whole_sentences_that_fit(made: Drafting) -> None:
+    from grounded_answer.grounding.draft import WHY_CHARS
+
+    lines = translation_lines(made.baseline, made.plan, "ko")
+    reply = reply_to(lines)
+    n, why = next((n, line) for n, line in enumerate(lines) if line.slot.startswith("why"))
+    first = translated(why.text)
+    # The translation runs past the slot: one more sentence than the slot can hold.
+    reply[n] = f"[{why.tag}] {first} " + "단어 단어 단어 단어." * (WHY_CHARS // 10)
+    draft, report = apply_translation(
+        made.baseline, "\n".join(reply), lines, made.grounding, "ko", made.plan
+    )
+    assert why.slot in report.translated
+    slot = draft.references[int(why.slot[4:-1])].why
+    assert len(slot) <= WHY_CHARS
+    assert slot.startswith(first.removeprefix(f"({why.anchor}) ").split(". ")[0])
+    assert not slot.endswith("…")  # cut between sentences, never inside one
+
+
+def test_a_line_kept_in_english_says_which_check_it_failed(made: Drafting) -> None:
+    lines = translation_lines(made.baseline, made.plan, "ko")
+    reply = reply_to(lines)
+    n, why = next((n, line) for n, line in enumerate(lines) if line.slot.startswith("why"))
+    reply[n] = f"[{why.tag}] {translated(why.text)} https://evil.example.com/x"
+    draft, report = apply_translation(
+        made.baseline, "\n".join(reply), lines, made.grounding, "ko", made.plan
+    )
+    kept = next(entry for entry in report.kept if entry.startswith(why.slot))
+    assert "link" in kept and "evil.example.com/x" not in kept  # named, and defanged
+    assert "evil" not in draft.model_dump_json()

@@ -31,15 +31,20 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from ..grounding.draft import (
+    ACTION_CHARS,
     ACTION_SLOT,
     ALIAS_RE,
     IO_SLOT,
     NOTE_SLOT,
+    STATEMENT_CHARS,
     TASK_SLOT,
+    WHY_CHARS,
     WHY_SLOT,
     AnswerDraft,
     GroundingContext,
+    describe_error,
 )
+from ..grounding.links import defang
 from ..planning import EvidencePlan, Relevance
 from ..planning.language import in_language
 from .guided import task_names
@@ -67,6 +72,19 @@ _LEADING_TAG = re.compile(rf"^\s*(?:[-*\u2022]\s*)?{_TAG.pattern}\s*{_AFTER}?\s*
 # What a translation must keep: numbers, and names with a capital inside or a digit
 # ("MSSNet", "ViT", "x4", "DeblurGANv2"), whole with their hyphens ("Deblur-MSSNet-GoPro").
 _ANOTHER = "another line's text"
+#: Why a line that is whole and its own stays English when its slot cannot hold it.
+TOO_LONG = "too long for its slot"
+_LIMITS = {
+    "task": STATEMENT_CHARS,
+    "note": STATEMENT_CHARS,
+    "why": WHY_CHARS,
+    "action": ACTION_CHARS,
+}
+# A sentence ends at a full stop (Latin or ideographic), ! or ?, and what closes it.
+_SENTENCE = re.compile(
+    r"(?:[^.!?\u3002\uff01\uff1f]|[.!?](?!\s|$))*"  # a "." inside "v1.5" or "e.g" goes on
+    r"(?:[.!?]+(?=\s|$)|[\u3002\uff01\uff1f]+)[\"')\]\u300d]*\s*"
+)
 _KEPT = re.compile(r"(?<![\w-])(?=[\w-]*(?:\d|[a-z][A-Z]|[A-Z]{2}))[A-Za-z0-9][\w.-]*[\w]")
 
 
@@ -208,7 +226,7 @@ def apply_translation(
     report.misaligned = sum(why != "missing from the reply" for why in problems.values())
     data = draft.model_dump()
     for slot, sentence in native_slots(draft, plan, language).items():
-        if _set(data, slot, sentence, grounding):
+        if _set(data, slot, sentence, grounding) is None:
             report.native.append(slot)
     terms = _terms(draft, plan)
     for line in lines:
@@ -220,10 +238,11 @@ def apply_translation(
             report.misaligned += why.endswith(_ANOTHER)
             report.kept.append(f"{line.slot}: {why}")
             continue
-        if _put(data, line.slot, value, terms, grounding):
+        refused = _put(data, line.slot, value, terms, grounding)
+        if refused is None:
             report.translated.append(line.slot)
         else:
-            report.kept.append(f"{line.slot}: too long, or breaks a grounding rule")
+            report.kept.append(f"{line.slot}: {refused}")
     _chain(draft, data)
     try:
         return AnswerDraft.model_validate(data, context=grounding), report
@@ -267,7 +286,7 @@ def preview_translation(
     data = draft.model_dump()
     decided: set[str] = set()
     for slot, sentence in native_slots(draft, plan, language).items():
-        if _set(data, slot, sentence, grounding):
+        if _set(data, slot, sentence, grounding) is None:
             decided.add(slot)
     for line in lines:
         if (
@@ -276,7 +295,7 @@ def preview_translation(
         ):
             continue
         value, _ = _check(line, found[line.tag], language)
-        if value is not None and _put(data, line.slot, value, terms, grounding):
+        if value is not None and _put(data, line.slot, value, terms, grounding) is None:
             decided.add(line.slot)
     _chain(draft, data)
     try:
@@ -396,20 +415,42 @@ def _terms(draft: AnswerDraft, plan: EvidencePlan | None) -> list[str]:
 
 def _put(
     data: dict[str, Any], slot: str, value: str, terms: list[str], grounding: GroundingContext
-) -> bool:
-    """Put a checked translation into its slot.
+) -> str | None:
+    """Put a checked translation into its slot; None when put, else why not.
 
     A task statement that lost the task's English name gets it after it, in parentheses,
-    when it still fits.
+    when it still fits. A line that came back longer than its slot allows (French and
+    Italian run a fifth longer than English) keeps its whole sentences that fit, as the
+    English draft's quotes do.
     """
     named = slot != "task" or not terms or any(t in value.lower() for t in terms)
-    if not named and _set(data, "task", f"{value} ({', '.join(terms)})", grounding):
-        return True
-    return _set(data, slot, value, grounding)
+    if not named and _set(data, "task", f"{value} ({', '.join(terms)})", grounding) is None:
+        return None
+    why = _set(data, slot, value, grounding)
+    if why == TOO_LONG:
+        # A step's input and output are one phrase each: only prose slots are cut.
+        kind = slot.rsplit(".", 1)[-1].split("[", 1)[0]
+        fitted = _whole_sentences(value, _LIMITS.get(kind, 0))
+        if fitted and _set(data, slot, fitted, grounding) is None:
+            return None
+    return why
 
 
-def _set(data: dict[str, Any], slot: str, value: str, grounding: GroundingContext) -> bool:
-    """Put ``value`` into ``slot`` of the draft data if it passes the slot's checks."""
+def _whole_sentences(text: str, limit: int) -> str:
+    """The longest run of ``text``'s first whole sentences that fits ``limit``; '' if none."""
+    kept = ""
+    for match in _SENTENCE.finditer(text):
+        if match.end() > limit:
+            break
+        kept = text[: match.end()].rstrip()
+    return kept
+
+
+def _set(data: dict[str, Any], slot: str, value: str, grounding: GroundingContext) -> str | None:
+    """Put ``value`` into ``slot`` of the draft data if it passes the slot's checks.
+
+    Returns None when it was put, else why not (``TOO_LONG``, or the check it failed).
+    """
     try:
         if slot == "task":
             data["task"]["statement"] = TASK_SLOT.validate_python(value, context=grounding)
@@ -430,6 +471,9 @@ def _set(data: dict[str, Any], slot: str, value: str, grounding: GroundingContex
                 step.update(input=given, output=made)
             else:
                 step[key] = ACTION_SLOT.validate_python(value, context=grounding)
-    except ValidationError:
-        return False
-    return True
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if any(error["type"] in ("string_too_long", "too_long") for error in errors):
+            return TOO_LONG
+        return defang(describe_error(errors[0]).removeprefix("answer: "))
+    return None
