@@ -204,3 +204,15 @@ def test_a_line_kept_in_english_says_which_check_it_failed(made: Drafting) -> No
     kept = next(entry for entry in report.kept if entry.startswith(why.slot))
     assert "link" in kept and "evil.example.com/x" not in kept  # named, and defanged
     assert "evil" not in draft.model_dump_json()
+
+
+def test_a_kept_name_may_change_case(made: Drafting) -> None:
+    lines = translation_lines(made.baseline, made.plan, "ko")
+    reply = reply_to(lines)
+    n, line = next((n, x) for n, x in enumerate(lines) if any(k != k.upper() for k in x.kept))
+    name = next(k for k in line.kept if k != k.upper())
+    reply[n] = reply[n].replace(name, name.upper())
+    _, report = apply_translation(
+        made.baseline, "\n".join(reply), lines, made.grounding, "ko", made.plan
+    )
+    assert line.slot in report.translated

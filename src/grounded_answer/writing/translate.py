@@ -386,7 +386,8 @@ def _check(line: Line, text: str, language: str) -> tuple[str | None, str]:
             f"holds {', '.join(sorted(aliases)) or 'no source id'} instead of "
             f"{', '.join(sorted(line.aliases)) or 'none'}: {_ANOTHER}"
         )
-    missing = [name for name in line.kept if name not in text]
+    folded = text.casefold()  # "3D" keeps "3d"; case never told two lines apart
+    missing = [name for name in line.kept if name.casefold() not in folded]
     if missing:
         return None, f"lost {', '.join(missing[:3])}, which it must keep"
     if line.anchor:
