@@ -8,6 +8,7 @@ other request (the guided prose) gets a plain valid reply.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -340,3 +341,18 @@ def test_in_plan_mode_the_model_only_judges_and_the_offline_writer_writes(
     assert answer.validation.mode == "plan" and answer.validation.attempts == 0
     assert not any(t.startswith("wav2vec") for t in cited(answer))
     assert answer.workflow is not None and answer.references
+
+
+def test_an_evaluation_in_plan_mode_counts_no_repairs(tmp_path: Path) -> None:
+    from grounded_answer.evals.answers import evaluate_answers
+
+    folder = tmp_path / "bundles"
+    folder.mkdir()
+    shutil.copy(TRACKING, folder / TRACKING.name)
+    labels = json.loads((TRACKING.parent / "labels.json").read_text())
+    (folder / "labels.json").write_text(json.dumps({TRACKING.name: labels[TRACKING.name]}))
+    with ChatServer(default=reader(READS)) as server:
+        settings = settings_for(tmp_path, server.url)
+        settings.answer.mode = "plan"
+        scores, overall = evaluate_answers(folder, settings=settings, embedder=HashEmbedder())
+    assert scores[0].parsed and scores[0].repairs == 0 and overall["repairs"] == 0

@@ -207,7 +207,7 @@ def _score(
         in_language=_in_language(answer)
         if answer.plan and not answer.plan.question.english
         else None,
-        repairs=answer.validation.attempts - 1,
+        repairs=max(0, answer.validation.attempts - 1),  # 0 attempts: no writing call (plan mode)
         valid_first_try=answer.validation.valid_first_try,
         links_caught=sum(
             "link" in e for e in answer.validation.repaired + answer.validation.dropped
