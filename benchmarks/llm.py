@@ -2,11 +2,13 @@
 
 Starts llama.cpp's server with scripts/local-llm (installing it if needed), answers every
 bundle of the held-out split (benchmarks/bundles/test) once per model and mode with
-``explain(..., backend openai)``, prints the per-bundle tables and a side-by-side summary,
-writes everything to benchmarks/results/llm.json, and stops the server. The response cache
-is off, so every answer is a real call.
+``explain(..., backend openai)``, the judge on for a model that reads (as ``scripts/local-llm
+start`` sets it; ``judge_seconds_p50`` is the judge stage's seconds per answer), prints the
+per-bundle tables and a side-by-side summary, writes everything to
+benchmarks/results/llm.json, and stops the server. The response cache is off, so every
+answer is a real call.
 
-Usage: ``.venv/bin/python benchmarks/llm.py [--models qwen1.5b qwen] [--modes guided free]
+Usage: ``.venv/bin/python benchmarks/llm.py [--models qwen1.5b qwen] [--modes guided plan free]
 [--bundles DIR] [--port N]``.
 """
 
@@ -35,6 +37,9 @@ COLUMNS = [
     "task_named",
     "in_language",
     "completion_tokens_p50",
+    "prompt_tokens_p50",
+    "judgements",
+    "judge_seconds_p50",
     "latency_p50_s",
     "latency_p95_s",
     "repairs",
@@ -74,6 +79,8 @@ def run(
                     "cache": False,
                 },
                 answer={"mode": mode},
+                # scripts/local-llm turns the judge off for a model that does not read.
+                judge={"enabled": env.get("GROUNDED_ANSWER_JUDGE__ENABLED", "auto")},
             )
             began = time.perf_counter()
             scores, overall = evaluate_answers(bundles, settings=settings)
@@ -95,7 +102,9 @@ def main() -> int:
     parser.add_argument(
         "--models", nargs="+", default=["qwen1.5b", "qwen"], choices=["qwen1.5b", "qwen", "smol"]
     )
-    parser.add_argument("--modes", nargs="+", default=["guided"], choices=["guided", "free"])
+    parser.add_argument(
+        "--modes", nargs="+", default=["guided"], choices=["guided", "plan", "free"]
+    )
     parser.add_argument(
         "--threads", type=int, default=2, help="llama-server threads (the whole 2-core machine)"
     )

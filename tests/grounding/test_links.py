@@ -296,9 +296,7 @@ def test_tld_table_is_complete_enough() -> None:
     assert "\u0440\u0444" in TLDS and len(TLDS) > 1000
 
 
-@pytest.mark.parametrize(
-    "text", ["写真が出てきました。AIで直せますか", "ok。AIで", "evil\uff0eioで"]
-)
+@pytest.mark.parametrize("text", ["写真が出てきました。AIで直せますか", "写真。ioで"])
 def test_an_ideographic_full_stop_before_a_word_is_punctuation_not_a_host(text: str) -> None:
     # Under IDNA the last label would be "aiで" (no TLD), and no renderer links it: the
     # question's echo stays as the user wrote it.
@@ -306,7 +304,20 @@ def test_an_ideographic_full_stop_before_a_word_is_punctuation_not_a_host(text: 
     assert defang(text) == text
 
 
-@pytest.mark.parametrize("text", ["例。com", "see evil。io", "evil.com에서", "evil。io/x"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "例。com",
+        "see evil。io",
+        "evil.com에서",
+        "evil。io/x",
+        # Found by the red-team property test: a Latin label, a full stop of any width,
+        # and a TLD glued to Hangul or kana read as the host evil.io.
+        "\u200bevil\uff0eio에서",
+        "evil\uff0eioで",
+        "evil。io에서",
+    ],
+)
 def test_a_host_written_with_an_ideographic_dot_or_glued_to_hangul_is_still_caught(
     text: str,
 ) -> None:

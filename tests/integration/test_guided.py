@@ -405,7 +405,7 @@ def test_a_declined_answer_is_not_put_to_the_model(tmp_path: Path, seed_bundle: 
     assert "trained" not in answer.task.statement
     assert answer.task.statement.startswith("The user asks: Which stocks")
     assert answer.note and "do not cover" in answer.note
-    assert answer.validation.valid_first_try
+    assert answer.validation.valid_first_try and answer.validation.attempts == 0
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ import pytest
 from grounded_answer import Answer, Settings, explain, load_bundle, load_settings
 from grounded_answer.grounding.links import find_links, link_key
 from grounded_answer.planning import script_matches
+from grounded_answer.render.markdown import answer_labels
 
 from ..support.paths import BUNDLES, REPO
 
@@ -102,7 +103,12 @@ def check(answer: Answer, bundle: Path) -> None:
         assert [m.text for m in find_links(rendering) if m.key not in allowed] == []
     assert answer.task.statement.strip()
     markdown = answer.to_markdown()
-    assert all(h in markdown for h in ("## 1. Task", "## 2. Workflow", "## 3. References"))
+    # The section names are in the answer's language.
+    words = answer_labels(answer)
+    assert all(
+        f"## {n}. {h}" in markdown
+        for n, h in enumerate((words.task, words.workflow, words.references), start=1)
+    )
     if answer.answerable:
         assert answer.workflow and answer.workflow.steps and answer.references
         models = {s.id for s in sources if s.role.value == "model"}
@@ -174,9 +180,13 @@ def test_the_judge_reads_with_a_real_server(llm_settings: Settings) -> None:
     assert answer.plan is not None and answer.plan.verdict.basis == "model"
     judged = [s.judgement for s in answer.plan.sources if s.judgement is not None]
     papers = [s for s in answer.plan.sources if s.role.value != "model"]
-    assert len(judged) == len(papers)
+    # The model reads every paper the plan has not ruled out; a ruled-out paper keeps the
+    # plan's reason and is not cited.
+    assert 1 <= len(judged) <= len(papers)
+    unread = [s for s in papers if s.judgement is None]
+    assert all(s.relevance.value == "not_relevant" and s.reason for s in unread)
     assert all(j.method == "logprobs" and 0.0 <= j.score <= 1.0 for j in judged)
-    assert events[0] == "plan" and events.count("judgement") == len(papers)
+    assert events[0] == "plan" and events.count("judgement") == len(judged)
     allowed = {link_key(link) for link in answer.allowed_links}
     assert [m.text for m in find_links(answer.to_markdown()) if m.key not in allowed] == []
     assert answer.provenance.timings["judge"] > 0

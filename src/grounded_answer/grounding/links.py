@@ -435,15 +435,20 @@ def _host_span(
             length = len(label)
         else:
             head = _ASCII_HEAD.match(label)
-            # "evil.com에서": the host ends where the ASCII TLD meets other letters. Not
-            # after an ideographic full stop: in "しました。AIで" the stop ends a sentence
-            # and "AIで" is a word; no renderer links it, and under IDNA its last label
-            # would be "aiで", no TLD. "例。com" standing alone is still a host.
+            # "evil.com에서": the host ends where the ASCII TLD meets other letters. After
+            # an ideographic full stop only when a Latin label comes before it: in
+            # "しました。AIで" the stop ends a Japanese sentence and "AIで" is a word, but
+            # a reader of "evil。io에서" or "evil\uff0eioで" sees the host evil.io.
+            dot = offsets[k] - 1
             if (
                 head
                 and head.end() < len(label)
                 and head.group(0) in tlds
-                and (written is None or written(offsets[k] - 1) == ".")
+                and (
+                    written is None
+                    or written(dot) == "."
+                    or (folded[dot - 1].isascii() and folded[dot - 1].isalnum())
+                )
             ):
                 length = head.end()
         if length is None:

@@ -196,8 +196,12 @@ def write_guided(
     own_verdict = settings.answer.verdict == "model"
     if (language != "en" or not plan.verdict.answerable) and not own_verdict:
         draft = check_draft(offline_draft(context, language_note=False), grounding)
+        # The translation is the one call; a declined answer in English makes none.
         report = ValidationReport(
-            checks=CHECKS, attempts=1, policy=settings.answer.policy, valid_first_try=True
+            checks=CHECKS,
+            attempts=int(language != "en"),
+            policy=settings.answer.policy,
+            valid_first_try=True,
         )
         if language == "en":
             return draft, report
