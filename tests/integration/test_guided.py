@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from grounded_answer import Settings, explain, load_settings
+from grounded_answer import Settings, explain
 from grounded_answer.backends.base import CompletionRequest
 from grounded_answer.backends.cache import cached
 from grounded_answer.backends.openai import OpenAIBackend
@@ -26,6 +26,7 @@ from ..support.fakes import HashEmbedder
 from ..support.paths import SEED
 from ..support.translator import reply
 from .chat_server import ChatServer, answer_with, ok
+from .scripted import scripted_settings
 
 pytestmark = pytest.mark.integration
 
@@ -35,20 +36,9 @@ EVIL = "https://evil.example.com/x"
 def settings_for(
     tmp_path: Path, url: str, *, answer: dict[str, Any] | None = None, **llm: Any
 ) -> Settings:
-    return load_settings(
-        index={"cache_dir": str(tmp_path / "cache")},
-        llm={
-            "backend": "openai",
-            "base_url": url,
-            "api_key": "test",
-            "model": "test-model",
-            "timeout": 2.0,
-            "max_retries": 0,
-            "cache": False,
-            **llm,
-        },
-        answer=answer or {},
-        judge={"enabled": "off"},  # tests/integration/test_judge.py
+    # The judge is off: tests/integration/test_judge.py
+    return scripted_settings(
+        tmp_path, url, answer=answer, **{"timeout": 2.0, "restate_question": True, **llm}
     )
 
 

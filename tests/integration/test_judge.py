@@ -23,6 +23,7 @@ from grounded_answer.sources import parse_bundle
 from ..support.fakes import HashEmbedder
 from ..support.paths import BUNDLES, SEED
 from .chat_server import ChatServer, judge_with, ok
+from .scripted import scripted_settings
 
 pytestmark = pytest.mark.integration
 
@@ -39,19 +40,8 @@ KNIVES = (
 
 
 def settings_for(tmp_path: Path, url: str, **judge: Any) -> Settings:
-    return load_settings(
-        index={"cache_dir": str(tmp_path / "cache")},
-        llm={
-            "backend": "openai",
-            "base_url": url,
-            "api_key": "test",
-            "model": "test-model",
-            "timeout": 5.0,
-            "max_retries": 0,
-            "cache": judge.pop("cache", False),
-        },
-        judge=judge,
-    )
+    cache = judge.pop("cache", False)
+    return scripted_settings(tmp_path, url, judge=judge, cache=cache, restate_question=True)
 
 
 def reader(
