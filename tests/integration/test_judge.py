@@ -162,6 +162,26 @@ def test_a_question_that_only_shares_the_models_words_is_declined(tmp_path: Path
     assert "Sharpen" not in system["content"] and "image deblurring" in system["content"]
 
 
+def test_coverage_is_not_asked_when_no_model_is_described(tmp_path: Path) -> None:
+    # A recommended model with neither a known task nor a summary gives the model nothing
+    # to read but a name (the 1.5B model scored such a question 0.62 against 0.64, on a
+    # question squarely about it): the plan keeps the verdict, and the papers are read.
+    # CodeComplete-StarCoder-15B: no summary, and no task the table or the papers give it.
+    seen: list[dict[str, Any]] = []
+    behave = reader({}, coverage=0.05, seen=seen)
+    with ChatServer(default=behave) as server:
+        answer = explain(
+            bundle=BUNDLES / "d10_editor_gray_suggestion.txt",
+            settings=settings_for(tmp_path, server.url),  # the real encoder: the plan covers it
+        )
+    assert answer.plan is not None and answer.answerable
+    assert answer.plan.verdict.basis != "model" and answer.plan.verdict.score is None
+    asked = [body["messages"][-1]["content"] for body in seen if body.get("max_tokens") == 1]
+    assert asked and all("Paper:" in question for question in asked)
+    system = next(body for body in seen if body.get("max_tokens") == 1)["messages"][0]
+    assert "a task the platform did not describe" in system["content"]
+
+
 def test_the_model_cannot_make_the_plan_cover_what_it_declined(tmp_path: Path) -> None:
     # On the dev bundles every decline of the plan was right; the model may decline more,
     # never less. Its reading is recorded on the plan's verdict.

@@ -44,23 +44,31 @@ def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
     question = run.withhold(run.question, "question") or QUESTION_WITHHELD
     steps = {label: step for step in plan.skeleton() for label in (step.label, *step.alternatives)}
     models = []
+    described = False
     for planned in plan.sources:
         if planned.relevance is Relevance.RECOMMENDED:
             step = steps.get(planned.label)
-            task = (
-                (step.task if step else None)
-                or planned.evidence.name_says
-                or "a task the platform did not describe"
-            )
+            task = (step.task if step else None) or planned.evidence.name_says
             summary = run.withhold(
                 by_id[planned.source_id].summary, f"summary of {planned.source_id}"
             )
+            described = described or bool(task or summary.strip())
             # The name is offered to templates that want it; the packaged ones leave it out.
-            models.append({"task": task, "summary": shorten(summary, limit), "name": planned.title})
+            models.append(
+                {
+                    "task": task or "a task the platform did not describe",
+                    "summary": shorten(summary, limit),
+                    "name": planned.title,
+                }
+            )
     coverage = None
     readings: dict[str, Reading] = {}
     with run.timed("judge"):
-        if options.coverage:
+        # Coverage is judged from what the models do, never from their names: when no
+        # recommended model has a known task or a summary, there is nothing to read and the
+        # plan keeps the verdict (a model with only a name scored 0.62 against 0.64 on a
+        # question squarely about it).
+        if options.coverage and described:
             coverage = _ask(run, run.prompts.judge(question, models, None))
             if coverage is not None:
                 run.emit("coverage", {"score": round(coverage.score, 4), "method": coverage.method})

@@ -26,7 +26,8 @@ report the held-out ``test`` split) is:
   with fewer than three papers read, or scores that do not vary, the plan decides;
 - the model can decline what the plan found covered: when its coverage score is below
   ``judge.coverage_min`` (a question that only shares the models' words). It does not
-  make the plan cover what the plan found uncovered.
+  make the plan cover what the plan found uncovered, and it is not asked when no
+  recommended model has a known task or a summary to read.
 
 Each decision is recorded with the score, the rank and who decided (plan or model), so a
 user can see why a paper is or is not cited.
