@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from grounded_answer.writing.translate import ARROW, Line, apply_translation, translation_lines
+from grounded_answer.writing.translate import (
+    ARROW,
+    Line,
+    _check,
+    apply_translation,
+    translation_lines,
+)
 
 from ..support.drafting import Drafting, drafting
 from ..support.paths import BUNDLES
@@ -216,3 +222,23 @@ def test_a_kept_name_may_change_case(made: Drafting) -> None:
         made.baseline, "\n".join(reply), lines, made.grounding, "ko", made.plan
     )
     assert line.slot in report.translated
+
+
+@pytest.mark.parametrize(
+    ("name", "written", "kept"),
+    [
+        ("CNNs", "CNN 모델", True),
+        ("BERT-style", "estilo BERT", True),
+        ("0.25-degree", "0,25 grados", True),
+        ("3D", "3d", True),
+        ("Deblur-MSSNet-GoPro", "MSSNet-GoPro", False),  # a model's name is kept whole
+        ("MSSNet", "MSS 네트워크", False),
+        ("CNNs", "합성곱 신경망", False),
+    ],
+)
+def test_a_kept_name_may_lose_its_english_grammar_not_its_identity(
+    name: str, written: str, kept: bool
+) -> None:
+    line = Line(slot="why[1]", tag="K1", text=f"It uses {name}.", aliases=frozenset(), kept=(name,))
+    text, why = _check(line, f"이것은 {written}을 사용합니다.", "ko")
+    assert (text is not None) is kept, why
