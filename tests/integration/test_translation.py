@@ -100,6 +100,39 @@ def test_a_faithful_reply_translates_every_line(tmp_path: Path) -> None:
     assert_no_slot_has_another_slots_text(answer, english_lines(tmp_path))
 
 
+@pytest.mark.parametrize("second", ["translated", "english again"])
+def test_a_reply_wholly_in_another_language_is_asked_for_once_more(
+    tmp_path: Path, second: str
+) -> None:
+    # The 1.5B model sometimes copies every line back in English (a Korean answer on dev
+    # and one on test): asked again in the same conversation, once.
+    asked: list[list[dict[str, Any]]] = []
+
+    def translate(body: dict[str, Any]) -> str:
+        asked.append(body["messages"])
+        lines = tagged_lines(body)
+        if len(asked) == 2 and second == "translated":
+            lines = signed(lines)
+        return "\n".join(f"[{tag}] {text}" for tag, text in lines)
+
+    with ChatServer(default=answer_with(translate)) as server:
+        answer = explain(
+            bundle=BUNDLE, settings=settings_for(tmp_path, server.url), embedder=HashEmbedder()
+        )
+    assert len(asked) == 2
+    assert [m["role"] for m in asked[1]] == ["user", "assistant", "user"]
+    assert "Korean" in asked[1][-1]["content"]
+    report = answer.validation.translation
+    assert report is not None
+    assert answer.validation.attempts == 2 == answer.provenance.usage.calls
+    if second == "translated":
+        assert report.kept == [] and report.translated
+        assert_no_slot_has_another_slots_text(answer, english_lines(tmp_path))
+    else:
+        assert not report.translated and report.wrong_language
+        assert "task" in answer.validation.untranslated
+
+
 @pytest.mark.parametrize(
     "breakage", ["drop", "merge", "reorder", "renumber", "duplicate", "swap", "shift"]
 )

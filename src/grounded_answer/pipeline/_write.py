@@ -212,13 +212,15 @@ def write_guided(
     if preview is not None:
         preview.grounding = grounding
     lines = translation_lines(draft, plan, language)
-    reply = ""
-    if lines:
+
+    def translated(previous: str | None) -> str:
+        if not lines:
+            return ""
         try:
             completion = run.backend.complete(
                 CompletionRequest(
                     messages=run.prompts.translate(
-                        [line.sent for line in lines], language_name(language)
+                        [line.sent for line in lines], language_name(language), previous
                     ),
                     json_schema=None,
                     context=context,
@@ -228,13 +230,27 @@ def write_guided(
         except BackendResponseError:
             # An empty or unreadable reply (a model quirk, not a server down): every line
             # stays English and is reported as missing; the answer itself stands.
-            pass
-        else:
-            run.usage.add(completion)
-            reply = completion.text
-    draft, translation = apply_translation(draft, reply, lines, grounding, language, plan)
+            return ""
+        run.usage.add(completion)
+        return completion.text
+
+    reply = translated(None)
+    english = draft
+    draft, translation = apply_translation(english, reply, lines, grounding, language, plan)
+    calls = report.attempts
+    if translation.wrong_language:
+        # The whole reply came back in another language: asked once more, in the same
+        # conversation; whatever comes back is checked line by line as the first was.
+        calls += 1
+        draft, translation = apply_translation(
+            english, translated(reply), lines, grounding, language, plan
+        )
     return draft, report.model_copy(
-        update={"untranslated": translation.untranslated, "translation": translation}
+        update={
+            "attempts": calls,
+            "untranslated": translation.untranslated,
+            "translation": translation,
+        }
     )
 
 

@@ -36,6 +36,7 @@ OPTIONAL_TEMPLATES = (
     "guided_user.j2",
     "restate.j2",
     "translate.j2",
+    "translate_again.j2",
     "judge_system.j2",
     "judge_source.j2",
     "judge_coverage.j2",
@@ -143,15 +144,30 @@ class Prompts:
         context = PromptContext(question=question, sources=[], passages=[], weak_match=False)
         return [ChatMessage(role="user", content=self._render("restate.j2", context))]
 
-    def translate(self, lines: list[str], language: str) -> list[ChatMessage]:
-        """The one message that asks for numbered lines in another language."""
+    def translate(
+        self, lines: list[str], language: str, previous: str | None = None
+    ) -> list[ChatMessage]:
+        """The message that asks for tagged lines in another language.
+
+        With ``previous`` (a reply whose every line came back in another language), the
+        conversation goes on: that reply, then one message asking again in ``language``.
+        """
         context = PromptContext(question="", sources=[], passages=[], weak_match=False)
-        return [
+        messages = [
             ChatMessage(
                 role="user",
                 content=self._render("translate.j2", context, lines=lines, language=language),
             )
         ]
+        if previous is not None:
+            messages += [
+                ChatMessage(role="assistant", content=previous),
+                ChatMessage(
+                    role="user",
+                    content=self._render("translate_again.j2", context, language=language),
+                ),
+            ]
+        return messages
 
     def judge(
         self,

@@ -60,6 +60,8 @@ __all__ = [
 
 #: Joins a step's input and output in one line; a translator keeps it.
 ARROW = "→"
+#: Why a line written in another language (often English, copied back) stays English.
+NOT_IN_LANGUAGE = "not in the answer's language"
 # Tags are a consonant and a digit: no word in any language, no order to guess; never S,
 # so a source id in parentheses, "(S1)", is never read as a tag.
 _TAG_LETTERS = "BCDFGHJKLMNPQRTVWXZ"
@@ -131,6 +133,20 @@ class TranslationReport(BaseModel):
     def untranslated(self) -> list[str]:
         """The slots left in English."""
         return [entry.split(":", 1)[0] for entry in self.kept]
+
+    @property
+    def wrong_language(self) -> bool:
+        """Whether the model answered every line, and every line in another language.
+
+        The 1.5B model sometimes copies a whole Korean translation request back in English
+        (one answer of 35 on the non-English dev bundles, one of 3 on test): worth one
+        more ask, unlike a reply that lost names (asking again changes nothing there).
+        """
+        return (
+            not self.translated
+            and bool(self.kept)
+            and all(entry.endswith(f": {NOT_IN_LANGUAGE}") for entry in self.kept)
+        )
 
 
 def translation_lines(
@@ -388,7 +404,7 @@ def _still_there(name: str, folded: str) -> bool:
     head = re.sub(r"(?<=[A-Z])s$|-[a-z]+$", "", name)
     return any(
         variant.casefold() in folded
-        for variant in {name, head, head.replace(".", ","), head.replace(".", "．")}
+        for variant in {name, head, head.replace(".", ","), head.replace(".", "\uff0e")}
         if variant
     )
 
@@ -418,7 +434,7 @@ def _check(line: Line, text: str, language: str) -> tuple[str | None, str]:
     # Names and source ids stay in Latin letters: the script is judged on the rest.
     bare = [ALIAS_RE.sub("", _KEPT.sub("", part)) for part in parts]
     if not all(in_language(part, language) for part in bare):
-        return None, "not in the answer's language"
+        return None, NOT_IN_LANGUAGE
     return text, ""
 
 
