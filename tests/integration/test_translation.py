@@ -100,7 +100,7 @@ def test_a_faithful_reply_translates_every_line(tmp_path: Path) -> None:
     assert_no_slot_has_another_slots_text(answer, english_lines(tmp_path))
 
 
-@pytest.mark.parametrize("second", ["translated", "english again"])
+@pytest.mark.parametrize("second", ["translated", "english again", "untagged"])
 def test_a_reply_wholly_in_another_language_is_asked_for_once_more(
     tmp_path: Path, second: str
 ) -> None:
@@ -113,6 +113,8 @@ def test_a_reply_wholly_in_another_language_is_asked_for_once_more(
         lines = tagged_lines(body)
         if len(asked) == 2 and second == "translated":
             lines = signed(lines)
+        if len(asked) == 2 and second == "untagged":
+            return "\n".join(translated(text) for _, text in lines)
         return "\n".join(f"[{tag}] {text}" for tag, text in lines)
 
     with ChatServer(default=answer_with(translate)) as server:
@@ -129,7 +131,7 @@ def test_a_reply_wholly_in_another_language_is_asked_for_once_more(
         assert report.kept == [] and report.translated
         assert_no_slot_has_another_slots_text(answer, english_lines(tmp_path))
     else:
-        assert not report.translated and report.wrong_language
+        assert not report.translated and report.wrong_language  # the first reply's reasons
         assert "task" in answer.validation.untranslated
 
 

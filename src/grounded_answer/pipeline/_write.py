@@ -240,11 +240,11 @@ def write_guided(
     calls = report.attempts
     if translation.wrong_language:
         # The whole reply came back in another language: asked once more, in the same
-        # conversation; whatever comes back is checked line by line as the first was.
+        # conversation, and checked line by line as the first was; kept if it did better.
         calls += 1
-        draft, translation = apply_translation(
-            english, translated(reply), lines, grounding, language, plan
-        )
+        again = apply_translation(english, translated(reply), lines, grounding, language, plan)
+        if len(again[1].translated) > len(translation.translated):
+            draft, translation = again  # else the first reply's reasons stand
     return draft, report.model_copy(
         update={
             "attempts": calls,
