@@ -105,7 +105,7 @@ def test_a_reply_wholly_in_another_language_is_asked_for_once_more(
     tmp_path: Path, second: str
 ) -> None:
     # The 1.5B model sometimes copies every line back in English (a Korean answer on dev
-    # and one on test): asked again in the same conversation, once.
+    # and one on test): asked once more, as a translator into Korean.
     asked: list[list[dict[str, Any]]] = []
 
     def translate(body: dict[str, Any]) -> str:
@@ -122,8 +122,8 @@ def test_a_reply_wholly_in_another_language_is_asked_for_once_more(
             bundle=BUNDLE, settings=settings_for(tmp_path, server.url), embedder=HashEmbedder()
         )
     assert len(asked) == 2
-    assert [m["role"] for m in asked[1]] == ["user", "assistant", "user"]
-    assert "Korean" in asked[1][-1]["content"]
+    assert [m["role"] for m in asked[1]] == ["system", "user"]
+    assert "into Korean" in asked[1][0]["content"] and asked[1][1] == asked[0][0]
     report = answer.validation.translation
     assert report is not None
     assert answer.validation.attempts == 2 == answer.provenance.usage.calls

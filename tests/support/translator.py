@@ -16,7 +16,7 @@ WORDS = {"fr": "mot", "ko": "단어", "ja": "ことば", "de": "Wort"}
 
 def tagged_lines(body: dict[str, Any]) -> list[tuple[str, str]]:
     """The (tag, English text) lines of a translation request, in order."""
-    prompt = body["messages"][0]["content"]  # asked again, the lines are still the first
+    prompt = body["messages"][-1]["content"]
     return [(m.group(1), m.group(2)) for line in prompt.splitlines() if (m := TAGGED.match(line))]
 
 

@@ -213,14 +213,14 @@ def write_guided(
         preview.grounding = grounding
     lines = translation_lines(draft, plan, language)
 
-    def translated(previous: str | None) -> str:
+    def translated(again: bool) -> str:
         if not lines:
             return ""
         try:
             completion = run.backend.complete(
                 CompletionRequest(
                     messages=run.prompts.translate(
-                        [line.sent for line in lines], language_name(language), previous
+                        [line.sent for line in lines], language_name(language), again
                     ),
                     json_schema=None,
                     context=context,
@@ -234,17 +234,20 @@ def write_guided(
         run.usage.add(completion)
         return completion.text
 
-    reply = translated(None)
+    reply = translated(again=False)
     english = draft
     draft, translation = apply_translation(english, reply, lines, grounding, language, plan)
     calls = report.attempts
     if translation.wrong_language:
-        # The whole reply came back in another language: asked once more, in the same
-        # conversation, and checked line by line as the first was; kept if it did better.
+        # The whole reply came back in another language: asked once more, the model made
+        # a translator by a system message, checked line by line as the first; kept if
+        # it did better.
         calls += 1
-        again = apply_translation(english, translated(reply), lines, grounding, language, plan)
-        if len(again[1].translated) > len(translation.translated):
-            draft, translation = again  # else the first reply's reasons stand
+        second = apply_translation(
+            english, translated(again=True), lines, grounding, language, plan
+        )
+        if len(second[1].translated) > len(translation.translated):
+            draft, translation = second  # else the first reply's reasons stand
     return draft, report.model_copy(
         update={
             "attempts": calls,

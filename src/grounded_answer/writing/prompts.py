@@ -144,30 +144,23 @@ class Prompts:
         context = PromptContext(question=question, sources=[], passages=[], weak_match=False)
         return [ChatMessage(role="user", content=self._render("restate.j2", context))]
 
-    def translate(
-        self, lines: list[str], language: str, previous: str | None = None
-    ) -> list[ChatMessage]:
+    def translate(self, lines: list[str], language: str, again: bool = False) -> list[ChatMessage]:
         """The message that asks for tagged lines in another language.
 
-        With ``previous`` (a reply whose every line came back in another language), the
-        conversation goes on: that reply, then one message asking again in ``language``.
+        ``again``: the first reply came back wholly in another language (the 1.5B model
+        copies a Korean request back in English at times); the same request is sent under
+        a system message that makes the model a translator into ``language``, which on
+        such a request gave Korean where a follow-up message did not.
         """
         context = PromptContext(question="", sources=[], passages=[], weak_match=False)
-        messages = [
-            ChatMessage(
-                role="user",
-                content=self._render("translate.j2", context, lines=lines, language=language),
-            )
-        ]
-        if previous is not None:
-            messages += [
-                ChatMessage(role="assistant", content=previous),
-                ChatMessage(
-                    role="user",
-                    content=self._render("translate_again.j2", context, language=language),
-                ),
-            ]
-        return messages
+        request = ChatMessage(
+            role="user",
+            content=self._render("translate.j2", context, lines=lines, language=language),
+        )
+        if not again:
+            return [request]
+        system = self._render("translate_again.j2", context, language=language)
+        return [ChatMessage(role="system", content=system), request]
 
     def judge(
         self,
