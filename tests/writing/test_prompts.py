@@ -77,3 +77,18 @@ def test_template_errors_are_config_errors(tmp_path: Path) -> None:
     broken = Prompts(write(tmp_path, system_j2="{{ no_such_variable }}"))
     with pytest.raises(ConfigError, match=r"system\.j2"):
         broken.messages(context("q", "t"))
+
+
+def test_a_broken_optional_template_of_a_users_directory_fails_at_load(tmp_path: Path) -> None:
+    # Checked at once, not at the first non-English question that needs it.
+    directory = write(tmp_path)
+    (directory / "translate.j2").write_text("{% for %}")
+    with pytest.raises(ConfigError, match="template error"):
+        Prompts(directory)
+
+
+def test_the_packaged_templates_are_compiled_when_first_used() -> None:
+    # A cold stub answer renders a few of them; compiling all twelve cost 50 ms per process.
+    prompts = Prompts()
+    assert prompts.restate("Qu'est-ce que c'est ?")[0].content
+    assert set(prompts._templates) == {"restate.j2"}

@@ -112,13 +112,25 @@ class Prompts:
             autoescape=False,
             keep_trailing_newline=False,
         )
-        names = TEMPLATES + OPTIONAL_TEMPLATES
-        try:
-            self._templates = {name: env.get_template(name) for name in names}
-            self._uses = {name: _variables(env, name) for name in names}
-        except TemplateError as exc:
-            raise ConfigError(f"prompt template error in {self.directory}: {exc}") from None
+        self._env = env
+        self._templates: dict[str, Any] = {}
+        self._uses: dict[str, frozenset[str] | None] = {}
         self._static: dict[str, str] = {}
+        if directory is not None:
+            # A user's templates are all checked now, so an error names itself at startup;
+            # the packaged ones are compiled when first used (a cold stub answer renders
+            # two of twelve: 50 ms of a one-second CLI run).
+            for name in TEMPLATES + OPTIONAL_TEMPLATES:
+                self._compiled(name)
+
+    def _compiled(self, name: str) -> Any:
+        if name not in self._templates:
+            try:
+                self._uses[name] = _variables(self._env, name)
+                self._templates[name] = self._env.get_template(name)
+            except TemplateError as exc:
+                raise ConfigError(f"prompt template error in {self.directory}: {exc}") from None
+        return self._templates[name]
 
     def messages(self, context: PromptContext) -> list[ChatMessage]:
         """System and user messages for a first attempt; an answer must never repeat the first."""
@@ -197,6 +209,7 @@ class Prompts:
     def _render(self, name: str, context: PromptContext, **extra: object) -> str:
         # Rendering runs on every question: only the variables a template reads are
         # built, and a template that reads none (the default system prompt) is rendered once.
+        template = self._compiled(name)
         uses = self._uses[name]
         if uses is not None and not uses and name in self._static:
             return self._static[name]
@@ -210,7 +223,7 @@ class Prompts:
         }
         variables = {key: make() for key, make in values.items() if uses is None or key in uses}
         try:
-            text = self._templates[name].render(**variables, **extra).strip()
+            text: str = template.render(**variables, **extra).strip()
         except TemplateError as exc:
             raise ConfigError(f"prompt template {self.directory / name}: {exc}") from None
         if uses is not None and not uses:
