@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from judge import planned as plan_for
+
 from grounded_answer import load_bundle, load_settings
 from grounded_answer.backends.base import make_backend
 from grounded_answer.backends.cache import cached
@@ -30,15 +32,8 @@ from grounded_answer.embeddings import select_embedder
 from grounded_answer.evals.answers import BundleLabel
 from grounded_answer.grounding.draft import shorten
 from grounded_answer.grounding.injection import QUESTION_WITHHELD
-from grounded_answer.pipeline import (
-    plan_evidence,
-    restate_question,
-    retrieve_passages,
-    retriever_for,
-)
 from grounded_answer.pipeline._judge import _ask
-from grounded_answer.pipeline._run import Run
-from grounded_answer.planning import PlannedStep, Relevance, read_question
+from grounded_answer.planning import PlannedStep, Relevance
 from grounded_answer.sources import Bundle, parse_bundle
 from grounded_answer.writing.prompts import ChatMessage, load_prompts
 
@@ -89,26 +84,7 @@ def score(items: list[tuple[str, Bundle, bool]], settings: Any) -> list[dict[str
     prompts = load_prompts(settings.answer.prompts_dir)
     rows = []
     for name, bundle, answerable in items:
-        question = bundle.question or ""
-        run = Run(
-            question=question,
-            settings=settings,
-            sources=bundle.corpus,
-            backend=backend,
-            embedder=embedder,
-            prompts=prompts,
-        )
-        retriever = retriever_for(bundle.corpus, embedder, settings)
-        restated = None
-        if read_question(question).language != "en":
-            restated = (
-                run.clean(
-                    restate_question(backend, prompts, question, run.usage), "restated question"
-                )
-                or None
-            )
-        _, ranked = retrieve_passages(retriever, restated or question, settings)
-        plan = plan_evidence(question, retriever, ranked, settings, run.withhold, restated=restated)
+        run, plan = plan_for(bundle, settings, backend, embedder, prompts)
         by_id = {source.id: source for source in bundle.corpus.sources}
         steps = {label: s for s in plan.skeleton() for label in (s.label, *s.alternatives)}
         models, described = [], False

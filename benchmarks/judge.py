@@ -74,6 +74,35 @@ class Recorder:
         return completion
 
 
+def planned(
+    bundle: Any, settings: Any, backend: Any, embedder: Any, prompts: Any
+) -> tuple[Run, EvidencePlan]:
+    """The run state and the plan as ``explain()`` makes them, before the judge stage.
+
+    A question not in English is restated first (with ``llm.restate_question``), as the
+    pipeline does, so the judge sees the same plan it would in an answer.
+    """
+    question = bundle.question or ""
+    run = Run(
+        question=question,
+        settings=settings,
+        sources=bundle.corpus,
+        backend=backend,
+        embedder=embedder,
+        prompts=prompts,
+    )
+    retriever = retriever_for(bundle.corpus, embedder, settings)
+    restated = None
+    if read_question(question).language != "en" and settings.llm.restate_question:
+        restated = (
+            run.clean(restate_question(backend, prompts, question, run.usage), "restated question")
+            or None
+        )
+    _, ranked = retrieve_passages(retriever, restated or question, settings)
+    plan = plan_evidence(question, retriever, ranked, settings, run.withhold, restated=restated)
+    return run, plan
+
+
 def score_split(folder: Path, settings: Any) -> list[dict[str, Any]]:
     labels = {
         name: BundleLabel.model_validate(value)
@@ -85,30 +114,9 @@ def score_split(folder: Path, settings: Any) -> list[dict[str, Any]]:
     rows = []
     for name, label in sorted(labels.items()):
         bundle = load_bundle(folder / name)
-        question = bundle.question or ""
-        run = Run(
-            question=question,
-            settings=settings,
-            sources=bundle.corpus,
-            backend=backend,
-            embedder=embedder,
-            prompts=prompts,
-        )  # type: ignore[arg-type]
-        retriever = retriever_for(bundle.corpus, embedder, settings)
-        restated = None
-        if read_question(question).language != "en" and settings.llm.restate_question:
-            restated = (
-                run.clean(
-                    restate_question(backend, prompts, question, run.usage), "restated question"
-                )
-                or None
-            )  # type: ignore[arg-type]
-        _, ranked = retrieve_passages(retriever, restated or question, settings)
-        plan = plan_evidence(question, retriever, ranked, settings, run.withhold, restated=restated)
+        run, plan = planned(bundle, settings, backend, embedder, prompts)
         events: list[tuple[str, dict[str, Any]]] = []
-        run.on_event = lambda event, data, events=events: events.append(  # type: ignore[misc]
-            (event, data)
-        )
+        run.on_event = lambda event, data, events=events: events.append((event, data))
         started = len(backend.calls)
         judge_plan(run, plan)
         relevant = {link_key(link) for link in label.relevant}
