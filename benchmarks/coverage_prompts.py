@@ -30,10 +30,9 @@ from grounded_answer.backends.base import make_backend
 from grounded_answer.backends.cache import cached
 from grounded_answer.embeddings import select_embedder
 from grounded_answer.evals.answers import BundleLabel
-from grounded_answer.grounding.draft import shorten
 from grounded_answer.grounding.injection import QUESTION_WITHHELD
-from grounded_answer.pipeline._judge import _ask
-from grounded_answer.planning import PlannedStep, Relevance
+from grounded_answer.pipeline._judge import _ask, described_models
+from grounded_answer.planning import PlannedStep
 from grounded_answer.sources import Bundle, parse_bundle
 from grounded_answer.writing.prompts import ChatMessage, load_prompts
 
@@ -85,22 +84,7 @@ def score(items: list[tuple[str, Bundle, bool]], settings: Any) -> list[dict[str
     rows = []
     for name, bundle, answerable in items:
         run, plan = plan_for(bundle, settings, backend, embedder, prompts)
-        by_id = {source.id: source for source in bundle.corpus.sources}
-        steps = {label: s for s in plan.skeleton() for label in (s.label, *s.alternatives)}
-        models, described = [], False
-        for planned in plan.sources:
-            if planned.relevance is Relevance.RECOMMENDED:
-                step = steps.get(planned.label)
-                task = (step.task if step else None) or planned.evidence.name_says
-                summary = run.withhold(by_id[planned.source_id].summary, "summary")
-                described = described or bool(task or summary.strip())
-                models.append(
-                    {
-                        "task": task or "a task the platform did not describe",
-                        "summary": shorten(summary, settings.judge.summary_chars),
-                        "name": planned.title,
-                    }
-                )
+        models, described = described_models(run, plan)
         asked = run.withhold(run.question, "question") or QUESTION_WITHHELD
         base = prompts.judge(asked, models, None)
         row: dict[str, Any] = {

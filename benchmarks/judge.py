@@ -39,14 +39,14 @@ from grounded_answer.embeddings import select_embedder
 from grounded_answer.evals.answers import BundleLabel
 from grounded_answer.grounding.links import link_key
 from grounded_answer.pipeline import (
+    english_question,
     plan_evidence,
-    restate_question,
     retrieve_passages,
     retriever_for,
 )
 from grounded_answer.pipeline._judge import judge_plan
 from grounded_answer.pipeline._run import Run
-from grounded_answer.planning import EvidencePlan, Relevance, read_question
+from grounded_answer.planning import EvidencePlan, Relevance
 from grounded_answer.planning.judge import JudgeRule, Reading, apply_judgements
 from grounded_answer.writing.prompts import load_prompts
 
@@ -79,8 +79,8 @@ def planned(
 ) -> tuple[Run, EvidencePlan]:
     """The run state and the plan as ``explain()`` makes them, before the judge stage.
 
-    A question not in English is restated first (with ``llm.restate_question``), as the
-    pipeline does, so the judge sees the same plan it would in an answer.
+    A question not in English is restated first (``english_question``, as the pipeline
+    does), so the judge sees the same plan it would in an answer.
     """
     question = bundle.question or ""
     run = Run(
@@ -92,12 +92,7 @@ def planned(
         prompts=prompts,
     )
     retriever = retriever_for(bundle.corpus, embedder, settings)
-    restated = None
-    if read_question(question).language != "en" and settings.llm.restate_question:
-        restated = (
-            run.clean(restate_question(backend, prompts, question, run.usage), "restated question")
-            or None
-        )
+    restated = english_question(run)
     _, ranked = retrieve_passages(retriever, restated or question, settings)
     plan = plan_evidence(question, retriever, ranked, settings, run.withhold, restated=restated)
     return run, plan

@@ -227,6 +227,12 @@ def _session(onnxruntime: Any, model_file: Path, manifest: OnnxManifest, options
     cache that cannot be written only costs the optimisation at every load.
     """
     levels = onnxruntime.GraphOptimizationLevel
+
+    def load(path: Path) -> Any:
+        return onnxruntime.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+
     optimized = model_file.with_name(OPTIMIZED_FILE)
     stamp_file = model_file.with_name(OPTIMIZED_STAMP)
     want = {"source_sha256": manifest.onnx_sha256, "onnxruntime": onnxruntime.__version__}
@@ -238,13 +244,9 @@ def _session(onnxruntime: Any, model_file: Path, manifest: OnnxManifest, options
         saved = False
     if saved:
         options.graph_optimization_level = levels.ORT_DISABLE_ALL
-        return onnxruntime.InferenceSession(
-            str(optimized), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        return load(optimized)
     if not os.access(model_file.parent, os.W_OK):  # a read-only cache: load as before
-        return onnxruntime.InferenceSession(
-            str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        return load(model_file)
     # Extended, not all: the layout passes are tied to the machine, the saved file is not.
     part = optimized.with_name(f".{OPTIMIZED_FILE}.{os.getpid()}.{threading.get_ident()}")
     severity = options.log_severity_level
@@ -252,9 +254,7 @@ def _session(onnxruntime: Any, model_file: Path, manifest: OnnxManifest, options
     options.graph_optimization_level = levels.ORT_ENABLE_EXTENDED
     options.optimized_model_filepath = str(part)
     try:
-        session = onnxruntime.InferenceSession(
-            str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        session = load(model_file)
         os.replace(part, optimized)  # whole or not at all; another process may race us
         stat = optimized.stat()
         stamp_part = stamp_file.with_name(f".{OPTIMIZED_STAMP}.{os.getpid()}")
@@ -269,9 +269,7 @@ def _session(onnxruntime: Any, model_file: Path, manifest: OnnxManifest, options
     options.optimized_model_filepath = ""
     options.graph_optimization_level = levels.ORT_ENABLE_ALL
     options.log_severity_level = severity
-    return onnxruntime.InferenceSession(
-        str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
-    )
+    return load(model_file)
 
 
 def _check_files(manifest: OnnxManifest, model_file: Path, tokenizer_file: Path) -> None:

@@ -14,11 +14,18 @@ The CLI, the server, the batch runner and the evaluations use the public functio
 
 from ._explain import aexplain, explain
 from ._inputs import check_question, resolve_sources
-from ._retrieve import plan_evidence, restate_question, retrieve_passages, retriever_for
+from ._retrieve import (
+    english_question,
+    plan_evidence,
+    restate_question,
+    retrieve_passages,
+    retriever_for,
+)
 
 __all__ = [
     "aexplain",
     "check_question",
+    "english_question",
     "explain",
     "plan_evidence",
     "resolve_sources",

@@ -30,7 +30,6 @@ from ..grounding.draft import (
 )
 from ..grounding.injection import QUESTION_WITHHELD, quarantine
 from ..grounding.links import defang
-from ..planning import read_question
 from ..planning.enforce import hold_to_plan
 from ..sources import Bundle, Corpus, Role
 from ..writing.offline import offline_draft
@@ -39,7 +38,7 @@ from ._assemble import Sections, assemble_answer
 from ._inputs import check_question, resolve_sources
 from ._judge import judge_plan, judging
 from ._preview import Preview
-from ._retrieve import plan_evidence, restate_question, retrieve_passages, retriever_for
+from ._retrieve import english_question, plan_evidence, retrieve_passages, retriever_for
 from ._run import Run
 from ._write import CHECKS, prompt_context, write, write_guided
 
@@ -100,23 +99,7 @@ def explain(
     with run.timed("index"):
         retriever = retriever_for(sources, embedder, settings)
 
-    # The embedding model reads English: a question in a script it cannot read says
-    # nothing to it, and one in French or Spanish only a little (a French question about
-    # describing sounds scored 0.10 against an audio-captioning bundle).
-    restated = None
-    if (
-        read_question(question).language != "en"
-        and not run.backend.offline
-        and settings.llm.restate_question
-    ):
-        with run.timed("restate"):
-            restated = (
-                run.clean(
-                    restate_question(run.backend, run.prompts, question, run.usage),
-                    "restated question",
-                )
-                or None
-            )
+    restated = english_question(run)
     run.timings["embed_query"] = 0.0
     with run.timed("retrieve"):
         hits, ranked = retrieve_passages(retriever, restated or question, settings, run.timings)

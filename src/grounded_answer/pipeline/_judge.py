@@ -20,7 +20,7 @@ from ..planning.judge import JudgeRule, Reading, apply_judgements, score_reply
 from ..writing.prompts import ChatMessage, PromptContext
 from ._run import Run
 
-__all__ = ["judge_plan", "judging"]
+__all__ = ["described_models", "judge_plan", "judging"]
 
 
 def judging(run: Run) -> bool:
@@ -42,25 +42,7 @@ def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
     by_id = {source.id: source for source in run.sources.sources}
     limit = options.summary_chars
     question = run.withhold(run.question, "question") or QUESTION_WITHHELD
-    steps = {label: step for step in plan.skeleton() for label in (step.label, *step.alternatives)}
-    models = []
-    described = False
-    for planned in plan.sources:
-        if planned.relevance is Relevance.RECOMMENDED:
-            step = steps.get(planned.label)
-            task = (step.task if step else None) or planned.evidence.name_says
-            summary = run.withhold(
-                by_id[planned.source_id].summary, f"summary of {planned.source_id}"
-            )
-            described = described or bool(task or summary.strip())
-            # The name is offered to templates that want it; the packaged ones leave it out.
-            models.append(
-                {
-                    "task": task or "a task the platform did not describe",
-                    "summary": shorten(summary, limit),
-                    "name": planned.title,
-                }
-            )
+    models, described = described_models(run, plan)
     coverage = None
     readings: dict[str, Reading] = {}
     with run.timed("judge"):
@@ -107,6 +89,36 @@ def judge_plan(run: Run, plan: EvidencePlan) -> EvidencePlan:
         weight=options.weight, cite_at=options.cite_at, coverage_min=options.coverage_min
     )
     return apply_judgements(plan, readings, coverage, rule, named)
+
+
+def described_models(run: Run, plan: EvidencePlan) -> tuple[list[dict[str, str]], bool]:
+    """What each recommended model does, as the judge reads it, and whether any is described.
+
+    A model is described by its step's task (or the task its name says) and its summary,
+    never by its name alone. ``False`` when no model has either: the judge then has only
+    names to read, and coverage is not asked.
+    """
+    by_id = {source.id: source for source in run.sources.sources}
+    steps = {label: step for step in plan.skeleton() for label in (step.label, *step.alternatives)}
+    models = []
+    described = False
+    for planned in plan.sources:
+        if planned.relevance is Relevance.RECOMMENDED:
+            step = steps.get(planned.label)
+            task = (step.task if step else None) or planned.evidence.name_says
+            summary = run.withhold(
+                by_id[planned.source_id].summary, f"summary of {planned.source_id}"
+            )
+            described = described or bool(task or summary.strip())
+            # The name is offered to templates that want it; the packaged ones leave it out.
+            models.append(
+                {
+                    "task": task or "a task the platform did not describe",
+                    "summary": shorten(summary, run.settings.judge.summary_chars),
+                    "name": planned.title,
+                }
+            )
+    return models, described
 
 
 def _ask(run: Run, messages: list[ChatMessage]) -> Reading | None:

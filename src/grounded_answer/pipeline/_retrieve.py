@@ -20,8 +20,10 @@ from ..planning import EvidencePlan, make_plan, read_question
 from ..retrieval import Hit, Retriever, get_retriever
 from ..sources.corpus import Corpus, Source
 from ..writing.prompts import PromptContext, Prompts
+from ._run import Run
 
 __all__ = [
+    "english_question",
     "plan_evidence",
     "restate_question",
     "retrieve_passages",
@@ -117,6 +119,26 @@ def plan_evidence(
         titles=titles,
         restated=restated,
     )
+
+
+def english_question(run: Run) -> str | None:
+    """The run's question restated in English for retrieval, or None when it needs none.
+
+    The embedding model reads English: a question in a script it cannot read says nothing
+    to it, and one in French or Spanish only a little (a French question about describing
+    sounds scored 0.10 against an audio-captioning bundle). So a question not in English
+    is restated when a language model is configured and ``llm.restate_question`` is on;
+    the restatement is the model's text, cleaned like the question.
+    """
+    if (
+        read_question(run.question).language == "en"
+        or run.backend.offline
+        or not run.settings.llm.restate_question
+    ):
+        return None
+    with run.timed("restate"):
+        restated = restate_question(run.backend, run.prompts, run.question, run.usage)
+        return run.clean(restated, "restated question") or None
 
 
 def restate_question(backend: Backend, prompts: Prompts, question: str, usage: Usage) -> str:
